@@ -1,0 +1,153 @@
+"""One vector-Jacobian rule per differentiable primitive, kept in one table.
+
+A rule receives the builder, the forward node and the cotangent `g` of the
+node's output (a node id), and returns one cotangent per operand (or None when
+that operand gets no gradient). Rules emit ordinary IR, so the backward pass
+prints, optimises and compiles like the forward one. Broadcasting in binary
+ops is undone by `unbroadcast` (sum over the broadcast axes).
+
+Tie-breaking follows PyTorch so parity tests can be exact: `maximum`/`minimum`
+split the gradient evenly between equal operands, `max` (amax) spreads it
+evenly over all maximal elements, `where` sends it to the chosen branch only.
+"""
+from __future__ import annotations
+
+from ..ir.graph import Builder, Node
+from ..ir.primitives import norm_axes
+
+
+def unbroadcast(b: Builder, g: int, shape) -> int:
+    """Sum `g` down to `shape`, undoing numpy broadcasting."""
+    gshape = b.shape(g)
+    if tuple(gshape) == tuple(shape):
+        return g
+    lead = len(gshape) - len(shape)
+    axes = list(range(lead))
+    axes += [lead + i for i, d in enumerate(shape) if d == 1 and gshape[lead + i] != 1]
+    if axes:
+        g = b.sum(g, axes=tuple(axes), keepdims=True)
+    return b.reshape(g, shape=tuple(shape)) if tuple(b.shape(g)) != tuple(shape) else g
+
+
+def _zero(b: Builder, like: int) -> int:
+    return b.scalar(0.0, b.dtype(like))
+
+
+def _scalar(b: Builder, v: float, like: int) -> int:
+    return b.scalar(v, b.dtype(like))
+
+
+def _keepdims(b: Builder, g: int, n: Node, src) -> int:
+    """Reshape the cotangent of a reduction so it broadcasts against the reduced operand."""
+    axes = norm_axes(n.attr["axes"], len(src.shape))
+    if n.attr.get("keepdims"):
+        return g
+    kept = tuple(1 if i in axes else d for i, d in enumerate(src.shape))
+    return b.reshape(g, shape=kept)
+
+
+def _matmul(b: Builder, n: Node, g: int, x, y):
+    def t(v):  # swap the last two axes
+        r = len(b.shape(v))
+        return b.transpose(v, perm=tuple(range(r - 2)) + (r - 1, r - 2))
+    gx = unbroadcast(b, b.matmul(g, t(y.id)), x.shape)
+    gy = unbroadcast(b, b.matmul(t(x.id), g), y.shape)
+    return gx, gy
+
+
+def _minmax(b: Builder, n: Node, g: int, x, y, win: str):
+    # torch: the winner takes g, the loser 0, a tie gives g/2 to each
+    half = b.mul(g, _scalar(b, 0.5, g))
+    tie = b.eq(x.id, y.id)
+    x_wins = b.emit(win, (x.id, y.id))
+    gx = b.where(tie, half, b.where(x_wins, g, _zero(b, g)))
+    gy = b.where(tie, half, b.where(x_wins, _zero(b, g), g))
+    return unbroadcast(b, gx, x.shape), unbroadcast(b, gy, y.shape)
+
+
+def _max_reduce(b: Builder, n: Node, g: int, x):
+    out = _keepdims(b, n.id, n, x)
+    mask = b.cast(b.eq(x.id, out), dtype=x.dtype)
+    count = b.sum(mask, axes=n.attr["axes"], keepdims=True)
+    share = b.div(_keepdims(b, g, n, x), count)
+    return (b.mul(mask, share),)
+
+
+def _slice(b: Builder, n: Node, g: int, x):
+    lo, hi, interior = [], [], []
+    for dim, start, stop, step, length in zip(x.shape, n.attr["start"], n.attr["stop"], n.attr["step"], n.shape):
+        if not isinstance(dim, int):  # only whole symbolic axes can be sliced (see the slice type rule)
+            lo.append(0), hi.append(0), interior.append(0)
+            continue
+        last = start + (length - 1) * step if length else start - 1
+        lo.append(start), interior.append(step - 1), hi.append(dim - last - 1)
+    return (b.pad(g, lo=tuple(lo), hi=tuple(hi), interior=tuple(interior)),)
+
+
+def _pad(b: Builder, n: Node, g: int, x):
+    starts, stops, steps = [], [], []
+    for dim, lo, k in zip(x.shape, n.attr["lo"], n.attr["interior"]):
+        starts.append(lo)
+        stops.append(None if not isinstance(dim, int) else lo + dim + max(dim - 1, 0) * k)
+        steps.append(k + 1)
+    return (b.slice(g, start=tuple(starts), stop=tuple(stops), step=tuple(steps)),)
+
+
+def _concat(b: Builder, n: Node, g: int, *xs):
+    axis = norm_axes([n.attr["axis"]], len(n.shape))[0]
+    out, offset = [], 0
+    for x in xs:
+        size = x.shape[axis]
+        if not isinstance(size, int) or not isinstance(offset, int):
+            raise NotImplementedError("gradient of concat along a symbolic axis")
+        start = [0] * len(n.shape)
+        stop = [None] * len(n.shape)
+        start[axis], stop[axis] = offset, offset + size
+        out.append(b.slice(g, start=tuple(start), stop=tuple(stop), step=(1,) * len(n.shape)))
+        offset += size
+    return tuple(out)
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+# op -> rule(builder, node, g, *operand_nodes) -> tuple of cotangents (or None), one per operand
+VJP = {
+    "add": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, g, y.shape)),
+    "sub": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, b.neg(g), y.shape)),
+    "mul": lambda b, n, g, x, y: (unbroadcast(b, b.mul(g, y.id), x.shape), unbroadcast(b, b.mul(g, x.id), y.shape)),
+    "div": lambda b, n, g, x, y: (unbroadcast(b, b.div(g, y.id), x.shape),
+                                  unbroadcast(b, b.neg(b.div(b.mul(g, n.id), y.id)), y.shape)),
+    "pow": lambda b, n, g, x, y: (
+        unbroadcast(b, b.mul(g, b.mul(y.id, b.pow(x.id, b.sub(y.id, _scalar(b, 1.0, g))))), x.shape),
+        unbroadcast(b, b.mul(g, b.mul(n.id, b.log(x.id))), y.shape)),
+    "maximum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "gt"),
+    "minimum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "lt"),
+    "where": lambda b, n, g, c, x, y: (None,
+                                      unbroadcast(b, b.where(c.id, g, _zero(b, g)), x.shape),
+                                      unbroadcast(b, b.where(c.id, _zero(b, g), g), y.shape)),
+    "neg": lambda b, n, g, x: (b.neg(g),),
+    "exp": lambda b, n, g, x: (b.mul(g, n.id),),
+    "log": lambda b, n, g, x: (b.div(g, x.id),),
+    "log1p": lambda b, n, g, x: (b.div(g, b.add(x.id, _scalar(b, 1.0, g))),),
+    "sqrt": lambda b, n, g, x: (b.div(b.mul(g, _scalar(b, 0.5, g)), n.id),),
+    "tanh": lambda b, n, g, x: (b.mul(g, b.sub(_scalar(b, 1.0, g), b.mul(n.id, n.id))),),
+    "sigmoid": lambda b, n, g, x: (b.mul(g, b.mul(n.id, b.sub(_scalar(b, 1.0, g), n.id))),),
+    "abs": lambda b, n, g, x: (b.mul(g, b.sign(x.id)),),
+    "sign": lambda b, n, g, x: (None,),
+    "stop_gradient": lambda b, n, g, x: (None,),
+    "cast": lambda b, n, g, x: (b.cast(g, dtype=x.dtype) if x.dtype in ("f32", "f64") else None,),
+    "sum": lambda b, n, g, x: (b.broadcast_to(_keepdims(b, g, n, x), shape=x.shape),),
+    "max": lambda b, n, g, x: _max_reduce(b, n, g, x),
+    "matmul": _matmul,
+    "reshape": lambda b, n, g, x: (b.reshape(g, shape=x.shape),),
+    "transpose": lambda b, n, g, x: (b.transpose(g, perm=_inverse(n.attr["perm"])),),
+    "broadcast_to": lambda b, n, g, x: (unbroadcast(b, g, x.shape),),
+    "slice": _slice,
+    "pad": _pad,
+    "concat": _concat,
+}

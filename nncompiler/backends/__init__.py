@@ -1,0 +1,1 @@
+"""Backends: each lowers optimised IR graphs to runnable code."""

@@ -1,0 +1,215 @@
+"""numpy backend: turn an IR graph into straight-line Python source calling numpy.
+
+Codegen is one table from primitive to an expression template. The generated
+function takes the graph's arguments, binds the symbolic dimensions it needs
+from their shapes, and computes each node on its own line, commented with the
+IR op and the .nn position it came from:
+
+    t3 = a_x @ a_h_kernel  # %3 matmul  iris.nn:5:11
+
+It is the project's reference backend ("the living definition" of each
+primitive): constant folding evaluates through it too. Float32 stays float32:
+scalars are emitted as `np.float32(...)` and reductions name their dtype.
+"""
+from __future__ import annotations
+
+import linecache
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ...ir.graph import Graph, Node
+from ...ir.primitives import norm_axes
+from ...ir.shapes import NUMPY_DTYPE, symbols
+
+# Helpers the generated module may call; kept tiny and numerically careful.
+PRELUDE = '''\
+import numpy as np
+
+def _sigmoid(x):
+    # stable for large |x|: never exponentiates a positive number
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+def _pad(x, lo, hi, interior):
+    shape = tuple(l + h + n + max(n - 1, 0) * k for n, l, h, k in zip(x.shape, lo, hi, interior))
+    out = np.zeros(shape, dtype=x.dtype)
+    out[tuple(slice(l, l + n + max(n - 1, 0) * k, k + 1) for n, l, k in zip(x.shape, lo, interior))] = x
+    return out
+
+def _iota(shape, axis, dtype):
+    r = np.arange(shape[axis], dtype=dtype).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+    return np.broadcast_to(r, shape)
+
+def _uniform(seed, low, high, shape, dtype):
+    return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
+
+def _normal(seed, mean, stddev, shape, dtype):
+    return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
+'''
+
+
+def _axes(n: Node, g: Graph) -> tuple[int, ...]:
+    return norm_axes(n.attr["axes"], g[n.inputs[0]].type.rank)
+
+
+def _slice_expr(n: Node, x: str) -> str:
+    a = n.attr
+    parts = []
+    for start, stop, step in zip(a["start"], a["stop"], a["step"]):
+        s = f"{start or ''}:{'' if stop is None else stop}"
+        parts.append(s + (f":{step}" if step != 1 else ""))
+    return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
+
+
+def _dt(n: Node) -> str:
+    return f"np.{NUMPY_DTYPE[n.dtype]}"
+
+
+# primitive -> function(node, operand expressions, ctx) -> expression string
+OPS: dict[str, Callable] = {
+    "neg": lambda n, a, c: f"-{a[0]}",
+    "exp": lambda n, a, c: f"np.exp({a[0]})",
+    "log": lambda n, a, c: f"np.log({a[0]})",
+    "log1p": lambda n, a, c: f"np.log1p({a[0]})",
+    "sqrt": lambda n, a, c: f"np.sqrt({a[0]})",
+    "tanh": lambda n, a, c: f"np.tanh({a[0]})",
+    "sigmoid": lambda n, a, c: f"_sigmoid({a[0]})",
+    "abs": lambda n, a, c: f"np.abs({a[0]})",
+    "sign": lambda n, a, c: f"np.sign({a[0]})",
+    "stop_gradient": lambda n, a, c: a[0],
+    "add": lambda n, a, c: f"{a[0]} + {a[1]}",
+    "sub": lambda n, a, c: f"{a[0]} - {a[1]}",
+    "mul": lambda n, a, c: f"{a[0]} * {a[1]}",
+    "div": lambda n, a, c: f"{a[0]} / {a[1]}",
+    "pow": lambda n, a, c: f"np.power({a[0]}, {a[1]})",
+    "maximum": lambda n, a, c: f"np.maximum({a[0]}, {a[1]})",
+    "minimum": lambda n, a, c: f"np.minimum({a[0]}, {a[1]})",
+    "lt": lambda n, a, c: f"np.less({a[0]}, {a[1]})",
+    "le": lambda n, a, c: f"np.less_equal({a[0]}, {a[1]})",
+    "gt": lambda n, a, c: f"np.greater({a[0]}, {a[1]})",
+    "ge": lambda n, a, c: f"np.greater_equal({a[0]}, {a[1]})",
+    "eq": lambda n, a, c: f"np.equal({a[0]}, {a[1]})",
+    "ne": lambda n, a, c: f"np.not_equal({a[0]}, {a[1]})",
+    "where": lambda n, a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
+    "cast": lambda n, a, c: f"np.asarray({a[0]}).astype({_dt(n)})",
+    "sum": lambda n, a, c: f"np.sum({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}, dtype={_dt(n)})",
+    "max": lambda n, a, c: f"np.max({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
+    "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
+                               f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
+    "size": lambda n, a, c: f"{_dt(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
+    "matmul": lambda n, a, c: f"np.matmul({a[0]}, {a[1]})",
+    "reshape": lambda n, a, c: f"np.reshape({a[0]}, {c.shape(n.attr['shape'])})",
+    "transpose": lambda n, a, c: f"np.transpose({a[0]}, {tuple(n.attr['perm'])})",
+    "broadcast_to": lambda n, a, c: f"np.broadcast_to({a[0]}, {c.shape(n.attr['shape'])})",
+    "slice": lambda n, a, c: _slice_expr(n, a[0]),
+    "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
+    "concat": lambda n, a, c: f"np.concatenate([{', '.join(a)}], axis={n.attr['axis']})",
+    "const": lambda n, a, c: c.constant(n),
+    "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {_dt(n)})",
+    "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
+                                       f"{c.shape(n.shape)}, {_dt(n)})"),
+    "random_normal": lambda n, a, c: (f"_normal({n.attr['seed']}, {n.attr['mean']!r}, {n.attr['stddev']!r}, "
+                                      f"{c.shape(n.shape)}, {_dt(n)})"),
+}
+
+
+def py_name(arg_name: str) -> str:
+    """An argument's name in generated code: `h.kernel` -> `a_h_kernel`."""
+    return "a_" + re.sub(r"\W", "_", arg_name)
+
+
+class _Context:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.constants: list[str] = []
+
+    def shape(self, dims) -> str:
+        out = []
+        for d in dims:
+            out.append(str(d) if isinstance(d, int) else re.sub(r"[A-Za-z_]\w*", lambda m: "s_" + m.group(), d))
+        return "(" + ", ".join(out) + ("," if len(out) == 1 else "") + ")"
+
+    def constant(self, n: Node) -> str:
+        value = n.attr["value"]
+        if not n.shape:
+            return f"{_dt(n)}({value!r})"
+        name = f"c{n.id}"
+        self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={_dt(n)})")
+        return name
+
+
+def _pylist(v):
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_pylist(x) for x in v) + "]"
+    return repr(v)
+
+
+def generate(graph: Graph, fn_name: str | None = None) -> str:
+    """Python source of a module defining `fn_name(args...) -> dict of outputs`."""
+    ctx = _Context(graph)
+    fn_name = fn_name or re.sub(r"\W", "_", graph.name)
+    names: dict[int, str] = {}
+    params = []
+    body = []
+    bound: set[str] = set()
+    for node in graph.nodes:
+        if node.op == "arg":
+            names[node.id] = py_name(node.attr["name"])
+            params.append(names[node.id])
+            for axis, d in enumerate(node.shape):
+                if isinstance(d, str) and re.fullmatch(r"[A-Za-z_]\w*", d) and d not in bound:
+                    bound.add(d)
+                    body.append(f"    s_{d} = {names[node.id]}.shape[{axis}]")
+    needed = {s for n in graph.nodes for s in symbols(n.shape)}
+    missing = needed - bound
+    if missing:
+        raise ValueError(f"{graph.name}: dimension(s) {sorted(missing)} are not bound by any argument")
+    for node in graph.nodes:
+        if node.op == "arg":
+            continue
+        expr = OPS[node.op](node, [names[i] for i in node.inputs], ctx)
+        var = f"t{node.id}"
+        names[node.id] = var
+        where = f"  {node.loc}" if node.loc else ""
+        body.append(f"    {var} = {expr}  # %{node.id} {node.op}{where}")
+    outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
+    body.append(f"    return {{{outs}}}")
+    header = [PRELUDE, *ctx.constants, "", f"def {fn_name}({', '.join(params)}):"]
+    return "\n".join(header + body) + "\n"
+
+
+@dataclass
+class CompiledGraph:
+    """A graph compiled to a Python function; call with a dict of argument name -> array."""
+
+    graph: Graph
+    source: str
+    fn: Callable
+    arg_names: tuple[str, ...]
+
+    def __call__(self, args: dict) -> dict:
+        try:
+            values = [args[name] for name in self.arg_names]
+        except KeyError as e:
+            raise KeyError(f"{self.graph.name}: missing argument {e.args[0]!r}") from None
+        return self.fn(*values)
+
+
+def compile_graph(graph: Graph, fn_name: str | None = None) -> CompiledGraph:
+    fn_name = fn_name or re.sub(r"\W", "_", graph.name)
+    source = generate(graph, fn_name)
+    filename = f"<nnc-numpy:{graph.name}:{abs(hash(source)):x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    arg_names = tuple(n.attr["name"] for n in graph.args)
+    return CompiledGraph(graph, source, namespace[fn_name], arg_names)
+
+
+def evaluate(graph: Graph, args: dict | None = None) -> dict:
+    """Run a graph once (used by constant folding and by tests)."""
+    out = compile_graph(graph)(args or {})
+    return {k: np.asarray(v) for k, v in out.items()}

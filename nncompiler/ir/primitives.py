@@ -1,0 +1,279 @@
+"""The primitive table: every op the IR knows, with its type rule.
+
+This table is the only contract between the front end and the backends.
+Layers, activations, losses and optimizers are compositions of these; a
+backend implements these and nothing else. A new primitive is one row here,
+one VJP rule in autodiff/vjp.py and one template per backend.
+
+Kinds group ops the way fusion and codegen think about them:
+  source    no tensor inputs (arguments, constants, iota, random)
+  unary     elementwise, one input, same type out
+  binary    elementwise with numpy broadcasting, same dtype in, same dtype out
+  compare   elementwise with broadcasting, bool out
+  select    where(cond, a, b)
+  reduce    over `axes`, optional `keepdims`
+  movement  reshape / transpose / broadcast_to / slice / pad / concat
+  matmul    batched matrix product
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ShapeError
+from .shapes import (FLOAT_DTYPES, Dim, TensorType, broadcast_shapes, canon_dim, dim_add,
+                     fmt_shape, numel)
+
+
+@dataclass(frozen=True)
+class Primitive:
+    name: str
+    kind: str
+    arity: int | None            # None: variadic
+    attrs: tuple[str, ...]       # attribute names, in printing order
+    infer: Callable[[list[TensorType], dict], TensorType]
+    differentiable: bool = True
+
+
+def _norm_axes(axes, rank: int) -> tuple[int, ...]:
+    out = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise ShapeError(f"axis {a} is out of range for a tensor of rank {rank}")
+        out.append(a % rank)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {list(axes)}")
+    return tuple(sorted(out))
+
+
+def norm_axes(axes, rank: int) -> tuple[int, ...]:
+    """Axes attribute -> sorted non-negative tuple (None means all axes)."""
+    if axes is None:
+        return tuple(range(rank))
+    if isinstance(axes, int):
+        axes = (axes,)
+    return _norm_axes(tuple(axes), rank)
+
+
+# ---- type rules -------------------------------------------------------------
+
+def _source(ts, attrs):
+    return TensorType(attrs["dtype"], tuple(attrs["shape"]))
+
+
+def _unary_float(ts, attrs):
+    (t,) = ts
+    if t.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"expects a float tensor, got {t.dtype}")
+    return t
+
+
+def _unary_any(ts, attrs):
+    return ts[0]
+
+
+def _binary(ts, attrs):
+    a, b = ts
+    if a.dtype != b.dtype:
+        raise ShapeError(f"dtype mismatch: {a.dtype} and {b.dtype}")
+    return TensorType(a.dtype, broadcast_shapes(a.shape, b.shape))
+
+
+def _binary_float(ts, attrs):
+    out = _binary(ts, attrs)
+    if out.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"expects float tensors, got {out.dtype}")
+    return out
+
+
+def _compare(ts, attrs):
+    return TensorType("bool", _binary(ts, attrs).shape)
+
+
+def _where(ts, attrs):
+    c, a, b = ts
+    if c.dtype != "bool":
+        raise ShapeError(f"condition must be bool, got {c.dtype}")
+    if a.dtype != b.dtype:
+        raise ShapeError(f"dtype mismatch: {a.dtype} and {b.dtype}")
+    return TensorType(a.dtype, broadcast_shapes(c.shape, broadcast_shapes(a.shape, b.shape)))
+
+
+def _cast(ts, attrs):
+    return TensorType(attrs["dtype"], ts[0].shape)
+
+
+def _reduced_shape(t: TensorType, attrs):
+    axes = norm_axes(attrs["axes"], t.rank)
+    if attrs.get("keepdims"):
+        return tuple(1 if i in axes else d for i, d in enumerate(t.shape))
+    return tuple(d for i, d in enumerate(t.shape) if i not in axes)
+
+
+def _reduce(ts, attrs):
+    t = ts[0]
+    return TensorType(t.dtype, _reduced_shape(t, attrs))
+
+
+def _argmax(ts, attrs):
+    t = ts[0]
+    return TensorType("i32", _reduced_shape(t, {"axes": [attrs["axis"]], "keepdims": attrs.get("keepdims")}))
+
+
+def _size(ts, attrs):
+    norm_axes(attrs["axes"], ts[0].rank)  # validates
+    return TensorType(attrs["dtype"], ())
+
+
+def _matmul(ts, attrs):
+    a, b = ts
+    if a.dtype != b.dtype:
+        raise ShapeError(f"matmul dtype mismatch: {a.dtype} and {b.dtype}")
+    if a.rank < 2 or b.rank < 2:
+        raise ShapeError("matmul operands must have rank >= 2")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul inner dimensions differ: {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}")
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return TensorType(a.dtype, batch + (a.shape[-2], b.shape[-1]))
+
+
+def _reshape(ts, attrs):
+    t = ts[0]
+    shape = tuple(canon_dim(d) for d in attrs["shape"])
+    if numel(shape) != numel(t.shape):
+        raise ShapeError(f"cannot reshape {fmt_shape(t.shape)} ({numel(t.shape)} elements) "
+                         f"to {fmt_shape(shape)} ({numel(shape)} elements)")
+    return TensorType(t.dtype, shape)
+
+
+def _transpose(ts, attrs):
+    t = ts[0]
+    perm = tuple(attrs["perm"])
+    if sorted(perm) != list(range(t.rank)):
+        raise ShapeError(f"bad permutation {list(perm)} for rank {t.rank}")
+    return TensorType(t.dtype, tuple(t.shape[p] for p in perm))
+
+
+def _broadcast_to(ts, attrs):
+    t = ts[0]
+    shape = tuple(canon_dim(d) for d in attrs["shape"])
+    if broadcast_shapes(t.shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast {fmt_shape(t.shape)} to {fmt_shape(shape)}")
+    return TensorType(t.dtype, shape)
+
+
+def slice_len(n: Dim, start: int, stop: int | None, step: int) -> Dim:
+    """Length of range(start, stop, step) over a dim of size n (start, stop already non-negative or None)."""
+    if isinstance(n, int):
+        return len(range(*slice(start, stop, step).indices(n)))
+    if stop is None and start == 0 and step == 1:
+        return n
+    if stop is None:
+        raise ShapeError(f"cannot slice symbolic dimension {n} from {start}")
+    return len(range(start, stop, step))
+
+
+def _slice(ts, attrs):
+    t = ts[0]
+    starts, stops, steps = attrs["start"], attrs["stop"], attrs["step"]
+    if not len(starts) == len(stops) == len(steps) == t.rank:
+        raise ShapeError("slice needs start, stop and step for every axis")
+    dims = []
+    for n, a, b, s in zip(t.shape, starts, stops, steps):
+        if s <= 0:
+            raise ShapeError("slice steps must be positive in the IR")
+        dims.append(slice_len(n, a, b, s))
+    return TensorType(t.dtype, tuple(dims))
+
+
+def _pad(ts, attrs):
+    t = ts[0]
+    lo, hi, interior = attrs["lo"], attrs["hi"], attrs["interior"]
+    dims = []
+    for n, a, b, k in zip(t.shape, lo, hi, interior):
+        if isinstance(n, int):
+            dims.append(a + b + n + max(n - 1, 0) * k)
+        elif a == b == k == 0:
+            dims.append(n)
+        else:
+            raise ShapeError(f"cannot pad symbolic dimension {n}")
+    return TensorType(t.dtype, tuple(dims))
+
+
+def _concat(ts, attrs):
+    if not ts:
+        raise ShapeError("concat needs at least one tensor")
+    first = ts[0]
+    axis = norm_axes([attrs["axis"]], first.rank)[0]
+    total: Dim = 0
+    for t in ts:
+        if t.dtype != first.dtype or t.rank != first.rank:
+            raise ShapeError(f"concat operands differ: {first} and {t}")
+        for i, (x, y) in enumerate(zip(first.shape, t.shape)):
+            if i != axis and x != y:
+                raise ShapeError(f"concat operands differ off axis {axis}: {first} and {t}")
+        d = t.shape[axis]
+        total = dim_add(total, d)
+    return TensorType(first.dtype, first.shape[:axis] + (total,) + first.shape[axis + 1:])
+
+
+# ---- the table ----------------------------------------------------------------
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def _def(name, kind, arity, infer, attrs=(), differentiable=True):
+    PRIMITIVES[name] = Primitive(name, kind, arity, tuple(attrs), infer, differentiable)
+
+
+# sources
+_def("arg", "source", 0, _source, ("name", "role", "dtype", "shape"))
+_def("const", "source", 0, _source, ("value", "dtype", "shape"))
+_def("iota", "source", 0, _source, ("axis", "dtype", "shape"), differentiable=False)
+_def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False)
+_def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False)
+# elementwise
+for _n in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid"):
+    _def(_n, "unary", 1, _unary_float)
+for _n in ("neg", "abs"):
+    _def(_n, "unary", 1, _unary_any)
+_def("sign", "unary", 1, _unary_any)
+_def("stop_gradient", "unary", 1, _unary_any)
+for _n in ("add", "sub", "mul", "maximum", "minimum"):
+    _def(_n, "binary", 2, _binary)
+for _n in ("div", "pow"):
+    _def(_n, "binary", 2, _binary_float)
+for _n in ("lt", "le", "gt", "ge", "eq", "ne"):
+    _def(_n, "compare", 2, _compare, differentiable=False)
+_def("where", "select", 3, _where)
+_def("cast", "unary", 1, _cast, ("dtype",))
+# reductions
+_def("sum", "reduce", 1, _reduce, ("axes", "keepdims"))
+_def("max", "reduce", 1, _reduce, ("axes", "keepdims"))
+_def("argmax", "reduce", 1, _argmax, ("axis", "keepdims"), differentiable=False)
+_def("size", "reduce", 1, _size, ("axes", "dtype"), differentiable=False)
+# linear algebra and movement
+_def("matmul", "matmul", 2, _matmul)
+_def("reshape", "movement", 1, _reshape, ("shape",))
+_def("transpose", "movement", 1, _transpose, ("perm",))
+_def("broadcast_to", "movement", 1, _broadcast_to, ("shape",))
+_def("slice", "movement", 1, _slice, ("start", "stop", "step"))
+_def("pad", "movement", 1, _pad, ("lo", "hi", "interior"))
+_def("concat", "movement", None, _concat, ("axis",))
+
+ELEMENTWISE_KINDS = ("unary", "binary", "compare", "select")
+
+
+def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:
+    prim = PRIMITIVES.get(op)
+    if prim is None:
+        raise ShapeError(f"unknown primitive '{op}'")
+    if prim.arity is not None and len(in_types) != prim.arity:
+        raise ShapeError(f"{op} takes {prim.arity} operands, got {len(in_types)}")
+    missing = [a for a in prim.attrs if a not in attrs and a not in ("keepdims",)]
+    if missing:
+        raise ShapeError(f"{op} is missing attribute(s) {', '.join(missing)}")
+    unknown = [a for a in attrs if a not in prim.attrs]
+    if unknown:
+        raise ShapeError(f"{op} has unknown attribute(s) {', '.join(unknown)}")
+    return prim.infer(in_types, attrs)

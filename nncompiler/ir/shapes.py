@@ -1,0 +1,145 @@
+"""Tensor types with symbolic dimensions.
+
+A dimension is an `int` or a symbolic product written as a string: "B", "4*B",
+"B*T". Products stay exact (a monomial: an integer coefficient times symbols),
+so reshaping [B, 2, 2] to [B, 4] or flattening [B, 8, 8] to [64*B] is checked
+statically even with an unknown batch size.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import ShapeError
+
+Dim = int | str
+
+DTYPES = ("f32", "f64", "i32", "i64", "bool")
+FLOAT_DTYPES = ("f32", "f64")
+NUMPY_DTYPE = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool"}
+
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def _monomial(d: Dim) -> tuple[int, tuple[str, ...]]:
+    if isinstance(d, int):
+        return d, ()
+    coef, syms = 1, []
+    for part in d.split("*"):
+        part = part.strip()
+        if part.isdigit():
+            coef *= int(part)
+        elif _SYMBOL.fullmatch(part):
+            syms.append(part)
+        else:
+            raise ShapeError(f"bad dimension '{d}'")
+    return coef, tuple(sorted(syms))
+
+
+def _make(coef: int, syms: tuple[str, ...]) -> Dim:
+    if not syms or coef == 0:
+        return coef
+    body = "*".join(sorted(syms))
+    return body if coef == 1 else f"{coef}*{body}"
+
+
+def canon_dim(d: Dim) -> Dim:
+    return _make(*_monomial(d))
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    ca, sa = _monomial(a)
+    cb, sb = _monomial(b)
+    return _make(ca * cb, sa + sb)
+
+
+def dim_add(a: Dim, b: Dim) -> Dim:
+    """a + b; symbolic only when both are multiples of the same symbols (B + 2*B = 3*B)."""
+    ca, sa = _monomial(a)
+    cb, sb = _monomial(b)
+    if ca == 0:
+        return _make(cb, sb)
+    if cb == 0:
+        return _make(ca, sa)
+    if sa != sb:
+        raise ShapeError(f"cannot add dimensions {a} and {b}")
+    return _make(ca + cb, sa)
+
+
+def dim_div(a: Dim, b: Dim) -> Dim | None:
+    """a / b when it is exact, else None."""
+    ca, sa = _monomial(a)
+    cb, sb = _monomial(b)
+    if cb == 0 or ca % cb:
+        return None
+    rest = list(sa)
+    for s in sb:
+        if s not in rest:
+            return None
+        rest.remove(s)
+    return _make(ca // cb, tuple(rest))
+
+
+def numel(shape) -> Dim:
+    n: Dim = 1
+    for d in shape:
+        n = dim_mul(n, d)
+    return n
+
+
+def is_static(shape) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+def symbols(shape) -> list[str]:
+    out: list[str] = []
+    for d in shape:
+        for s in _monomial(d)[1]:
+            if s not in out:
+                out.append(s)
+    return out
+
+
+def broadcast_shapes(a, b) -> tuple[Dim, ...]:
+    """numpy's rule: align on the right, equal dims or one of them 1."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da == db or db == 1:
+            out.append(da)
+        elif da == 1:
+            out.append(db)
+        else:
+            raise ShapeError(f"shapes {fmt_shape(a)} and {fmt_shape(b)} cannot be broadcast together")
+    return tuple(reversed(out))
+
+
+def fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: str
+    shape: tuple[Dim, ...]
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ShapeError(f"unknown dtype '{self.dtype}'")
+        object.__setattr__(self, "shape", tuple(canon_dim(d) for d in self.shape))
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+
+def parse_type(text: str) -> TensorType:
+    m = re.fullmatch(r"\s*(\w+)\[(.*)\]\s*", text)
+    if not m:
+        raise ShapeError(f"bad type '{text}'")
+    dims = [p.strip() for p in m.group(2).split(",") if p.strip()]
+    return TensorType(m.group(1), tuple(int(d) if d.lstrip("-").isdigit() else d for d in dims))

@@ -1,0 +1,126 @@
+"""What library functions (layers, activations, losses, optimizers) build with.
+
+Every library function is a small Python function that emits IR primitives
+through `ctx.b` (a `Builder`). Its signature is its contract with the
+language: the front end reads the parameter annotations to check and convert
+the arguments a `.nn` call passes (arity, keyword names, kinds), so adding a
+layer means writing one function and one registry entry.
+
+Annotation kinds understood by the front end:
+  Tensor       a tensor expression, passed as a `Value`
+  int, float, bool, str        a literal (str also accepts a bare name: padding=same)
+  Shape        a list of ints, e.g. [2, 2]
+  Activation   an activation name (activation=relu), passed as its name
+  Initializer  an initialiser name or call (glorot_uniform, normal(stddev=0.1))
+  Regularizer  a regulariser call (l2(0.01)) or name (l2), or None
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import Loc
+from ..ir.graph import Builder
+from ..ir.shapes import TensorType
+
+
+@dataclass(frozen=True)
+class Value:
+    """A tensor during lowering: its node id, plus how it was produced.
+
+    `activation`/`logits` remember that this value is `activation(logits)`, so a
+    crossentropy can be computed from the logits (log-softmax, log-sigmoid),
+    as Keras does with `from_logits`, instead of from clipped probabilities.
+    """
+
+    id: int
+    activation: str | None = None
+    logits: int | None = None
+
+
+class Tensor:
+    """Annotation: a tensor argument."""
+
+
+class Shape:
+    """Annotation: a list of ints."""
+
+
+class Activation:
+    """Annotation: an activation function name."""
+
+
+class Initializer:
+    """Annotation: an initialiser spec."""
+
+
+class Regularizer:
+    """Annotation: a regulariser spec."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A named library function with keyword arguments, e.g. l2(0.01) or normal(stddev=0.1)."""
+
+    name: str
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def kw(self) -> dict:
+        return dict(self.kwargs)
+
+
+@dataclass
+class ParamDecl:
+    """A trainable parameter a layer (or a `param` statement) declared."""
+
+    name: str
+    type: TensorType
+    init: Spec | float | tuple     # an initialiser spec, or a literal value
+    loc: Loc | None
+    seed: int
+    regularizers: list[Spec] = field(default_factory=list)
+
+
+class LayerContext:
+    """Handed to every library function: the builder, the layer's name, and registries for params.
+
+    `ctx.param("kernel", shape, init)` declares `<layer name>.kernel` as a graph
+    argument with role `param` and returns its node id.
+    """
+
+    def __init__(self, b: Builder, prefix: str, params: dict[str, ParamDecl], loc: Loc | None,
+                 seed_base: int = 0, training: bool = True):
+        self.b = b
+        self.prefix = prefix
+        self.params = params
+        self.loc = loc
+        self.seed_base = seed_base
+        self.training = training
+        self.penalties: list[int] = []   # scalar node ids added to the loss (regularisers)
+        self.param_ids: dict[str, int] = {}
+
+    def param(self, suffix: str, shape, init, regularizer: Spec | None = None, dtype: str = "f32") -> int:
+        name = f"{self.prefix}.{suffix}" if self.prefix else suffix
+        if name in self.params:
+            raise ValueError(f"parameter '{name}' is declared twice")
+        ty = TensorType(dtype, tuple(shape))
+        seed = _stable_seed(self.seed_base, name)
+        self.params[name] = ParamDecl(name, ty, init, self.loc, seed, [regularizer] if regularizer else [])
+        pid = self.b.argument(name, "param", ty, loc=self.loc)
+        self.param_ids[name] = pid
+        if regularizer is not None:
+            from .regularizers import apply_regularizer
+            self.penalties.append(apply_regularizer(self.b, regularizer, pid))
+        return pid
+
+
+def _stable_seed(base: int, name: str) -> int:
+    """A per-parameter seed that depends only on the model seed and the parameter's name."""
+    h = 2166136261
+    for ch in f"{base}:{name}".encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+LibraryFn = Callable[..., object]
