@@ -1,0 +1,52 @@
+"""nncompiler: a small tensor compiler for neural networks.
+
+    import nncompiler as nnc
+    m = nnc.compile("examples/iris.nn")       # a path or source text
+    y = m.forward(x=X)
+    hist = m.fit(x=X, y=Y, epochs=5, batch_size=16)
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import CompileError, DataError, NNCError
+from .model import Model
+
+__version__ = "0.1.0"
+
+
+def _read(source: str) -> tuple[str, str]:
+    looks_like_path = "\n" not in source and "{" not in source
+    if looks_like_path:
+        if not os.path.exists(source):
+            raise NNCError(f"{source}: no such file")
+        with open(source, encoding="utf-8", errors="replace") as f:
+            return f.read(), source
+    return source, "<string>"
+
+
+def compile_all(source: str, backend: str = "numpy", filename: str | None = None) -> list[Model]:
+    """Every model and graph block of a program, compiled."""
+    from .frontend.compile import compile_source
+    text, file = _read(source)
+    return [Model(m, backend=backend) for m in compile_source(text, filename or file)]
+
+
+def compile(source: str, backend: str = "numpy", model: str | None = None,
+            filename: str | None = None, seed: int | None = None) -> Model:
+    """Compile a .nn program (a path or source text); returns its first model or graph (or `model`).
+
+    `seed` overrides the train block's seed, which initialises the parameters."""
+    from .frontend.compile import compile_source
+    text, file = _read(source)
+    lowered = compile_source(text, filename or file, seed=seed)
+    if model is not None:
+        chosen = [m for m in lowered if m.name == model]
+        if not chosen:
+            from .errors import did_you_mean
+            raise NNCError(f"no block named '{model}'{did_you_mean(model, [m.name for m in lowered])}")
+        return Model(chosen[0], backend=backend)
+    return Model(lowered[0], backend=backend)
+
+
+__all__ = ["compile", "compile_all", "Model", "CompileError", "DataError", "NNCError", "__version__"]

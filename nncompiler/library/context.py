@@ -10,6 +10,8 @@ Annotation kinds understood by the front end:
   Tensor       a tensor expression, passed as a `Value`
   int, float, bool, str        a literal (str also accepts a bare name: padding=same)
   Shape        a list of ints, e.g. [2, 2]
+  Axes         an int or a list of ints, or None for all axes
+  DType        a dtype name: f32, f64, i32, i64, bool
   Activation   an activation name (activation=relu), passed as its name
   Initializer  an initialiser name or call (glorot_uniform, normal(stddev=0.1))
   Regularizer  a regulariser call (l2(0.01)) or name (l2), or None
@@ -44,6 +46,14 @@ class Tensor:
 
 class Shape:
     """Annotation: a list of ints."""
+
+
+class Axes:
+    """Annotation: an axis or a list of axes (negative counts from the end), or None for all."""
+
+
+class DType:
+    """Annotation: a dtype name (f32, i32, ...)."""
 
 
 class Activation:

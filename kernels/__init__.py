@@ -1,0 +1,1 @@
+"""Triton kernel templates (filled in by the Triton backend)."""

@@ -1,0 +1,108 @@
+"""The front end's entry point: .nn text -> checked, lowered models (one per model/graph block)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import CompileError, did_you_mean, error
+from ..program import LoweredModel, TrainConfig
+from . import ast
+from .lower import lower_block
+from .parse import parse
+
+SETTING_RULES = {
+    "epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+    "batch": (lambda v: v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+              "a positive integer or 'all'"),
+    "validate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                 "a fraction in [0, 1)"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+             "an integer in [0, 2^32)"),
+    "shuffle": (lambda v: isinstance(v, bool), "true or false"),
+    "lr": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number"),
+}
+
+
+def _literal_array(kw: ast.Keyword) -> np.ndarray | str:
+    """An inline data array (`x=[0.5, 2.3]`) or a path (`x="x.npy"`)."""
+    def value(e):
+        if isinstance(e, ast.Number):
+            return e.value
+        if isinstance(e, ast.UnaryOp) and e.op in "+-" and isinstance(e.operand, ast.Number):
+            return -e.operand.value if e.op == "-" else e.operand.value
+        if isinstance(e, ast.ListLit):
+            return [value(i) for i in e.items]
+        raise error(ast.start_loc(e), f"data for '{kw.name}' must be a list of numbers or a file path")
+    if isinstance(kw.value, ast.String):
+        return kw.value.value
+    arr = np.asarray(value(kw.value))
+    if arr.dtype == object:
+        raise error(kw.value.loc, f"data for '{kw.name}' is ragged: every row must have the same length")
+    return arr
+
+
+def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
+    cfg = TrainConfig(base_dir=os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else ".",
+                      loc=block.name_loc)
+    seen = {}
+    for s in block.stmts:
+        key = "data" if isinstance(s, ast.DataStmt) else "metrics" if isinstance(s, ast.MetricsStmt) else s.key
+        if key in seen:
+            raise error(s.loc, f"'{key}' is set twice in train block '{block.name}' (first at line {seen[key]})")
+        seen[key] = s.loc.line
+        if isinstance(s, ast.DataStmt):
+            cfg.data_path = s.path
+            for opt in s.options:
+                if opt.name != "label":
+                    raise error(opt.loc, f"unknown data option '{opt.name}'{did_you_mean(opt.name, ['label'])}")
+                if isinstance(opt.value, ast.String):
+                    cfg.data_options["label"] = opt.value.value
+                elif isinstance(opt.value, ast.ListLit) and all(isinstance(i, ast.String) for i in opt.value.items):
+                    cfg.data_options["label"] = [i.value for i in opt.value.items]
+                else:
+                    raise error(ast.start_loc(opt.value), "label must be a column name in quotes, or a list of them")
+            cfg.arrays = {kw.name: _literal_array(kw) for kw in s.arrays}
+        elif isinstance(s, ast.MetricsStmt):
+            cfg.metrics = list(s.names)
+        else:
+            ok, want = SETTING_RULES[s.key]
+            if not ok(s.value):
+                raise error(s.value_loc, f"'{s.key}' must be {want}, got {s.value!r}")
+            setattr(cfg, "validate" if s.key == "validate" else s.key, s.value)
+    return cfg
+
+
+def compile_source(text: str, file: str = "<string>", seed: int | None = None) -> list[LoweredModel]:
+    """All model and graph blocks of a program, checked and lowered, in file order."""
+    try:
+        program = parse(text, file)
+        models = [b for b in program.blocks if isinstance(b, ast.ModelBlock)]
+        trains = [b for b in program.blocks if isinstance(b, ast.TrainBlock)]
+        if not models:
+            raise error(program.loc, "no model or graph block in this file")
+        names = {}
+        for m in models:
+            if m.name in names:
+                raise error(m.name_loc, f"block '{m.name}' is defined twice (first at line {names[m.name]})")
+            names[m.name] = m.loc.line
+        configs = {}
+        for t in trains:
+            if t.name not in names:
+                raise error(t.name_loc, f"train block for unknown model '{t.name}'{did_you_mean(t.name, names)}")
+            target = next(m for m in models if m.name == t.name)
+            if target.kind != "model":
+                raise error(t.name_loc, f"'{t.name}' is a graph block; only model blocks can be trained")
+            if t.name in configs:
+                raise error(t.name_loc, f"model '{t.name}' has two train blocks")
+            configs[t.name] = lower_train(t, file)
+        if seed is not None:
+            for m in models:
+                if m.kind == "model":
+                    configs.setdefault(m.name, TrainConfig(loc=m.name_loc)).seed = seed
+        lowered = [lower_block(m, configs.get(m.name), file) for m in models]
+    except CompileError as e:
+        raise e.with_sources({file: text}) from None
+    for m in lowered:
+        m.sources = {file: text}
+    return lowered

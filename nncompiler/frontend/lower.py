@@ -1,0 +1,458 @@
+"""Check a parsed `.nn` block and lower it to the forward IR graph.
+
+Checking and lowering are one walk: names resolve against the block's
+bindings, calls against the library tables (whose Python signatures define
+arity, keywords and argument kinds), and shapes and dtypes are inferred by the
+IR builder as each node is emitted. Every failure becomes a positioned
+diagnostic; nothing downstream of this file sees a layer, only primitives.
+
+Literals are weakly typed, as in numpy and JAX: `2 * x` takes x's dtype, and a
+binding of a literal (`slope = 0.64`) is a constant, never a parameter.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CompileError, Loc, ShapeError, did_you_mean, error
+from ..ir.graph import Builder
+from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
+from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
+from ..library.context import LayerContext, ParamDecl, Spec, Value
+from ..library.tensor_ops import TENSOR_OPS, matmul_any
+from ..program import LoweredModel, TrainConfig
+from . import ast
+from .indexing import lower_index
+
+BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow",
+              "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A number, bool or (nested) list literal not yet given a dtype."""
+
+    value: object
+    loc: Loc
+
+    @property
+    def is_float(self) -> bool:
+        return np.asarray(self.value).dtype.kind == "f"
+
+
+def _function_tables():
+    # lookup order: layers own parameters, then activations, tensor ops and losses
+    return (("layer", LAYERS), ("activation", ACTIVATIONS), ("op", TENSOR_OPS), ("loss", LOSSES))
+
+
+def all_function_names() -> set[str]:
+    names = set()
+    for _, table in _function_tables():
+        names |= set(table)
+    return names
+
+
+def _ann(p: inspect.Parameter) -> str:
+    a = p.annotation
+    return a if isinstance(a, str) else getattr(a, "__name__", str(a))
+
+
+class BlockLowerer:
+    def __init__(self, block: ast.ModelBlock, train: TrainConfig | None, file: str, seed: int):
+        self.block = block
+        self.file = file
+        self.train = train
+        self.seed = seed
+        self.b = Builder(block.name)
+        self.env: dict[str, Value | Literal] = {}
+        self.defined_at: dict[str, Loc] = {}
+        self.params: dict[str, ParamDecl] = {}
+        self.param_ids: dict[str, int] = {}
+        self.penalties: list[int] = []
+        self.layer_counts: dict[str, int] = {}
+        self.inputs: dict[str, TensorType] = {}
+        self.targets: dict[str, TensorType] = {}
+        self.outputs: list[tuple[str, int]] = []
+        self.loss: tuple[int, str | None, Value | None, Value | None] | None = None
+        self.optimizer: tuple[Spec, Loc] | None = None
+        self.metrics: list[tuple[str, Loc]] = []
+        self._last_loss_args: tuple[Value, Value] | None = None
+
+    # -- helpers ----------------------------------------------------------------
+    def define(self, name: str, loc: Loc, value) -> None:
+        if name in self.defined_at:
+            where = self.defined_at[name]
+            raise error(loc, f"'{name}' is already defined (at line {where.line})")
+        self.defined_at[name] = loc
+        self.env[name] = value
+
+    def materialize(self, v, dtype: str = None) -> Value:
+        """Give a literal a dtype (the other operand's, or f32/i32 by its own kind)."""
+        if isinstance(v, Value):
+            return v
+        arr = np.asarray(v.value)
+        if arr.dtype == object:
+            raise error(v.loc, "list literal is ragged: every row must have the same length")
+        if dtype is None:
+            dtype = {"b": "bool", "f": "f32"}.get(arr.dtype.kind, "i32" if arr.dtype.kind in "iu" else "f32")
+        if arr.dtype.kind == "f" and dtype not in FLOAT_DTYPES:
+            raise error(v.loc, f"float literal where a {dtype} value is expected")
+        value = arr.astype(np.float32 if dtype == "f32" else {"f64": np.float64, "bool": np.bool_}.get(dtype, np.int64))
+        with self.b.at(v.loc):
+            return Value(self.b.constant(value.tolist() if arr.ndim else value.item(), dtype, arr.shape))
+
+    def unify(self, *vals) -> list[Value]:
+        dtype = next((self.b.dtype(v.id) for v in vals if isinstance(v, Value)), None)
+        return [self.materialize(v, dtype) for v in vals]
+
+    # -- statements ---------------------------------------------------------------
+    def lower(self) -> LoweredModel:
+        for stmt in self.block.stmts:
+            getattr(self, "stmt_" + type(stmt).__name__)(stmt)
+        return self.finish()
+
+    def check_type(self, t: ast.TypeExpr, allow_symbols: bool = True) -> TensorType:
+        if t.dtype not in DTYPES:
+            raise error(t.dtype_loc, f"unknown dtype '{t.dtype}'{did_you_mean(t.dtype, DTYPES)} "
+                        f"(dtypes: {', '.join(DTYPES)})")
+        for d, loc in zip(t.dims, t.dim_locs):
+            if isinstance(d, int) and d <= 0:
+                raise error(loc, f"dimension must be positive, got {d}")
+            if isinstance(d, str) and not allow_symbols:
+                raise error(loc, f"a parameter's shape must be static, got symbolic dimension '{d}'")
+            if isinstance(d, int) and d > 2**31:
+                raise error(loc, f"dimension {d} is too large")
+        return TensorType(t.dtype, t.dims)
+
+    def stmt_InputDecl(self, s: ast.InputDecl) -> None:
+        ty = self.check_type(s.type)
+        with self.b.at(s.name_loc):
+            arg = self.b.argument(s.name, s.role, ty)
+        self.define(s.name, s.name_loc, Value(arg))
+        (self.inputs if s.role == "input" else self.targets)[s.name] = ty
+
+    def stmt_ParamDecl(self, s: ast.ParamDecl) -> None:
+        ty = self.check_type(s.type, allow_symbols=False)
+        init = self.param_init(s, ty)
+        if s.name in self.params:
+            raise error(s.name_loc, f"'{s.name}' is already defined")
+        ctx = LayerContext(self.b, "", self.params, s.name_loc, self.seed)
+        with self.b.at(s.name_loc):
+            pid = ctx.param(s.name, ty.shape, init, dtype=ty.dtype)
+        self.param_ids[s.name] = pid
+        self.define(s.name, s.name_loc, Value(pid))
+
+    def param_init(self, s: ast.ParamDecl, ty: TensorType):
+        if s.init is None:
+            return Spec("glorot_uniform") if len(ty.shape) >= 2 else 0.0
+        if isinstance(s.init, ast.Call) and s.init.func in INITIALIZERS:
+            return self.spec(s.init, INITIALIZERS, skip=3)
+        v = self.expr(s.init)
+        if not isinstance(v, Literal):
+            raise error(ast.start_loc(s.init), "a parameter's initial value must be a literal "
+                        f"or an initializer call ({', '.join(sorted(INITIALIZERS))})")
+        arr = np.asarray(v.value, dtype=np.float64)
+        if arr.shape and arr.shape != tuple(ty.shape):
+            raise error(v.loc, f"initial value has shape {fmt_shape(arr.shape)}, "
+                        f"but '{s.name}' is declared {fmt_shape(ty.shape)}")
+        return float(arr) if not arr.shape else tuple(map(tuple, arr)) if arr.ndim == 2 else tuple(arr.tolist())
+
+    def stmt_Binding(self, s: ast.Binding) -> None:
+        if isinstance(s.value, ast.Call):
+            value = self.call(s.value, prefix=s.name)
+        else:
+            value = self.expr(s.value)
+        self.define(s.name, s.loc, value)
+
+    def stmt_Output(self, s: ast.Output) -> None:
+        for i, (name, e) in enumerate(s.items):
+            if name is None:  # name an output after its variable or function, as a user would
+                name = e.id if isinstance(e, ast.Name) else e.func if isinstance(e, ast.Call) else ""
+                if not name or any(n == name for n, _ in self.outputs):
+                    name = f"output{len(self.outputs)}"
+            if any(n == name for n, _ in self.outputs):
+                raise error(ast.start_loc(e), f"output '{name}' is listed twice")
+            v = self.materialize(self.expr(e))
+            self.outputs.append((name, v.id))
+
+    def stmt_Loss(self, s: ast.Loss) -> None:
+        if self.block.kind == "graph":
+            raise error(s.loc, "a graph block has no loss; use a model block to train")
+        if self.loss is not None:
+            raise error(s.loc, "the model already has a loss")
+        self._last_loss_args = None
+        v = self.materialize(self.expr(s.expr))
+        ty = self.b.type_of(v.id)
+        if ty.shape != ():
+            raise error(ast.start_loc(s.expr), f"the loss must be a scalar, got {ty}; "
+                        "reduce it with mean(...) or sum(...)")
+        if ty.dtype not in FLOAT_DTYPES:
+            raise error(ast.start_loc(s.expr), f"the loss must be a float, got {ty}")
+        kind = s.expr.func if isinstance(s.expr, ast.Call) and s.expr.func in LOSSES else None
+        pred, target = self._last_loss_args if kind else (None, None)
+        self.loss = (v.id, kind, pred, target)
+
+    def stmt_OptimizerStmt(self, s: ast.OptimizerStmt) -> None:
+        if self.block.kind == "graph":
+            raise error(s.loc, "a graph block has no optimizer; use a model block to train")
+        if self.optimizer is not None:
+            raise error(s.loc, "the model already has an optimizer")
+        call = s.call
+        if call.func not in OPTIMIZERS:
+            raise error(call.func_loc, f"unknown optimizer '{call.func}'{did_you_mean(call.func, OPTIMIZERS)} "
+                        f"(optimizers: {', '.join(sorted(OPTIMIZERS))})")
+        opt = OPTIMIZERS[call.func]
+        names = list(opt.defaults)
+        kwargs = {}
+        if len(call.args) > 1:
+            raise error(ast.start_loc(call.args[1]), f"{call.func}() takes the learning rate as its only "
+                        "positional argument; name the others (e.g. momentum=0.9)")
+        items = [("lr", a) for a in call.args] + [(k.name, k.value) for k in call.kwargs]
+        for key, e in items:
+            canon = opt.aliases.get(key, key)
+            if canon not in opt.defaults:
+                raise error(ast.start_loc(e) if key == "lr" else _kw_loc(call, key),
+                            f"{call.func}() has no keyword '{key}'{did_you_mean(key, names + list(opt.aliases))}")
+            if canon in kwargs:
+                raise error(_kw_loc(call, key), f"{call.func}() got '{key}' twice")
+            kwargs[canon] = self.number(e, f"{call.func}() argument '{key}'")
+        self.optimizer = (Spec(call.func, tuple(kwargs.items())), call.loc)
+
+    def stmt_MetricsStmt(self, s: ast.MetricsStmt) -> None:
+        self.metrics.extend(zip(s.names, s.name_locs))
+
+    # -- the end of the block -------------------------------------------------------
+    def finish(self) -> LoweredModel:
+        blk = self.block
+        if not self.outputs:
+            raise error(blk.name_loc, f"{blk.kind} '{blk.name}' has no 'output' statement")
+        outputs = list(self.outputs)
+        loss_kind = None
+        if blk.kind == "model":
+            if self.loss is None:
+                raise error(blk.name_loc, f"model '{blk.name}' has no 'loss' statement")
+            if self.optimizer is None:
+                raise error(blk.name_loc, f"model '{blk.name}' has no 'optimizer' statement "
+                            f"(e.g. optimizer sgd(lr=0.01))")
+            loss_id, loss_kind, pred, target = self.loss
+            with self.b.at(blk.name_loc):
+                for p in self.penalties:
+                    loss_id = self.b.add(loss_id, p)
+            outputs.append(("loss", loss_id))
+            outputs += self.metric_outputs(loss_kind, pred, target)
+        spec, loc = self.optimizer if self.optimizer else (None, None)
+        return LoweredModel(blk.name, blk.kind, self.b.build(outputs), self.params,
+                            [n for n, _ in self.outputs], self.inputs, self.targets, loss_kind,
+                            spec, loc, self.train, self.file)
+
+    def metric_outputs(self, loss_kind, pred, target) -> list[tuple[str, int]]:
+        wanted = list(self.metrics) + [(m, self.train.loc) for m in (self.train.metrics if self.train else [])]
+        out = []
+        for name, loc in wanted:
+            if name == "loss" or any(n == f"metric.{name}" for n, _ in out):
+                continue
+            if name not in METRICS:
+                raise error(loc, f"unknown metric '{name}'{did_you_mean(name, METRICS)} "
+                            f"(metrics: {', '.join(sorted(METRICS))})")
+            if pred is None:
+                raise error(loc, f"metric '{name}' needs the loss to be a call of a loss function "
+                            f"({', '.join(sorted(LOSSES))})")
+            ctx = LayerContext(self.b, "", self.params, loc, self.seed, training=False)
+            with self.b.at(loc):
+                mid = METRICS[name](ctx, pred, target, loss_kind)
+            if mid is None:
+                raise error(loc, f"metric '{name}' does not apply to loss '{loss_kind}'")
+            out.append((f"metric.{name}", mid.id if isinstance(mid, Value) else mid))
+        return out
+
+    # -- expressions ----------------------------------------------------------------
+    def expr(self, e: ast.Expr):
+        method = getattr(self, "expr_" + type(e).__name__, None)
+        if method is None:
+            raise error(ast.start_loc(e), f"{type(e).__name__.lower()} is not allowed here")
+        return method(e)
+
+    def expr_Number(self, e: ast.Number):
+        return Literal(e.value, e.loc)
+
+    def expr_Bool(self, e: ast.Bool):
+        return Literal(e.value, e.loc)
+
+    def expr_String(self, e: ast.String):
+        raise error(e.loc, "a string is not a tensor")
+
+    def expr_ListLit(self, e: ast.ListLit):
+        items = [self.expr(i) for i in e.items]
+        if all(isinstance(i, Literal) for i in items):
+            return Literal(tuple(i.value for i in items), e.loc)
+        vals = self.unify(*items)
+        shapes = {self.b.shape(v.id) for v in vals}
+        if len(shapes) != 1:
+            raise error(e.loc, "list elements have different shapes: "
+                        + ", ".join(fmt_shape(s) for s in sorted(shapes, key=str)))
+        with self.b.at(e.loc):
+            rows = [self.b.reshape(v.id, shape=(1,) + tuple(self.b.shape(v.id))) for v in vals]
+            return Value(self.b.concat(*rows, axis=0))
+
+    def expr_Name(self, e: ast.Name):
+        if e.id in self.env:
+            return self.env[e.id]
+        if e.id in all_function_names():
+            raise error(e.loc, f"'{e.id}' is a function; call it, e.g. {e.id}(...)")
+        raise error(e.loc, f"unknown name '{e.id}'{did_you_mean(e.id, list(self.env) + list(self.params))}")
+
+    def expr_Attribute(self, e: ast.Attribute):
+        parts = [e.attr]
+        node = e.value
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            raise error(e.loc, "only parameters can be accessed with '.', e.g. h.kernel")
+        name = ".".join([node.id] + parts[::-1])
+        if name not in self.params:
+            raise error(e.loc, f"unknown parameter '{name}'{did_you_mean(name, self.params)}")
+        return Value(self.b.argument(name, "param", self.params[name].type)
+                     if name not in self.param_ids else self.param_ids[name])
+
+    def expr_UnaryOp(self, e: ast.UnaryOp):
+        v = self.expr(e.operand)
+        if e.op == "+":
+            return v
+        if isinstance(v, Literal):
+            return Literal((-np.asarray(v.value)).tolist(), e.loc)
+        with self.b.at(e.loc):
+            return Value(self.b.neg(v.id))
+
+    def expr_BinOp(self, e: ast.BinOp):
+        left, right = self.expr(e.left), self.expr(e.right)
+        if isinstance(left, Literal) and isinstance(right, Literal) and e.op != "@":
+            return self.fold_literals(e, left, right)
+        if e.op == "**":  # a power's exponent is float even when written as an int
+            left, right = self.unify(left, right) if isinstance(left, Value) else self.unify(right, left)[::-1]
+        else:
+            left, right = self.unify(left, right)
+        lt, rt = self.b.type_of(left.id), self.b.type_of(right.id)
+        if lt.dtype != rt.dtype:
+            raise error(e.loc, f"dtype mismatch: '{e.op}' between {lt} and {rt}; "
+                        f"convert one side with cast(..., {lt.dtype})")
+        try:
+            with self.b.at(e.loc):
+                if e.op == "@":
+                    return Value(matmul_any(self.b, left.id, right.id))
+                return Value(self.b.emit(BINARY_OPS[e.op], (left.id, right.id)))
+        except ShapeError as err:
+            raise error(e.loc, f"shape mismatch in '{e.op}': {err}") from None
+
+    def fold_literals(self, e: ast.BinOp, left: Literal, right: Literal) -> Literal:
+        ops = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "**": np.power,
+               "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+               "==": np.equal, "!=": np.not_equal}
+        try:
+            with np.errstate(all="raise"):
+                a = np.asarray(left.value, dtype=np.float64 if e.op in "/**" else None)
+                return Literal(ops[e.op](a, np.asarray(right.value)).tolist(), e.loc)
+        except (ValueError, FloatingPointError) as err:
+            raise error(e.loc, f"cannot evaluate constant '{e.op}': {err}") from None
+
+    def expr_Index(self, e: ast.Index):
+        v = self.materialize(self.expr(e.value))
+        return Value(lower_index(self, v.id, e))
+
+    def expr_Call(self, e: ast.Call):
+        return self.call(e, prefix=None)
+
+    # -- calls into the library -------------------------------------------------------
+    def lookup(self, name: str, loc: Loc):
+        for kind, table in _function_tables():
+            if name in table:
+                return kind, table[name]
+        if name in OPTIMIZERS:
+            raise error(loc, f"'{name}' is an optimizer; use it in an 'optimizer' statement")
+        if name in INITIALIZERS:
+            raise error(loc, f"'{name}' is an initializer; use it as a param's initial value or a layer keyword")
+        raise error(loc, f"unknown function '{name}'{did_you_mean(name, all_function_names())}")
+
+    def call(self, e: ast.Call, prefix: str | None):
+        kind, fn = self.lookup(e.func, e.func_loc)
+        bound = self.bind_arguments(e, fn)
+        if kind in ("layer", "activation") and prefix is None:
+            count = self.layer_counts.get(e.func, 0) + 1
+            self.layer_counts[e.func] = count
+            prefix = f"{e.func}_{count}"
+        ctx = LayerContext(self.b, prefix or "", self.params, e.func_loc, self.seed)
+        try:
+            with self.b.at(e.func_loc):
+                result = fn(ctx, **bound)
+        except ShapeError as err:
+            raise error(e.func_loc, f"{e.func}: {err}") from None
+        self.penalties.extend(ctx.penalties)
+        self.param_ids.update(ctx.param_ids)
+        if kind == "loss":
+            self._last_loss_args = (bound.get("pred"), bound.get("target"))
+        return result if isinstance(result, Value) else Value(result)
+
+    def bind_arguments(self, e: ast.Call, fn) -> dict:
+        params = list(inspect.signature(fn).parameters.values())[1:]   # skip ctx
+        names = [p.name for p in params]
+        given: dict[str, ast.Expr] = {}
+        if len(e.args) > len(params):
+            raise error(ast.start_loc(e.args[len(params)]),
+                        f"{e.func}() takes {len(params)} argument{'s' if len(params) != 1 else ''} "
+                        f"({', '.join(names)}), got {len(e.args)}")
+        for p, a in zip(params, e.args):
+            given[p.name] = a
+        for kw in e.kwargs:
+            if kw.name not in names:
+                raise error(kw.loc, f"{e.func}() has no keyword '{kw.name}'{did_you_mean(kw.name, names)}")
+            if kw.name in given:
+                raise error(kw.loc, f"{e.func}() got '{kw.name}' twice")
+            given[kw.name] = kw.value
+        missing = [p.name for p in params if p.default is inspect.Parameter.empty and p.name not in given]
+        if missing:
+            raise error(e.func_loc, f"{e.func}() is missing argument{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(repr(m) for m in missing)}")
+        out, tensors = {}, []
+        for p in params:
+            if p.name not in given:
+                continue
+            ann = _ann(p)
+            if ann == "Tensor":
+                out[p.name] = self.expr(given[p.name])
+                tensors.append(p.name)
+            else:
+                out[p.name] = self.convert(ann, given[p.name], f"{e.func}() argument '{p.name}'")
+        for name, v in zip(tensors, self.unify(*(out[t] for t in tensors))):
+            out[name] = v
+        return out
+
+    def convert(self, ann: str, e: ast.Expr, what: str):
+        from .convert import convert_argument
+        return convert_argument(self, ann, e, what)
+
+    def number(self, e: ast.Expr, what: str) -> float:
+        v = self.expr(e)
+        if not isinstance(v, Literal) or np.asarray(v.value).shape or isinstance(v.value, bool):
+            raise error(ast.start_loc(e), f"{what} must be a number")
+        return float(v.value)
+
+    def spec(self, e: ast.Expr, table: dict, skip: int) -> Spec:
+        from .convert import to_spec
+        return to_spec(self, e, table, skip)
+
+
+def _kw_loc(call: ast.Call, name: str) -> Loc:
+    for kw in call.kwargs:
+        if kw.name == name:
+            return kw.loc
+    return call.loc
+
+
+def lower_block(block: ast.ModelBlock, train: TrainConfig | None, file: str) -> LoweredModel:
+    seed = train.seed if train else 0
+    return BlockLowerer(block, train, file, seed).lower()
+
+
+__all__ = ["lower_block", "BlockLowerer", "Literal", "CompileError", "REGULARIZERS"]

@@ -1,0 +1,126 @@
+"""From a lowered model to the graphs a runtime executes.
+
+The front end produces a `LoweredModel`: one forward graph whose outputs are
+the user's outputs, `loss` and any metrics, plus the parameter declarations and
+the optimizer. This module derives every graph the runtime needs from it,
+each optimised by the pass pipeline:
+
+    init        no arguments -> the initial value of every parameter
+    predict     inputs, params -> the user's outputs
+    evaluate    inputs, targets, params -> loss and metrics
+    gradients   inputs, targets, params -> loss and grad.<param>   (autodiff)
+    train_step  ... + optimizer state and lr -> loss, metrics, new.<param>, new.<state>
+
+Optimizer state is graph arguments with role `state` (`opt.m.h.kernel`, `opt.step`)
+and the learning rate an argument with role `hyper` (`opt.lr`), so the runtime
+owns all state and a schedule can change lr without recompiling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .autodiff import grad
+from .errors import Loc
+from .ir.graph import Builder, Graph
+from .ir.shapes import TensorType
+from .library.context import ParamDecl, Spec
+
+
+@dataclass
+class TrainConfig:
+    """A `train` block (all optional; the CLI and fit() override)."""
+
+    data_path: str | None = None
+    data_options: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)      # inline data: name -> np.ndarray
+    epochs: int = 1
+    batch: int | str | None = 32                     # "all" = full-batch gradient descent
+    validate: float = 0.0
+    metrics: list[str] = field(default_factory=list)
+    seed: int = 0
+    shuffle: bool = True
+    lr: float | None = None
+    base_dir: str = "."
+    loc: Loc | None = None
+
+
+@dataclass
+class LoweredModel:
+    name: str
+    kind: str                                   # "model" or "graph"
+    forward: Graph                              # outputs: user outputs, then "loss" and "metric.<name>"
+    params: dict[str, ParamDecl]
+    output_names: list[str]
+    inputs: dict[str, TensorType]
+    targets: dict[str, TensorType]
+    loss_kind: str | None = None                # the loss function's name, e.g. "mse" (picks metric variants)
+    optimizer: Spec | None = None
+    optimizer_loc: Loc | None = None
+    train: TrainConfig | None = None
+    file: str = "<string>"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [n[len("metric."):] for n, _ in self.forward.outputs if n.startswith("metric.")]
+
+
+def select_outputs(g: Graph, names: list[str], graph_name: str) -> Graph:
+    keep = [(n, i) for n, i in g.outputs if n in names]
+    return Graph(graph_name, g.nodes, tuple(keep))
+
+
+def build_init(model: LoweredModel) -> Graph:
+    from .library.initializers import initial_value
+    b = Builder("init")
+    outs = {}
+    for name, decl in model.params.items():
+        with b.at(decl.loc):
+            outs[name] = initial_value(decl, b)
+    return b.build(outs)
+
+
+def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]) -> Graph:
+    """Forward + backward + the optimizer's update of every parameter, as one graph."""
+    fwd = model.forward
+    keep = ["loss"] + [n for n, _ in fwd.outputs if n.startswith("metric.")]
+    params = list(model.params)
+    g = grad(select_outputs(fwd, keep, "train_step"), "loss", wrt=params, name="train_step")
+    b = Builder("train_step", start_id=max(n.id for n in g.nodes) + 1)
+    for n in g.nodes:
+        b.add_node(n)
+    outputs = [(n, i) for n, i in g.outputs if not n.startswith("grad.")]
+    grads = {n[len("grad."):]: i for n, i in g.outputs if n.startswith("grad.")}
+    with b.at(model.optimizer_loc):
+        lr = b.argument("opt.lr", "hyper", TensorType("f32", ()))
+        hp = {"lr": lr}
+        for key, value in hyper.items():
+            if key != "lr":
+                hp[key] = b.scalar(value)
+        step = b.argument("opt.step", "state", TensorType("f32", ()))
+        t = b.add(step, b.scalar(1.0))
+        for p in params:
+            pid = g.arg(p).id
+            slots = {s: b.argument(f"opt.{s}.{p}", "state", g[pid].type) for s, _ in optimizer_def.slots}
+            new_p, new_slots = optimizer_def.update(b, pid, grads[p], slots, hp, t)
+            outputs.append((f"new.{p}", new_p))
+            for s, sid in new_slots.items():
+                outputs.append((f"new.opt.{s}.{p}", sid))
+        outputs.append(("new.opt.step", t))
+    return b.build(outputs)
+
+
+def optimizer_hyper(model: LoweredModel, optimizer_def) -> dict[str, float]:
+    hyper = dict(optimizer_def.defaults)
+    for key, value in (model.optimizer.kw if model.optimizer else {}).items():
+        hyper[optimizer_def.aliases.get(key, key)] = float(value)
+    return hyper
+
+
+def initial_state(model: LoweredModel, optimizer_def, params: dict) -> dict:
+    import numpy as np
+    state = {"opt.step": np.float32(0.0)}
+    for p, value in params.items():
+        for slot, init in optimizer_def.slots:
+            state[f"opt.{slot}.{p}"] = np.full(np.shape(value), init, dtype=np.float32)
+    return state

@@ -1,0 +1,1 @@
+"""Training: data readers, the training loop, and metrics."""

@@ -1,0 +1,688 @@
+"""Reading training data: CSV, .npy and .npz files, validation splits, batches.
+
+Everything numeric comes out as float32 (features) or int32 (integer labels and
+class ids); nothing is silently upcast to float64.  Every problem with a file is
+a `DataError` whose message starts like a compiler diagnostic, naming the file,
+the row (1-based, the header is row 1) and the column (1-based), and says what
+was expected:
+
+    data/iris.csv:17:3: error: non-numeric value 'abc' in column 'petal_length' (expected a number)
+
+CSV files are read in blocks of `BLOCK_ROWS` rows, so a huge file never becomes
+one giant Python list of lists: each block is converted to a numpy array and the
+strings are dropped before the next block is read.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, did_you_mean
+
+BLOCK_ROWS = 65536
+
+_F32_MAX = float(np.finfo(np.float32).max)
+_I32_MIN, _I32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
+
+# The model's dtype names (see nncompiler.ir.shapes.DTYPES).
+_DTYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
+_DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
+
+
+# --------------------------------------------------------------------------- errors
+
+def _error(path, message: str, row: int | None = None, col: int | None = None) -> DataError:
+    where = str(path)
+    if row is not None:
+        where += f":{row}"
+        if col is not None:
+            where += f":{col}"
+    err = DataError(f"{where}: error: {message}")
+    err.file, err.row, err.col = str(path), row, col
+    return err
+
+
+def _open_text(path):
+    """Open a text file for the csv module, turning OS errors into DataErrors."""
+    try:
+        if os.path.isdir(path):
+            raise _error(path, "is a directory, not a data file")
+        return open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise _error(path, "file not found") from None
+    except PermissionError:
+        raise _error(path, "permission denied") from None
+    except OSError as e:
+        raise _error(path, f"cannot open file: {e.strerror or e}") from None
+
+
+def _delimiter(path) -> str:
+    return "\t" if str(path).lower().endswith(".tsv") else ","
+
+
+def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for every non-blank record of a CSV file."""
+    reader = csv.reader(f, delimiter=_delimiter(path))
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise _error(path, f"malformed CSV: {e}", reader.line_num + 1) from None
+        except UnicodeDecodeError:
+            raise _error(path, "not a UTF-8 text file", reader.line_num + 1) from None
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        yield reader.line_num, cells
+
+
+# --------------------------------------------------------------------------- cells
+
+# Column kinds: how the cells of one column are parsed.
+_F32 = "f32"    # features: float32
+_I32 = "i32"    # features with dtype_hint='i32': integers that fit int32
+_NUM = "num"    # numeric label: any finite float32-range number (int32 if all integral)
+_CAT = "cat"    # categorical label: any non-empty string (class name)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _cell_problem(s: str, kind: str, col: str) -> str | None:
+    """Why cell `s` is not acceptable for a column of this kind (None if it is).
+
+    `col` describes the column: "column 'petal_length'" or "column 3".
+    """
+    text = s.strip()
+    if kind == _CAT:
+        return None if text else f"empty value in label {col} (expected a class name)"
+    expected = "an integer" if kind == _I32 else "a number"
+    if not text:
+        return f"missing value in {col} (expected {expected})"
+    try:
+        v = float(text)
+    except ValueError:
+        return f"non-numeric value '{text}' in {col} (expected {expected})"
+    if math.isnan(v):
+        return f"NaN value '{text}' in {col} (expected a finite number)"
+    if math.isinf(v):
+        return f"infinite value '{text}' in {col} (expected a finite number)"
+    if kind == _I32:
+        if v != int(v):
+            return f"non-integer value '{text}' in {col} (expected an integer)"
+        if not _I32_MIN <= v <= _I32_MAX:
+            return f"value '{text}' in {col} does not fit in int32"
+    elif abs(v) > _F32_MAX:
+        return f"value '{text}' in {col} is out of float32 range (expected |x| <= 3.4e38)"
+    return None
+
+
+class _Bad(Exception):
+    """A block holds at least one bad cell; rescan it cell by cell to find which."""
+
+
+def _convert(cells: list[list[str]], kind: str) -> np.ndarray:
+    """Convert a block of cells (rows x columns) of one kind; raise _Bad on any bad cell."""
+    if kind == _CAT:
+        arr = np.array([[c.strip() for c in r] for r in cells], dtype=str)
+        if arr.size and (arr == "").any():
+            raise _Bad
+        return arr
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if kind == _F32:
+                arr = np.array(cells, dtype=np.float32)
+            else:  # parse as float64 (internal only) to check integrality / range exactly
+                arr = np.array(cells, dtype=np.float64)
+    except (ValueError, OverflowError):
+        raise _Bad from None
+    if not np.isfinite(arr).all():
+        raise _Bad
+    if kind == _I32:
+        if (arr != np.round(arr)).any() or (arr < _I32_MIN).any() or (arr > _I32_MAX).any():
+            raise _Bad
+        return arr.astype(np.int32)
+    if kind == _NUM and (np.abs(arr) > _F32_MAX).any():
+        raise _Bad
+    return arr
+
+
+class _ColumnGroup:
+    """Columns of one kind, collected block by block into arrays."""
+
+    def __init__(self, indices: list[int], kind: str):
+        self.indices, self.kind = indices, kind
+        self.blocks: list[np.ndarray] = []
+
+    def cells(self, block: list[list[str]]) -> list[list[str]]:
+        idx = self.indices
+        return [[r[i] for i in idx] for r in block]
+
+    def result(self, rows: int) -> np.ndarray:
+        if self.indices and self.blocks:
+            return np.concatenate(self.blocks, axis=0)
+        dtype = {_F32: np.float32, _I32: np.int32, _NUM: np.float64, _CAT: str}[self.kind]
+        return np.zeros((rows if not self.indices else 0, len(self.indices)), dtype=dtype)
+
+
+def _process_block(path, cols: list[str], block, lines, groups: list[_ColumnGroup], hint=None) -> None:
+    """Convert one block into every group, or raise a DataError for its first bad cell."""
+    if not block:
+        return
+    try:
+        converted = [g.cells(block) for g in groups]
+        converted = [_convert(c, g.kind) if g.indices else None for c, g in zip(converted, groups)]
+    except _Bad:
+        kinds = {}
+        for g in groups:
+            for i in g.indices:
+                kinds[i] = g.kind
+        for r, line in zip(block, lines):
+            for i in sorted(kinds):
+                problem = _cell_problem(r[i], kinds[i], cols[i])
+                if problem is not None:
+                    if hint is not None and problem.startswith("non-numeric"):
+                        problem += hint(i)
+                    raise _error(path, problem, line, i + 1) from None
+        raise  # pragma: no cover - numpy and float() disagree; should not happen
+    for g, arr in zip(groups, converted):
+        if arr is not None:
+            g.blocks.append(arr)
+
+
+def _read_blocks(path, rows: Iterator[tuple[int, list[str]]], cols: list[str],
+                 groups: list[_ColumnGroup], hint=None) -> int:
+    """Read the remaining rows in blocks into `groups`; return the number of rows.
+
+    `cols` describes each column for messages ("column 'x'" or "column 3");
+    `hint(column index)`, if given, is appended to non-numeric-value errors.
+    """
+    ncols = len(cols)
+    n = 0
+    block: list[list[str]] = []
+    lines: list[int] = []
+    for line, cells in rows:
+        if len(cells) != ncols:
+            # Report any bad cell earlier in the file first, then this row.
+            _process_block(path, cols, block, lines, groups, hint)
+            if len(cells) < ncols:
+                raise _error(path, f"row has {len(cells)} values, expected {ncols} "
+                                   f"(missing a value for {cols[len(cells)]})", line, len(cells) + 1)
+            raise _error(path, f"row has {len(cells)} values, expected {ncols} "
+                               f"(extra value '{cells[ncols].strip()}')", line, ncols + 1)
+        block.append(cells)
+        lines.append(line)
+        if len(block) >= BLOCK_ROWS:
+            _process_block(path, cols, block, lines, groups, hint)
+            n += len(block)
+            block, lines = [], []
+    if block:
+        _process_block(path, cols, block, lines, groups, hint)
+        n += len(block)
+    return n
+
+
+# --------------------------------------------------------------------------- readers
+
+def _feature_kind(dtype_hint) -> str:
+    if dtype_hint is None:
+        return _F32
+    try:
+        dt = np.dtype(_DTYPES.get(dtype_hint, dtype_hint)) if isinstance(dtype_hint, str) else np.dtype(dtype_hint)
+    except TypeError:
+        dt = None
+    if dt == np.float32:
+        return _F32
+    if dt == np.int32:
+        return _I32
+    raise ValueError(f"read_csv: dtype_hint must be 'f32' or 'i32', got {dtype_hint!r}")
+
+
+def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
+             ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Read a CSV file with a header row into (features, labels, info).
+
+    `label` names the label column (labels come back 1-D, shape (rows,)) or a
+    list of label columns (labels come back 2-D, shape (rows, len(label))); it
+    is removed from the features.  With `label=None` every column is a feature
+    and `labels` is None.
+
+    features: float32, shape (rows, feature columns), in header order; with
+        `dtype_hint='i32'` they must all be integers and come back int32.
+    labels: a label column whose first value is not a number holds class
+        names: they become int32 ids in sorted order of the distinct names
+        (so 'setosa', 'versicolor', 'virginica' -> 0, 1, 2).  Numeric labels
+        come back int32 when every value is an integer that fits, else float32.
+    info: {"path", "columns" (header), "features" (feature column names),
+        "labels" (label column names), "rows",
+        "classes" (the class names of the label column when `label` is a single
+        categorical column, else None),
+        "label_classes" ({column: class names} for every categorical label column)}.
+
+    A `.tsv` file is read with tab as the separator.  Blank lines are skipped;
+    row numbers in errors are line numbers in the file.
+    """
+    label_names: list[str]
+    if label is None:
+        label_names = []
+    elif isinstance(label, str):
+        label_names = [label]
+    else:
+        label_names = list(label)
+    feature_kind = _feature_kind(dtype_hint)
+
+    with _open_text(path) as f:
+        rows = _rows(path, f)
+        first = next(rows, None)
+        if first is None:
+            raise _error(path, "empty file (expected a header row naming the columns)")
+        hline, header = first
+        header = [h.strip() for h in header]
+        if all(_is_number(h) for h in header):
+            raise _error(path, "the first row holds only numbers; read_csv needs a header row "
+                               "naming the columns (use read_array for headerless files)", hline, 1)
+        seen: dict[str, int] = {}
+        for i, h in enumerate(header):
+            if not h:
+                raise _error(path, f"empty column name in the header (column {i + 1})", hline, i + 1)
+            if h in seen:
+                raise _error(path, f"duplicate column name '{h}' in the header "
+                                   f"(columns {seen[h] + 1} and {i + 1})", hline, i + 1)
+            seen[h] = i
+        label_idx = []
+        for name in label_names:
+            if name not in seen:
+                hint = did_you_mean(name, header) or f"; the columns are {', '.join(header)}"
+                raise _error(path, f"no label column '{name}' in the header{hint}", hline)
+            if seen[name] in label_idx:
+                raise _error(path, f"label column '{name}' given twice", hline)
+            label_idx.append(seen[name])
+
+        feat_idx = [i for i in range(len(header)) if i not in label_idx]
+        second = next(rows, None)
+        if second is None:
+            raise _error(path, "no data rows (the file holds only a header)", hline + 1)
+
+        # A label column holds class names when its first value is not a number.
+        groups = [_ColumnGroup(feat_idx, feature_kind)]
+        label_groups = []
+        line2, cells2 = second
+        for i in label_idx:
+            kind = _NUM
+            if i < len(cells2) and cells2[i].strip() and not _is_number(cells2[i].strip()):
+                kind = _CAT
+            label_groups.append(_ColumnGroup([i], kind))
+        groups += label_groups
+
+        def hint(i: int) -> str:
+            return f"; pass label='{header[i]}' if it is the label column"
+
+        n = _read_blocks(path, _chain(second, rows), [f"column '{h}'" for h in header], groups,
+                         None if label_names else hint)
+
+    features = groups[0].result(n)
+    info: dict[str, Any] = {
+        "path": str(path), "columns": header, "features": [header[i] for i in feat_idx],
+        "labels": [header[i] for i in label_idx], "rows": n, "classes": None, "label_classes": {},
+    }
+    if not label_idx:
+        return features, None, info
+
+    cols = []
+    for g in label_groups:
+        col = g.result(n)[:, 0]
+        name = header[g.indices[0]]
+        if g.kind == _CAT:
+            classes, ids = np.unique(col, return_inverse=True)
+            info["label_classes"][name] = [str(c) for c in classes]
+            cols.append(ids.reshape(-1).astype(np.int32))
+        else:
+            cols.append(col)
+    if all(c.dtype == np.int32 or _integral_int32(c) for c in cols):
+        cols = [c.astype(np.int32) for c in cols]
+    else:
+        cols = [c.astype(np.float32) for c in cols]
+    labels = cols[0] if isinstance(label, str) else np.stack(cols, axis=1)
+    if isinstance(label, str):
+        info["classes"] = info["label_classes"].get(label)
+    return features, labels, info
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _integral_int32(a: np.ndarray) -> bool:
+    return bool(a.size == 0 or (np.all(a == np.round(a)) and a.min() >= _I32_MIN and a.max() <= _I32_MAX))
+
+
+def read_array(path) -> np.ndarray:
+    """Read one array from a `.npy` file or a numeric `.csv`/`.tsv` file.
+
+    A `.npy` file comes back with the dtype it was saved with (pickled object
+    arrays are refused).  A CSV file may have a header row (a first row of
+    names, none of them numbers) or not; its values come back float32, shape
+    (rows, columns), or (rows,) when it has a single column.
+    """
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext == ".npy":
+        return _read_npy(path)
+    if ext in (".csv", ".tsv"):
+        return _read_numeric_csv(path)
+    if ext == ".npz":
+        raise _error(path, "an .npz archive holds named arrays; use read_npz")
+    raise _error(path, f"unsupported file type '{ext or os.path.basename(str(path))}' "
+                       "(expected .npy, .csv or .tsv)")
+
+
+def _check_exists(path) -> None:
+    if os.path.isdir(path):
+        raise _error(path, "is a directory, not a data file")
+    if not os.path.exists(path):
+        raise _error(path, "file not found")
+
+
+def _read_npy(path) -> np.ndarray:
+    _check_exists(path)
+    if os.path.getsize(path) == 0:
+        raise _error(path, "empty file (expected a .npy array)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise _error(path, "cannot read .npy file: it holds Python objects "
+                               "(pickled data is not loaded)") from None
+        raise _error(path, f"cannot read .npy file: {e}") from None
+    except Exception as e:  # bad magic, truncated data, permissions, ...
+        raise _error(path, f"cannot read .npy file: {e}") from None
+    if not isinstance(arr, np.ndarray):
+        if hasattr(arr, "close"):
+            arr.close()
+        raise _error(path, "cannot read .npy file: it is an .npz archive (use read_npz)")
+    return arr
+
+
+def _read_numeric_csv(path) -> np.ndarray:
+    with _open_text(path) as f:
+        rows = _rows(path, f)
+        first = next(rows, None)
+        if first is None:
+            raise _error(path, "empty file (expected rows of numbers)")
+        line, cells = first
+        ncols = len(cells)
+        if not any(_is_number(c.strip()) for c in cells):   # a header row of names
+            cols = [f"column '{c.strip()}'" if c.strip() else f"column {i + 1}"
+                    for i, c in enumerate(cells)]
+            if (nxt := next(rows, None)) is None:
+                raise _error(path, "no data rows (the file holds only a header)", line + 1)
+            rest = _chain(nxt, rows)
+        else:   # data from row 1 (a row mixing names and numbers fails on its first name)
+            cols = [f"column {i + 1}" for i in range(ncols)]
+            rest = _chain(first, rows)
+        group = _ColumnGroup(list(range(ncols)), _F32)
+        n = _read_blocks(path, rest, cols, [group])
+    arr = group.result(n)
+    return arr[:, 0] if ncols == 1 else arr
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+    """Read every array of an `.npz` archive into {name: array} (dtypes as saved)."""
+    _check_exists(path)
+    if os.path.getsize(path) == 0:
+        raise _error(path, "empty file (expected an .npz archive)")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise _error(path, f"cannot read .npz file: {e}") from None
+    if isinstance(z, np.ndarray):
+        raise _error(path, "cannot read .npz file: it is a single .npy array (use read_array)")
+    out: dict[str, np.ndarray] = {}
+    with z:
+        for name in z.files:
+            try:
+                out[name] = z[name]
+            except ValueError as e:
+                if "pickle" in str(e).lower():
+                    raise _error(path, f"cannot read array '{name}': it holds Python objects "
+                                       "(pickled data is not loaded)") from None
+                raise _error(path, f"cannot read array '{name}': {e}") from None
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise _error(path, f"cannot read array '{name}': {e}") from None
+    return out
+
+
+# --------------------------------------------------------------------------- splits and batches
+
+def _rows_of(arrays: Mapping[str, np.ndarray]) -> int:
+    n = None
+    first = None
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.ndim == 0:
+            raise DataError(f"array '{name}' is a scalar; expected one row per example")
+        if n is None:
+            n, first = a.shape[0], name
+        elif a.shape[0] != n:
+            raise DataError(f"arrays '{first}' and '{name}' have different numbers of rows "
+                            f"({n} and {a.shape[0]}); every array needs one row per example")
+    return n or 0
+
+
+def split_validation(arrays: Mapping[str, np.ndarray], fraction: float, seed: int | None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split every array's rows into (train, validation) dicts.
+
+    The row order is shuffled ONCE with `np.random.default_rng(seed)` (the same
+    permutation for every array, so rows stay aligned) and the last
+    `round(rows * fraction)` shuffled rows become the validation set.  Shuffling
+    first matters: data files sorted by class are common (iris.csv holds 50
+    setosa, then 50 versicolor, then 50 virginica), and taking the file's tail
+    as Keras's `validation_split` does would leave a whole class out of
+    training and validate only on it.
+
+    `fraction` is in [0, 1).  With 0 the training dict holds the arrays as given
+    (not shuffled, not copied) and validation arrays have zero rows.  At least
+    one row always stays in training.
+    """
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1 or math.isnan(fraction):
+        raise DataError(f"validation fraction must be in [0, 1), got {fraction!r}")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    n = _rows_of(arrays)
+    if fraction == 0 or n == 0:
+        return dict(arrays), {k: v[:0] for k, v in arrays.items()}
+    n_val = min(int(round(n * fraction)), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    tr, va = perm[: n - n_val], perm[n - n_val:]
+    return {k: v[tr] for k, v in arrays.items()}, {k: v[va] for k, v in arrays.items()}
+
+
+def batches(n: int, batch_size: int | str | None, shuffle: bool = False,
+            rng: np.random.Generator | int | None = None) -> Iterator[np.ndarray]:
+    """Yield index arrays (int64) covering rows 0..n-1 once, `batch_size` at a time.
+
+    `batch_size` None or "all" gives one batch of all rows.  The last batch is
+    kept even when it is smaller.  With `shuffle`, the order is a fresh
+    permutation from `rng` (a Generator, or a seed) on every call, i.e. every
+    epoch; without it the rows come in order.
+    """
+    if batch_size is None or batch_size == "all":
+        size = max(n, 1)
+    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size > 0:
+        size = int(batch_size)
+    else:
+        raise DataError(f"batch size must be a positive integer or 'all', got {batch_size!r}")
+    if n < 0:
+        raise DataError(f"number of rows must be >= 0, got {n}")
+    if shuffle:
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        order = rng.permutation(n).astype(np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+    for start in range(0, n, size):
+        yield order[start:start + size]
+
+
+# --------------------------------------------------------------------------- model inputs
+
+_DIM = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z_0-9]*))\s*")
+
+
+def _parse_dim(d) -> tuple[int, list[str]]:
+    """A declared dimension as (coefficient, symbols): 4 -> (4, []), '2*B' -> (2, ['B'])."""
+    if isinstance(d, (int, np.integer)) and not isinstance(d, bool):
+        return int(d), []
+    if not isinstance(d, str):
+        raise ValueError(f"bad dimension {d!r}")
+    coef, syms = 1, []
+    for part in d.split("*"):
+        m = _DIM.fullmatch(part)
+        if not m:
+            raise ValueError(f"bad dimension {d!r}")
+        if m.group(1):
+            coef *= int(m.group(1))
+        else:
+            syms.append(m.group(2))
+    return coef, syms
+
+
+def _fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def check_against(name: str, array, dtype: str, shape: Sequence[int | str],
+                  bindings: dict[str, int] | None = None) -> np.ndarray:
+    """Check `array` against a model input declared as `dtype[shape]`; return it cast.
+
+    dtype: 'f32', 'f64', 'i32', 'i64' or 'bool'.
+    shape: ints, symbols like 'B', or products like '4*B'.  A symbol binds to
+        the size it first meets; `bindings` ({symbol: size}, updated in place)
+        carries the bindings across the arrays of one data set, so the same
+        symbol must mean the same size everywhere.
+    An array whose only difference from the declared shape is a trailing axis
+    of size 1 (shape (n,) for [B, 1] or (n, 1) for [B]) is reshaped.
+
+    The result has the declared dtype.  Casts are allowed only when they lose
+    nothing that matters: integers and booleans to floats; floats to a
+    narrower float when the values fit its range; floats to integers only
+    when every value is an integer in range; anything to bool only when every
+    value is 0 or 1.  Float data must be finite.  Otherwise, and on any
+    shape mismatch, a DataError names the array and the expected and actual
+    shape or dtype.
+    """
+    if bindings is None:
+        bindings = {}
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype '{dtype}' (expected one of {', '.join(_DTYPES)})")
+    arr = np.asarray(array)
+    shape = tuple(shape)
+    want = f"{dtype}{_fmt_shape(shape)}"
+
+    # --- shape
+    if arr.ndim == len(shape) - 1 and _parse_dim(shape[-1]) == (1, []):
+        arr = arr.reshape(arr.shape + (1,))
+    elif arr.ndim == len(shape) + 1 and arr.shape[-1] == 1 and arr.ndim > 1:
+        arr = arr.reshape(arr.shape[:-1])
+    if arr.ndim != len(shape):
+        raise DataError(f"input '{name}': expected shape {want} ({len(shape)} dimensions), "
+                        f"got shape {tuple(arr.shape)} ({arr.ndim} dimensions)")
+    parsed = [_parse_dim(d) for d in shape]
+    new: dict[str, int] = {}
+    # Pass 1 binds dimensions that are a multiple of one symbol ('B', '4*B');
+    # pass 2 checks everything, including products of symbols.
+    for pass_ in (1, 2):
+        for axis, ((coef, syms), size) in enumerate(zip(parsed, arr.shape)):
+            known = {**bindings, **new}
+            unbound = [s for s in syms if s not in known]
+            if pass_ == 1 and len(syms) != 1:
+                continue
+            if not unbound:
+                value = coef * math.prod(known[s] for s in syms)
+                if value != size:
+                    if len(syms) == 1 and syms[0] in bindings and coef == 1:
+                        why = f"but {syms[0]} = {bindings[syms[0]]} from an earlier array"
+                    elif syms:
+                        bound = ", ".join(f"{s} = {known[s]}" for s in syms)
+                        why = f"expected {shape[axis]} = {value} ({bound})"
+                    else:
+                        why = f"expected {value}"
+                    raise DataError(f"input '{name}': expected shape {want}, got shape "
+                                    f"{tuple(arr.shape)}: dimension {axis} is {size}, {why}")
+                continue
+            if len(unbound) > 1:
+                if pass_ == 2:
+                    raise DataError(f"input '{name}': cannot infer {', '.join(unbound)} from "
+                                    f"dimension {axis} ({shape[axis]}) alone")
+                continue
+            rest = coef * math.prod(known[s] for s in syms if s in known)
+            if rest == 0 or size % rest != 0:
+                raise DataError(f"input '{name}': expected shape {want}, got shape {tuple(arr.shape)}: "
+                                f"dimension {axis} is {size}, not a multiple of {rest}")
+            new[unbound[0]] = size // rest
+    bindings.update(new)
+
+    # --- dtype
+    return _cast(name, arr, dtype, want)
+
+
+def _first_index(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def _cast(name: str, arr: np.ndarray, dtype: str, want: str) -> np.ndarray:
+    target = np.dtype(_DTYPES[dtype])
+    have = _DTYPE_NAMES.get(arr.dtype, str(arr.dtype))
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise DataError(f"input '{name}': expected {want}, got {arr.dtype} data "
+                        "(expected numbers)")
+    if kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = _first_index(bad)
+            what = "NaN" if np.isnan(arr[i]) else "infinite value"
+            raise DataError(f"input '{name}': {what} at index {i} (expected finite numbers)")
+    if arr.dtype == target:
+        return arr
+    if target.kind == "f":
+        if kind == "f" and target.itemsize < arr.dtype.itemsize:
+            big = np.abs(arr) > np.finfo(target).max
+            if big.any():
+                i = _first_index(big)
+                raise DataError(f"input '{name}': value {arr[i]} at index {i} does not fit in {dtype}")
+        return arr.astype(target)
+    if target.kind == "b":
+        ok = (arr == 0) | (arr == 1)
+        if not ok.all():
+            i = _first_index(~ok)
+            raise DataError(f"input '{name}': expected {want} (0/1 values), got {have} data "
+                            f"with value {arr[i]} at index {i}")
+        return arr.astype(target)
+    # integer target
+    if kind == "f":
+        frac = arr != np.round(arr)
+        if frac.any():
+            i = _first_index(frac)
+            raise DataError(f"input '{name}': expected {want}, got {have} data with a non-integer "
+                            f"value {arr[i]} at index {i}")
+    if arr.size and kind != "b":
+        info = np.iinfo(target)
+        out = (arr < info.min) | (arr > info.max)
+        if out.any():
+            i = _first_index(out)
+            raise DataError(f"input '{name}': value {arr[i]} at index {i} does not fit in {dtype}")
+    return arr.astype(target)
