@@ -61,6 +61,20 @@ def _source(ts, attrs):
     return TensorType(attrs["dtype"], tuple(attrs["shape"]))
 
 
+def _const(ts, attrs):
+    t = _source(ts, attrs)
+    value, shape = attrs["value"], t.shape
+    for axis, d in enumerate(shape):  # the nested value must have the declared shape
+        if not isinstance(value, tuple) or (isinstance(d, int) and len(value) != d):
+            raise ShapeError(f"constant value does not match its shape {fmt_shape(shape)} at axis {axis}")
+        value = value[0] if value else ()
+    if isinstance(value, tuple) and shape and all(isinstance(d, int) and d > 0 for d in shape):
+        raise ShapeError(f"constant value is nested deeper than its shape {fmt_shape(shape)}")
+    if not shape and isinstance(value, tuple):
+        raise ShapeError("a scalar constant's value must be a number")
+    return t
+
+
 def _unary_float(ts, attrs):
     (t,) = ts
     if t.dtype not in FLOAT_DTYPES:
@@ -228,7 +242,7 @@ def _def(name, kind, arity, infer, attrs=(), differentiable=True):
 
 # sources
 _def("arg", "source", 0, _source, ("name", "role", "dtype", "shape"))
-_def("const", "source", 0, _source, ("value", "dtype", "shape"))
+_def("const", "source", 0, _const, ("value", "dtype", "shape"))
 _def("iota", "source", 0, _source, ("axis", "dtype", "shape"), differentiable=False)
 _def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False)
 _def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False)

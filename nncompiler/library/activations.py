@@ -40,13 +40,15 @@ def mean(b: Builder, x: int, axes=None, keepdims: bool = False) -> int:
     return b.div(total, b.size(x, axes=axes, dtype=b.dtype(x)))
 
 
-def logsumexp(b: Builder, x: int, axis: int = -1) -> int:
-    """log(sum(exp(x))) over `axis`, kept as a size-1 axis. Subtracting the
-    (gradient-stopped) max keeps exp() <= 1, so logits of 1e4 stay finite; the
-    result is exact because the max cancels analytically."""
+def log_softmax_of(b: Builder, x: int, axis: int = -1) -> int:
+    """log(softmax(x)) over `axis`, computed as (x - m) - log(sum(exp(x - m))) with
+    m the gradient-stopped max: exp() never sees a positive number, so logits of
+    1e4 stay finite, and the shift is exact because m cancels analytically.
+    Subtracting m *before* adding the log keeps small log-probabilities precise
+    next to large logits (m + log(s) would round log 2 to float32's spacing at 1e4)."""
     m = b.stop_gradient(b.max(x, axes=(axis,), keepdims=True))
-    s = b.sum(b.exp(b.sub(x, m)), axes=(axis,), keepdims=True)
-    return b.add(m, b.log(s))
+    shifted = b.sub(x, m)
+    return b.sub(shifted, b.log(b.sum(b.exp(shifted), axes=(axis,), keepdims=True)))
 
 
 def _positive(b: Builder, x: int) -> int:
@@ -118,7 +120,7 @@ def softmax(ctx: LayerContext, x: Tensor, axis: int = -1) -> Value:
 
 def log_softmax(ctx: LayerContext, x: Tensor, axis: int = -1) -> Value:
     b, x = ctx.b, vid(x)
-    return Value(b.sub(x, logsumexp(b, x, axis)))
+    return Value(log_softmax_of(b, x, axis))
 
 
 def softplus(ctx: LayerContext, x: Tensor) -> Value:

@@ -12,7 +12,7 @@ otherwise from probabilities clipped to [1e-7, 1 - 1e-7] like Keras.
 """
 
 from ..ir.graph import Builder
-from .activations import const, logsumexp, mean, vid
+from .activations import const, log_softmax_of, mean, vid
 from .context import LayerContext, Tensor, Value
 
 EPSILON = 1e-7  # Keras's backend epsilon
@@ -79,8 +79,7 @@ def binary_crossentropy(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
 def _crossentropy_onehot(b: Builder, pred, y: int) -> int:
     """-sum(y * log p) over the last axis, averaged over the rest; `y` has pred's shape."""
     if isinstance(pred, Value) and pred.activation == "softmax" and pred.logits is not None:
-        z = pred.logits
-        log_p = b.sub(z, logsumexp(b, z, -1))
+        log_p = log_softmax_of(b, pred.logits, -1)
     else:
         p = vid(pred)
         # Keras: renormalise (the rows may not sum to 1), then clip

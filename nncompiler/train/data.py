@@ -86,11 +86,16 @@ def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
 
 # --------------------------------------------------------------------------- cells
 
-# Column kinds: how the cells of one column are parsed.
-_F32 = "f32"    # features: float32
-_I32 = "i32"    # features with dtype_hint='i32': integers that fit int32
-_NUM = "num"    # numeric label: any finite float32-range number (int32 if all integral)
+# Column kinds: how the cells of one column are parsed.  Features use the
+# model dtype names (float32 unless read_csv's dtype_hint says otherwise).
+_F32 = "f32"    # features: finite numbers in float32 range
+_NUM = "num"    # numeric label: like f32 (comes back int32 if every value is integral)
 _CAT = "cat"    # categorical label: any non-empty string (class name)
+_INT_RANGE = {"i32": (_I32_MIN, _I32_MAX),
+              "i64": (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)),
+              "bool": (0, 1)}
+_KIND_DTYPE = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64,
+               "bool": np.bool_, _NUM: np.float64, _CAT: str}
 
 
 def _is_number(s: str) -> bool:
@@ -109,7 +114,7 @@ def _cell_problem(s: str, kind: str, col: str) -> str | None:
     text = s.strip()
     if kind == _CAT:
         return None if text else f"empty value in label {col} (expected a class name)"
-    expected = "an integer" if kind == _I32 else "a number"
+    expected = {"bool": "0 or 1"}.get(kind, "an integer" if kind in _INT_RANGE else "a number")
     if not text:
         return f"missing value in {col} (expected {expected})"
     try:
@@ -120,12 +125,15 @@ def _cell_problem(s: str, kind: str, col: str) -> str | None:
         return f"NaN value '{text}' in {col} (expected a finite number)"
     if math.isinf(v):
         return f"infinite value '{text}' in {col} (expected a finite number)"
-    if kind == _I32:
+    if kind in _INT_RANGE:
+        lo, hi = _INT_RANGE[kind]
+        if kind == "bool" and v not in (0, 1):
+            return f"value '{text}' in {col} is not 0 or 1 (expected a bool)"
         if v != int(v):
             return f"non-integer value '{text}' in {col} (expected an integer)"
-        if not _I32_MIN <= v <= _I32_MAX:
-            return f"value '{text}' in {col} does not fit in int32"
-    elif abs(v) > _F32_MAX:
+        if not lo <= v <= hi:
+            return f"value '{text}' in {col} does not fit in {np.dtype(_KIND_DTYPE[kind])}"
+    elif kind != "f64" and abs(v) > _F32_MAX:
         return f"value '{text}' in {col} is out of float32 range (expected |x| <= 3.4e38)"
     return None
 
@@ -145,16 +153,17 @@ def _convert(cells: list[list[str]], kind: str) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             if kind == _F32:
                 arr = np.array(cells, dtype=np.float32)
-            else:  # parse as float64 (internal only) to check integrality / range exactly
+            else:  # float64: asked for, or internal only (to check integrality / range exactly)
                 arr = np.array(cells, dtype=np.float64)
     except (ValueError, OverflowError):
         raise _Bad from None
     if not np.isfinite(arr).all():
         raise _Bad
-    if kind == _I32:
-        if (arr != np.round(arr)).any() or (arr < _I32_MIN).any() or (arr > _I32_MAX).any():
+    if kind in _INT_RANGE:
+        lo, hi = _INT_RANGE[kind]
+        if (arr != np.round(arr)).any() or (arr < lo).any() or (arr > hi).any():
             raise _Bad
-        return arr.astype(np.int32)
+        return arr.astype(_KIND_DTYPE[kind])
     if kind == _NUM and (np.abs(arr) > _F32_MAX).any():
         raise _Bad
     return arr
@@ -174,7 +183,7 @@ class _ColumnGroup:
     def result(self, rows: int) -> np.ndarray:
         if self.indices and self.blocks:
             return np.concatenate(self.blocks, axis=0)
-        dtype = {_F32: np.float32, _I32: np.int32, _NUM: np.float64, _CAT: str}[self.kind]
+        dtype = _KIND_DTYPE[self.kind]
         return np.zeros((rows if not self.indices else 0, len(self.indices)), dtype=dtype)
 
 
@@ -244,11 +253,9 @@ def _feature_kind(dtype_hint) -> str:
         dt = np.dtype(_DTYPES.get(dtype_hint, dtype_hint)) if isinstance(dtype_hint, str) else np.dtype(dtype_hint)
     except TypeError:
         dt = None
-    if dt == np.float32:
-        return _F32
-    if dt == np.int32:
-        return _I32
-    raise ValueError(f"read_csv: dtype_hint must be 'f32' or 'i32', got {dtype_hint!r}")
+    if dt in _DTYPE_NAMES:
+        return _DTYPE_NAMES[dt]
+    raise ValueError(f"read_csv: dtype_hint must be one of {', '.join(_DTYPES)}, got {dtype_hint!r}")
 
 
 def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
@@ -260,8 +267,11 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
     is removed from the features.  With `label=None` every column is a feature
     and `labels` is None.
 
-    features: float32, shape (rows, feature columns), in header order; with
-        `dtype_hint='i32'` they must all be integers and come back int32.
+    features: float32, shape (rows, feature columns), in header order.
+        `dtype_hint` (a model dtype: 'f32', 'f64', 'i32', 'i64', 'bool') asks
+        for another dtype: integer dtypes need integer cells ('3' or '3.0';
+        i64 values are exact up to 2**53), bool needs 0 or 1, f64 parses in
+        double precision.
     labels: a label column whose first value is not a number holds class
         names: they become int32 ids in sorted order of the distinct names
         (so 'setosa', 'versicolor', 'virginica' -> 0, 1, 2).  Numeric labels

@@ -192,6 +192,20 @@ def test_read_csv_dtype_hint_i32(tmp_path):
         read_csv(p, dtype_hint="f16")
 
 
+def test_read_csv_dtype_hint_other_model_dtypes(tmp_path):
+    p = write(tmp_path, "d.csv", "a,b\n1,0\n0,1\n")
+    x, _, _ = read_csv(p, dtype_hint="i64")
+    assert x.dtype == np.int64 and x.tolist() == [[1, 0], [0, 1]]
+    x, _, _ = read_csv(p, dtype_hint="bool")
+    assert x.dtype == np.bool_ and x.tolist() == [[True, False], [False, True]]
+    x, _, _ = read_csv(write(tmp_path, "f.csv", "a\n0.1\n1e300\n"), dtype_hint="f64")
+    assert x.dtype == np.float64 and x[0, 0] == 0.1 and x[1, 0] == 1e300  # asked for, so exact
+    raises(r"b\.csv:3:1: error: value '2' in column 'a' is not 0 or 1 \(expected a bool\)",
+           read_csv, write(tmp_path, "b.csv", "a\n1\n2\n"), dtype_hint="bool")
+    raises(r"i\.csv:2:1: error: value '3e9' in column 'a' does not fit in int32",
+           read_csv, write(tmp_path, "i.csv", "a\n3e9\n"), dtype_hint="i32")
+
+
 def test_read_csv_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "BLOCK_ROWS", 4)
     rng = np.random.default_rng(0)

@@ -27,6 +27,7 @@ from ...ir.shapes import NUMPY_DTYPE, symbols
 # Helpers the generated module may call; kept tiny and numerically careful.
 PRELUDE = '''\
 import numpy as np
+from numpy import inf, nan
 
 def _sigmoid(x):
     # stable for large |x|: never exponentiates a positive number
@@ -137,7 +138,8 @@ class _Context:
         if not n.shape:
             return f"{_dt(n)}({value!r})"
         name = f"c{n.id}"
-        self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={_dt(n)})")
+        shape = self.shape(n.shape)
+        self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={_dt(n)}).reshape({shape})")
         return name
 
 
