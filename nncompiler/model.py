@@ -35,8 +35,11 @@ class Model:
             from .library.optimizers import OPTIMIZERS
             self._optimizer = OPTIMIZERS[lowered.optimizer.name]
             self._hyper = optimizer_hyper(lowered, self._optimizer)
-        init = self._backend.compile(build_init(lowered)) if lowered.params else None
-        self._params = {k: np.asarray(v, dtype=np.float32) for k, v in (init({}) if init else {}).items()}
+        has_state = lowered.params or lowered.buffers
+        init = self._backend.compile(build_init(lowered))({}) if has_state else {}
+        self._params = {k: np.asarray(init[k], dtype=np.float32) for k in lowered.params}
+        self.buffers = {k: np.asarray(init[k], dtype=np.float32) for k in lowered.buffers}
+        self.steps_taken = 0      # advances the random stream of dropout and friends
         self.reset_optimizer()
 
     # -- state ------------------------------------------------------------------
@@ -69,14 +72,16 @@ class Model:
     def unoptimized_graph(self, kind: str) -> Graph:
         """The graph of one kind before optimisation: predict, evaluate, gradients or train_step."""
         m = self.lowered
-        fwd = m.forward
+        fwd, inference = m.forward, m.inference or m.forward
         if kind == "predict":
-            return select_outputs(fwd, m.output_names, "predict")
+            return select_outputs(inference, m.output_names, "predict")
         if kind == "evaluate":
-            return select_outputs(fwd, ["loss"] + [f"metric.{n}" for n in m.metric_names], "evaluate")
+            return select_outputs(inference, ["loss"] + [f"metric.{n}" for n in m.metric_names], "evaluate")
         if kind == "gradients":
             from .autodiff import grad
-            return grad(select_outputs(fwd, ["loss"], "gradients"), "loss", wrt=list(m.params), name="gradients")
+            g = select_outputs(fwd, ["loss"], "gradients")
+            used = [p for p in m.params if any(a.attr["name"] == p for a in g.args)]
+            return grad(g, "loss", wrt=used, name="gradients")
         if kind == "train_step":
             if self._optimizer is None:
                 raise ValueError(f"model {m.name} has no optimizer")
@@ -94,9 +99,18 @@ class Model:
             self._compiled[kind] = self._backend.compile(self.graph(kind))
         return self._compiled[kind]
 
+    def _state_args(self, g: Graph) -> dict:
+        """Everything a graph takes besides data: parameters, buffers, the step's random key."""
+        args = dict(self._params)
+        args.update(self.buffers)
+        if g.args_with_role("rng"):
+            seed = self.lowered.train.seed if self.lowered.train else 0
+            args["rng.key"] = np.int32((seed * 1000003 + self.steps_taken) & 0x7FFFFFFF)
+        return args
+
     def _run(self, kind: str, feeds: dict, roles=("input",)) -> dict:
         g = self.graph(kind)
-        args = dict(self._params)
+        args = self._state_args(g)
         args.update(self.check_feeds(feeds, g, roles))
         return self.compiled(kind)(args)
 
@@ -127,7 +141,8 @@ class Model:
 
     def loss_and_grads(self, **data) -> tuple[float, dict[str, np.ndarray]]:
         out = self._run("gradients", data, roles=("input", "target"))
-        grads = {n[len("grad."):]: np.asarray(v) for n, v in out.items() if n.startswith("grad.")}
+        grads = {name: np.asarray(out.get(f"grad.{name}", np.zeros_like(value)))  # unused params: zero
+                 for name, value in self._params.items()}
         return float(out["loss"]), grads
 
     def evaluate(self, **data) -> dict[str, float]:
@@ -145,15 +160,21 @@ class Model:
     def step(self, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics."""
         g = self.graph("train_step")
-        args = dict(self._params)
+        args = self._state_args(g)
         args.update(self.opt_state)
         args["opt.lr"] = np.float32(self._hyper["lr"])
         args.update(self.check_feeds(batch, g, ("input", "target")))
         out = self.compiled("train_step")(args)
         for name in self._params:
-            self._params[name] = out[f"new.{name}"]
+            if f"new.{name}" in out:     # a parameter the loss does not use keeps its value
+                self._params[name] = out[f"new.{name}"]
         for name in self.opt_state:
-            self.opt_state[name] = out[f"new.{name}"]
+            if f"new.{name}" in out:
+                self.opt_state[name] = out[f"new.{name}"]
+        for name in self.buffers:
+            if f"new.{name}" in out:
+                self.buffers[name] = out[f"new.{name}"]
+        self.steps_taken += 1
         return {k: float(v) for k, v in out.items() if not k.startswith("new.")}
 
     def summary(self) -> str:

@@ -5,7 +5,7 @@ the user's outputs, `loss` and any metrics, plus the parameter declarations and
 the optimizer. This module derives every graph the runtime needs from it,
 each optimised by the pass pipeline:
 
-    init        no arguments -> the initial value of every parameter
+    init        no arguments -> the initial value of every parameter and buffer
     predict     inputs, params -> the user's outputs
     evaluate    inputs, targets, params -> loss and metrics
     gradients   inputs, targets, params -> loss and grad.<param>   (autodiff)
@@ -59,6 +59,8 @@ class LoweredModel:
     train: TrainConfig | None = None
     file: str = "<string>"
     sources: dict[str, str] = field(default_factory=dict)
+    buffers: dict[str, ParamDecl] = field(default_factory=dict)   # non-trainable state (moving averages)
+    inference: Graph | None = None              # the forward graph in inference mode (no dropout, ...)
 
     @property
     def metric_names(self) -> list[str]:
@@ -66,15 +68,24 @@ class LoweredModel:
 
 
 def select_outputs(g: Graph, names: list[str], graph_name: str) -> Graph:
+    """A graph computing only `names`, whose signature keeps just the arguments those need
+    (so `predict` takes no target, for instance)."""
     keep = [(n, i) for n, i in g.outputs if n in names]
-    return Graph(graph_name, g.nodes, tuple(keep))
+    live, stack = set(), [i for _, i in keep]
+    while stack:
+        i = stack.pop()
+        if i not in live:
+            live.add(i)
+            stack.extend(g[i].inputs)
+    nodes = tuple(n for n in g.nodes if n.id in live)
+    return Graph(graph_name, nodes, tuple(keep))
 
 
 def build_init(model: LoweredModel) -> Graph:
     from .library.initializers import initial_value
     b = Builder("init")
     outs = {}
-    for name, decl in model.params.items():
+    for name, decl in {**model.params, **model.buffers}.items():
         with b.at(decl.loc):
             outs[name] = initial_value(decl, b)
     return b.build(outs)
@@ -83,13 +94,14 @@ def build_init(model: LoweredModel) -> Graph:
 def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]) -> Graph:
     """Forward + backward + the optimizer's update of every parameter, as one graph."""
     fwd = model.forward
-    keep = ["loss"] + [n for n, _ in fwd.outputs if n.startswith("metric.")]
-    params = list(model.params)
-    g = grad(select_outputs(fwd, keep, "train_step"), "loss", wrt=params, name="train_step")
+    keep = ["loss"] + [n for n, _ in fwd.outputs if n.startswith(("metric.", "update."))]
+    fwd = select_outputs(fwd, keep, "train_step")
+    params = [p for p in model.params if any(a.attr["name"] == p for a in fwd.args)]  # unused ones stay put
+    g = grad(fwd, "loss", wrt=params, name="train_step")
     b = Builder("train_step", start_id=max(n.id for n in g.nodes) + 1)
     for n in g.nodes:
         b.add_node(n)
-    outputs = [(n, i) for n, i in g.outputs if not n.startswith("grad.")]
+    outputs = [(n.replace("update.", "new.", 1), i) for n, i in g.outputs if not n.startswith("grad.")]
     grads = {n[len("grad."):]: i for n, i in g.outputs if n.startswith("grad.")}
     with b.at(model.optimizer_loc):
         lr = b.argument("opt.lr", "hyper", TensorType("f32", ()))

@@ -47,10 +47,7 @@ def emit(m, stage: str) -> str:
     if stage == "grad":
         if low.kind != "model":
             raise _no_grad(low)
-        from .autodiff import grad
-        from .program import select_outputs
-        return print_graph(grad(select_outputs(low.forward, ["loss"], "gradients"), "loss",
-                                wrt=list(low.params), name="gradients"))
+        return print_graph(m.unoptimized_graph("gradients"))
     if stage == "opt":
         return "\n\n".join(print_graph(m.graph(k)) for k in _graph_kinds(m))
     if stage == "python":

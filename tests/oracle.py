@@ -24,7 +24,7 @@ import torch
 
 from nncompiler.autodiff import grad
 from nncompiler.backends.numpy import compile_graph
-from nncompiler.ir import Builder, Graph
+from nncompiler.ir import PRIMITIVES, Builder, Graph
 from nncompiler.ir.shapes import NUMPY_DTYPE, TensorType
 
 FLOAT = ("f32", "f64")
@@ -135,6 +135,59 @@ def ours(op: str, inputs, attrs: dict, r) -> tuple[np.ndarray, list]:
 
 def run_graph(g: Graph, args: dict) -> dict:
     return {k: np.asarray(v) for k, v in compile_graph(g)(args).items()}
+
+
+def every_primitive_graph() -> Graph:
+    """One node of every primitive, every node an output named after its op (f32 floats,
+    an i32 sum, a bool condition). Used by the text round trip and the codegen dtype tests;
+    `missing_primitives` says what a new primitive still needs here."""
+    b = Builder("every")
+    x = b.argument("x", "input", TensorType("f32", (2, 3)))
+    y = b.argument("y", "input", TensorType("f32", (2, 3)))
+    p = b.argument("p", "input", TensorType("f32", (2, 3)))          # positive
+    c = b.argument("c", "input", TensorType("bool", (2, 3)))
+    i = b.argument("i", "input", TensorType("i32", (2, 3)))
+    m = b.argument("m", "input", TensorType("f32", (3, 4)))
+    key = b.argument("rng.key", "rng", TensorType("i32", ()))
+    outs = {}
+    for op in ("neg", "exp", "tanh", "sigmoid", "abs", "sign", "stop_gradient"):
+        outs[op] = b.emit(op, (x,))
+    for op in ("log", "log1p", "sqrt"):
+        outs[op] = b.emit(op, (p,))
+    for op in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne"):
+        outs[op] = b.emit(op, (p, y))
+    outs["where"] = b.where(c, x, y)
+    outs["cast"] = b.cast(x, dtype="f64")
+    outs["sum"] = b.sum(i, axes=(1,), keepdims=True)
+    outs["max"] = b.max(x, axes=(0, 1))
+    outs["argmax"] = b.argmax(x, axis=1, keepdims=False)
+    outs["size"] = b.size(x, axes=(0,), dtype="f32")
+    outs["matmul"] = b.matmul(x, m)
+    outs["reshape"] = b.reshape(x, shape=(3, 2))
+    outs["transpose"] = b.transpose(x, perm=(1, 0))
+    outs["broadcast_to"] = b.broadcast_to(x, shape=(4, 2, 3))
+    outs["slice"] = b.slice(x, start=(0, 1), stop=(2, None), step=(1, 2))
+    outs["pad"] = b.pad(x, lo=(1, 0), hi=(0, 2), interior=(1, 1))
+    outs["concat"] = b.concat(x, y, p, axis=0)
+    outs["const"] = b.constant(((1.0, -2.5), (3.0, 4.0)), "f32", (2, 2))
+    outs["iota"] = b.iota(axis=1, dtype="i32", shape=(2, 5))
+    outs["random_uniform"] = b.random_uniform(low=-1.0, high=1.0, seed=7, dtype="f32", shape=(3,))
+    outs["random_normal"] = b.random_normal(mean=0.0, stddev=0.5, seed=8, dtype="f64", shape=(2, 2))
+    if "rng_uniform" in PRIMITIVES:
+        outs["rng_uniform"] = b.rng_uniform(key, seed=9, dtype="f32", shape=(2, 2))
+    return b.build(outs)
+
+
+def every_primitive_args(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return {"x": f(2, 3), "y": f(2, 3), "p": rng.uniform(0.5, 2, (2, 3)).astype(np.float32),
+            "c": rng.random((2, 3)) < 0.5, "i": rng.integers(-5, 5, (2, 3)).astype(np.int32),
+            "m": f(3, 4), "rng.key": np.int32(3)}
+
+
+def missing_primitives(g: Graph) -> set[str]:
+    return set(PRIMITIVES) - {"arg"} - {n.op for n in g.nodes}
 
 
 # ---- torch ----------------------------------------------------------------------------

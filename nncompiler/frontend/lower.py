@@ -20,7 +20,7 @@ from ..errors import CompileError, Loc, ShapeError, did_you_mean, error
 from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
 from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
-from ..library.context import LayerContext, ParamDecl, Spec, Value
+from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
 from ..program import LoweredModel, TrainConfig
 from . import ast
@@ -60,8 +60,11 @@ def _ann(p: inspect.Parameter) -> str:
 
 
 class BlockLowerer:
-    def __init__(self, block: ast.ModelBlock, train: TrainConfig | None, file: str, seed: int):
+    def __init__(self, block: ast.ModelBlock, train: TrainConfig | None, file: str, seed: int,
+                 training: bool = True):
         self.block = block
+        self.training = training
+        self.state = BlockState()
         self.file = file
         self.train = train
         self.seed = seed
@@ -81,6 +84,9 @@ class BlockLowerer:
         self._last_loss_args: tuple[Value, Value] | None = None
 
     # -- helpers ----------------------------------------------------------------
+    def context(self, prefix: str, loc: Loc) -> LayerContext:
+        return LayerContext(self.b, prefix, self.params, loc, self.seed, self.training, self.state)
+
     def define(self, name: str, loc: Loc, value) -> None:
         if name in self.defined_at:
             where = self.defined_at[name]
@@ -138,7 +144,7 @@ class BlockLowerer:
         init = self.param_init(s, ty)
         if s.name in self.params:
             raise error(s.name_loc, f"'{s.name}' is already defined")
-        ctx = LayerContext(self.b, "", self.params, s.name_loc, self.seed)
+        ctx = self.context("", s.name_loc)
         with self.b.at(s.name_loc):
             pid = ctx.param(s.name, ty.shape, init, dtype=ty.dtype)
         self.param_ids[s.name] = pid
@@ -242,10 +248,11 @@ class BlockLowerer:
                     loss_id = self.b.add(loss_id, p)
             outputs.append(("loss", loss_id))
             outputs += self.metric_outputs(loss_kind, pred, target)
+        outputs += [(f"update.{name}", i) for name, i in self.state.updates.items()]
         spec, loc = self.optimizer if self.optimizer else (None, None)
         return LoweredModel(blk.name, blk.kind, self.b.build(outputs), self.params,
                             [n for n, _ in self.outputs], self.inputs, self.targets, loss_kind,
-                            spec, loc, self.train, self.file)
+                            spec, loc, self.train, self.file, buffers=self.state.buffers)
 
     def metric_outputs(self, loss_kind, pred, target) -> list[tuple[str, int]]:
         wanted = list(self.metrics) + [(m, self.train.loc) for m in (self.train.metrics if self.train else [])]
@@ -259,7 +266,7 @@ class BlockLowerer:
             if pred is None:
                 raise error(loc, f"metric '{name}' needs the loss to be a call of a loss function "
                             f"({', '.join(sorted(LOSSES))})")
-            ctx = LayerContext(self.b, "", self.params, loc, self.seed, training=False)
+            ctx = self.context("", loc)
             with self.b.at(loc):
                 mid = METRICS[name](ctx, pred, target, loss_kind)
             if mid is None:
@@ -382,7 +389,7 @@ class BlockLowerer:
             count = self.layer_counts.get(e.func, 0) + 1
             self.layer_counts[e.func] = count
             prefix = f"{e.func}_{count}"
-        ctx = LayerContext(self.b, prefix or "", self.params, e.func_loc, self.seed)
+        ctx = self.context(prefix or "", e.func_loc)
         try:
             with self.b.at(e.func_loc):
                 result = fn(ctx, **bound)
@@ -451,8 +458,12 @@ def _kw_loc(call: ast.Call, name: str) -> Loc:
 
 
 def lower_block(block: ast.ModelBlock, train: TrainConfig | None, file: str) -> LoweredModel:
+    """Lower a block twice: in training mode (dropout active, batch statistics, buffer
+    updates) and in inference mode (what predict and evaluate run), as Keras does."""
     seed = train.seed if train else 0
-    return BlockLowerer(block, train, file, seed).lower()
+    model = BlockLowerer(block, train, file, seed, training=True).lower()
+    model.inference = BlockLowerer(block, train, file, seed, training=False).lower().forward
+    return model
 
 
 __all__ = ["lower_block", "BlockLowerer", "Literal", "CompileError", "REGULARIZERS"]

@@ -246,6 +246,7 @@ _def("const", "source", 0, _const, ("value", "dtype", "shape"))
 _def("iota", "source", 0, _source, ("axis", "dtype", "shape"), differentiable=False)
 _def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False)
 _def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False)
+_def("rng_uniform", "random", 1, _source, ("seed", "dtype", "shape"), differentiable=False)
 # elementwise
 for _n in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid"):
     _def(_n, "unary", 1, _unary_float)

@@ -64,7 +64,7 @@ def print_graph(g: Graph, with_locs: bool = True) -> str:
         operands = ", ".join(names[i] for i in n.inputs)
         text = f"  {names[n.id]} = {n.op}({operands})"
         # a source's dtype and shape are its printed type; don't say them twice
-        shown = [(k, v) for k, v in n.attrs if not (n.prim.kind == "source" and k in ("dtype", "shape"))]
+        shown = [(k, v) for k, v in n.attrs if not (n.prim.kind in ("source", "random") and k in ("dtype", "shape"))]
         if shown:
             text += " {" + ", ".join(f"{k}={fmt_attr(v)}" for k, v in shown) + "}"
         text += f" : {n.type}"
@@ -90,7 +90,7 @@ _TOKEN = re.compile(r"""
   | (?P<value>%[A-Za-z_0-9][A-Za-z_0-9.]*)
   | (?P<type>(?:f32|f64|i32|i64|bool)\[[^\]]*\])
   | (?P<number>-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)(?![\w*])|-inf)
-  | (?P<word>(?:\d+\*)?[A-Za-z_][A-Za-z_0-9]*(?:\*[A-Za-z_][A-Za-z_0-9]*)*)
+  | (?P<word>(?:\d+\*)?[A-Za-z_][A-Za-z_0-9.]*(?:\*[A-Za-z_][A-Za-z_0-9]*)*)
   | (?P<punct>[(){}\[\],:=])
 """, re.VERBOSE)
 
@@ -243,7 +243,7 @@ def _parse_one(t: _Tokens) -> Graph:
             t.expect(")")
             loc = Loc(f, int(line), int(col))
         op = op_tok[1]
-        if op in PRIMITIVES and PRIMITIVES[op].kind == "source":
+        if op in PRIMITIVES and PRIMITIVES[op].kind in ("source", "random"):
             attrs.setdefault("dtype", declared.dtype)
             attrs.setdefault("shape", declared.shape)
         node_id = _guard(t, op_tok, lambda: b.emit(op, operands, loc=loc, **attrs))

@@ -11,6 +11,7 @@ Conventions shared by the whole library (helpers below are imported by the other
     crossentropy can work from the logits instead of clipped probabilities.
 """
 
+from ..errors import ShapeError
 from ..ir.graph import Builder
 from ..ir.primitives import norm_axes
 from .context import LayerContext, Tensor, Value
@@ -90,7 +91,7 @@ def prelu(ctx: LayerContext, x: Tensor) -> Value:
     b, x = ctx.b, vid(x)
     features = b.shape(x)[-1] if b.shape(x) else 1
     if not isinstance(features, int):
-        raise ValueError(f"prelu needs a static last dimension, got {features}")
+        raise ShapeError(f"the input's last dimension must be static, got {features}")
     alpha = ctx.param("alpha", (features,), 0.0, dtype=b.dtype(x))
     return Value(b.where(_positive(b, x), x, b.mul(alpha, x)))
 

@@ -92,6 +92,16 @@ class ParamDecl:
     regularizers: list[Spec] = field(default_factory=list)
 
 
+@dataclass
+class BlockState:
+    """What every call in one model block shares besides parameters."""
+
+    buffers: dict[str, ParamDecl] = field(default_factory=dict)
+    updates: dict[str, int] = field(default_factory=dict)   # buffer name -> its value after the step
+    rng_key: int | None = None
+    rng_calls: int = 0
+
+
 class LayerContext:
     """Handed to every library function: the builder, the layer's name, and registries for params.
 
@@ -100,18 +110,46 @@ class LayerContext:
     """
 
     def __init__(self, b: Builder, prefix: str, params: dict[str, ParamDecl], loc: Loc | None,
-                 seed_base: int = 0, training: bool = True):
+                 seed_base: int = 0, training: bool = True, state: "BlockState | None" = None):
         self.b = b
         self.prefix = prefix
         self.params = params
         self.loc = loc
         self.seed_base = seed_base
         self.training = training
+        self.state = state if state is not None else BlockState()
         self.penalties: list[int] = []   # scalar node ids added to the loss (regularisers)
         self.param_ids: dict[str, int] = {}
 
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}" if self.prefix else suffix
+
+    def buffer(self, suffix: str, shape, init, dtype: str = "f32") -> int:
+        """A non-trainable state tensor (batchnorm's moving mean): role `buffer`, updated by `update`."""
+        name = self._name(suffix)
+        ty = TensorType(dtype, tuple(shape))
+        self.state.buffers[name] = ParamDecl(name, ty, init, self.loc, _stable_seed(self.seed_base, name))
+        return self.b.argument(name, "buffer", ty, loc=self.loc)
+
+    def update(self, buffer_id: int, new_value: int) -> None:
+        """Record a buffer's value after a training step (ignored at inference)."""
+        if self.training:
+            node = self.b.nodes[[n.id for n in self.b.nodes].index(buffer_id)]
+            self.state.updates[node.attr["name"]] = new_value
+
+    def random_uniform(self, shape, dtype: str = "f32") -> int:
+        """Uniform [0, 1) numbers that differ at every training step (dropout masks).
+
+        They are a function of the step's key (argument `rng.key`, advanced by
+        the runtime) and a seed fixed per call site, so a run is reproducible."""
+        if self.state.rng_key is None:
+            self.state.rng_key = self.b.argument("rng.key", "rng", TensorType("i32", ()), loc=self.loc)
+        self.state.rng_calls += 1
+        seed = _stable_seed(self.seed_base, f"{self._name('rng')}#{self.state.rng_calls}")
+        return self.b.rng_uniform(self.state.rng_key, seed=seed, dtype=dtype, shape=tuple(shape))
+
     def param(self, suffix: str, shape, init, regularizer: Spec | None = None, dtype: str = "f32") -> int:
-        name = f"{self.prefix}.{suffix}" if self.prefix else suffix
+        name = self._name(suffix)
         if name in self.params:
             raise ValueError(f"parameter '{name}' is declared twice")
         ty = TensorType(dtype, tuple(shape))

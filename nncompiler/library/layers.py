@@ -6,7 +6,7 @@ activation goes through ACTIVATIONS so a softmax output keeps its logits for
 the loss.
 """
 
-from ..errors import did_you_mean
+from ..errors import ShapeError, did_you_mean
 from ..ir.shapes import numel
 from . import initializers, regularizers
 from .activations import ACTIVATIONS, vid
@@ -20,7 +20,7 @@ def apply_activation(ctx: LayerContext, activation, x: int) -> Value:
     spec = Spec(activation) if isinstance(activation, str) else activation
     fn = ACTIVATIONS.get(spec.name)
     if fn is None:
-        raise ValueError(f"unknown activation '{spec.name}'{did_you_mean(spec.name, ACTIVATIONS)}")
+        raise ShapeError(f"unknown activation '{spec.name}'{did_you_mean(spec.name, ACTIVATIONS)}")
     return fn(ctx, Value(x), **spec.kw)
 
 
@@ -32,23 +32,25 @@ def dense(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "li
     b, x = ctx.b, vid(x)
     shape = tuple(b.shape(x))
     if not shape:
-        raise ValueError("dense needs an input of rank >= 1")
+        raise ShapeError("the input must have rank >= 1")
     n_in = shape[-1]
     if not isinstance(n_in, int):
-        raise ValueError(f"dense needs a static last input dimension, got {n_in}")
+        raise ShapeError(f"the input's last dimension must be static, got {n_in}")
     if units <= 0:
-        raise ValueError(f"dense needs units > 0, got {units}")
+        raise ShapeError(f"units must be > 0, got {units}")
+    # parameters take the input's float type (f64 graphs stay f64); integer data computes in f32
+    dtype = b.dtype(x) if b.dtype(x) in ("f32", "f64") else "f32"
+    if b.dtype(x) != dtype:
+        x = b.cast(x, dtype=dtype)
     kernel = ctx.param("kernel", (n_in, units), initializers.as_spec(kernel_initializer),
-                       regularizers.as_spec(kernel_regularizer))
-    if b.dtype(x) != b.dtype(kernel):   # integer input data: compute in floats
-        x = b.cast(x, dtype=b.dtype(kernel))
+                       regularizers.as_spec(kernel_regularizer), dtype=dtype)
     if len(shape) == 1:                 # matmul wants rank >= 2
         y = b.reshape(b.matmul(b.reshape(x, shape=(1, n_in)), kernel), shape=(units,))
     else:
         y = b.matmul(x, kernel)         # leading axes broadcast as batch axes
     if use_bias:
         bias = ctx.param("bias", (units,), initializers.as_spec(bias_initializer),
-                         regularizers.as_spec(bias_regularizer))
+                         regularizers.as_spec(bias_regularizer), dtype=dtype)
         y = b.add(y, bias)
     return apply_activation(ctx, activation, y)
 

@@ -11,6 +11,7 @@ exact and finite even for logits of +-1e4 (Keras's `from_logits=True`);
 otherwise from probabilities clipped to [1e-7, 1 - 1e-7] like Keras.
 """
 
+from ..errors import ShapeError
 from ..ir.graph import Builder
 from .activations import const, log_softmax_of, mean, vid
 from .context import LayerContext, Tensor, Value
@@ -107,7 +108,7 @@ def one_hot(b: Builder, labels: int, like: int) -> int:
     elif lshape == shape[:-1]:
         labels = b.reshape(labels, shape=shape[:-1] + (1,))
     else:
-        raise ValueError(f"sparse labels of shape {list(lshape)} do not match predictions {list(shape)}")
+        raise ShapeError(f"sparse labels of shape {list(lshape)} do not match predictions {list(shape)}")
     classes = b.iota(axis=len(shape) - 1, dtype="i32", shape=shape)
     return b.cast(b.eq(classes, labels), dtype=b.dtype(like))
 

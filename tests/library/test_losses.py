@@ -190,3 +190,42 @@ def test_losses_are_f32_scalars():
                                                    ("B",) if name.startswith("sparse") else ("B", 3)))
         out = LOSSES[name](ctx, Value(p), Value(y))
         assert b.type_of(out) == TensorType("f32", ()), name
+
+
+# ---- metrics (accuracy picks its Keras variant from the loss) -------------------------------
+
+def _metric(name, loss_name, pred, target, act=None):
+    from nncompiler.library import METRICS
+    b = Builder()
+    ctx = LayerContext(b, "", {}, None)
+    p = b.argument("p", "input", TensorType("f32", ("B",) + pred.shape[1:]))
+    dt = "i32" if target.dtype == np.int32 else "f32"
+    y = b.argument("y", "target", TensorType(dt, ("B",) + target.shape[1:]))
+    v = Value(p) if act is None else ACTIVATIONS[act](ctx, Value(p))
+    out = METRICS[name](ctx, v, Value(y), loss_name)
+    if out is None:
+        return None
+    assert b.type_of(out) == TensorType("f32", ())
+    from nncompiler.backends.numpy import evaluate
+    return float(evaluate(b.build({"m": out}), {"p": pred.astype(np.float32), "y": target})["m"])
+
+
+def test_accuracy_variants():
+    z = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0], [4.0, 0.0, 1.0]])
+    labels = np.array([0, 2, 2, 1], dtype=np.int32)
+    assert _metric("accuracy", "sparse_categorical_crossentropy", z, labels, "softmax") == 0.5
+    assert _metric("accuracy", "sparse_categorical_crossentropy", z, labels.reshape(-1, 1)) == 0.5
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    assert _metric("accuracy", "categorical_crossentropy", z, onehot, "softmax") == 0.5
+    # binary: sigmoid(z) > 0.5 against 0/1 labels, mean over all elements (Keras's binary_accuracy)
+    zb = np.array([[2.0, -1.0], [0.0, 3.0], [-2.0, -0.5]])
+    yb = np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    expected = np.mean((torch.sigmoid(torch.tensor(zb)).numpy() > 0.5) == yb)
+    assert _metric("accuracy", "binary_crossentropy", zb, yb, "sigmoid") == pytest.approx(expected)
+    assert _metric("accuracy", "mse", zb, yb) is None
+
+
+def test_regression_metrics():
+    p, y = rng.normal(size=(6, 2)), rng.normal(size=(6, 2)).astype(np.float32)
+    assert _metric("mae", "mse", p, y) == pytest.approx(np.abs(p.astype(np.float32) - y).mean(), rel=1e-5)
+    assert _metric("mse", "mse", p, y) == pytest.approx(((p.astype(np.float32) - y) ** 2).mean(), rel=1e-5)

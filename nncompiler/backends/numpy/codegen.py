@@ -47,6 +47,9 @@ def _iota(shape, axis, dtype):
 def _uniform(seed, low, high, shape, dtype):
     return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
 
+def _rng_uniform(key, seed, shape, dtype):
+    return np.random.default_rng([seed, int(key) & 0xFFFFFFFF]).random(shape, dtype=dtype)
+
 def _normal(seed, mean, stddev, shape, dtype):
     return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
 '''
@@ -112,6 +115,7 @@ OPS: dict[str, Callable] = {
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {_dt(n)})",
     "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
                                        f"{c.shape(n.shape)}, {_dt(n)})"),
+    "rng_uniform": lambda n, a, c: f"_rng_uniform({a[0]}, {n.attr['seed']}, {c.shape(n.shape)}, {_dt(n)})",
     "random_normal": lambda n, a, c: (f"_normal({n.attr['seed']}, {n.attr['mean']!r}, {n.attr['stddev']!r}, "
                                       f"{c.shape(n.shape)}, {_dt(n)})"),
 }
