@@ -1,9 +1,12 @@
 """The embedding API's `Model`: compiled graphs plus the state the runtime owns.
 
-The runtime owns parameters, optimizer state and the learning rate; generated
-code is pure (arrays in, arrays out). Graphs are derived, optimised and
-compiled on first use, so `nnc.compile(...).forward(x=...)` never pays for
-the backward pass.
+The runtime owns parameters, buffers, optimizer state and the learning rate;
+generated code is pure (arrays in, arrays out). State lives in one dict of
+*device arrays* (numpy arrays for the numpy backend, torch tensors on the GPU
+for triton, IREE buffers for mlir) and stays there between steps; only what a
+user asks for (`m.params`, outputs, the loss) is copied back as numpy.
+Graphs are derived, optimised and compiled on first use, so
+`nnc.compile(...).forward(x=...)` never pays for the backward pass.
 """
 from __future__ import annotations
 
@@ -37,25 +40,47 @@ class Model:
             self._hyper = optimizer_hyper(lowered, self._optimizer)
         has_state = lowered.params or lowered.buffers
         init = self._backend.compile(build_init(lowered))({}) if has_state else {}
-        self._params = {k: np.asarray(init[k], dtype=np.float32) for k in lowered.params}
-        self.buffers = {k: np.asarray(init[k], dtype=np.float32) for k in lowered.buffers}
+        # the state, on the backend's device (np.array copies: an initialiser may be a read-only view)
+        self._state: dict[str, object] = {}
+        for name in [*lowered.params, *lowered.buffers]:
+            self._state[name] = self._backend.to_device(np.array(init[name], dtype=np.float32))
         self.steps_taken = 0      # advances the random stream of dropout and friends
         self.reset_optimizer()
 
     # -- state ------------------------------------------------------------------
+    def _numpy(self, names) -> dict[str, np.ndarray]:
+        return {k: self._backend.to_numpy(self._state[k]) for k in names}
+
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return self._params
+        """Trainable parameters by name, as numpy arrays."""
+        return self._numpy(self.lowered.params)
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state (batchnorm's moving statistics) by name."""
+        return self._numpy(self.lowered.buffers)
+
+    @property
+    def opt_state(self) -> dict[str, np.ndarray]:
+        """Optimizer slots and step count by name (`opt.m.h.kernel`, `opt.step`)."""
+        return self._numpy(k for k in self._state if k.startswith("opt."))
 
     def set_params(self, values: dict) -> None:
+        """Replace parameters (or buffers) by name; shapes must match, values become float32."""
+        known = [*self.lowered.params, *self.lowered.buffers]
         for name, value in values.items():
-            if name not in self._params:
-                raise KeyError(f"unknown parameter '{name}'{did_you_mean(name, self._params)}")
+            if name not in known:
+                raise KeyError(f"unknown parameter '{name}'{did_you_mean(name, known)}")
             arr = np.asarray(value)
-            if arr.shape != self._params[name].shape:
-                raise ValueError(f"parameter '{name}' has shape {list(self._params[name].shape)}, "
-                                 f"got {list(arr.shape)}")
-            self._params[name] = arr.astype(np.float32)
+            want = self._backend.to_numpy(self._state[name]).shape
+            if arr.shape != want:
+                raise ValueError(f"parameter '{name}' has shape {list(want)}, got {list(arr.shape)}")
+            self._state[name] = self._backend.to_device(arr.astype(np.float32))
+
+    def set_opt_state(self, values: dict) -> None:
+        for name, value in values.items():
+            self._state[name] = self._backend.to_device(np.asarray(value, dtype=np.float32))
 
     @property
     def lr(self) -> float:
@@ -66,7 +91,11 @@ class Model:
         self._hyper["lr"] = float(value)
 
     def reset_optimizer(self) -> None:
-        self.opt_state = initial_state(self.lowered, self._optimizer, self._params) if self._optimizer else {}
+        for name in [k for k in self._state if k.startswith("opt.")]:
+            del self._state[name]
+        if self._optimizer:
+            start = initial_state(self._optimizer, self._hyper, self.params)
+            self._state.update({k: self._backend.to_device(v) for k, v in start.items()})
 
     # -- graphs -------------------------------------------------------------------
     def unoptimized_graph(self, kind: str) -> Graph:
@@ -99,20 +128,21 @@ class Model:
             self._compiled[kind] = self._backend.compile(self.graph(kind))
         return self._compiled[kind]
 
-    def _state_args(self, g: Graph) -> dict:
-        """Everything a graph takes besides data: parameters, buffers, the step's random key."""
-        args = dict(self._params)
-        args.update(self.buffers)
+    def _args(self, g: Graph, feeds: dict, roles) -> dict:
+        """Everything a graph takes: the state it names, the step's random key, the checked data."""
+        args = {a.attr["name"]: self._state[a.attr["name"]] for a in g.args if a.attr["name"] in self._state}
         if g.args_with_role("rng"):
             seed = self.lowered.train.seed if self.lowered.train else 0
             args["rng.key"] = np.int32((seed * 1000003 + self.steps_taken) & 0x7FFFFFFF)
+        if g.args_with_role("hyper"):
+            args["opt.lr"] = np.float32(self._hyper["lr"])
+        for name, arr in self.check_feeds(feeds, g, roles).items():
+            args[name] = self._backend.to_device(arr)
         return args
 
     def _run(self, kind: str, feeds: dict, roles=("input",)) -> dict:
         g = self.graph(kind)
-        args = self._state_args(g)
-        args.update(self.check_feeds(feeds, g, roles))
-        return self.compiled(kind)(args)
+        return self.compiled(kind)(self._args(g, feeds, roles))
 
     def check_feeds(self, feeds: dict, g: Graph, roles) -> dict:
         """Match keyword arrays to the graph's input/target arguments: names, dtypes, shapes."""
@@ -133,7 +163,7 @@ class Model:
     # -- the API ----------------------------------------------------------------
     def forward(self, **inputs):
         out = self._run("predict", inputs)
-        values = tuple(np.asarray(out[n]) for n in self.lowered.output_names)
+        values = tuple(self._backend.to_numpy(out[n]) for n in self.lowered.output_names)
         return values[0] if len(values) == 1 else values
 
     __call__ = forward
@@ -141,8 +171,9 @@ class Model:
 
     def loss_and_grads(self, **data) -> tuple[float, dict[str, np.ndarray]]:
         out = self._run("gradients", data, roles=("input", "target"))
-        grads = {name: np.asarray(out.get(f"grad.{name}", np.zeros_like(value)))  # unused params: zero
-                 for name, value in self._params.items()}
+        grads = {name: (self._backend.to_numpy(out[f"grad.{name}"]) if f"grad.{name}" in out
+                        else np.zeros_like(value))              # a parameter the loss does not use
+                 for name, value in self.params.items()}
         return float(out["loss"]), grads
 
     def evaluate(self, **data) -> dict[str, float]:
@@ -160,22 +191,12 @@ class Model:
     def step(self, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics."""
         g = self.graph("train_step")
-        args = self._state_args(g)
-        args.update(self.opt_state)
-        args["opt.lr"] = np.float32(self._hyper["lr"])
-        args.update(self.check_feeds(batch, g, ("input", "target")))
-        out = self.compiled("train_step")(args)
-        for name in self._params:
-            if f"new.{name}" in out:     # a parameter the loss does not use keeps its value
-                self._params[name] = out[f"new.{name}"]
-        for name in self.opt_state:
-            if f"new.{name}" in out:
-                self.opt_state[name] = out[f"new.{name}"]
-        for name in self.buffers:
-            if f"new.{name}" in out:
-                self.buffers[name] = out[f"new.{name}"]
+        out = self.compiled("train_step")(self._args(g, batch, ("input", "target")))
+        for key, value in out.items():
+            if key.startswith("new."):   # a parameter the loss does not use has no new value
+                self._state[key[len("new."):]] = value
         self.steps_taken += 1
-        return {k: float(v) for k, v in out.items() if not k.startswith("new.")}
+        return {k: float(self._backend.to_numpy(v)) for k, v in out.items() if not k.startswith("new.")}
 
     def summary(self) -> str:
         from .report import summary

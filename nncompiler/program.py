@@ -123,16 +123,15 @@ def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]
 
 
 def optimizer_hyper(model: LoweredModel, optimizer_def) -> dict[str, float]:
-    hyper = dict(optimizer_def.defaults)
-    for key, value in (model.optimizer.kw if model.optimizer else {}).items():
-        hyper[optimizer_def.aliases.get(key, key)] = float(value)
-    return hyper
+    return optimizer_def.hyperparams(model.optimizer.kw if model.optimizer else {})
 
 
-def initial_state(model: LoweredModel, optimizer_def, params: dict) -> dict:
+def initial_state(optimizer_def, hyper: dict[str, float], params: dict) -> dict:
+    """Optimizer slots at their starting values (adagrad's from `initial_accumulator`)."""
     import numpy as np
     state = {"opt.step": np.float32(0.0)}
+    starts = optimizer_def.slot_init(hyper)
     for p, value in params.items():
-        for slot, init in optimizer_def.slots:
+        for slot, init in starts.items():
             state[f"opt.{slot}.{p}"] = np.full(np.shape(value), init, dtype=np.float32)
     return state

@@ -26,11 +26,17 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from nncompiler.errors import CompileError, Diagnostic, Loc
 from nncompiler.frontend import ast
 
-__all__ = ["parse", "MAX_NESTING", "RESERVED_WORDS"]
+__all__ = ["parse", "MAX_NESTING", "MAX_TOKENS", "RESERVED_WORDS"]
 
 # Deeper expressions are rejected: later stages walk the tree recursively, and
 # Python's own parser draws the line at a similar depth.
 MAX_NESTING = 200
+
+# Lark's pure-Python LALR parser takes roughly 50 microseconds a token, so a
+# runaway file is cut off with a diagnostic instead of parsing for minutes.
+# Inline numeric arrays are one token each (see NUMBER_ARRAY in nn.lark), so
+# the limit only bites on programs far beyond anything written by hand.
+MAX_TOKENS = 200_000
 
 # Words that are keywords somewhere (see dsl/reference.md for where exactly).
 BLOCK_KEYWORDS = ("model", "graph", "train")
@@ -54,6 +60,16 @@ def parse(source: str, filename: str) -> ast.Program:
             tree = _parser().parse(source)
         except UnexpectedInput as e:
             raise _syntax_error(e, source, filename) from None
+        except _TooManyTokens as e:
+            loc = _token_loc(e.token, filename)
+            raise CompileError(
+                Diagnostic(
+                    loc,
+                    f"program is too large (more than {MAX_TOKENS} tokens)",
+                    notes=['keep large data in a .csv or .npy file and load it with data "FILE"'],
+                ),
+                sources,
+            ) from None
         except LarkError as e:  # anything else Lark may raise: still no traceback
             raise CompileError(Diagnostic(Loc(filename, 1, 1), f"cannot parse: {e}"), sources) from None
         return _Builder(filename).program(tree)
@@ -89,12 +105,19 @@ _OPENERS = frozenset("([")
 _CLOSERS = frozenset(")]")
 
 
+class _TooManyTokens(Exception):
+    def __init__(self, token: Token):
+        super().__init__(token)
+        self.token = token
+
+
 class _Newlines:
     """Post-lexer: keep only the newlines that can end a statement.
 
     Dropped: newlines inside ( ) or [ ], newlines after a token that cannot
     end a statement (`_CONTINUES_LINE`), leading newlines and repeats.  Braces
     reset the bracket depth so an unclosed `(` cannot swallow a whole block.
+    It also enforces MAX_TOKENS.
     """
 
     always_accept = ("_NL",)
@@ -102,7 +125,9 @@ class _Newlines:
     def process(self, stream):
         depth = 0
         previous = None
-        for tok in stream:
+        for count, tok in enumerate(stream):
+            if count >= MAX_TOKENS:
+                raise _TooManyTokens(tok)
             if tok.type == "_NL":
                 if depth or previous is None or previous.type == "_NL" or _continues(previous):
                     continue
@@ -148,8 +173,9 @@ _TERMINAL_PHRASES = {
     "NAME": "a name",
     "NUMBER": "a number",
     "STRING": "a string",
+    "NUMBER_ARRAY": "a list of numbers",
 }
-_EXPRESSION_STARTS = {"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "(", "[", "-", "+"}
+_EXPRESSION_STARTS = {"NAME", "NUMBER", "NUMBER_ARRAY", "STRING", "TRUE", "FALSE", "(", "[", "-", "+"}
 _OPERATORS = {"+", "-", "*", "/", "@", "**", "<", "<=", ">", ">=", "==", "!=", "(", "[", "."}
 _STATEMENT_KEYWORDS = {w.upper() for w in MODEL_KEYWORDS + TRAIN_KEYWORDS}
 _HINTED_KEYWORDS = {w.upper() for w in MODEL_KEYWORDS + _LITERAL_WORDS}
@@ -197,7 +223,9 @@ def _bad_token(e: UnexpectedToken, source: str, filename: str) -> Diagnostic:
     if tok.type == "$END":
         line, col = _end_position(source)
         loc = Loc(filename, line, col)
-        phrases = _expected_phrases(expected)
+        # A missing '}' is by far the likeliest cause; the statements that
+        # could also come first are not worth listing.
+        phrases = ["'}'"] if "}" in {_terminal_key(t) for t in expected} else _expected_phrases(expected)
         message = "unexpected end of file" + (f": expected {_join(phrases)}" if phrases else "")
         opener = _innermost_opener(stack)
         if opener is not None:
@@ -209,14 +237,39 @@ def _bad_token(e: UnexpectedToken, source: str, filename: str) -> Diagnostic:
         loc = _token_loc(previous, filename)
         return Diagnostic(loc, f"'{previous.value}' is a reserved word and cannot be used as a name here")
 
+    header = _block_header_inside_block(tok, previous, stack, source)
+    if header is not None:
+        opener = _innermost_opener(stack)
+        notes.append(f"{_describe_opener(opener, stack)} at {opener.line}:{opener.column} is not closed")
+        return Diagnostic(_token_loc(header, filename), f"expected '}}' before '{header.value}'", notes=notes)
+
     loc = _token_loc(tok, filename)
     found = _describe_token(tok)
     phrases = _expected_phrases(expected)
     message = f"expected {_join(phrases)}, found {found}" if phrases else f"unexpected {found}"
     opener = _innermost_opener(stack)
-    if opener is not None and opener.line < tok.line:
-        notes.append(f"{_describe_opener(opener, stack)} at {opener.line}:{opener.column} is not closed")
+    if opener is not None and opener.value != "{" and opener.line < tok.line:
+        notes.append(f"'{opener.value}' at {opener.line}:{opener.column} is not closed")
     return Diagnostic(loc, message, notes=notes)
+
+
+def _block_header_inside_block(tok: Token, previous, stack, source: str) -> Token | None:
+    """The `model`/`graph`/`train` word that starts a new block while one is still open, if any.
+
+    Inside a model block `train T {` lexes as a binding's NAME and fails at `T`;
+    inside a train block `model M {` fails at `model` itself."""
+    opener = _innermost_opener(stack)
+    if opener is None or opener.value != "{":
+        return None
+    for candidate in (tok, previous):
+        if (
+            isinstance(candidate, Token)
+            and candidate.value in BLOCK_KEYWORDS
+            and candidate.start_pos is not None
+            and source[source.rfind("\n", 0, candidate.start_pos) + 1 : candidate.start_pos].strip() == ""
+        ):
+            return candidate
+    return None
 
 
 def _accepted_terminals(e: UnexpectedToken) -> set[str]:
@@ -257,8 +310,10 @@ def _expected_phrases(expected: set[str]) -> list[str]:
     """Readable, grouped descriptions of the expected terminals, or [] if too many to help."""
     keys = {_terminal_key(t) for t in expected}
     phrases: list[str] = []
-    if {"MODEL", "GRAPH", "TRAIN"} & keys:
-        keys.discard("_NL")  # between blocks a newline is never the real fix
+    if {"model", "graph", "train"} <= keys:
+        # Between blocks: a newline or end of file is never the fix worth suggesting.
+        keys -= {"model", "graph", "train", "_NL", "$END"}
+        phrases.append("a block ('model', 'graph' or 'train')")
     if "NAME" in keys and len(keys & _STATEMENT_KEYWORDS) >= 3:
         phrases.append("a statement")
         keys -= _STATEMENT_KEYWORDS | {"NAME"}
@@ -332,6 +387,10 @@ def _end_position(source: str) -> tuple[int, int]:
 _NUMBER_RE = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 _INT_SETTINGS = {"epochs", "batch", "seed"}
+# The pieces of a NUMBER_ARRAY token that matter: brackets, signed numbers and
+# newlines (commas and blanks are skipped by finditer).
+_ARRAY_PIECE = re.compile(r"(?P<open>\[)|(?P<close>\])|(?P<num>[+-]?[0-9.][0-9.eE+-]*)|(?P<nl>\n)")
+_INF = float("inf")
 
 
 class _Builder:
@@ -499,7 +558,9 @@ class _Builder:
         return self.number(tree.children[0])
 
     def number(self, tok: Token) -> ast.Number:
-        text, loc = str(tok.value), self.tok_loc(tok)
+        return self.number_at(str(tok.value), self.tok_loc(tok))
+
+    def number_at(self, text: str, loc: Loc) -> ast.Number:
         if not _NUMBER_RE.match(text):
             raise self.error(loc, f"invalid number '{text}'")
         is_int = text.isdigit()
@@ -507,9 +568,57 @@ class _Builder:
             value = int(text) if is_int else float(text)
         except ValueError:  # more digits than int() accepts
             raise self.error(loc, f"number '{text[:20]}...' is too long") from None
-        if value in (float("inf"),):
+        if value == _INF:
             raise self.error(loc, f"number '{text}' is too large")
         return ast.Number(value, is_int, loc)
+
+    def expr_number_array(self, tree: Tree, depth: int) -> ast.ListLit:
+        """Expand a NUMBER_ARRAY token into the nodes the general list rule would build.
+
+        Written for speed (it may see millions of numbers): the lexer already
+        checked the syntax, so this only tracks positions and converts."""
+        tok = tree.children[0]
+        file, base = self.file, tok.start_pos
+        line, line_start = tok.line, tok.start_pos - (tok.column - 1)
+        stack: list[tuple[int, int, list]] = []  # (line, col, items) of each open '['
+        result = None
+        for m in _ARRAY_PIECE.finditer(str(tok.value)):
+            kind = m.lastgroup
+            if kind == "nl":
+                line += 1
+                line_start = base + m.end()
+                continue
+            col = base + m.start() - line_start + 1
+            if kind == "open":
+                stack.append((line, col, []))
+            elif kind == "close":
+                start_line, start_col, items = stack.pop()
+                end_col = col + 1 if start_line == line else None
+                node = ast.ListLit(tuple(items), Loc(file, start_line, start_col, end_col))
+                if stack:
+                    stack[-1][2].append(node)
+                else:
+                    result = node
+            else:
+                stack[-1][2].append(self.signed_number(m.group(), line, col))
+        return result
+
+    def signed_number(self, text: str, line: int, col: int) -> ast.Expr:
+        sign = text[0] if text[0] in "+-" else ""
+        digits = text[len(sign):]
+        loc = Loc(self.file, line, col + len(sign), col + len(text))
+        is_int = digits.isdigit()
+        try:
+            value = int(digits) if is_int else float(digits)
+        except ValueError:
+            value = None
+        if value is None or value == _INF:  # let the careful path word the error
+            number = self.number_at(digits, loc)
+        else:
+            number = ast.Number(value, is_int, loc)
+        if not sign:
+            return number
+        return ast.UnaryOp(sign, number, Loc(self.file, line, col, col + 1))
 
     def expr_string(self, tree: Tree, depth: int) -> ast.String:
         tok = tree.children[0]

@@ -353,3 +353,42 @@ def test_adjoint_check_detects_a_wrong_rule(monkeypatch):
     g = b.build({"out": b.tanh(b.mul(x, x))})
     with pytest.raises(AssertionError):
         adjoint_check(g, "out", ["x"], {"x": np.linspace(0.3, 1.2, 4)})
+
+
+# ---- movement ops over a symbolic batch axis -------------------------------------------
+
+def test_movement_gradients_with_symbolic_batch():
+    b = Builder("moves")
+    x = b.argument("x", "param", T("B", 6))
+    r = b.argument("r", "input", T("B", 2, 3))
+    s = b.slice(x, start=(0, 1), stop=(None, 6), step=(1, 2))              # [B, 3], whole B axis
+    p = b.pad(s, lo=(0, 1), hi=(0, 0), interior=(0, 1))                    # [B, 6]
+    c = b.concat(p, x, axis=1)                                             # [B, 12]
+    t = b.transpose(b.reshape(c, shape=("B", 3, 4)), perm=(0, 2, 1))       # [B, 4, 3]
+    m = b.max(b.reshape(t, shape=("B", 2, 2, 3)), axes=(2,))               # [B, 2, 3]
+    loss = allsum(b, b.mul(b.exp(m), r))
+    gg = grad(b.build({"loss": loss}), wrt=["x"])
+    assert gg.output("grad.x").type == T("B", 6)
+    fn = compile_graph(gg)
+    for batch in (1, 3):
+        rng = np.random.default_rng(batch)
+        xv = rng.standard_normal((batch, 6)).astype(np.float32)
+        rv = rng.standard_normal((batch, 2, 3)).astype(np.float32)
+        got = fn({"x": xv, "r": rv})["grad.x"]
+        xt = torch.tensor(xv, requires_grad=True)
+        pt = torch.zeros(batch, 6)
+        pt[:, 1::2] = xt[:, 1::2]
+        ct = torch.cat([pt, xt], dim=1).reshape(batch, 3, 4).permute(0, 2, 1).reshape(batch, 2, 2, 3)
+        (torch.exp(ct.amax(dim=2)) * torch.tensor(rv)).sum().backward()
+        np.testing.assert_allclose(got, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="grad of concat along a symbolic axis raises NotImplementedError (a traceback), "
+                          "not a ShapeError the front end can report")
+def test_concat_along_symbolic_axis_is_a_shape_error():
+    b = Builder("f")
+    x = b.argument("x", "param", T("B", 3))
+    c = b.concat(x, x, axis=0)                                             # [2*B, 3]
+    with pytest.raises(ShapeError):
+        grad(b.build({"loss": allsum(b, c)}), wrt=["x"])

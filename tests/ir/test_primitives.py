@@ -1,4 +1,5 @@
 """The primitive table: every type rule and its error cases."""
+import numpy as np
 import pytest
 
 from nncompiler.errors import ShapeError
@@ -118,7 +119,8 @@ def test_type_rule(op, ins, attrs, out):
 
 # (op, operand types, attrs, message pattern)
 ERRORS = [
-    *[(op, [I32(3)], {}, "expects a float tensor, got i32") for op in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid")],
+    *[(op, [I32(3)], {}, "expects a float tensor, got i32")
+      for op in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid")],
     ("exp", [BOOL(3)], {}, "expects a float tensor"),
     *[(op, [F(3), F64(3)], {}, r"dtype mismatch: f32 and f64") for op in
       ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "eq")],
@@ -271,7 +273,6 @@ def test_scalar_rounds_to_the_dtype():
     c64 = b.scalar(0.1, "f64")
     ci = b.scalar(3.7, "i32")
     cb = b.scalar(1, "bool")
-    import numpy as np
     assert b.nodes[c32].attr["value"] == float(np.float32(0.1))
     assert b.nodes[c64].attr["value"] == 0.1
     assert b.nodes[ci].attr["value"] == 3 and b.type_of(ci) == I32()

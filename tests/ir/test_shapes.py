@@ -133,7 +133,7 @@ def test_broadcast_failure(a, b):
     assert str(info.value) == f"shapes {fmt_shape(a)} and {fmt_shape(b)} cannot be broadcast together"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(a=st.lists(st.integers(0, 3), max_size=4), b=st.lists(st.integers(0, 3), max_size=4))
 def test_broadcast_matches_numpy(a, b):
     try:
