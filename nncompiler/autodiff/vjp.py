@@ -12,6 +12,7 @@ evenly over all maximal elements, `where` sends it to the chosen branch only.
 """
 from __future__ import annotations
 
+from ..errors import ShapeError
 from ..ir.graph import Builder, Node
 from ..ir.primitives import norm_axes
 
@@ -55,14 +56,25 @@ def _matmul(b: Builder, n: Node, g: int, x, y):
     return gx, gy
 
 
-def _minmax(b: Builder, n: Node, g: int, x, y, win: str):
-    # torch: the winner takes g, the loser 0, a tie gives g/2 to each
+def _minmax(b: Builder, n: Node, g: int, x, y, x_loses: str, y_loses: str):
+    # torch: a tie gives g/2 to each, a loser 0, everything else (incl. NaN comparisons) g
     half = b.mul(g, _scalar(b, 0.5, g))
     tie = b.eq(x.id, y.id)
-    x_wins = b.emit(win, (x.id, y.id))
-    gx = b.where(tie, half, b.where(x_wins, g, _zero(b, g)))
-    gy = b.where(tie, half, b.where(x_wins, _zero(b, g), g))
+    zero = _zero(b, g)
+    gx = b.where(tie, half, b.where(b.emit(x_loses, (x.id, y.id)), zero, g))
+    gy = b.where(tie, half, b.where(b.emit(y_loses, (x.id, y.id)), zero, g))
     return unbroadcast(b, gx, x.shape), unbroadcast(b, gy, y.shape)
+
+
+def _pow(b: Builder, n: Node, g: int, x, y):
+    # torch's conventions at a zero base: d/dx is 0 where y == 0, d/dy is 0 where x == 0 and y >= 0
+    zero = _zero(b, g)
+    dx = b.mul(g, b.mul(y.id, b.pow(x.id, b.sub(y.id, _scalar(b, 1.0, g)))))
+    dx = b.where(b.eq(y.id, _zero(b, y.id)), zero, dx)
+    dy = b.mul(g, b.mul(n.id, b.log(x.id)))
+    at_zero = b.eq(x.id, _zero(b, x.id))
+    dy = b.where(at_zero, b.where(b.ge(y.id, _zero(b, y.id)), zero, dy), dy)
+    return unbroadcast(b, dx, x.shape), unbroadcast(b, dy, y.shape)
 
 
 def _max_reduce(b: Builder, n: Node, g: int, x):
@@ -99,7 +111,7 @@ def _concat(b: Builder, n: Node, g: int, *xs):
     for x in xs:
         size = x.shape[axis]
         if not isinstance(size, int) or not isinstance(offset, int):
-            raise NotImplementedError("gradient of concat along a symbolic axis")
+            raise ShapeError(f"cannot differentiate concat along symbolic axis {axis} (size {size})")
         start = [0] * len(n.shape)
         stop = [None] * len(n.shape)
         start[axis], stop[axis] = offset, offset + size
@@ -122,11 +134,9 @@ VJP = {
     "mul": lambda b, n, g, x, y: (unbroadcast(b, b.mul(g, y.id), x.shape), unbroadcast(b, b.mul(g, x.id), y.shape)),
     "div": lambda b, n, g, x, y: (unbroadcast(b, b.div(g, y.id), x.shape),
                                   unbroadcast(b, b.neg(b.div(b.mul(g, n.id), y.id)), y.shape)),
-    "pow": lambda b, n, g, x, y: (
-        unbroadcast(b, b.mul(g, b.mul(y.id, b.pow(x.id, b.sub(y.id, _scalar(b, 1.0, g))))), x.shape),
-        unbroadcast(b, b.mul(g, b.mul(n.id, b.log(x.id))), y.shape)),
-    "maximum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "gt"),
-    "minimum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "lt"),
+    "pow": _pow,
+    "maximum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "lt", "gt"),
+    "minimum": lambda b, n, g, x, y: _minmax(b, n, g, x, y, "gt", "lt"),
     "where": lambda b, n, g, c, x, y: (None,
                                       unbroadcast(b, b.where(c.id, g, _zero(b, g)), x.shape),
                                       unbroadcast(b, b.where(c.id, _zero(b, g), g), y.shape)),

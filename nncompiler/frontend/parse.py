@@ -16,8 +16,8 @@ The work is split in three:
 from __future__ import annotations
 
 import functools
+import gc
 import re
-import threading
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -36,7 +36,7 @@ MAX_NESTING = 200
 # runaway file is cut off with a diagnostic instead of parsing for minutes.
 # Inline numeric arrays are one token each (see NUMBER_ARRAY in nn.lark), so
 # the limit only bites on programs far beyond anything written by hand.
-MAX_TOKENS = 200_000
+MAX_TOKENS = 100_000
 
 # Words that are keywords somewhere (see dsl/reference.md for where exactly).
 BLOCK_KEYWORDS = ("model", "graph", "train")
@@ -125,9 +125,8 @@ class _Newlines:
     def process(self, stream):
         depth = 0
         previous = None
-        for count, tok in enumerate(stream):
-            if count >= MAX_TOKENS:
-                raise _TooManyTokens(tok)
+        count = 0
+        for tok in stream:
             if tok.type == "_NL":
                 if depth or previous is None or previous.type == "_NL" or _continues(previous):
                     continue
@@ -138,6 +137,9 @@ class _Newlines:
                     depth = max(0, depth - 1)
                 elif tok.value in ("{", "}"):
                     depth = 0
+            count += 1
+            if count > MAX_TOKENS:
+                raise _TooManyTokens(tok)
             previous = tok
             yield tok
 
@@ -575,50 +577,54 @@ class _Builder:
     def expr_number_array(self, tree: Tree, depth: int) -> ast.ListLit:
         """Expand a NUMBER_ARRAY token into the nodes the general list rule would build.
 
-        Written for speed (it may see millions of numbers): the lexer already
-        checked the syntax, so this only tracks positions and converts."""
+        Written for speed, as it may see millions of numbers: the lexer has
+        already checked the syntax, so this only tracks positions and converts,
+        with the garbage collector paused (nothing here forms a cycle)."""
         tok = tree.children[0]
         file, base = self.file, tok.start_pos
         line, line_start = tok.line, tok.start_pos - (tok.column - 1)
         stack: list[tuple[int, int, list]] = []  # (line, col, items) of each open '['
+        items: list = []
         result = None
-        for m in _ARRAY_PIECE.finditer(str(tok.value)):
-            kind = m.lastgroup
-            if kind == "nl":
-                line += 1
-                line_start = base + m.end()
-                continue
-            col = base + m.start() - line_start + 1
-            if kind == "open":
-                stack.append((line, col, []))
-            elif kind == "close":
-                start_line, start_col, items = stack.pop()
-                end_col = col + 1 if start_line == line else None
-                node = ast.ListLit(tuple(items), Loc(file, start_line, start_col, end_col))
-                if stack:
-                    stack[-1][2].append(node)
-                else:
-                    result = node
-            else:
-                stack[-1][2].append(self.signed_number(m.group(), line, col))
-        return result
-
-    def signed_number(self, text: str, line: int, col: int) -> ast.Expr:
-        sign = text[0] if text[0] in "+-" else ""
-        digits = text[len(sign):]
-        loc = Loc(self.file, line, col + len(sign), col + len(text))
-        is_int = digits.isdigit()
+        Number, UnaryOp, ListLit = ast.Number, ast.UnaryOp, ast.ListLit
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
-            value = int(digits) if is_int else float(digits)
-        except ValueError:
-            value = None
-        if value is None or value == _INF:  # let the careful path word the error
-            number = self.number_at(digits, loc)
-        else:
-            number = ast.Number(value, is_int, loc)
-        if not sign:
-            return number
-        return ast.UnaryOp(sign, number, Loc(self.file, line, col, col + 1))
+            for m in _ARRAY_PIECE.finditer(str(tok.value)):
+                kind = m.lastgroup
+                if kind == "nl":
+                    line += 1
+                    line_start = base + m.end()
+                    continue
+                col = base + m.start() - line_start + 1
+                if kind == "num":
+                    text = m.group()
+                    sign = text[0] in "+-"
+                    digits = text[1:] if sign else text
+                    loc = Loc(file, line, col + sign, col + len(text))
+                    # The lexer checked the syntax; only the rare huge number
+                    # goes through number_at, for its error message.
+                    if digits.isdigit():
+                        node = Number(int(digits), True, loc) if len(digits) < 100 else self.number_at(digits, loc)
+                    else:
+                        value = float(digits)
+                        node = Number(value, False, loc) if value != _INF else self.number_at(digits, loc)
+                    if sign:
+                        node = UnaryOp(text[0], node, Loc(file, line, col, col + 1))
+                    items.append(node)
+                elif kind == "open":
+                    stack.append((line, col, items))
+                    items = []
+                else:  # close
+                    start_line, start_col, outer = stack.pop()
+                    end_col = col + 1 if start_line == line else None
+                    node = ListLit(tuple(items), Loc(file, start_line, start_col, end_col))
+                    items = outer
+                    items.append(node)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return items[0]
 
     def expr_string(self, tree: Tree, depth: int) -> ast.String:
         tok = tree.children[0]

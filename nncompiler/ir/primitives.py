@@ -196,6 +196,8 @@ def _slice(ts, attrs):
     for n, a, b, s in zip(t.shape, starts, stops, steps):
         if s <= 0:
             raise ShapeError("slice steps must be positive in the IR")
+        if not isinstance(a, int) or a < 0 or (b is not None and b < a):
+            raise ShapeError(f"slice bounds must satisfy 0 <= start <= stop, got start={a} stop={b}")
         dims.append(slice_len(n, a, b, s))
     return TensorType(t.dtype, tuple(dims))
 
@@ -241,7 +243,14 @@ def _def(name, kind, arity, infer, attrs=(), differentiable=True):
 
 
 # sources
-_def("arg", "source", 0, _source, ("name", "role", "dtype", "shape"))
+def _arg(ts, attrs):
+    import re
+    if not re.fullmatch(r"[A-Za-z_][\w.]*", str(attrs["name"])):
+        raise ShapeError(f"argument name '{attrs['name']}' must start with a letter or '_'")
+    return _source(ts, attrs)
+
+
+_def("arg", "source", 0, _arg, ("name", "role", "dtype", "shape"))
 _def("const", "source", 0, _const, ("value", "dtype", "shape"))
 _def("iota", "source", 0, _source, ("axis", "dtype", "shape"), differentiable=False)
 _def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False)

@@ -231,7 +231,7 @@ def _parse_one(t: _Tokens) -> Graph:
                 t.expect(",")
         t.expect(":")
         ttok = t.expect(kind="type")
-        declared = parse_type(ttok[1])
+        declared = _guard(t, ttok, lambda: parse_type(ttok[1]))
         loc = None
         if t.accept("loc"):
             t.expect("(")

@@ -383,9 +383,6 @@ def test_movement_gradients_with_symbolic_batch():
         np.testing.assert_allclose(got, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="grad of concat along a symbolic axis raises NotImplementedError (a traceback), "
-                          "not a ShapeError the front end can report")
 def test_concat_along_symbolic_axis_is_a_shape_error():
     b = Builder("f")
     x = b.argument("x", "param", T("B", 3))

@@ -142,16 +142,7 @@ add(
 )
 
 
-# Known bugs outside the tests, kept visible: strict, so a fix turns them into failures to clean up.
-XFAIL = {
-    # pad's VJP slices the cotangent; the numpy backend prints a rank-0 slice as `x[]` (SyntaxError)
-    "pad-scalar": "numpy codegen emits `x[]` for a rank-0 slice",
-}
-
-
-@pytest.mark.parametrize("case", [
-    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else [])
-    for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_vjp(case):
     check_op(case)
 
@@ -239,10 +230,8 @@ def test_unbroadcast(gshape, shape, axes):
     assert res.dtype == np.float32
 
 
-# ---- disagreements with torch at special points (strict xfail: documented, fix flips them) ----
+# ---- agreement with torch at special points ----
 
-@pytest.mark.xfail(strict=True, reason="pow VJP at base 0: d/dy = out*log(0) gives nan/-inf and d/dx for "
-                                       "y == 0 gives 0*inf = nan; torch masks both to 0")
 def test_pow_at_zero_base_matches_torch():
     x = np.array([0.0, 0.0, 2.0, 0.0], np.float32)
     y = np.array([2.0, 0.0, 0.5, 1.5], np.float32)
@@ -254,8 +243,6 @@ def test_pow_at_zero_base_matches_torch():
     np.testing.assert_allclose(gy, ty)
 
 
-@pytest.mark.xfail(strict=True, reason="maximum/minimum VJP with a NaN operand sends the cotangent to y only; "
-                                       "torch sends it to both")
 @pytest.mark.parametrize("op", ["maximum", "minimum"])
 def test_minmax_nan_matches_torch(op):
     x = np.array([np.nan, 1.0, 2.0], np.float32)
@@ -282,9 +269,6 @@ def test_special_points_match_torch(op, x, y):
         np.testing.assert_array_equal(g, t)
 
 
-@pytest.mark.xfail(strict=True, reason="slice's type rule accepts a negative or None start (and the numpy "
-                                       "backend runs it), but the slice VJP builds a pad with lo=start: "
-                                       "ValueError / TypeError at run or build time")
 @pytest.mark.parametrize("start", [-3, None])
 def test_slice_start_outside_the_contract_is_rejected_or_differentiated(start):
     from nncompiler.errors import ShapeError

@@ -386,9 +386,8 @@ def test_missing_argument_is_a_key_error():
         fn({"x": np.zeros(2, np.float32)})
 
 
-# ---- known bugs (strict xfail: a fix turns them into XPASS, then drop the marker) ----------
+# ---- regressions ----------
 
-@pytest.mark.xfail(strict=True, raises=SyntaxError, reason="a rank-0 slice is emitted as `x[]`")
 def test_rank0_slice():
     b = Builder("s")
     x = b.argument("x", "input", T())
@@ -396,8 +395,6 @@ def test_rank0_slice():
     assert compile_graph(g)({"x": np.float32(2)})["o"] == 2
 
 
-@pytest.mark.xfail(strict=True, raises=SyntaxError,
-                   reason="py_name maps 'h.kernel' and 'h_kernel' to the same Python parameter")
 def test_argument_names_that_differ_only_in_punctuation():
     b = Builder("f")
     x = b.argument("h.kernel", "param", T(3))

@@ -61,6 +61,8 @@ def _axes(n: Node, g: Graph) -> tuple[int, ...]:
 
 def _slice_expr(n: Node, x: str) -> str:
     a = n.attr
+    if not a["start"]:  # a rank-0 slice is the value itself
+        return x
     parts = []
     for start, stop, step in zip(a["start"], a["stop"], a["step"]):
         s = f"{start or ''}:{'' if stop is None else stop}"
@@ -161,9 +163,14 @@ def generate(graph: Graph, fn_name: str | None = None) -> str:
     params = []
     body = []
     bound: set[str] = set()
+    taken: set[str] = set()
     for node in graph.nodes:
         if node.op == "arg":
-            names[node.id] = py_name(node.attr["name"])
+            name = py_name(node.attr["name"])
+            while name in taken:  # h.kernel and h_kernel would both be a_h_kernel
+                name += "_"
+            taken.add(name)
+            names[node.id] = name
             params.append(names[node.id])
             for axis, d in enumerate(node.shape):
                 if isinstance(d, str) and re.fullmatch(r"[A-Za-z_]\w*", d) and d not in bound:
