@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import NNCError
 
-EMITS = ("ir", "grad", "opt", "python", "passes")
+CORE_EMITS = ("ir", "grad", "opt", "python", "passes")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,9 +23,11 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="check a .nn file, print a summary or a compilation stage")
     c.add_argument("file")
-    c.add_argument("--emit", choices=EMITS, help="print a stage: ir (forward), grad (forward+backward), "
-                   "opt (optimised graphs), python (generated numpy code), passes (what each pass did)")
+    c.add_argument("--emit", metavar="STAGE", help="print a stage: ir (forward), grad (forward+backward), "
+                   "opt (optimised graphs), python (generated numpy code), passes (what each pass did); "
+                   "backends add their own (triton: kernels, triton, ttir, ttgir, llir, ptx, cubin; mlir: mlir)")
     c.add_argument("--backend", default="numpy")
+    c.add_argument("--target", help="code generation target, e.g. sm_90 for --backend triton")
     c.add_argument("--model", help="which block, when the file has several")
     c.add_argument("-o", "--output", help="write to this file instead of standard output")
 
@@ -59,7 +61,16 @@ def cmd_compile(args) -> int:
     import nncompiler as nnc
     from .report import emit, summary
     m = nnc.compile(args.file, backend=args.backend, model=args.model)
-    _write(emit(m, args.emit) if args.emit else summary(m), args.output)
+    text = emit(m, args.emit, target=args.target) if args.emit else summary(m)
+    if isinstance(text, bytes):  # a binary stage (cubin) must go to a file
+        if not args.output:
+            raise NNCError(f"--emit {args.emit} is binary; name a file with -o")
+        tmp = f"{args.output}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+        return 0
+    _write(text, args.output)
     return 0
 
 

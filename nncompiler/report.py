@@ -27,12 +27,15 @@ def summary(m) -> str:
         graphs = ("predict", "train_step")
     else:
         graphs = ("predict",)
+    extra = getattr(m._backend, "summary_lines", None)
     lines.append("  ops after optimisation:")
     for kind in graphs:
         g = m.graph(kind)
         counts = g.op_counts()
         body = ", ".join(f"{op} {n}" for op, n in counts.items())
         lines.append(f"    {kind}: {sum(counts.values())} ops ({body})")
+    if extra is not None:  # e.g. the triton backend's "kernels per training step: N"
+        lines.extend(extra(m))
     return "\n".join(lines)
 
 
@@ -40,8 +43,22 @@ def _graph_kinds(m) -> tuple[str, ...]:
     return ("predict", "train_step") if m.lowered.kind == "model" else ("predict",)
 
 
-def emit(m, stage: str) -> str:
+CORE_STAGES = ("ir", "grad", "opt", "python", "passes")
+
+
+def emit(m, stage: str, target: str | None = None) -> str | bytes:
+    """One stage of the compilation as text (or bytes for binary stages such as cubin).
+
+    Stages other than the core ones belong to the backend (`backend.emit_stage`)."""
     low = m.lowered
+    if stage not in CORE_STAGES:
+        from .errors import NNCError, did_you_mean
+        stages = getattr(m._backend, "STAGES", ())
+        if stage not in stages:
+            known = list(CORE_STAGES) + list(stages)
+            raise NNCError(f"--emit {stage}: not a stage of backend '{m.backend_name}'{did_you_mean(stage, known)} "
+                           f"(stages: {', '.join(known)})")
+        return m._backend.emit_stage(m, stage, target)
     if stage == "ir":
         return print_graph(low.forward)
     if stage == "grad":
@@ -51,7 +68,8 @@ def emit(m, stage: str) -> str:
     if stage == "opt":
         return "\n\n".join(print_graph(m.graph(k)) for k in _graph_kinds(m))
     if stage == "python":
-        return "\n\n".join(m._backend.emit(m.graph(k)) for k in _graph_kinds(m))
+        from .backends.numpy import generate
+        return "\n\n".join(generate(m.graph(k)) for k in _graph_kinds(m))
     if stage == "passes":
         from .passes.pipeline import format_records, optimize
         out = []

@@ -97,10 +97,10 @@ def _grammar_text() -> str:
 
 
 # Token values after which a newline cannot end a statement, so it is dropped:
-# the expression or list obviously continues on the next line.
-_CONTINUES_LINE = frozenset(
-    "{ ( [ , = + - * / @ ** < <= > >= == != :".split()
-)
+# the expression or list obviously continues on the next line.  `=` and `:`
+# are deliberately absent: `h =` followed by a newline is far more often an
+# unfinished line than a wrapped one, and gets a clearer error that way.
+_CONTINUES_LINE = frozenset("{ ( [ , + - * / @ ** < <= > >= == !=".split())
 _OPENERS = frozenset("([")
 _CLOSERS = frozenset(")]")
 

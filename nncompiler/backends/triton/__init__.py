@@ -1,0 +1,1 @@
+"""Triton GPU backend: fusion plan, Triton codegen, runtime and ahead-of-time compilation."""
