@@ -49,4 +49,12 @@ def compile(source: str, backend: str = "numpy", model: str | None = None,
     return Model(lowered[0], backend=backend)
 
 
-__all__ = ["compile", "compile_all", "Model", "CompileError", "DataError", "NNCError", "__version__"]
+def load_weights(model: Model, path) -> None:
+    """Set a model's parameters and buffers from a checkpoint written by `Model.save` or `nnc run --save`.
+
+    The checkpoint must fit the model (the same parameter names and shapes)."""
+    from .train.checkpoint import load_weights as _load
+    _load(model, path)
+
+
+__all__ = ["compile", "compile_all", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

@@ -182,11 +182,22 @@ class Model:
 
     def fit(self, epochs: int = 1, batch_size: int | str | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data: dict | None = None, seed: int = 0,
-            callback=None, **data) -> dict[str, list[float]]:
+            callback=None, *, callbacks=None, lr_schedule=None, early_stopping=None, logdir=None,
+            checkpoint=None, save_every=None, resume=None, **data) -> dict[str, list[float]]:
+        """Train on keyword arrays; see nncompiler.train.loop.fit for the options."""
         from .train.loop import fit
         return fit(self, data, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                    validation_split=validation_split, validation_data=validation_data,
-                   seed=seed, callback=callback)
+                   seed=seed, callback=callback, callbacks=callbacks, lr_schedule=lr_schedule,
+                   early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
+                   save_every=save_every, resume=resume)
+
+    def save(self, path) -> None:
+        """Write parameters, buffers, optimizer state, steps taken and lr to a checkpoint (.npz).
+
+        Read it back with `nnc.load_weights(model, path)`."""
+        from .train.checkpoint import save_checkpoint
+        save_checkpoint(self, path)
 
     def step(self, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics."""

@@ -160,4 +160,6 @@ VJP = {
     "slice": _slice,
     "pad": _pad,
     "concat": _concat,
+    "gather": lambda b, n, g, x, i: (b.scatter_add(g, i.id, axis=n.attr["axis"], shape=x.shape), None),
+    "scatter_add": lambda b, n, g, u, i: (b.gather(g, i.id, axis=n.attr["axis"]), None),
 }

@@ -1,5 +1,9 @@
-"""Front end: .nn source text to a syntax tree (`parse`) and its node types (`ast`)."""
-from nncompiler.frontend import ast
-from nncompiler.frontend.parse import RESERVED_WORDS, parse
+"""Front end: .nn source text to a syntax tree.
 
-__all__ = ["ast", "parse", "RESERVED_WORDS"]
+    from nncompiler.frontend.parse import parse   # parse(source, filename) -> ast.Program
+    from nncompiler.frontend import ast           # the node classes
+
+`parse` is deliberately not re-exported here: a function named like its own
+submodule would shadow `nncompiler.frontend.parse` for `import ... as` and for
+monkeypatching.
+"""

@@ -316,7 +316,7 @@ def _expected_phrases(expected: set[str]) -> list[str]:
         # Between blocks: a newline or end of file is never the fix worth suggesting.
         keys -= {"model", "graph", "train", "_NL", "$END"}
         phrases.append("a block ('model', 'graph' or 'train')")
-    if "NAME" in keys and len(keys & _STATEMENT_KEYWORDS) >= 3:
+    if len(keys & _STATEMENT_KEYWORDS) >= 3:  # a NAME here starts a binding
         phrases.append("a statement")
         keys -= _STATEMENT_KEYWORDS | {"NAME"}
     if {"NAME", "NUMBER", "("} <= keys:
@@ -344,7 +344,7 @@ def _join(phrases: list[str]) -> str:
 
 
 def _describe_token(tok: Token) -> str:
-    if tok.type in ("_NL", "$END"):
+    if tok.type in ("_NL", "$END", "NUMBER_ARRAY"):
         return _TERMINAL_PHRASES[tok.type]
     text = str(tok.value)
     if len(text) > 30:
@@ -370,6 +370,8 @@ def _describe_opener(opener: Token, stack) -> str:
 
 
 def _token_loc(tok: Token, filename: str) -> Loc:
+    if tok.type == "NUMBER_ARRAY":  # may span many lines: point at its '['
+        return Loc(filename, tok.line, tok.column, tok.column + 1)
     end_col = tok.end_column if tok.end_line == tok.line and tok.type != "_NL" else None
     return Loc(filename, tok.line, tok.column, end_col)
 
@@ -666,6 +668,7 @@ class _Builder:
     def expr_call(self, tree: Tree, depth: int) -> ast.Call:
         callee, *rest = tree.children
         if callee.data != "name":
+            self.expr(callee, depth)  # its own errors (`9dense(` is an invalid number) come first
             what = "an attribute" if callee.data == "attribute" else "this expression"
             raise self.error(self.loc(callee), f"cannot call {what}: only functions and layers can be called, by name")
         func_tok = callee.children[0]

@@ -12,7 +12,7 @@ Kinds group ops the way fusion and codegen think about them:
   compare   elementwise with broadcasting, bool out
   select    where(cond, a, b)
   reduce    over `axes`, optional `keepdims`
-  movement  reshape / transpose / broadcast_to / slice / pad / concat
+  movement  reshape / transpose / broadcast_to / slice / pad / concat / gather / scatter_add
   matmul    batched matrix product
 """
 from __future__ import annotations
@@ -233,6 +233,33 @@ def _concat(ts, attrs):
     return TensorType(first.dtype, first.shape[:axis] + (total,) + first.shape[axis + 1:])
 
 
+def _int_indices(t: TensorType, op: str):
+    if t.dtype not in ("i32", "i64"):
+        raise ShapeError(f"{op} indices must be i32 or i64, got {t.dtype}")
+
+
+def _gather(ts, attrs):
+    """np.take(x, indices, axis): x.shape[:axis] + indices.shape + x.shape[axis+1:].
+    Indices outside [0, n) are clamped to it (as XLA's gather), never an error."""
+    x, idx = ts
+    _int_indices(idx, "gather")
+    axis = norm_axes([attrs["axis"]], x.rank)[0]
+    return TensorType(x.dtype, x.shape[:axis] + idx.shape + x.shape[axis + 1:])
+
+
+def _scatter_add(ts, attrs):
+    """The transpose of gather: zeros(shape), then out[..., indices[j], ...] += updates[..., j, ...]
+    along `axis` of `shape` (indices clamped to [0, n) like gather's)."""
+    u, idx = ts
+    _int_indices(idx, "scatter_add")
+    shape = tuple(canon_dim(d) for d in attrs["shape"])
+    axis = norm_axes([attrs["axis"]], len(shape))[0]
+    want = shape[:axis] + idx.shape + shape[axis + 1:]
+    if tuple(u.shape) != want:
+        raise ShapeError(f"scatter_add updates have shape {fmt_shape(u.shape)}, expected {fmt_shape(want)}")
+    return TensorType(u.dtype, shape)
+
+
 # ---- the table ----------------------------------------------------------------
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -284,6 +311,8 @@ _def("broadcast_to", "movement", 1, _broadcast_to, ("shape",))
 _def("slice", "movement", 1, _slice, ("start", "stop", "step"))
 _def("pad", "movement", 1, _pad, ("lo", "hi", "interior"))
 _def("concat", "movement", None, _concat, ("axis",))
+_def("gather", "movement", 2, _gather, ("axis",))
+_def("scatter_add", "movement", 2, _scatter_add, ("axis", "shape"))
 
 ELEMENTWISE_KINDS = ("unary", "binary", "compare", "select")
 

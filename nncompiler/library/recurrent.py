@@ -108,7 +108,9 @@ def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recur
          kernel_regularizer, recurrent_regularizer, return_sequences: bool, go_backwards: bool,
          bias_decl, step) -> Value:
     """Declare kernel, recurrent_kernel and (via `bias_decl`) the bias, project the whole input
-    once, then unroll: `step(t_index, xw_t, state) -> (h, state)` with state None at step 0."""
+    once, then unroll: `step(xw_t, hu, state) -> (h, state)`, where xw_t is the step's input
+    projection [B, G*units], hu = h_{t-1} @ recurrent_kernel (+ recurrent bias) or None when there
+    is nothing to add, and state is None at step 0 (zero initial state)."""
     b = ctx.b
     x, batch, steps, features, dtype = _check_input(ctx, x, units)
     width = gates * units
@@ -122,7 +124,7 @@ def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recur
         xw = b.add(xw, input_bias)
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     state, outputs = None, []
-    for i, t in enumerate(order):
+    for t in order:
         xt = _step_input(b, xw, t, batch, width)
         if state is None:                       # h0 = 0: no recurrent matmul at step 0
             hu = None

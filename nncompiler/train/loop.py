@@ -37,36 +37,108 @@ def evaluate(model, data: dict) -> dict[str, float]:
 
 
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
-        validation_data: dict | None, seed: int, callback=None) -> dict[str, list[float]]:
+        validation_data: dict | None, seed: int, callback=None, *, callbacks=None, lr_schedule=None,
+        early_stopping=None, logdir: str | None = None, checkpoint: str | None = None,
+        save_every: int | None = None, resume=None) -> dict[str, list[float]]:
+    """Train for epochs `1..epochs` (or, resuming, from the checkpoint's epoch + 1); returns the history.
+
+    callback        fn(epoch, record) after every epoch
+    callbacks       Callback objects (see callbacks.py): progress bars, your own hooks
+    lr_schedule     fn(epoch) -> lr, applied before every epoch (epochs count from 1)
+    early_stopping  (monitor, patience[, restore_best_weights]) or an EarlyStopping
+    logdir          write TensorBoard event files there (needs the tensorboard extra)
+    checkpoint      save a checkpoint there when training ends (and every `save_every` epochs)
+    resume          a checkpoint (path or Checkpoint) to continue from: weights, optimizer
+                    state, step count, shuffle generator, history; `epochs` counts the total
+    """
+    from .callbacks import (CallbackList, LambdaCallback, LearningRateScheduler, TrainState,
+                            early_stopping_callback)
     data = {k: np.asarray(v) for k, v in data.items()}
     missing = [n for n in _feed_names(model) if n not in data]
     if missing:
         raise DataError(f"missing training data for {', '.join(repr(m) for m in missing)}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise DataError(f"epochs must be a non-negative integer, got {epochs!r}")
+
+    ckpt = None
+    if resume is not None:
+        from .checkpoint import Checkpoint, read_checkpoint, restore_training
+        ckpt = resume if isinstance(resume, Checkpoint) else read_checkpoint(resume)
+        restore_training(model, ckpt)
+        if ckpt.meta.get("seed") is not None:
+            seed = int(ckpt.meta["seed"])       # the same validation split as the interrupted run
+
     if validation_data is None and validation_split:
         data, validation_data = split_validation(data, validation_split, seed)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {}
+    start = 0
+    if ckpt is not None:
+        start = ckpt.epoch
+        history = {k: list(v) for k, v in (ckpt.meta.get("history") or {}).items()}
+        if ckpt.meta.get("rng") is not None:
+            rng.bit_generator.state = ckpt.meta["rng"]
     n = _rows(data)
     if batch_size in ("all", None) or not _batched(model):
         batch_size = "all"
-    for epoch in range(1, epochs + 1):
-        totals: dict[str, float] = {}
-        seen = 0
-        for idx in batches(n, batch_size, shuffle, rng):
-            batch = {k: v[idx] for k, v in data.items()}
-            stats = model.step(**batch)
-            rows = len(idx)
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + v * rows
-            seen += rows
-        record = {("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1) for k, v in totals.items()}
-        if validation_data is not None and _rows(validation_data):
-            for k, v in evaluate(model, validation_data).items():
-                record[f"val_{k}"] = v
-        for k, v in record.items():
-            history.setdefault(k, []).append(v)
-        if callback is not None:
-            callback(epoch, record)
+    steps = 1 if batch_size == "all" else max(1, -(-n // int(batch_size)))
+
+    chain = []
+    if lr_schedule is not None:
+        chain.append(LearningRateScheduler(lr_schedule))
+    chain.extend(callbacks or ())
+    if callback is not None:
+        chain.append(LambdaCallback(callback))
+    if early_stopping is not None:
+        chain.append(early_stopping_callback(early_stopping))
+    if logdir is not None:
+        from .tensorboard import TensorBoard
+        chain.append(TensorBoard(logdir))
+    if checkpoint is not None:
+        from .checkpoint import ModelCheckpoint
+        chain.append(ModelCheckpoint(checkpoint, every=save_every))
+    cbs = CallbackList(chain)
+    if ckpt is not None:
+        from .checkpoint import callback_key
+        for c in chain:
+            saved = ckpt.callback_state(callback_key(chain, c)) if hasattr(c, "set_state") else None
+            if saved is not None:
+                c.set_state(saved)
+
+    has_val = validation_data is not None and _rows(validation_data) > 0
+    state = TrainState(model=model, epochs=epochs, epoch=start, steps_per_epoch=steps, rows=n,
+                       history=history, rng=rng, seed=seed, has_validation=has_val,
+                       extra={"callbacks": chain})
+    try:
+        cbs.on_train_begin(state)
+        for epoch in range(start + 1, epochs + 1):
+            state.epoch = epoch
+            cbs.on_epoch_begin(state)
+            totals: dict[str, float] = {}
+            seen = 0
+            for i, idx in enumerate(batches(n, batch_size, shuffle, rng)):
+                batch = {k: v[idx] for k, v in data.items()}
+                stats = model.step(**batch)
+                rows = len(idx)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v * rows
+                seen += rows
+                state.last_batch = batch
+                cbs.on_batch_end(state, i, stats, rows)
+            record = {("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
+                      for k, v in totals.items()}
+            if has_val:
+                for k, v in evaluate(model, validation_data).items():
+                    record[f"val_{k}"] = v
+            for k, v in record.items():
+                history.setdefault(k, []).append(v)
+            cbs.on_epoch_end(state, record)
+            if state.stop:
+                break
+    except BaseException:
+        cbs.abort()
+        raise
+    cbs.on_train_end(state)
     return history
 
 

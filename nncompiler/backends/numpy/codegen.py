@@ -52,6 +52,12 @@ def _rng_uniform(key, seed, shape, dtype):
 
 def _normal(seed, mean, stddev, shape, dtype):
     return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
+
+def _scatter_add(u, idx, axis, shape):
+    axis = axis % len(shape)
+    out = np.zeros(shape, dtype=u.dtype)
+    np.add.at(out, (slice(None),) * axis + (np.clip(idx, 0, shape[axis] - 1),), u)
+    return out
 '''
 
 
@@ -113,6 +119,8 @@ OPS: dict[str, Callable] = {
     "slice": lambda n, a, c: _slice_expr(n, a[0]),
     "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
     "concat": lambda n, a, c: f"np.concatenate([{', '.join(a)}], axis={n.attr['axis']})",
+    "gather": lambda n, a, c: f"np.take({a[0]}, {a[1]}, axis={n.attr['axis']}, mode='clip')",
+    "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
     "const": lambda n, a, c: c.constant(n),
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {_dt(n)})",
     "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "

@@ -1,0 +1,253 @@
+"""The fusion plan: which IR nodes become which MLIR ops.
+
+One pass over an optimised graph decides, before any text is printed:
+
+* **Folded transposes.** A `transpose` that only swaps the last two axes and is read
+  only by matmuls disappears: the matmul reads its operand through a transposed
+  indexing map instead.
+* **Fused clusters.** Elementwise nodes (unary, binary, compare, select, cast), the
+  index remappings (`broadcast_to`, `transpose`, a `reshape` that only adds or drops
+  unit axes), `iota`, and reductions (`sum`, `max`, `argmax`) form clusters, each one
+  `linalg.generic`. Walking the graph backwards, a node joins the cluster of its
+  consumers when it is not a graph output, *all* its consumers are in that one
+  cluster, each reads it at the same index, and it has as many elements as each
+  consumer (so nothing is recomputed per broadcast element). Anything else roots a
+  new cluster. A reduction roots a cluster over its input's shape, so the
+  elementwise chain feeding it is computed inside the reduction's loop.
+* **Inline scalars.** Scalar and splat constants and `size` are not tensors at all
+  inside a cluster: the generic's region uses an `arith.constant` (or the dimension
+  arithmetic) directly. They are materialised as tensors only where a non-fused op
+  or a function result needs them.
+* **Singles.** Everything else (matmul, general reshape, slice, pad, concat, dense
+  constants, random numbers) is one op (or a few) of its own.
+
+Each cluster node gets an *access*: for every axis of the node, which loop of the
+cluster's iteration domain indexes it (`d3`) or the constant 0 (a broadcast axis).
+A cluster's inputs ("leaves") are read through affine maps built from these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir.graph import Graph, Node
+from ...ir.primitives import norm_axes
+from ...ir.shapes import canon_dim, numel
+
+ELEMENTWISE = ("unary", "binary", "compare", "select")
+REMAP = ("broadcast_to", "transpose", "reshape")
+REDUCTIONS = ("sum", "max", "argmax")
+
+Access = tuple  # one entry per axis of a node: an int k (loop d<k>) or None (index 0)
+
+
+def reduced_axes(node: Node, graph: Graph) -> tuple[int, ...]:
+    rank = graph[node.inputs[0]].type.rank
+    if node.op == "argmax":
+        return norm_axes([node.attr["axis"]], rank)
+    return norm_axes(node.attr["axes"], rank)
+
+
+def is_unit_reshape(src_shape, dst_shape) -> bool:
+    """A reshape that only inserts or removes axes of size 1 (an index remapping)."""
+    strip = lambda s: [canon_dim(d) for d in s if d != 1]  # noqa: E731
+    return strip(src_shape) == strip(dst_shape)
+
+
+def is_splat_const(node: Node) -> bool:
+    if node.op != "const":
+        return False
+    if not node.shape:
+        return True
+    if not all(isinstance(d, int) for d in node.shape) or numel(node.shape) == 0:
+        return False
+    flat = _flatten(node.attr["value"])
+    return all(_same(v, flat[0]) for v in flat)
+
+
+def splat_value(node: Node):
+    v = node.attr["value"]
+    while isinstance(v, tuple):
+        v = v[0]
+    return v
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # both nan
+    return a == b and (not isinstance(a, float) or str(a) == str(b))  # 0.0 vs -0.0
+
+
+def _flatten(v) -> list:
+    if isinstance(v, tuple):
+        return [x for item in v for x in _flatten(item)]
+    return [v]
+
+
+def is_last_two_swap(node: Node) -> bool:
+    perm = tuple(node.attr["perm"])
+    r = len(perm)
+    return r >= 2 and perm == tuple(range(r - 2)) + (r - 1, r - 2)
+
+
+@dataclass
+class Cluster:
+    root: int
+    nodes: list[int] = field(default_factory=list)     # members in graph order (root last)
+    access: dict[int, Access] = field(default_factory=dict)
+    domain: tuple = ()                                # the iteration space's shape
+
+    @property
+    def reduction(self) -> bool:
+        return False
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    live: list[Node]                                   # nodes reached from the outputs, in order
+    inputs: dict[int, tuple[int, ...]]                 # effective operands (after folding transposes)
+    folded: dict[tuple[int, int], bool]                # (matmul id, operand index) -> reads transposed
+    clusters: dict[int, Cluster]                       # root id -> cluster
+    member_of: dict[int, int]                          # node id -> root id of its cluster
+    inline: set[int]                                   # scalar/splat constants and sizes
+
+    def unit(self, node_id: int):
+        """What emits a node: ('cluster', Cluster) for cluster roots, ('single', node) otherwise."""
+        if node_id in self.clusters:
+            return "cluster", self.clusters[node_id]
+        return "single", self.graph[node_id]
+
+    def is_reduction_root(self, c: Cluster) -> bool:
+        n = self.graph[c.root]
+        return n.op in REDUCTIONS and bool(reduced_axes(n, self.graph))
+
+    def stats(self) -> dict:
+        fused = [c for c in self.clusters.values() if len(c.nodes) > 1]
+        return {"clusters": len(self.clusters), "fused": len(fused),
+                "fused_ops": sum(len(c.nodes) for c in fused)}
+
+
+def fusible(node: Node, graph: Graph) -> bool:
+    """Can this node live inside a cluster (as a member or the root)?"""
+    if node.prim.kind in ELEMENTWISE or node.op == "iota":
+        return True
+    if node.op in ("broadcast_to", "transpose"):
+        return True
+    if node.op == "reshape":
+        return is_unit_reshape(graph[node.inputs[0]].shape, node.shape)
+    if node.op in REDUCTIONS:
+        return True
+    return False
+
+
+def operand_access(user: Node, user_access: Access, operand: Node, graph: Graph) -> Access:
+    """The access of `operand` as read by cluster member `user` (whose own access is given)."""
+    op = user.op
+    if op in REDUCTIONS and reduced_axes(user, graph):
+        return tuple(range(operand.type.rank))          # the reduction's domain is its input
+    if op == "transpose":
+        perm = tuple(user.attr["perm"])
+        out: list = [None] * len(perm)
+        for i, p in enumerate(perm):
+            out[p] = user_access[i]
+        return tuple(out)
+    if op == "reshape":                                 # unit reshape: match the non-unit axes
+        src = [i for i, d in enumerate(operand.shape) if d != 1]
+        dst = [i for i, d in enumerate(user.shape) if d != 1]
+        out = [None] * operand.type.rank
+        for i, j in zip(src, dst):
+            out[i] = user_access[j]
+        return tuple(out)
+    # elementwise and broadcast_to: numpy broadcasting, aligned on the right
+    shift = user.type.rank - operand.type.rank
+    out = []
+    for j, d in enumerate(operand.shape):
+        k = j + shift
+        out.append(None if (d == 1 and user.shape[k] != 1) else user_access[k])
+    return tuple(out)
+
+
+def build_plan(graph: Graph) -> Plan:
+    outputs = {i for _, i in graph.outputs}
+    all_users = graph.users()
+
+    # 1. transposes read only by matmuls fold into the matmul's indexing maps
+    folded: dict[tuple[int, int], bool] = {}
+    inputs: dict[int, tuple[int, ...]] = {}
+    foldable = set()
+    for n in graph.nodes:
+        if (n.op == "transpose" and n.id not in outputs and is_last_two_swap(n) and all_users[n.id]
+                and all(graph[u].op == "matmul" for u in all_users[n.id])):
+            foldable.add(n.id)
+    for n in graph.nodes:
+        ins = list(n.inputs)
+        if n.op == "matmul":
+            for k, i in enumerate(ins):
+                if i in foldable:
+                    folded[(n.id, k)] = True
+                    ins[k] = graph[i].inputs[0]
+        inputs[n.id] = tuple(ins)
+
+    # 2. live nodes (dead ones, such as folded transposes, are never emitted)
+    live_ids: set[int] = set()
+    stack = [i for _, i in graph.outputs]
+    while stack:
+        i = stack.pop()
+        if i not in live_ids:
+            live_ids.add(i)
+            stack.extend(inputs[i])
+    live = [n for n in graph.nodes if n.id in live_ids]
+    users: dict[int, list[int]] = {n.id: [] for n in live}
+    for n in live:
+        for i in dict.fromkeys(inputs[n.id]):        # distinct consumers
+            users[i].append(n.id)
+
+    # 3. clusters, walking backwards
+    inline = {n.id for n in live if is_splat_const(n) or n.op == "size"}
+    clusters: dict[int, Cluster] = {}
+    member_of: dict[int, int] = {}
+    for n in reversed(live):
+        if n.op == "arg" or n.id in inline or not fusible(n, graph):
+            continue
+        target = _join_target(n, users[n.id], outputs, member_of, clusters, graph)
+        if target is not None:
+            c, acc = target
+            c.nodes.append(n.id)
+            c.access[n.id] = acc
+            member_of[n.id] = c.root
+            continue
+        c = Cluster(n.id, [n.id])
+        c.access[n.id] = tuple(range(n.type.rank))
+        c.domain = n.shape
+        if n.op in REDUCTIONS and reduced_axes(n, graph):
+            c.domain = graph[n.inputs[0]].shape
+            c.access[n.id] = None                        # a reduction root is not indexed
+        clusters[n.id] = c
+        member_of[n.id] = n.id
+    order = {n.id: k for k, n in enumerate(live)}
+    for c in clusters.values():
+        c.nodes.sort(key=order.__getitem__)
+    return Plan(graph, live, inputs, folded, clusters, member_of, inline)
+
+
+def _join_target(n: Node, users: list[int], outputs, member_of, clusters, graph):
+    """The cluster `n` joins (with its access there), or None when it roots its own."""
+    if n.id in outputs or not users or (n.op in REDUCTIONS and reduced_axes(n, graph)):
+        return None
+    roots = {member_of.get(u) for u in users}
+    if len(roots) != 1 or None in roots:
+        return None
+    c = clusters[roots.pop()]
+    acc = None
+    for u in users:
+        un = graph[u]
+        if un.op in REDUCTIONS and reduced_axes(un, graph):
+            if u != c.root:
+                return None
+        elif canon_dim(numel(un.shape)) != canon_dim(numel(n.shape)):
+            return None                                   # would be recomputed per broadcast element
+        a = operand_access(un, c.access[u], n, graph)
+        if acc is not None and a != acc:
+            return None                                   # read at two different indices
+        acc = a
+    return c, acc
