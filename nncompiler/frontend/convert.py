@@ -70,6 +70,8 @@ def _shape(lowerer, e, what):
 
 
 def _axes(lowerer, e, what):
+    if isinstance(e, ast.Name) and e.id in ("none", "None"):  # "all axes" / "the default"
+        return None
     if isinstance(e, ast.ListLit):
         return tuple(_int(lowerer, i, f"each axis of {what}") for i in e.items)
     return _int(lowerer, e, what)

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from lark import Lark, Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from nncompiler.errors import CompileError, Diagnostic, Loc
 from nncompiler.frontend import ast
@@ -189,7 +189,7 @@ def _syntax_error(e: UnexpectedInput, source: str, filename: str) -> CompileErro
         diag = _bad_character(e, source, filename)
     elif isinstance(e, UnexpectedToken):
         diag = _bad_token(e, source, filename)
-    else:  # UnexpectedEOF (not raised by LALR, but be safe)
+    else:  # UnexpectedEOF: only Earley raises it, but be safe
         line, col = _end_position(source)
         diag = Diagnostic(Loc(filename, line, col), "unexpected end of file")
     return CompileError(diag)

@@ -24,7 +24,9 @@ Needs the optional `tensorboard` package: `pip install 'nncompiler[tensorboard]'
 """
 from __future__ import annotations
 
+import itertools
 import os
+import socket
 import time
 
 import numpy as np
@@ -107,6 +109,42 @@ def graph_def(g: Graph, sources: dict):
     return gd
 
 
+_uid = itertools.count()
+
+
+class EventFile:
+    """One `events.out.tfevents.*` file, framed by TensorBoard's RecordWriter.
+
+    (tensorboard's EventFileWriter does the same through `tf.io.gfile`, which
+    imports all of TensorFlow when it is installed: seconds per process.)
+    """
+
+    def __init__(self, logdir: str):
+        require_extra("tensorboard", EXTRA, PURPOSE)
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+        name = "events.out.tfevents.%010d.%s.%s.%s" % (time.time(), socket.gethostname(), os.getpid(), next(_uid))
+        try:
+            os.makedirs(logdir, exist_ok=True)
+            self._records = RecordWriter(open(os.path.join(logdir, name), "wb"))
+        except OSError as e:
+            raise NNCError(f"{logdir}: cannot write TensorBoard logs there: {e.strerror or e}") from None
+        self.path = os.path.join(logdir, name)
+        self.add_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2",
+                                       source_metadata=event_pb2.SourceMetadata(writer="nncompiler")))
+        self.flush()
+
+    def add_event(self, event) -> None:
+        self._records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._records.flush()
+
+    def close(self) -> None:
+        if not self._records.closed:
+            self._records.close()
+
+
 class TensorBoard(Callback):
     """Write per-epoch scalars, weight and gradient histograms and the graph under `logdir`."""
 
@@ -120,13 +158,7 @@ class TensorBoard(Callback):
     # -- writing ------------------------------------------------------------------
     def _writer(self, run: str):
         if run not in self._writers:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-            path = os.path.join(self.logdir, run)
-            try:
-                os.makedirs(path, exist_ok=True)
-            except OSError as e:
-                raise NNCError(f"{path}: cannot create the TensorBoard log directory: {e.strerror or e}") from None
-            self._writers[run] = EventFileWriter(path)
+            self._writers[run] = EventFile(os.path.join(self.logdir, run))
         return self._writers[run]
 
     def _event(self, run: str, step: int, **fields) -> None:
