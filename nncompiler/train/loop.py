@@ -144,5 +144,9 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
 
 def format_epoch(epoch: int, record: dict[str, float]) -> str:
     """`epoch=3 loss=0.412 accuracy=0.951 val_loss=0.388 val_accuracy=0.967`."""
-    return " ".join([f"epoch={epoch}"] + [f"{k}={v:.4g}" if abs(v) >= 1e4 else f"{k}={v:.4f}"
-                                          for k, v in record.items()])
+    return " ".join([f"epoch={epoch}", format_record(record)]) if record else f"epoch={epoch}"
+
+
+def format_record(record: dict[str, float]) -> str:
+    """`loss=0.4120 accuracy=0.9510` (4 decimals; 4 significant digits from 1e4 up)."""
+    return " ".join(f"{k}={v:.4g}" if abs(v) >= 1e4 else f"{k}={v:.4f}" for k, v in record.items())

@@ -1,0 +1,78 @@
+"""Training curves: one panel per quantity (loss, then each metric), train and validation lines.
+
+    nnc run examples/iris.nn --plot curves.png
+    from nncompiler.train.plot import plot_history; plot_history(hist, "curves.png")
+
+Drawn with matplotlib's Agg canvas (no window, no global pyplot state), each
+panel PANEL_SIZE inches at DPI dots per inch: two panels make a 1000x360 PNG.
+The format follows the file's extension (png, svg, pdf). Needs the optional
+`plot` extra: `pip install 'nncompiler[plot]'`.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import NNCError
+from .callbacks import require_extra
+
+PANEL_SIZE = (5.0, 3.6)     # inches
+DPI = 100
+
+
+def panels(history: dict) -> list[str]:
+    """The quantities to draw, in order: `loss`, then each metric (a val_-only key keeps its name)."""
+    out: list[str] = []
+    for key in history:
+        base = key[len("val_"):] if key.startswith("val_") and key[len("val_"):] in history else key
+        if base not in out:
+            out.append(base)
+    return out
+
+
+def figure_size(history: dict) -> tuple[int, int]:
+    """The picture's size in pixels."""
+    n = max(len(panels(history)), 1)
+    return round(PANEL_SIZE[0] * n * DPI), round(PANEL_SIZE[1] * DPI)
+
+
+def plot_history(history: dict, path: str, title: str | None = None) -> tuple[int, int]:
+    """Draw `history` (as fit returns it) to `path`; returns the size in pixels."""
+    require_extra("matplotlib", "plot", "Plotting training curves (--plot)")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    names = panels(history) or ["loss"]
+    fig = Figure(figsize=(PANEL_SIZE[0] * len(names), PANEL_SIZE[1]), dpi=DPI)
+    FigureCanvasAgg(fig)
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise NNCError(f"{path}: cannot draw a .{fmt} file (use .png, .svg or .pdf)")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        for key, label, style in ((name, "train", "-"), (f"val_{name}", "validation", "--")):
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, marker="o" if len(values) < 30 else None,
+                        markersize=3, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        fig.savefig(tmp, format=fmt, dpi=DPI)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise NNCError(f"{path}: cannot write the plot: {e.strerror or e}") from None
+    w, h = fig.get_size_inches() * DPI
+    return round(w), round(h)
