@@ -7,8 +7,11 @@ Per (case, implementation):
   2. the first call (compilation for nnc/jit peers), timed as `first_ms`, whose result is
      checked against the hand-numpy reference: for a training step the loss and the
      parameter update (new - initial) of every parameter; otherwise the outputs;
-  3. warm-up calls, then `reps` timed calls (gc disabled while timing, as timeit does);
-     `reps` adapts to the case's time budget unless `--reps` fixes it.
+  3. warm-up calls, whose times set `reps` from the case's time budget (unless `--reps`);
+  4. once every implementation of the case is ready, the timed calls, interleaved: `--rounds`
+     rounds (default 5), each running every implementation in turn (rotating the order) for
+     reps/rounds calls after one untimed call, so that a change in the machine's background
+     load hits every implementation alike; gc is disabled while timing, as timeit does.
 The table reports the median, the p10-p90 spread, the minimum, and the ratio of the median to
 the best peer's median (peers: every implementation that is not nnc).
 """
@@ -142,15 +145,16 @@ def check(p: cases_mod.Problem, first, params: dict | None, ref: dict) -> dict:
         err = abs(loss - ref["first"])
         out = {"loss": loss, "ref_loss": ref["first"], "loss_rel_err": err / max(abs(ref["first"]), 1e-30)}
         ok = err <= LOSS_RTOL * abs(ref["first"]) + 1e-7
-        worst = 0.0
+        worst, worst_name = 0.0, None
         for name, init in p.params.items():
             mine = np.asarray(params[name], dtype=np.float64) - init
             theirs = np.asarray(ref["params"][name], dtype=np.float64) - init
             if mine.shape != theirs.shape:
                 return {**out, "ok": False, "error": f"{name}: shape {mine.shape} vs {theirs.shape}"}
             rel = float(np.max(np.abs(mine - theirs))) / max(float(np.max(np.abs(theirs))), 1e-30)
-            worst = max(worst, rel)
-        out["update_rel_err"] = worst
+            if rel > worst or worst_name is None:
+                worst, worst_name = rel, name
+        out["update_rel_err"], out["worst_param"] = worst, worst_name
         out["ok"] = bool(ok and worst <= UPDATE_RTOL and math.isfinite(loss))
         return out
     got, want = np.asarray(first), ref["first"]
@@ -187,36 +191,89 @@ def _stats(times: list[float]) -> dict:
             "mean_ms": float(ms.mean())}
 
 
-def _profile(call, n: int, top: int = 25) -> str:
+def _profile(call, n: int, top: int = 15) -> str:
+    """Where one implementation's time goes, over n calls: cProfile's top functions by own time
+    (the Python around the generated code: argument checks, state handling), then a line
+    profile of nnc's generated numpy code (one line per IR op), when there is any."""
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(n):
         call()
     prof.disable()
     buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf)
-    stats.sort_stats("tottime").print_stats(top)
-    return buf.getvalue()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    text = "cProfile, by own time (numpy's C functions count in their caller's own time):\n"
+    text += "\n".join(ln for ln in buf.getvalue().splitlines() if ln.strip() and not ln.startswith("   Ordered"))
+    lines = _line_profile(call, n)
+    if lines:
+        text += "\n\n" + lines
+    return text
 
 
-def run_impl(impl, p: cases_mod.Problem, ref: dict, args, runner=None, first=None, first_ms=None,
-             setup_s=None) -> dict:
+GENERATED_PREFIX = "<nnc-"        # the numpy backend's generated modules' filenames ("<nnc-numpy:...>")
+
+
+def _line_profile(call, n: int, top: int = 20) -> str:
+    """Time per line of nnc's generated code (sys.settrace; each line also pays ~1 us of tracing)."""
+    totals: dict = {}
+    state = {"last": None, "t": 0.0}
+
+    def local(frame, event, arg):
+        now = time.perf_counter()
+        if state["last"] is not None:
+            totals[state["last"]] = totals.get(state["last"], 0.0) + now - state["t"]
+        if event == "return":
+            back = frame.f_back
+            state["last"] = ((back.f_code.co_filename, back.f_lineno)
+                             if back is not None and back.f_code.co_filename.startswith(GENERATED_PREFIX) else None)
+        else:
+            state["last"] = (frame.f_code.co_filename, frame.f_lineno)
+        state["t"] = time.perf_counter()
+        return local
+
+    def global_trace(frame, event, arg):
+        return local if frame.f_code.co_filename.startswith(GENERATED_PREFIX) else None
+
+    t0 = time.perf_counter()
+    sys.settrace(global_trace)
+    try:
+        for _ in range(n):
+            call()
+    finally:
+        sys.settrace(None)
+    wall = time.perf_counter() - t0
+    if not totals:
+        return ""
+    import linecache
+    inside = sum(totals.values())
+    out = [f"line profile of the generated code: {inside / n * 1e3:.3f} ms per call inside it, of "
+           f"{wall / n * 1e3:.3f} ms per call traced (tracing inflates both)",
+           f"{'ms/call':>9} {'%':>5}  line"]
+    for (fname, lineno), t in sorted(totals.items(), key=lambda kv: -kv[1])[:top]:
+        src = linecache.getline(fname, lineno).strip()
+        out.append(f"{t / n * 1e3:9.4f} {100 * t / inside:5.1f}  {src}")
+    return "\n".join(out)
+
+
+def _prepare(impl, p: cases_mod.Problem, ref: dict, args) -> tuple[dict, object]:
+    """Set up one implementation, check its first call, warm it up; returns (row, runner)."""
     row = {"impl": impl.name, "nnc": impl.is_nnc}
-    if runner is None:
+    if isinstance(impl, NumpyPeer):              # the reference: already set up and called once
+        runner = ref["runner"]
+        row["setup_s"], row["first_ms"] = ref["setup_s"], ref["first_ms"]
+        row["check"] = {"ok": True, "reference": True}
+    else:
         t0 = time.perf_counter()
         runner = impl.setup(p)
-        setup_s = time.perf_counter() - t0
+        row["setup_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         first = runner.call()
-        first_ms = (time.perf_counter() - t0) * 1e3
+        row["first_ms"] = (time.perf_counter() - t0) * 1e3
         row["check"] = check(p, first, runner.params() if runner.params else None, ref)
-    else:
-        row["check"] = {"ok": True, "reference": True}
-    row["setup_s"], row["first_ms"] = setup_s, first_ms
     if runner.info:
         row["info"] = runner.info
-    warmup = 1 if args.quick else p.warmup
-    est = _timed(runner.call, warmup)
+    row["warmup"] = 1 if args.quick else p.warmup
+    est = _timed(runner.call, row["warmup"])
     if args.reps:
         reps = args.reps
     elif args.quick:
@@ -224,46 +281,66 @@ def run_impl(impl, p: cases_mod.Problem, ref: dict, args, runner=None, first=Non
     else:
         per_call = max(float(np.median(est)), 1e-7)
         reps = int(min(max(math.ceil(p.target_s / per_call), p.min_reps), p.max_reps))
-    row["warmup"], row["reps"] = warmup, reps
-    row.update(_stats(_timed(runner.call, reps)))
-    if args.profile and impl.is_nnc:
-        row["profile"] = _profile(runner.call, max(1, min(reps, 200)))
-    return row
+    row["reps"] = reps
+    return row, runner
 
 
 def run_case(p: cases_mod.Problem, impls, args, log) -> dict:
-    result = {"key": p.key, "title": p.title, "kind": p.kind, "note": p.note, "rows": [], "skipped": []}
-    # the reference: hand numpy's first call (and first-step parameters)
+    """Check and warm up every implementation, then time them interleaved: `rounds` rounds, each
+    running every implementation (in a rotating order) for a block of reps/rounds calls after one
+    untimed call, so that a change in the machine's background load hits all of them alike."""
+    result = {"key": p.key, "title": p.title, "kind": p.kind, "note": p.note, "rows": [], "skipped": [],
+              "loadavg_start": list(os.getloadavg())}
     ref_impl = NumpyPeer()
     t0 = time.perf_counter()
     ref_runner = ref_impl.setup(p)
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     first = _copy(ref_runner.call())
-    first_ms = (time.perf_counter() - t0) * 1e3
-    ref = {"first": first, "params": ref_runner.params() if ref_runner.params else None}
+    ref = {"first": first, "params": ref_runner.params() if ref_runner.params else None,
+           "runner": ref_runner, "setup_s": setup_s, "first_ms": (time.perf_counter() - t0) * 1e3}
+
+    ready = []                                   # (impl, row, runner)
     for impl in impls:
         reason = impl.unavailable()
         if reason:
             result["skipped"].append({"impl": impl.name, "reason": reason})
             continue
         try:
-            if isinstance(impl, NumpyPeer):
-                row = run_impl(impl, p, ref, args, ref_runner, first, first_ms, setup_s)
-            else:
-                row = run_impl(impl, p, ref, args)
+            row, runner = _prepare(impl, p, ref, args)
         except Unsupported as e:
             result["skipped"].append({"impl": impl.name, "reason": str(e)})
             continue
-        except Exception as e:                     # a peer that breaks must not stop the run
-            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            result["skipped"].append({"impl": impl.name, "reason": f"failed: {msg[:300]}"})
-            log(f"  {p.key} {impl.name}: FAILED {msg[:300]}")
+        except Exception as e:                   # a peer that breaks must not stop the run
+            text = str(e).strip()
+            msg = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+            result["skipped"].append({"impl": impl.name, "reason": f"failed: {msg}"})
+            log(f"  {p.key} {impl.name}: FAILED {msg}")
             continue
-        result["rows"].append(row)
         ok = "ok" if row["check"]["ok"] else f"CHECK FAILED {row['check']}"
-        log(f"  {p.key} {impl.name:14s} median {row['median_ms']:10.3f} ms  (n={row['reps']}, "
-            f"first {row['first_ms']:.1f} ms)  {ok}")
+        log(f"  {p.key} {impl.name:14s} setup {row['setup_s']:.2f} s, first call {row['first_ms']:.1f} ms, "
+            f"{row['reps']} reps  {ok}")
+        ready.append((impl, row, runner))
+
+    rounds = max(1, min(args.rounds, min((row["reps"] for _, row, _ in ready), default=1)))
+    times: dict[str, list[float]] = {row["impl"]: [] for _, row, _ in ready}
+    for r in range(rounds):
+        order = ready[r % len(ready):] + ready[:r % len(ready)] if ready else []
+        for impl, row, runner in order:
+            n = row["reps"] // rounds + (1 if r < row["reps"] % rounds else 0)
+            if rounds > 1:
+                runner.call()                    # untimed: let the previous block's threads settle
+            times[row["impl"]] += _timed(runner.call, n)
+    for impl, row, runner in ready:
+        row["rounds"] = rounds
+        row.update(_stats(times[row["impl"]]))
+        if args.profile and impl.is_nnc:
+            row["profile"] = _profile(runner.call, max(1, min(row["reps"], 200)))
+        log(f"  {p.key} {impl.name:14s} median {row['median_ms']:10.3f} ms  "
+            f"p10-p90 {row['p10_ms']:.3f}-{row['p90_ms']:.3f}")
+        result["rows"].append(row)
+    result["loadavg_end"] = list(os.getloadavg())
+
     peers = [r for r in result["rows"] if not r["nnc"]]
     best = min(peers, key=lambda r: r["median_ms"]) if peers else None
     result["best_peer"] = best["impl"] if best else None
@@ -301,6 +378,8 @@ def table(results: list[dict]) -> str:
             else:
                 chk = "**FAIL** " + (c.get("error") or ", ".join(f"{k}={v:.2g}" for k, v in c.items()
                                                                  if k.endswith("err")))
+                if c.get("worst_param"):
+                    chk += f" (worst: {c['worst_param']})"
             name = f"**{r['impl']}**" if r["nnc"] else r["impl"]
             lines.append(f"| {res['key']} | {name} | {_fmt_ms(r['median_ms'])} | "
                          f"{_fmt_ms(r['p10_ms'])}–{_fmt_ms(r['p90_ms'])} | {_fmt_ms(r['min_ms'])} | "
@@ -347,10 +426,14 @@ def parse_args(argv=None):
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--markdown", metavar="FILE", help="write the report (machine, table, notes) as markdown")
     ap.add_argument("--profile", action="store_true", help="cProfile nnc's calls after timing them; print the top functions")
+    ap.add_argument("--rounds", type=int, default=5, help="interleave the implementations' timed calls in this "
+                    "many rounds (default 5; 1 = one block per implementation)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and initial weights")
     args = ap.parse_args(argv)
     if args.reps < 0:
         ap.error("--reps must be positive")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     return args
 
 
@@ -373,6 +456,7 @@ def main(argv=None) -> int:
         impls = [i for i in impls if i.name in wanted]
 
     started = datetime.datetime.now().astimezone()
+    load_start = os.getloadavg()
     results, skipped_cases = [], []
     t_run = time.perf_counter()
     for key in keys:
@@ -388,6 +472,7 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t_run
 
     info = machine_info()
+    info["loadavg_start"], info["loadavg_end"] = list(load_start), list(os.getloadavg())
     versions = {}
     for impl in impls:
         if not impl.unavailable():
@@ -397,7 +482,10 @@ def main(argv=None) -> int:
                 versions[impl.name] = f"? ({e})"
     header = [f"nnc benchmark, {started:%Y-%m-%d %H:%M %Z}" + (" (--quick: tiny sizes, not a benchmark)" if args.quick else ""),
               "", *machine_lines(info),
-              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+              "- load average (1/5/15 min) at start: " + " ".join(f"{v:.2f}" for v in load_start)
+              + ", at end: " + " ".join(f"{v:.2f}" for v in info["loadavg_end"])
+              + f" ({info['usable_cpus']} CPUs: a load near or above that means other processes competed for them)", ""]
     report = "\n".join(header) + "\n" + table(results) + "\n\n" + "\n".join(notes(results, skipped_cases)) + "\n"
     report += f"\n(run time {elapsed:.0f} s)\n"
     print(report)

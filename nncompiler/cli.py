@@ -1,4 +1,4 @@
-"""The `nnc` command: compile | run.
+"""The `nnc` command: compile | run | graph | predict | eval.
 
 Every user error (a bad program, bad data, a bad flag value) is printed as a
 diagnostic and exits 1; a Python traceback means a bug in nnc.
@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="train a model per its train block, or evaluate a graph block")
     r.add_argument("file")
-    r.add_argument("--epochs", type=int)
+    r.add_argument("--epochs", type=int, help="epochs to train (with --resume, the total: a checkpoint at "
+                   "epoch 2 and --epochs 4 runs epochs 3 and 4)")
     r.add_argument("--batch", help="batch size, or 'all'")
     r.add_argument("--lr", type=float, help="learning rate")
     r.add_argument("--data", help="data file (CSV with a header, .npy or .npz)")
@@ -44,17 +45,70 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="numpy")
     r.add_argument("--model", help="which block, when the file has several")
     r.add_argument("--quiet", action="store_true", help="print only the final line")
+    r.add_argument("--json", action="store_true", help="print one JSON object per epoch (epoch, loss, metrics, lr)")
+    r.add_argument("--lr-schedule", metavar="SPEC",
+                   help="step:N:FACTOR (lr*FACTOR every N epochs), exp:RATE (lr*RATE^(epoch-1)) or cosine[:MIN_LR]")
+    r.add_argument("--early-stop", type=int, metavar="PATIENCE",
+                   help="stop when the monitored value has not improved for PATIENCE epochs")
+    r.add_argument("--monitor", metavar="NAME", help="what early stopping watches (default val_loss, "
+                   "or loss without validation data)")
+    r.add_argument("--restore-best", action="store_true", help="with --early-stop: end with the best epoch's weights")
+    r.add_argument("--save", metavar="CKPT.npz", help="write a checkpoint when training ends")
+    r.add_argument("--save-every", type=int, metavar="N", help="with --save: also every N epochs")
+    r.add_argument("--resume", metavar="CKPT.npz", help="continue from a checkpoint; --epochs counts the total")
+    r.add_argument("--weights", metavar="CKPT.npz", help="start from a checkpoint's weights (fine-tuning)")
+    r.add_argument("--logdir", metavar="DIR", help="write TensorBoard logs (scalars, histograms, graph) to DIR")
+    r.add_argument("--plot", metavar="FILE", help="draw the training curves to FILE (.png, .svg, .pdf)")
+
+    g = sub.add_parser("graph", help="draw a model's graph with Graphviz (one box per layer)")
+    g.add_argument("file")
+    g.add_argument("-o", "--output", help="FILE.svg, .png, .pdf or .dot (default: DOT to standard output)")
+    g.add_argument("--ops", action="store_true", help="one node per IR op, boxed by layer")
+    g.add_argument("--grad", action="store_true", help="include the backward pass")
+    g.add_argument("--model", help="which block, when the file has several")
+
+    pr = sub.add_parser("predict", help="run a trained model on new inputs")
+    pr.add_argument("file")
+    pr.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
+    pr.add_argument("--input", action="append", default=[], metavar="[NAME=]PATH",
+                    help="input data: .csv/.tsv, .npy, or .npz with one array per input")
+    pr.add_argument("-o", "--output", help="OUT.csv (default: CSV to standard output), .npy or .npz")
+    pr.add_argument("--batch", type=int, default=4096, help="rows per forward pass (default 4096)")
+    pr.add_argument("--backend", default="numpy")
+    pr.add_argument("--model", help="which block, when the file has several")
+
+    e = sub.add_parser("eval", help="print a trained model's loss and metrics on data")
+    e.add_argument("file")
+    e.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
+    e.add_argument("--data", help="data file (default: the train block's data)")
+    e.add_argument("--split", choices=("all", "train", "validation"), default="all",
+                   help="evaluate on all rows, or the train block's training or validation part")
+    e.add_argument("--json", action="store_true", help="print a JSON object")
+    e.add_argument("--backend", default="numpy")
+    e.add_argument("--model", help="which block, when the file has several")
     return p
 
 
 def _write(text: str, path: str | None) -> None:
     if path:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, path)
+        _write_binary(path, lambda f: f.write((text if text.endswith("\n") else text + "\n").encode()))
     else:
         print(text)
+
+
+def _write_binary(path: str, write) -> None:
+    """Write a file atomically (a temporary file beside it, then a rename); errors name `path`."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise NNCError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def cmd_compile(args) -> int:
@@ -65,10 +119,7 @@ def cmd_compile(args) -> int:
     if isinstance(text, bytes):  # a binary stage (cubin) must go to a file
         if not args.output:
             raise NNCError(f"--emit {args.emit} is binary; name a file with -o")
-        tmp = f"{args.output}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        _write_binary(args.output, lambda f: f.write(text))
         return 0
     _write(text, args.output)
     return 0
@@ -95,7 +146,6 @@ def _print_array(name: str, value) -> None:
 def cmd_run(args) -> int:
     import nncompiler as nnc
     from .train.dataset import training_data
-    from .train.loop import format_epoch
     # parameters are initialised from the seed, so --seed is a compile-time setting
     m = nnc.compile(args.file, backend=args.backend, model=args.model, seed=args.seed)
     low = m.lowered
@@ -107,6 +157,7 @@ def cmd_run(args) -> int:
             _print_array(name, value)
         return 0
     from .program import TrainConfig
+    from .train.progress import reporter
     cfg = low.train or TrainConfig()
     data = training_data(low, cfg, args.data)
     if args.lr is not None:
@@ -116,19 +167,64 @@ def cmd_run(args) -> int:
     batch = cfg.batch if args.batch is None else ("all" if args.batch == "all" else _positive_int(args.batch))
     epochs = cfg.epochs if args.epochs is None else args.epochs
     validate = cfg.validate if args.validate is None else args.validate
-    last = {}
+    if epochs < 0:
+        raise NNCError(f"--epochs must be >= 0, got {epochs}")
+    if args.save_every is not None and (args.save_every < 1 or not args.save):
+        raise NNCError("--save-every N needs N >= 1 and a checkpoint file: --save CKPT.npz")
+    if args.weights and args.resume:
+        raise NNCError("--weights and --resume both set the weights; give one")
+    if args.restore_best and args.early_stop is None:
+        raise NNCError("--restore-best goes with --early-stop PATIENCE")
 
-    def report(epoch, record):
-        last.update(epoch=epoch, record=record)
-        if not args.quiet:
-            print(format_epoch(epoch, record), flush=True)
+    resume = None
+    if args.resume:
+        from .train.checkpoint import read_checkpoint
+        resume = read_checkpoint(args.resume)
+        if args.lr is not None:
+            resume.meta["lr"] = None          # an explicit --lr wins over the checkpoint's
+        if resume.epoch >= epochs:
+            print(f"note: {args.resume} is at epoch {resume.epoch} already; nothing to train "
+                  f"(--epochs counts the total: ask for more than {resume.epoch})", file=sys.stderr)
+    if args.weights:
+        from .train.checkpoint import load_weights
+        load_weights(m, args.weights)
+    schedule = None
+    if args.lr_schedule:
+        from .train.callbacks import parse_schedule
+        schedule = parse_schedule(args.lr_schedule, m.lr, epochs)
+    stopper = None
+    if args.early_stop is not None:
+        from .train.callbacks import EarlyStopping
+        if args.early_stop < 0:
+            raise NNCError(f"--early-stop PATIENCE must be >= 0, got {args.early_stop}")
+        monitor = args.monitor or ("val_loss" if validate else "loss")
+        stopper = EarlyStopping(monitor, args.early_stop, restore_best_weights=args.restore_best)
+    elif args.monitor:
+        raise NNCError("--monitor goes with --early-stop PATIENCE")
+    if args.logdir:   # fail before training, not after it
+        from .train.callbacks import require_extra
+        require_extra("tensorboard", "tensorboard", "TensorBoard logging (--logdir)")
+    if args.plot:
+        from .train.callbacks import require_extra
+        require_extra("matplotlib", "plot", "Plotting training curves (--plot)")
 
-    m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
-          seed=cfg.seed, callback=report, **data)
-    if args.quiet and last:
-        print(format_epoch(last["epoch"], last["record"]))
+    printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
+    history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
+                    seed=cfg.seed, callbacks=[printer], lr_schedule=schedule, early_stopping=stopper,
+                    logdir=args.logdir, checkpoint=args.save, save_every=args.save_every, resume=resume,
+                    **data)
+    if stopper is not None and stopper.message():
+        print(stopper.message(), file=sys.stderr)
+    if args.save:
+        print(f"saved {args.save}", file=sys.stderr)
+    if args.logdir:
+        print(f"TensorBoard logs in {args.logdir} (view: tensorboard --logdir {args.logdir})", file=sys.stderr)
+    if args.plot:
+        from .train.plot import plot_history
+        w, h = plot_history(history, args.plot, title=low.name)
+        print(f"wrote {args.plot} ({w}x{h})", file=sys.stderr)
     scalars = {k: float(v) for k, v in m.params.items() if np.ndim(v) == 0}
-    if scalars:
+    if scalars and not args.json:
         print("params: " + " ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
     return 0
 
@@ -143,18 +239,208 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def cmd_graph(args) -> int:
+    import nncompiler as nnc
+    from .viz import INSTALL_HINT, dot_available, render, to_dot
+    out = args.output
+    ext = os.path.splitext(out)[1].lower() if out else ".dot"
+    if ext not in (".dot", ".gv", ".svg", ".png", ".pdf"):
+        raise NNCError(f"-o {out}: expected a .svg, .png, .pdf or .dot file")
+    m = nnc.compile(args.file, model=args.model)
+    text = to_dot(m, ops=args.ops, grad=args.grad)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    if ext in (".dot", ".gv"):
+        _write(text, out)
+        return 0
+    if not dot_available():
+        fallback = os.path.splitext(out)[0] + ".dot"
+        _write(text, fallback)
+        print(f"wrote {fallback} instead of {out}: Graphviz's 'dot' is not installed; {INSTALL_HINT}",
+              file=sys.stderr)
+        return 0
+    render(text, out)
+    return 0
+
+
+def _read_inputs(m, specs: list[str]) -> dict[str, np.ndarray]:
+    """--input PATH (one-input models), --input NAME=PATH, or an .npz of arrays by input name."""
+    from .errors import did_you_mean
+    from .train.data import read_array, read_npz
+    low = m.lowered
+    names = list(low.inputs)
+    if not specs:
+        raise NNCError(f"give the input data: --input PATH (model {low.name} takes {', '.join(names)})")
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, path = spec.split("=", 1) if "=" in spec and not os.path.exists(spec) else (None, spec)
+        if path.lower().endswith(".npz") and name is None:
+            for key, arr in read_npz(path).items():
+                if key not in names:
+                    raise NNCError(f"{path}: array '{key}' is not an input of model {low.name}"
+                                   f"{did_you_mean(key, names)} (inputs: {', '.join(names)})")
+                feeds[key] = arr
+            continue
+        if name is None:
+            if len(names) != 1:
+                raise NNCError(f"model {low.name} has inputs {', '.join(names)}: give --input NAME=PATH for each, "
+                               "or one .npz with an array per name")
+            name = names[0]
+        elif name not in names:
+            raise NNCError(f"--input {spec}: model {low.name} has no input '{name}'{did_you_mean(name, names)}")
+        ext = os.path.splitext(path)[1].lower()
+        if ext in (".csv", ".tsv"):
+            feeds[name] = _read_input_csv(m, name, path)
+        else:
+            feeds[name] = read_array(path)
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise NNCError(f"missing input data for {', '.join(repr(n) for n in missing)}")
+    return feeds
+
+
+def _read_input_csv(m, name: str, path: str) -> np.ndarray:
+    """A CSV of features; the train block's label column(s), if the file has them, are left out."""
+    import csv
+    from .train.data import read_array, read_csv
+    cfg = m.lowered.train
+    label = cfg.data_options.get("label") if cfg else None
+    labels = [label] if isinstance(label, str) else list(label or [])
+    if labels and os.path.isfile(path):
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, delimiter="\t" if path.lower().endswith(".tsv") else ","), [])
+        present = [c for c in labels if c in [h.strip() for h in header]]
+        if present:
+            dtype = m.lowered.inputs[name].dtype
+            features, _, _ = read_csv(path, label=present if len(present) > 1 else present[0],
+                                      dtype_hint=dtype if dtype != "f32" else None)
+            return features
+    return read_array(path)
+
+
+def _output_columns(name: str, arr: np.ndarray) -> tuple[list[str], np.ndarray]:
+    if arr.ndim == 1:
+        return [name], arr.reshape(-1, 1)
+    flat = arr.reshape(arr.shape[0], -1)
+    return [f"{name}{j}" for j in range(flat.shape[1])], flat
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, np.floating) and v.dtype.itemsize <= 4:
+        return f"{float(v):.9g}"          # enough digits to read back the same float32
+    if isinstance(v, (np.floating, float)):
+        return repr(float(v))
+    if isinstance(v, (np.bool_, bool)):
+        return str(int(v))
+    return str(v)
+
+
+def cmd_predict(args) -> int:
+    import nncompiler as nnc
+    from .train.loop import _batched
+    m = nnc.compile(args.file, backend=args.backend, model=args.model)
+    if args.weights:
+        nnc.load_weights(m, args.weights)
+    if args.batch < 1:
+        raise NNCError(f"--batch must be a positive integer, got {args.batch}")
+    feeds = _read_inputs(m, args.input)
+    names = m.lowered.output_names
+    rows = {len(v) for v in feeds.values() if np.ndim(v)}
+    chunks = [feeds]
+    outs_batched = all(m.graph("predict").output(n).shape and isinstance(m.graph("predict").output(n).shape[0], str)
+                       for n in names)
+    if _batched(m) and outs_batched and len(rows) == 1 and rows.pop() > args.batch:
+        n = len(next(iter(feeds.values())))
+        chunks = [{k: v[i:i + args.batch] for k, v in feeds.items()} for i in range(0, n, args.batch)]
+    results = []
+    for chunk in chunks:
+        out = m.forward(**chunk)
+        results.append(out if isinstance(out, tuple) else (out,))
+    outputs = {n: (np.concatenate([r[i] for r in results]) if len(results) > 1 else results[0][i])
+               for i, n in enumerate(names)}
+    path = args.output
+    ext = os.path.splitext(path)[1].lower() if path else ".csv"
+    if ext == ".npy":
+        if len(outputs) != 1:
+            raise NNCError(f"-o {path}: model {m.lowered.name} has {len(outputs)} outputs; write an .npz or .csv")
+        _write_binary(path, lambda f: np.save(f, next(iter(outputs.values()))))
+        _note_no_weights(args, m, "predicted")
+        return 0
+    if ext == ".npz":
+        _write_binary(path, lambda f: np.savez(f, **outputs))
+        _note_no_weights(args, m, "predicted")
+        return 0
+    if ext not in (".csv", ".tsv"):
+        raise NNCError(f"-o {path}: expected a .csv, .tsv, .npy or .npz file")
+    header, columns = [], []
+    for name, arr in outputs.items():
+        arr = np.asarray(arr)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        cols, flat = _output_columns(name, arr)
+        header += cols
+        columns.append(flat)
+    if len({c.shape[0] for c in columns}) > 1:
+        raise NNCError(f"the outputs of model {m.lowered.name} have different numbers of rows; write them "
+                       "to an .npz file (-o OUT.npz)")
+    table = np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
+    sep = "\t" if ext == ".tsv" else ","
+    lines = [sep.join(header)] + [sep.join(_fmt_value(v) for v in row) for row in table]
+    _write("\n".join(lines), path)
+    _note_no_weights(args, m, "predicted")
+    return 0
+
+
+def _note_no_weights(args, m, what: str) -> None:
+    if not args.weights and m.lowered.params:
+        print(f"note: no --weights given: {what} with freshly initialised parameters", file=sys.stderr)
+
+
+def cmd_eval(args) -> int:
+    import json
+    import nncompiler as nnc
+    from .program import TrainConfig
+    from .train.data import split_validation
+    from .train.dataset import training_data
+    from .train.loop import format_record
+    m = nnc.compile(args.file, backend=args.backend, model=args.model)
+    low = m.lowered
+    if low.kind != "model":
+        raise NNCError(f"{low.name} is a graph block: it has no loss to evaluate (use nnc run --feed)")
+    if args.weights:
+        nnc.load_weights(m, args.weights)
+    cfg = low.train or TrainConfig()
+    data = training_data(low, cfg, args.data)
+    if args.split != "all":
+        if not cfg.validate:
+            raise NNCError(f"--split {args.split}: the train block holds out no validation data (no 'validate' line)")
+        train, val = split_validation(data, cfg.validate, cfg.seed)
+        data = train if args.split == "train" else val
+    record = m.evaluate(**data)
+    print(json.dumps(record) if args.json else format_record(record))
+    _note_no_weights(args, m, "evaluated")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
+                "eval": cmd_eval}
     try:
-        return {"compile": cmd_compile, "run": cmd_run}[args.command](args)
+        return commands[args.command](args)
     except NNCError as e:
         print(str(e), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as e:   # an output file that cannot be written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{where}error: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

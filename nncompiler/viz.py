@@ -162,7 +162,7 @@ def _layers_dot(name: str, g: Graph, groups, labels, backward) -> str:
             arg_kinds.setdefault(key, role)
         if key not in order:
             order.append(key)
-    for key in params:            # a parameter no op uses still belongs somewhere
+    for key in params:            # a standalone parameter (`param slope: f32[]`) is a node of its own
         if key not in order:
             order.append(key)
             arg_kinds.setdefault(key, "param")
@@ -185,6 +185,11 @@ def _layers_dot(name: str, g: Graph, groups, labels, backward) -> str:
             label = f"{key}\n{role} {shapes[key]}"
             style = _attrs(label=label, shape="ellipse", style="filled", fillcolor="#dbe9f6")
             lines.append(f"  {_q(key)} {style};")
+            continue
+        if role == "param":
+            label = "\n".join([key] + [f"param {p.type}" if p.attr["name"] == key else f"{p.attr['name']}: {p.type}"
+                                        for p in params[key]])
+            lines.append(f"  {_q(key)} {_attrs(label=label, shape='ellipse', style='filled', fillcolor='#f6ecd0')};")
             continue
         if role in ("state", "hyper", "rng"):
             lines.append(f"  {_q(key)} {_attrs(label=key, shape='ellipse', style='dashed')};")

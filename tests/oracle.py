@@ -169,6 +169,8 @@ def every_primitive_graph() -> Graph:
     outs["slice"] = b.slice(x, start=(0, 1), stop=(2, None), step=(1, 2))
     outs["pad"] = b.pad(x, lo=(1, 0), hi=(0, 2), interior=(1, 1))
     outs["concat"] = b.concat(x, y, p, axis=0)
+    outs["gather"] = b.gather(m, i, axis=0)
+    outs["scatter_add"] = b.scatter_add(x, i, axis=0, shape=(4,))
     outs["const"] = b.constant(((1.0, -2.5), (3.0, 4.0)), "f32", (2, 2))
     outs["iota"] = b.iota(axis=1, dtype="i32", shape=(2, 5))
     outs["random_uniform"] = b.random_uniform(low=-1.0, high=1.0, seed=7, dtype="f32", shape=(3,))

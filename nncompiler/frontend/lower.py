@@ -110,7 +110,9 @@ class BlockLowerer:
             return Value(self.b.constant(value.tolist() if arr.ndim else value.item(), dtype, arr.shape))
 
     def unify(self, *vals) -> list[Value]:
-        dtype = next((self.b.dtype(v.id) for v in vals if isinstance(v, Value)), None)
+        """Literals take the dtype of the tensors beside them (a bool condition doesn't count)."""
+        dtypes = [self.b.dtype(v.id) for v in vals if isinstance(v, Value)]
+        dtype = next((d for d in dtypes if d != "bool"), dtypes[0] if dtypes else None)
         return [self.materialize(v, dtype) for v in vals]
 
     # -- statements ---------------------------------------------------------------
@@ -426,7 +428,10 @@ class BlockLowerer:
             if p.name not in given:
                 continue
             ann = _ann(p)
-            if ann == "Tensor":
+            if ann == "Indices":
+                v = self.expr(given[p.name])
+                out[p.name] = self.materialize(v, "i32" if isinstance(v, Literal) and not v.is_float else None)
+            elif ann == "Tensor":
                 out[p.name] = self.expr(given[p.name])
                 tensors.append(p.name)
             else:

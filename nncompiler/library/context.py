@@ -8,6 +8,7 @@ layer means writing one function and one registry entry.
 
 Annotation kinds understood by the front end:
   Tensor       a tensor expression, passed as a `Value`
+  Indices      an integer tensor expression (literals become i32), passed as a `Value`
   int, float, bool, str        a literal (str also accepts a bare name: padding=same)
   Shape        a list of ints, e.g. [2, 2]
   Axes         an int or a list of ints, or None for all axes
@@ -42,6 +43,10 @@ class Value:
 
 class Tensor:
     """Annotation: a tensor argument."""
+
+
+class Indices:
+    """Annotation: an integer tensor of indices; a literal (`take(x, [2, 0])`) becomes i32."""
 
 
 class Shape:

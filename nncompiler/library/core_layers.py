@@ -18,7 +18,7 @@ from ..ir.shapes import FLOAT_DTYPES
 from . import initializers, regularizers
 from .activations import mean as _mean
 from .activations import vid
-from .context import Initializer, LayerContext, Regularizer, Spec, Tensor, Value
+from .context import Indices, Initializer, LayerContext, Regularizer, Spec, Tensor, Value
 from .tensor_ops import concat
 
 
@@ -103,7 +103,7 @@ def average(ctx: LayerContext, a: Tensor, b: Tensor, c: Tensor = None, d: Tensor
 
 # ---- embedding ---------------------------------------------------------------------------
 
-def embedding(ctx: LayerContext, ids: Tensor, vocab: int, dim: int,
+def embedding(ctx: LayerContext, ids: Indices, vocab: int, dim: int,
               embeddings_initializer: Initializer = "uniform",
               embeddings_regularizer: Regularizer = None) -> Value:
     """Rows of a learned [vocab, dim] table at integer ids: [...] -> [..., dim] (Keras's Embedding).

@@ -29,7 +29,7 @@ from ..errors import ShapeError
 from ..ir.primitives import norm_axes
 from ..ir.shapes import FLOAT_DTYPES, dim_div, dim_mul, fmt_shape, numel
 from . import initializers
-from .context import Axes, DType, LayerContext, Shape, Tensor, Value, _stable_seed
+from .context import Axes, DType, Indices, LayerContext, Shape, Tensor, Value, _stable_seed
 
 INT_DTYPES = ("i32", "i64")
 
@@ -350,9 +350,8 @@ def broadcast_to(ctx: LayerContext, x: Tensor, shape: Shape) -> Value:
 
 
 def _items(ctx: LayerContext, tensors) -> list[int]:
-    """The tensors of a variadic call; a single tensor is a sequence along its first axis."""
-    ids = [t.id for t in tensors if t is not None]
-    return ids
+    """The node ids of the tensors a variadic call was given (the unused slots are None)."""
+    return [t.id for t in tensors if t is not None]
 
 
 def _merge_sequence(ctx: LayerContext, s: int, axis: int) -> int:
@@ -424,7 +423,7 @@ def _normalised_indices(ctx: LayerContext, ids: int, n) -> int:
     return b.where(b.lt(ids, zero), b.add(ids, b.scalar(n, dt)), ids)
 
 
-def take(ctx: LayerContext, x: Tensor, indices: Tensor, axis: int = 0) -> Value:
+def take(ctx: LayerContext, x: Tensor, indices: Indices, axis: int = 0) -> Value:
     """Elements of x at integer `indices` along `axis` (np.take): the axis is replaced by indices' shape.
 
     Negative indices count from the end; out-of-range ones are clamped to the
@@ -452,7 +451,7 @@ def flip(ctx: LayerContext, x: Tensor, axis: Axes = None) -> Value:
     return Value(out)
 
 
-def one_hot(ctx: LayerContext, indices: Tensor, depth: int, dtype: DType = "f32") -> Value:
+def one_hot(ctx: LayerContext, indices: Indices, depth: int, dtype: DType = "f32") -> Value:
     """[..., depth] with 1 at each index and 0 elsewhere (indices outside [0, depth) give all zeros)."""
     b = ctx.b
     ids = indices.id
@@ -503,6 +502,8 @@ def range(ctx: LayerContext, start: int, stop: int = None, step: int = 1, dtype:
         start, stop = 0, start
     if step == 0:
         raise ShapeError("range step must not be zero")
+    if dtype == "bool":
+        raise ShapeError("range makes numbers, not bool")
     n = len(builtins.range(start, stop, step))
     if n == 0:
         raise ShapeError(f"range({start}, {stop}, {step}) is empty")

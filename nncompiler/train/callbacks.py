@@ -91,7 +91,8 @@ class LearningRateScheduler(Callback):
 
 def parse_schedule(spec: str, base_lr: float, epochs: int):
     """`step:N:FACTOR` (lr * FACTOR every N epochs), `exp:RATE` (lr * RATE**(epoch-1)) or
-    `cosine[:MIN]` (from lr down to MIN, default 0, over `epochs`) as a function epoch -> lr."""
+    `cosine[:MIN]` (half a cosine from lr toward MIN, default 0, over `epochs` epochs, as torch's
+    CosineAnnealingLR with T_max=epochs) as a function epoch -> lr (epochs count from 1)."""
     parts = spec.strip().split(":")
     kind = parts[0].lower()
 
@@ -127,7 +128,7 @@ def parse_schedule(spec: str, base_lr: float, epochs: int):
         if len(parts) > 2:
             raise bad("cosine takes at most MIN_LR")
         low = number(parts[1], "MIN_LR") if len(parts) == 2 else 0.0
-        span = max(epochs - 1, 1)
+        span = max(epochs, 1)    # as torch's CosineAnnealingLR(T_max=epochs): the last epoch still learns
         return lambda epoch: low + (base_lr - low) * 0.5 * (1 + math.cos(math.pi * min(epoch - 1, span) / span))
     raise bad(f"unknown schedule '{parts[0]}'")
 

@@ -153,7 +153,8 @@ def test_case_ids_unique():
 
 
 def test_every_vjp_rule_is_tested():
-    untested = sorted(set(VJP) - {c.op for c in CASES})
+    # gather and scatter_add (each the other's VJP) have their rows in test_vjp_gather.py
+    untested = sorted(set(VJP) - {c.op for c in CASES} - {"gather", "scatter_add"})
     assert not untested, f"VJP rules without a test row in test_vjp.py: {untested}"
 
 

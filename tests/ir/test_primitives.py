@@ -19,6 +19,8 @@ BOOL = lambda *s: T(*s, dtype="bool")    # noqa: E731
 
 # (op, operand types, attrs, result type)
 OK = [
+    ("gather", [F(5, 3), T(2, 4, dtype="i32")], {"axis": 0}, F(2, 4, 3)),
+    ("scatter_add", [F(2, 4, 3), T(2, 4, dtype="i32")], {"axis": 0, "shape": (5, 3)}, F(5, 3)),
     # sources
     ("arg", [], {"name": "x", "role": "input", "dtype": "f32", "shape": ("B", 3)}, F("B", 3)),
     ("const", [], {"value": 1.0, "dtype": "f64", "shape": ()}, F64()),

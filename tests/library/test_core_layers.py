@@ -21,7 +21,9 @@ import torch.nn.functional as F
 import nncompiler as nnc
 from nncompiler.backends.numpy import compile_graph
 from nncompiler.errors import CompileError
-from nncompiler.library import LAYERS, Initializer, Regularizer, Tensor
+from library.helpers import check, ours
+from nncompiler.library import LAYERS, Initializer, Regularizer, Tensor, Value
+from nncompiler.library.context import Indices
 
 RTOL, ATOL = 1e-4, 1e-5
 rng = np.random.default_rng(99)
@@ -458,6 +460,54 @@ model L {
     close(m.loss_and_grads(r=r)[1]["p"], tp.grad, "grad of the input")
 
 
+# ---- input gradients and finite differences, at the library level (library/helpers.py) -------------
+
+def _bn_params(features):
+    return {"layer.gamma": normal(features), "layer.beta": normal(features),
+            "layer.moving_mean": np.zeros(features), "layer.moving_variance": np.ones(features)}
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3), (1, 2, 3)])
+def test_batchnorm_training_gradients_wrt_input_and_finite_differences(shape):
+    x = normal(*shape) * 2 + 0.5
+
+    def ref(t):
+        xt = t["x"] if len(shape) == 2 else t["x"].transpose(1, 2)
+        y = F.batch_norm(xt, None, None, t["layer.gamma"], t["layer.beta"], training=True, eps=1e-3)
+        return y if len(shape) == 2 else y.transpose(1, 2)
+    check(lambda ctx, ids: LAYERS["batchnorm"](ctx, Value(ids["x"])), ref, {"x": x}, _bn_params(3))
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (1, 1, 6)])
+def test_layernorm_gradients_wrt_input_and_finite_differences(shape):
+    params = {"layer.gamma": normal(6), "layer.beta": normal(6)}
+    check(lambda ctx, ids: LAYERS["layernorm"](ctx, Value(ids["x"]), epsilon=1e-2),
+          lambda t: F.layer_norm(t["x"], (6,), t["layer.gamma"], t["layer.beta"], eps=1e-2),
+          {"x": normal(*shape)}, params)
+
+
+def test_embedding_at_the_library_level():
+    # the table is f32 whatever the graph's float type (its input is integer), so no float64
+    # twin here; gather / scatter_add are checked against finite differences in test_vjp_gather.py
+    ids = np.array([[4, 1, 4], [0, 4, 2]], np.int32)
+    check(lambda ctx, i: LAYERS["embedding"](ctx, Value(i["ids"]), 5, 3),
+          lambda t: F.embedding(t["ids"].long(), t["layer.embeddings"]),
+          {"ids": ids}, {"layer.embeddings": normal(5, 3)}, fd=False)
+
+
+def test_dropout_gradient_and_finite_differences_with_a_fixed_key():
+    x = normal(4, 50)
+
+    def build(ctx, ids):
+        ctx.state.rng_key = ids["key"]             # the step's key, here an ordinary input
+        return LAYERS["dropout"](ctx, Value(ids["x"]), 0.4)
+    inputs = {"x": x, "key": np.array(3, np.int32)}
+    out, _, _ = ours(build, inputs)
+    mask = torch.tensor(out != 0)
+    assert 0.4 < mask.float().mean() < 0.8
+    check(build, lambda t: t["x"] * mask / 0.6, inputs)
+
+
 # ---- registry, signatures, the example ------------------------------------------------------------
 
 def test_layer_signatures_are_the_language_contract():
@@ -469,7 +519,7 @@ def test_layer_signatures_are_the_language_contract():
         for p in params[1:]:
             assert p.annotation not in (inspect.Parameter.empty, None), (name, p.name)
     emb = inspect.signature(LAYERS["embedding"]).parameters
-    assert emb["ids"].annotation == "Tensor" or emb["ids"].annotation is Tensor
+    assert emb["ids"].annotation is Indices  # integer ids: a literal list becomes i32
     assert emb["embeddings_regularizer"].annotation in ("Regularizer", Regularizer)
     assert emb["embeddings_initializer"].annotation in ("Initializer", Initializer)
 

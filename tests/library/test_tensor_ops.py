@@ -9,6 +9,8 @@ Shapes are deliberately odd: batch 1, size-1 axes, negative axes.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -369,14 +371,9 @@ def test_shape_errors_point_at_the_call(body, where, message):
     err = compile_error(f"graph G {{\n    input x: f32[2, 3]\n{body}\n    output y\n}}\n")
     text = err.render()
     assert text.startswith(f"<string>:{where[0]}:{where[1]}: error:"), text
-    import re
     assert re.search(message, text), text
 
 
-@pytest.mark.xfail(strict=True, reason="front end (lower.py bind_arguments/unify) gives literal arguments the "
-                                       "dtype of the first tensor argument, which for where() is the bool "
-                                       "condition: where(x > 0, x, 0.0) is 'float literal where a bool value is "
-                                       "expected'")
 def test_where_with_a_literal_branch():
     x = np.array([-1.0, 2.0], np.float32)
     (out,) = evaluate("    output where(x > 0.0, x, 0.0)", x=x)

@@ -35,7 +35,6 @@ FLAGS = (
     "--iree-hal-local-target-device-backends=llvm-cpu",
     "--iree-llvmcpu-target-cpu=host",
     "--iree-input-demote-f64-to-f32=false",
-    "--iree-opt-level=O2",
 )
 DRIVER = os.environ.get("NNC_IREE_DRIVER", "local-task")
 
@@ -174,7 +173,9 @@ class Runtime:
     def to_device(self, array) -> object:
         if isinstance(array, self.rt.DeviceArray):
             return array
-        a = np.ascontiguousarray(np.asarray(array))
+        a = np.asarray(array)
+        if not a.flags.c_contiguous:  # (np.ascontiguousarray would make a scalar rank 1)
+            a = a.copy(order="C")
         return self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
 
     def load(self, vmfb: bytes):
@@ -208,6 +209,7 @@ class CompiledFunction:
                 if isinstance(d, str) and d.isidentifier() and d not in self.symbols:
                     self.symbols[d] = (a.attr["name"], axis)
         self._DeviceArray = rt.DeviceArray
+        self._Result = result_array_class(rt)
         self._VmVariantList = rt.VmVariantList
         self._HalBufferView = rt.HalBufferView
         self._device = runtime.device
@@ -230,7 +232,7 @@ class CompiledFunction:
         out = {}
         for k, (name, dt) in enumerate(zip(self.out_names, self.out_dtypes)):
             bv = ret_list.get_as_object(k, self._HalBufferView)
-            out[name] = DeviceArray(self._device, bv, implicit_host_transfer=True, override_dtype=dt)
+            out[name] = self._Result(self._device, bv, implicit_host_transfer=True, override_dtype=dt)
         return out
 
     def _random(self, r, args: dict) -> np.ndarray:
@@ -243,6 +245,27 @@ class CompiledFunction:
         shape = tuple(d if isinstance(d, int) else _eval_dim(d, sizes) for d in n.shape)
         gen = np.random.default_rng([n.attr["seed"], int(key) & 0xFFFFFFFF])
         return gen.random(shape, dtype=np.dtype(NUMPY_DTYPE[n.dtype]))
+
+
+_RESULT_CLASS = None
+
+
+def result_array_class(rt):
+    """DeviceArray plus float()/int() of a scalar, as numpy and torch scalars allow (Model
+    calls float() on a graph's loss)."""
+    global _RESULT_CLASS
+    if _RESULT_CLASS is None:
+        class ResultArray(rt.DeviceArray):
+            def __float__(self):
+                return float(self.to_host())
+
+            def __int__(self):
+                return int(self.to_host())
+
+            def __bool__(self):
+                return bool(self.to_host())
+        _RESULT_CLASS = ResultArray
+    return _RESULT_CLASS
 
 
 def _eval_dim(d: str, sizes: dict) -> int:

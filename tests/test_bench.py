@@ -1,0 +1,96 @@
+"""Smoke test of the benchmark harness (bench/): `--quick` (tiny sizes, 2 repetitions) produces
+the table and the JSON, and nnc's numpy backend computes the same numbers as the hand-written
+numpy peer. Not a timing test."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:                      # bench/ lives at the top of the source tree
+    sys.path.insert(0, ROOT)
+
+from bench import cases, harness  # noqa: E402
+from bench.peers import NNC, NumpyPeer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    md = out.with_suffix(".md")
+    code = harness.main(["--quick", "--reps", "2", "--impls", "numpy,nnc:numpy",
+                         "--json", str(out), "--markdown", str(md)])
+    return code, json.loads(out.read_text()), md.read_text()
+
+
+def test_quick_run_writes_table_and_json(quick_run):
+    code, doc, md = quick_run
+    assert code == 0
+    assert doc["quick"] is True
+    assert doc["machine"]["cpu"] and doc["machine"]["numpy_blas"]
+    keys = [c["key"] for c in doc["cases"]] + [s["key"] for s in doc["skipped_cases"]]
+    assert keys == ["A", "B", "C", "D", "E"]
+    assert "| case | implementation | median ms |" in md
+    for case in doc["cases"]:
+        rows = {r["impl"]: r for r in case["rows"]}
+        assert set(rows) == {"numpy", "nnc:numpy"}, case["skipped"]
+        assert case["best_peer"] == "numpy"
+        for r in rows.values():
+            assert r["reps"] == 2 and r["median_ms"] > 0 and r["p10_ms"] <= r["p90_ms"]
+            assert r["ratio_to_best_peer"] > 0
+            assert f"| {case['key']} | " in md
+
+
+def test_nnc_numpy_matches_hand_numpy(quick_run):
+    _, doc, _ = quick_run
+    for case in doc["cases"]:
+        nnc_row = next(r for r in case["rows"] if r["impl"] == "nnc:numpy")
+        check = nnc_row["check"]
+        assert check["ok"], (case["key"], check)
+        if case["kind"] == "train":
+            assert check["loss"] == pytest.approx(check["ref_loss"], rel=1e-5)
+            assert check["update_rel_err"] < 1e-3
+        else:
+            assert check["max_rel_err"] < 1e-4
+
+
+@pytest.mark.parametrize("key", ["A", "C", "D"])
+def test_nnc_first_call_equals_hand_numpy_directly(key):
+    """The same comparison without the harness: one call of each on identical inputs."""
+    p = cases.make_case(key, quick=True)
+    ref = np.array(NumpyPeer().setup(p).call(), copy=True)
+    mine = NNC("numpy").setup(p).call()
+    np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_check_catches_a_wrong_update():
+    p = cases.make_case("B", quick=True)
+    ref_runner = NumpyPeer().setup(p)
+    ref = {"first": ref_runner.call(), "params": ref_runner.params()}
+    wrong = {k: v.copy() for k, v in ref["params"].items()}
+    wrong["h1.kernel"] += 0.5 * (wrong["h1.kernel"] - p.params["h1.kernel"])   # a 1.5x update
+    assert harness.check(p, ref["first"], ref["params"], ref)["ok"]
+    bad = harness.check(p, ref["first"], wrong, ref)
+    assert not bad["ok"] and bad["worst_param"] == "h1.kernel"
+    assert not harness.check(p, ref["first"] * 1.01, ref["params"], ref)["ok"]
+
+
+def test_command_line_runs_as_a_module(tmp_path):
+    out = tmp_path / "d.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--cases", "D", "--reps", "1",
+                           "--impls", "numpy,nnc:numpy", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| D | **nnc:numpy** |" in proc.stdout
+    assert json.loads(out.read_text())["cases"][0]["key"] == "D"
+
+
+def test_unknown_case_or_implementation_is_an_error(capsys):
+    assert harness.main(["--quick", "--cases", "Z"]) == 2
+    assert harness.main(["--quick", "--impls", "numpi"]) == 2
+    assert "unknown" in capsys.readouterr().err
