@@ -20,6 +20,10 @@ def summary(m) -> str:
             lines.append(f"    {name:<{width}}  {decl.type}  {int(np.prod(m.params[name].shape))}")
         total = sum(int(np.size(v)) for v in m.params.values())
         lines.append(f"    total {total} trainable values")
+    if low.buffers:
+        lines.append("  buffers (non-trainable state):")
+        for name, decl in low.buffers.items():
+            lines.append(f"    {name}  {decl.type}")
     if low.kind == "model":
         opt = low.optimizer
         hyper = ", ".join(f"{k}={v:g}" for k, v in m._hyper.items())
