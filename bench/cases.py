@@ -30,6 +30,14 @@ ACT_A, ACT_B, LEAKY_SLOPE = 1.5, 0.25, 0.1
 FORMULA_D = ("y = swish(leaky_relu(1.5*x + 0.25)), leaky_relu(z) = z if z > 0 else 0.1*z, "
              "swish(u) = u*sigmoid(u) = u / (1 + exp(-u))")
 
+# Why case E's update check is looser (3e-2 instead of 2e-3): measured on the full case, the
+# conv outputs of one pooling window were 0.7984687 and 0.7984687 in im2col order (numpy, nnc)
+# but 0.79846865 and 0.7984687 in direct-convolution order (torch, jax, tf): the first maximal
+# tap differs, that window's gradient reaches another pixel, and c1.kernel's update moves by
+# 0.8% of its largest entry (0.2% in norm). A wrong gradient moves it by far more.
+MAXPOOL_NOTE = ("update check within 3e-2: max pooling's argmax can flip on near-ties that different "
+                "summation orders round differently")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS_CSV = os.path.join(ROOT, "examples", "data", "digits.csv")
 
@@ -84,6 +92,7 @@ class Problem:
     feeds: dict                    # numpy arrays: x (and y for training)
     params: dict = field(default_factory=dict)   # nnc name -> initial value (nnc's layout)
     lr: float = LR
+    update_rtol: float = 2e-3      # first-step check: max |update - hand numpy's| / max |hand numpy's update|
     target_s: float = 1.5          # timed seconds per implementation (repetitions adapt to it)
     min_reps: int = 10
     max_reps: int = 1000
@@ -236,5 +245,6 @@ def make_case(key: str, quick: bool = False, seed: int = 0) -> Problem:
                             classes=net.classes, lr=LR)
         return Problem("E", f"train step, CNN conv3x3x16-maxpool2-dense10 on 8x8 digits, batch {batch}, SGD",
                        "train", net, src, {"x": x, "y": y}, cnn_params(net, rng),
-                       target_s=1.5, min_reps=20, max_reps=2000, warmup=5)
+                       target_s=1.5, min_reps=20, max_reps=2000, warmup=5, update_rtol=3e-2,
+                       note=MAXPOOL_NOTE)
     raise KeyError(f"unknown case '{key}' (known: {', '.join(CASE_KEYS)})")

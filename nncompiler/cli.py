@@ -205,8 +205,12 @@ def cmd_run(args) -> int:
         from .train.callbacks import require_extra
         require_extra("tensorboard", "tensorboard", "TensorBoard logging (--logdir)")
     if args.plot:
-        from .train.callbacks import require_extra
-        require_extra("matplotlib", "plot", "Plotting training curves (--plot)")
+        from .train.plot import check_format
+        check_format(args.plot)
+
+    for path in (args.save, args.plot):   # find out now, not after the last epoch
+        if path:
+            _check_writable(path)
 
     printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
     history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
@@ -227,6 +231,16 @@ def cmd_run(args) -> int:
     if scalars and not args.json:
         print("params: " + " ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
     return 0
+
+
+def _check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise NNCError(f"{path}: is a directory; name a file")
+    if not os.path.isdir(folder):
+        raise NNCError(f"{path}: cannot write there: no such directory {folder}")
+    if not os.access(folder, os.W_OK):
+        raise NNCError(f"{path}: cannot write there: permission denied")
 
 
 def _positive_int(text: str) -> int:

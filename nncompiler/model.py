@@ -32,6 +32,7 @@ class Model:
         self._backend = get_backend(backend)
         self._graphs: dict[str, Graph] = {}
         self._compiled: dict[str, object] = {}
+        self._plans: dict[tuple, tuple] = {}
         self._optimizer = None
         self._hyper: dict[str, float] = {}
         if lowered.optimizer is not None:
@@ -49,7 +50,8 @@ class Model:
 
     # -- state ------------------------------------------------------------------
     def _numpy(self, names) -> dict[str, np.ndarray]:
-        return {k: self._backend.to_numpy(self._state[k]) for k in names}
+        # copies, so that a caller's arrays never change under it when training goes on
+        return {k: np.array(self._backend.to_numpy(self._state[k])) for k in names}
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -128,36 +130,93 @@ class Model:
             self._compiled[kind] = self._backend.compile(self.graph(kind))
         return self._compiled[kind]
 
-    def _args(self, g: Graph, feeds: dict, roles) -> dict:
-        """Everything a graph takes: the state it names, the step's random key, the checked data."""
-        args = {a.attr["name"]: self._state[a.attr["name"]] for a in g.args if a.attr["name"] in self._state}
-        if g.args_with_role("rng"):
-            seed = self.lowered.train.seed if self.lowered.train else 0
-            args["rng.key"] = np.int32((seed * 1000003 + self.steps_taken) & 0x7FFFFFFF)
-        if g.args_with_role("hyper"):
+    def _plan(self, kind: str, roles) -> tuple:
+        """What a graph takes, worked out once: (state names, feed declarations, needs rng, needs lr)."""
+        key = (kind, roles)
+        if key not in self._plans:
+            g = self.graph(kind)
+            state = [a.attr["name"] for a in g.args if a.attr["name"] in self._state]
+            feeds = {a.attr["name"]: a.type for a in g.args_with_role(*roles)}
+            self._plans[key] = (state, feeds, bool(g.args_with_role("rng")), bool(g.args_with_role("hyper")))
+        return self._plans[key]
+
+    def _args(self, kind: str, feeds: dict, roles) -> dict:
+        """Everything a graph takes: the state it names, the step's random key, the lr, the checked data."""
+        state, wanted, rng, hyper = self._plan(kind, roles)
+        st = self._state
+        args = {name: st[name] for name in state}
+        if rng:
+            args["rng.key"] = self._rng_key()
+        if hyper:
             args["opt.lr"] = np.float32(self._hyper["lr"])
-        for name, arr in self.check_feeds(feeds, g, roles).items():
-            args[name] = self._backend.to_device(arr)
+        to_device = self._backend.to_device
+        for name, arr in self.check_feeds(feeds, wanted).items():
+            args[name] = to_device(arr)
         return args
 
-    def _run(self, kind: str, feeds: dict, roles=("input",)) -> dict:
-        g = self.graph(kind)
-        return self.compiled(kind)(self._args(g, feeds, roles))
+    def run_graph(self, graph: Graph, **feeds) -> dict:
+        """Run any graph over this model's arguments (e.g. `m.lowered.forward`, the training-mode
+        forward pass with its `update.<buffer>` outputs) with the current state; numpy outputs."""
+        key = ("graph", id(graph))
+        if key not in self._compiled:
+            self._compiled[key] = (graph, self._backend.compile(graph))
+        _, fn = self._compiled[key]
+        args = {a.attr["name"]: self._state[a.attr["name"]] for a in graph.args if a.attr["name"] in self._state}
+        if graph.args_with_role("rng"):
+            args["rng.key"] = self._rng_key()
+        if graph.args_with_role("hyper"):
+            args["opt.lr"] = np.float32(self._hyper["lr"])
+        wanted = {a.attr["name"]: a.type for a in graph.args_with_role("input", "target")}
+        args.update(self.check_feeds(feeds, wanted))
+        return {k: np.asarray(self._backend.to_numpy(v)) for k, v in fn(args).items()}
 
-    def check_feeds(self, feeds: dict, g: Graph, roles) -> dict:
-        """Match keyword arrays to the graph's input/target arguments: names, dtypes, shapes."""
+    def _rng_key(self):
+        seed = self.lowered.train.seed if self.lowered.train else 0
+        return np.int32((seed * 1000003 + self.steps_taken) & 0x7FFFFFFF)
+
+    def _run(self, kind: str, feeds: dict, roles=("input",)) -> dict:
+        return self.compiled(kind)(self._args(kind, feeds, roles))
+
+    def check_dataset(self, data: dict) -> dict:
+        """A whole data set, checked once: names, dtypes, shapes and finite values (DataError otherwise)."""
         from .train.data import check_against
         declared = {**self.lowered.inputs, **self.lowered.targets}
-        wanted = {a.attr["name"]: a.type for a in g.args_with_role(*roles)}
-        for name in feeds:
+        out, bindings = {}, {}
+        for name, value in data.items():
             if name not in declared:
                 raise DataError(f"model {self.lowered.name} has no input or target '{name}'"
                                 f"{did_you_mean(name, declared)}")
+            ty = declared[name]
+            shape = tuple(ty.shape)
+            if shape and isinstance(shape[0], str):   # rows are batched: check a row's shape, any count
+                bindings.pop(shape[0], None)
+            out[name] = check_against(name, value, ty.dtype, shape, bindings)
+        return out
+
+    def check_feeds(self, feeds: dict, wanted: dict) -> dict:
+        """Match keyword arrays to the graph's data arguments: names, dtypes, shapes.
+
+        The common case (arrays of the declared dtype and shape) costs a few attribute
+        reads; anything else goes through the data module's checker, which converts
+        what it safely can and explains what it cannot. Values are not scanned here
+        (fit() checks its whole data set for NaN/Inf once)."""
+        if feeds.keys() != wanted.keys():
+            declared = {**self.lowered.inputs, **self.lowered.targets}
+            for name in feeds:
+                if name not in declared:
+                    raise DataError(f"model {self.lowered.name} has no input or target '{name}'"
+                                    f"{did_you_mean(name, declared)}")
+            for name, ty in wanted.items():
+                if name not in feeds:
+                    raise DataError(f"missing data for '{name}' (declared {ty})")
         out, bindings = {}, {}
         for name, ty in wanted.items():
-            if name not in feeds:
-                raise DataError(f"missing data for '{name}' (declared {ty})")
-            out[name] = check_against(name, feeds[name], ty.dtype, ty.shape, bindings)
+            arr = feeds[name]
+            if not (isinstance(arr, np.ndarray) and arr.dtype == _NP_DTYPES[ty.dtype]
+                    and _shape_ok(arr.shape, ty.shape, bindings)):
+                from .train.data import check_against
+                arr = check_against(name, arr, ty.dtype, ty.shape, bindings)
+            out[name] = arr
         return out
 
     # -- the API ----------------------------------------------------------------
@@ -186,6 +245,9 @@ class Model:
             checkpoint=None, save_every=None, resume=None, **data) -> dict[str, list[float]]:
         """Train on keyword arrays; see nncompiler.train.loop.fit for the options."""
         from .train.loop import fit
+        data = self.check_dataset(data)
+        if validation_data is not None:
+            validation_data = self.check_dataset(validation_data)
         return fit(self, data, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                    validation_split=validation_split, validation_data=validation_data,
                    seed=seed, callback=callback, callbacks=callbacks, lr_schedule=lr_schedule,
@@ -201,8 +263,7 @@ class Model:
 
     def step(self, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics."""
-        g = self.graph("train_step")
-        out = self.compiled("train_step")(self._args(g, batch, ("input", "target")))
+        out = self.compiled("train_step")(self._args("train_step", batch, ("input", "target")))
         for key, value in out.items():
             if key.startswith("new."):   # a parameter the loss does not use has no new value
                 self._state[key[len("new."):]] = value
@@ -214,5 +275,17 @@ class Model:
         return summary(self)
 
 
-def numpy_dtype(ty: TensorType):
-    return np.dtype(NUMPY_DTYPE[ty.dtype])
+_NP_DTYPES = {k: np.dtype(v) for k, v in NUMPY_DTYPE.items()}
+
+
+def _shape_ok(actual, declared, bindings: dict) -> bool:
+    """Whether `actual` matches `declared` exactly, binding plain symbols (B) as it goes."""
+    if len(actual) != len(declared):
+        return False
+    for n, d in zip(actual, declared):
+        if isinstance(d, int):
+            if n != d:
+                return False
+        elif bindings.setdefault(d, n) != n or "*" in d:
+            return False
+    return True

@@ -23,7 +23,8 @@ import subprocess
 from .errors import NNCError
 from .ir.graph import Graph
 
-INSTALL_HINT = "install Graphviz for pictures: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz (macOS)"
+INSTALL_HINT = ("install Graphviz for pictures: apt-get install graphviz (Debian/Ubuntu) "
+                "or brew install graphviz (macOS)")
 
 _BINDING = re.compile(r"\s*(?:param\s+|input\s+|target\s+|buffer\s+)?([A-Za-z_][A-Za-z_0-9]*)\s*[:=]")
 _KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*)")

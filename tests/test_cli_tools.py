@@ -171,11 +171,15 @@ def test_eval_prints_metrics(capsys, tiny, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["predict", "{tiny}", "--weights", "{tmp}/nope.npz", "--input", "{tmp}/tiny.csv"], "nope.npz: no such checkpoint file"),
-    (["eval", "{tiny}", "--weights", "{tmp}/iris.npz"], "does not fit model Tiny: parameter 'h.kernel' has shape [3, 8]"),
+    (["predict", "{tiny}", "--weights", "{tmp}/nope.npz", "--input", "{tmp}/tiny.csv"],
+     "nope.npz: no such checkpoint file"),
+    (["eval", "{tiny}", "--weights", "{tmp}/iris.npz"],
+     "does not fit model Tiny: parameter 'h.kernel' has shape [3, 8]"),
     (["run", "{tiny}", "--resume", "{tmp}/tiny.csv"], "not a checkpoint"),
     (["predict", "{tiny}", "--input", "{tmp}/missing.csv"], "missing.csv"),
-    (["predict", "{tiny}", "--input", "{tmp}/tiny.csv", "-o", "{tmp}/no/such/dir/out.csv"], "No such file or directory"),
+    (["predict", "{tiny}", "--input", "{tmp}/tiny.csv", "-o", "{tmp}/no/such/dir/out.csv"],
+     "out.csv: cannot write: No such file or directory"),
+    (["run", "{tiny}", "--save", "{tmp}/no/such/dir/c.npz"], "cannot write there: no such directory"),
     (["run", "{tiny}", "--early-stop", "2", "--monitor", "val_acc"], "did you mean 'val_accuracy'"),
 ])
 def test_errors_are_one_line(capsys, tiny, tmp_path, argv, message):

@@ -62,7 +62,14 @@ def _hp(b: Builder, hp: dict, name: str, like: int) -> int:
     return h if b.dtype(h) == b.dtype(like) else b.cast(h, dtype=b.dtype(like))
 
 
+def _is_zero(b: Builder, node_id: int) -> bool:
+    node = next((n for n in reversed(b.nodes) if n.id == node_id), None)
+    return node is not None and node.op == "const" and node.attr["value"] == 0
+
+
 def _sgd(b, p, g, slots, hp, step):
+    if _is_zero(b, hp["momentum"]):  # plain gradient descent: the velocity slot stays untouched
+        return b.sub(p, b.mul(_hp(b, hp, "lr", p), g)), {"velocity": slots["velocity"]}
     v = b.sub(b.mul(_hp(b, hp, "momentum", p), slots["velocity"]), b.mul(_hp(b, hp, "lr", p), g))
     return b.add(p, v), {"velocity": v}
 

@@ -8,6 +8,9 @@ Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   transpose(x) by the identity -> x    transpose(transpose(x)) -> one transpose (or x)
   broadcast_to(x) to x's shape -> x    broadcast_to(broadcast_to(x)) -> broadcast_to(x)
   slice of all of x (starts 0, steps 1) -> x    sum/max over no axes -> x
+  op(broadcast_to(a), b) -> op(a, b) for elementwise ops when the result shape stays
+  unary(broadcast_to(x)) -> broadcast_to(unary(x))     broadcast_to(reshape(scalar)) -> broadcast_to(scalar)
+  reshape(broadcast_to(scalar)) -> broadcast_to(scalar)  reshape(sum(x, keepdims)) dropping those axes -> sum(x)
 When the constant operand is bigger than x, the result keeps the broadcast shape:
 add(x: [4], zeros: [3, 4]) becomes broadcast_to(x, [3, 4]), never plain x.
 
@@ -78,13 +81,27 @@ def _rule(b: Builder, n: Node, ins: tuple[int, ...]):
             return b.neg(y), "mul(-1, x)"
         if op == "pow" and cy == 2:
             return b.mul(x, x), "pow(x, 2)"
-        return None
+    if n.prim.kind in ("binary", "compare", "select"):
+        return _implicit_broadcast(b, n, ins)
     if not ins:
         return None
     x = ins[0]
     inner = get(x)
     if op == "neg" and inner.op == "neg":
         return inner.inputs[0], "neg(neg(x))"
+    if n.prim.kind == "unary" and inner.op == "broadcast_to" and op != "stop_gradient":
+        # compute on the small tensor, broadcast the result: same values, less work
+        return b.broadcast_to(b.copy(n, (inner.inputs[0],)), shape=n.shape), f"{op}(broadcast_to(x))"
+    if op == "broadcast_to" and inner.op == "reshape" and b.nodes[inner.inputs[0]].shape == ():
+        return b.broadcast_to(inner.inputs[0], shape=a["shape"]), "broadcast_to(reshape(scalar))"
+    if op == "reshape" and inner.op == "broadcast_to" and b.nodes[inner.inputs[0]].shape == ():
+        return b.broadcast_to(inner.inputs[0], shape=a["shape"]), "reshape(broadcast_to(scalar))"
+    if op == "reshape" and inner.op == "sum" and inner.attr.get("keepdims"):
+        src = b.nodes[inner.inputs[0]]
+        axes = norm_axes(inner.attr["axes"], len(src.shape))
+        dropped = tuple(d for k, d in enumerate(src.shape) if k not in axes)
+        if dropped == tuple(n.shape):
+            return b.sum(inner.inputs[0], axes=axes, keepdims=False), "reshape(sum(keepdims)) -> sum"
     if op == "stop_gradient":
         return x, "stop_gradient(x)"
     if op == "cast" and inner.dtype == a["dtype"]:
@@ -108,6 +125,21 @@ def _rule(b: Builder, n: Node, ins: tuple[int, ...]):
         return x, "slice of the whole tensor"
     if op in ("sum", "max") and norm_axes(a["axes"], len(inner.shape)) == ():
         return x, f"{op} over no axes"
+    return None
+
+
+def _implicit_broadcast(b: Builder, n: Node, ins: tuple[int, ...]):
+    """Elementwise ops broadcast by themselves: an operand that is only a broadcast_to (or a
+    reshape of a scalar) can be replaced by what it broadcasts, when the result's shape stays."""
+    for k, i in enumerate(ins):
+        src = b.nodes[i]
+        if src.op == "broadcast_to" or (src.op == "reshape" and b.nodes[src.inputs[0]].shape == ()):
+            smaller = ins[:k] + (src.inputs[0],) + ins[k + 1:]
+            shape = ()
+            for j in smaller:
+                shape = broadcast_shapes(shape, b.nodes[j].shape)
+            if tuple(shape) == tuple(n.shape):
+                return b.copy(n, smaller), f"{n.op} of a {src.op} (operands broadcast themselves)"
     return None
 
 

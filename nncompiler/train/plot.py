@@ -35,6 +35,16 @@ def figure_size(history: dict) -> tuple[int, int]:
     return round(PANEL_SIZE[0] * n * DPI), round(PANEL_SIZE[1] * DPI)
 
 
+def check_format(path: str) -> str:
+    """The file format `path`'s extension asks for, if matplotlib can write it."""
+    require_extra("matplotlib", "plot", "Plotting training curves (--plot)")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        raise NNCError(f"{path}: cannot draw a .{fmt} file (use .png, .svg or .pdf)")
+    return fmt
+
+
 def plot_history(history: dict, path: str, title: str | None = None) -> tuple[int, int]:
     """Draw `history` (as fit returns it) to `path`; returns the size in pixels."""
     require_extra("matplotlib", "plot", "Plotting training curves (--plot)")
@@ -42,12 +52,10 @@ def plot_history(history: dict, path: str, title: str | None = None) -> tuple[in
     from matplotlib.figure import Figure
 
     path = os.fspath(path)
-    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    fmt = check_format(path)
     names = panels(history) or ["loss"]
     fig = Figure(figsize=(PANEL_SIZE[0] * len(names), PANEL_SIZE[1]), dpi=DPI)
     FigureCanvasAgg(fig)
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise NNCError(f"{path}: cannot draw a .{fmt} file (use .png, .svg or .pdf)")
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
         for key, label, style in ((name, "train", "-"), (f"val_{name}", "validation", "--")):

@@ -99,8 +99,8 @@ class ProgressBar(EpochPrinter):
             tail.append(f"loss={self._loss / max(self._rows, 1):.4f}")
             tail.append(f"ETA {_clock(elapsed / self._steps * (total - self._steps))}")
         cols = self.width or shutil.get_terminal_size((80, 24)).columns
-        room = cols - 1 - len(parts[0]) - len("  ".join(tail)) - 5
-        size = max(10, min(30, room))
+        # a fixed allowance for the tail (steps, rate, loss, ETA) keeps the bar one width all epoch
+        size = max(10, min(30, cols - len(parts[0]) - 60))
         filled = size * min(self._steps, total) // total
         bar = "=" * filled + (">" if filled < size else "") + " " * (size - filled - 1)
         return f"{parts[0]} [{bar[:size]}] " + "  ".join(tail)

@@ -47,9 +47,7 @@ def close(a, b, what="", rtol=RTOL, atol=ATOL):
 def training_outputs(m, **feeds) -> dict:
     """Every output of the training-mode forward graph (batch statistics, dropout active,
     `update.<buffer>`), evaluated on the model's current state and step key."""
-    g = m.lowered.forward
-    args = m._args(g, feeds, ("input", "target"))
-    return {k: np.asarray(v) for k, v in compile_graph(g)(args).items()}
+    return m.run_graph(m.lowered.forward, **feeds)
 
 
 def compile_error(src: str) -> str:

@@ -945,7 +945,8 @@ class _Region:
 
 def emit_function(graph: Graph, fn_name: str | None = None) -> tuple[str, FunctionEmitter]:
     fe = FunctionEmitter(graph, fn_name)
-    return fe.build(), fe
+    fe.text = fe.build()
+    return fe.text, fe
 
 
 def emit_module(graphs, module_name: str | None = None, header: str | None = None) -> tuple[str, dict]:

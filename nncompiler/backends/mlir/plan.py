@@ -96,10 +96,6 @@ class Cluster:
     access: dict[int, Access] = field(default_factory=dict)
     domain: tuple = ()                                # the iteration space's shape
 
-    @property
-    def reduction(self) -> bool:
-        return False
-
 
 @dataclass
 class Plan:
@@ -251,3 +247,47 @@ def _join_target(n: Node, users: list[int], outputs, member_of, clusters, graph)
             return None                                   # read at two different indices
         acc = a
     return c, acc
+
+
+# ---- work estimate --------------------------------------------------------------------
+
+def _monomial(d) -> tuple[int, tuple[str, ...]]:
+    if isinstance(d, int):
+        return d, ()
+    coef, syms = 1, []
+    for part in str(d).split("*"):
+        if part.isdigit():
+            coef *= int(part)
+        else:
+            syms.append(part)
+    return coef, tuple(sorted(syms))
+
+
+def work_terms(graph: Graph) -> dict[tuple[str, ...], int]:
+    """Elements of work of a graph as a polynomial in its symbolic dimensions:
+    {symbols: coefficient}, each node counting its output's elements (a matmul its
+    multiply-adds, a reduction its input's elements)."""
+    terms: dict[tuple[str, ...], int] = {}
+    for n in graph.nodes:
+        if n.op in ("arg", "const"):
+            continue
+        d = numel(n.shape)
+        if n.op == "matmul":
+            d = numel(tuple(n.shape) + (graph[n.inputs[0]].shape[-1],))
+        elif n.op in REDUCTIONS or n.op == "size":
+            d = numel(graph[n.inputs[0]].shape) if n.op != "size" else 1
+        coef, syms = _monomial(d)
+        terms[syms] = terms.get(syms, 0) + coef
+    return terms
+
+
+def work(terms: dict, sizes: dict) -> int:
+    """Evaluate a work polynomial at concrete sizes (a missing symbol counts as `sizes.get(None, 32)`)."""
+    default = sizes.get(None, 32)
+    total = 0
+    for syms, coef in terms.items():
+        v = coef
+        for s in syms:
+            v *= sizes.get(s, default)
+        total += v
+    return total

@@ -5,8 +5,11 @@
   `$NNC_CACHE_DIR/mlir` (default `~/.cache/nncompiler/mlir`), keyed by the MLIR text,
   the IREE version, the flags and the host CPU; files are written atomically
   (a temp file, then `os.replace`), so concurrent runs never see half a file.
-* `Runtime` owns one IREE instance and CPU device (the `local-task` driver: a
-  thread pool over the cores). Arrays live there as `iree.runtime.DeviceArray`s.
+* `Runtime` owns the IREE CPU devices. Two drivers run the same compiled module:
+  `local-sync` (dispatches run on the calling thread: the lowest overhead, best for
+  small steps) and `local-task` (a thread pool over the cores, for big ones). Each
+  call picks one from its elements of work at the call's actual sizes (see
+  `TASK_WORK`); arrays are plain host memory either way and move freely between them.
 * `CompiledFunction` calls one exported function with a dict of arguments, through
   the VM directly (no per-call reflection), and returns a dict of device arrays.
 """
@@ -23,20 +26,29 @@ import numpy as np
 
 from ...errors import NNCError
 from ...ir.shapes import NUMPY_DTYPE
+from .plan import work, work_terms
 
 INSTALL_HINT = "pip install 'nncompiler[mlir]'"
 
-# The flags, measured on the examples and the elementwise benchmark (docs/mlir.md):
-#  --iree-llvmcpu-target-cpu=host   AVX-512/AVX2/FMA code for this CPU instead of generic x86-64
-#  --iree-input-demote-f64-to-f32=false   keep f64 as f64 (IREE demotes it by default)
-#  --iree-opt-level=O2              the default optimisation level, stated for the cache key
+# IREE compiler flags (measured; see docs/mlir.md):
+#  --iree-llvmcpu-target-cpu=host          code for this CPU's vector units (AVX2/AVX-512/NEON)
+#  --iree-input-demote-f64-to-f32=false    keep f64 as f64 (IREE demotes it by default)
+# Deliberately absent: --iree-opt-level=O2 (miscompiles reductions with several consumers
+# in IREE 3.13: wrong sums and "does not dominate" errors), data-tiling/ukernel/fusion
+# flags (no measurable effect on these graphs, in compile time or run time).
 FLAGS = (
     "--iree-hal-target-device=local",
     "--iree-hal-local-target-device-backends=llvm-cpu",
     "--iree-llvmcpu-target-cpu=host",
     "--iree-input-demote-f64-to-f32=false",
 )
-DRIVER = os.environ.get("NNC_IREE_DRIVER", "local-task")
+
+# A call with more elements of work than this runs on the local-task thread pool,
+# a smaller one on the calling thread (local-sync). NNC_IREE_DRIVER=local-sync|local-task
+# forces one.
+TASK_WORK = int(os.environ.get("NNC_IREE_TASK_WORK", 1 << 20))
+FORCED_DRIVER = os.environ.get("NNC_IREE_DRIVER")
+
 
 
 def require_iree():
@@ -60,12 +72,12 @@ def iree_available() -> bool:
 
 
 def iree_version() -> str:
-    compiler, _ = require_iree()
+    require_iree()
     try:
         from iree.compiler import version
         return f"{version.VERSION} {sorted(getattr(version, 'REVISIONS', {}).items())}"
     except ImportError:  # pragma: no cover - very old packages
-        return getattr(compiler, "__version__", "unknown")
+        return "unknown"
 
 
 def cache_dir() -> Path:
@@ -84,10 +96,9 @@ def host_id() -> str:
         try:
             with open("/proc/cpuinfo") as f:
                 for line in f:
-                    key = line.split(":", 1)[0].strip()
-                    if key in ("model name", "flags", "Features", "CPU part") and line not in parts:
+                    if line.split(":", 1)[0].strip() in ("model name", "flags", "Features", "CPU part"):
                         parts.append(line.strip())
-                    if line.strip() == "":
+                    if not line.strip():
                         break  # the first processor is enough
         except OSError:
             pass
@@ -152,96 +163,151 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 class Runtime:
-    """One IREE instance and CPU device; every array and module of a Backend lives here."""
+    """The process's IREE CPU devices (one instance per driver, shared by every model)."""
 
-    _shared: dict[str, "Runtime"] = {}
+    _shared: "Runtime | None" = None
 
-    def __init__(self, driver: str = DRIVER):
+    def __init__(self):
         _, rt = require_iree()
         self.rt = rt
-        self.driver = driver
-        self.config = rt.Config(driver)
-        self.device = self.config.device
+        self._configs: dict[str, object] = {}
+        self.device = self.config("local-sync").device     # where arrays are allocated
+        self.Result = result_array_class(rt)
+        self._scalars: dict = {}
 
     @classmethod
-    def get(cls, driver: str = DRIVER) -> "Runtime":
-        """The process-wide runtime for a driver (one thread pool, however many models)."""
-        if driver not in cls._shared:
-            cls._shared[driver] = cls(driver)
-        return cls._shared[driver]
+    def get(cls) -> "Runtime":
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
 
-    def to_device(self, array) -> object:
+    def config(self, driver: str):
+        """A driver's device, with IREE's caching allocator: freed buffers are reused, so a
+        step's outputs and inputs do not page-fault fresh memory every call."""
+        if driver not in self._configs:
+            try:
+                device = self.rt.get_driver(driver).create_device_by_uri(driver, allocators=["caching"])
+            except Exception:  # pragma: no cover - a runtime without the caching allocator
+                device = None
+            self._configs[driver] = self.rt.Config(device=device) if device is not None else self.rt.Config(driver)
+        return self._configs[driver]
+
+    def to_device(self, array):
         if isinstance(array, self.rt.DeviceArray):
             return array
         a = np.asarray(array)
+        if a.ndim == 0:  # scalars (the learning rate, a step count) repeat: reuse their arrays
+            key = (a.dtype.str, a.tobytes())
+            hit = self._scalars.get(key)
+            if hit is None:
+                if len(self._scalars) > 256:
+                    self._scalars.clear()
+                hit = self._scalars[key] = self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
+            return hit
         if not a.flags.c_contiguous:  # (np.ascontiguousarray would make a scalar rank 1)
             a = a.copy(order="C")
         return self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
 
-    def load(self, vmfb: bytes):
-        ctx = self.rt.SystemContext(config=self.config)
+    def load(self, vmfb: bytes, driver: str):
+        ctx = self.rt.SystemContext(config=self.config(driver))
         ctx.add_vm_module(self.rt.VmModule.copy_buffer(ctx.instance, vmfb))
         return ctx
+
+
+class LoadedModule:
+    """A compiled module, loaded on demand into a context per driver (shared by its functions)."""
+
+    def __init__(self, runtime: Runtime, vmfb: bytes):
+        self.runtime = runtime
+        self.vmfb = vmfb
+        self._contexts: dict[str, object] = {}
+
+    def function(self, driver: str, name: str):
+        if driver not in self._contexts:
+            self._contexts[driver] = self.runtime.load(self.vmfb, driver)
+        ctx = self._contexts[driver]
+        return ctx.vm_context, ctx.modules.module[name].vm_function
 
 
 class CompiledFunction:
     """One exported function: `fn(dict of argument name -> array) -> dict of output name -> DeviceArray`."""
 
-    def __init__(self, runtime: Runtime, ctx, fn_name: str, emitter, source: str):
+    def __init__(self, module: LoadedModule, fn_name: str, emitter, source: str):
+        runtime = module.runtime
         rt = runtime.rt
         self.runtime = runtime
-        self.ctx = ctx
+        self.module = module
+        self.fn_name = fn_name
         self.source = source                     # the module's MLIR text
-        self.graph = emitter.g
-        g = self.graph
-        module = ctx.modules.module
-        self.vm_function = module[fn_name].vm_function
-        self.vm_context = ctx.vm_context
+        self.graph = g = emitter.g
         self.arg_names = tuple(a.attr["name"] for a in g.args)
         self.arg_dtypes = tuple(np.dtype(NUMPY_DTYPE[a.dtype]) for a in g.args)
         self.out_names = tuple(name for name, _ in g.outputs)
         self.out_dtypes = tuple(np.dtype(NUMPY_DTYPE[g[i].dtype]) for _, i in g.outputs)
         self.rng = list(emitter.rng)
-        # where each symbolic dimension is read from (for host-generated random inputs)
-        self.symbols = {}
-        for a in g.args:
+        # where each symbolic dimension is read from (random inputs, the work estimate)
+        self.symbols: dict[str, tuple[int, int]] = {}
+        for k, a in enumerate(g.args):
             for axis, d in enumerate(a.shape):
                 if isinstance(d, str) and d.isidentifier() and d not in self.symbols:
-                    self.symbols[d] = (a.attr["name"], axis)
+                    self.symbols[d] = (k, axis)
+        self.work_terms = work_terms(g)
+        self._static_work = None if self.symbols else work(self.work_terms, {})
+        self._contexts: dict[str, tuple] = {}
         self._DeviceArray = rt.DeviceArray
-        self._Result = result_array_class(rt)
         self._VmVariantList = rt.VmVariantList
         self._HalBufferView = rt.HalBufferView
+        self._Result = runtime.Result
         self._device = runtime.device
+        self.last_driver = None
+
+    def _function(self, driver: str):
+        if driver not in self._contexts:
+            self._contexts[driver] = self.module.function(driver, self.fn_name)
+        return self._contexts[driver]
+
+    def driver_for(self, values: list) -> str:
+        if FORCED_DRIVER:
+            return FORCED_DRIVER
+        w = self._static_work
+        if w is None:
+            sizes = {s: int(np.shape(values[k])[axis]) for s, (k, axis) in self.symbols.items()}
+            w = work(self.work_terms, sizes)
+        return "local-task" if w > TASK_WORK else "local-sync"
 
     def __call__(self, args: dict) -> dict:
         DeviceArray = self._DeviceArray
-        arg_list = self._VmVariantList(len(self.arg_names) + len(self.rng))
+        to_device = self.runtime.to_device
+        values = []
         for name, dt in zip(self.arg_names, self.arg_dtypes):
             try:
                 v = args[name]
             except KeyError:
                 raise KeyError(f"{self.graph.name}: missing argument {name!r}") from None
             if not isinstance(v, DeviceArray):
-                v = self.runtime.to_device(np.asarray(v, dtype=dt))
-            arg_list.push_ref(v._buffer_view)
+                v = to_device(np.asarray(v, dtype=dt))
+            values.append(v)
         for r in self.rng:
-            arg_list.push_ref(self.runtime.to_device(self._random(r, args))._buffer_view)
+            values.append(to_device(self._random(r, args)))
+        driver = self.driver_for(values)
+        self.last_driver = driver
+        vm_context, vm_function = self._function(driver)
+        arg_list = self._VmVariantList(len(values))
+        for v in values:
+            arg_list.push_ref(v._buffer_view)
         ret_list = self._VmVariantList(len(self.out_names))
-        self.vm_context.invoke(self.vm_function, arg_list, ret_list)
-        out = {}
-        for k, (name, dt) in enumerate(zip(self.out_names, self.out_dtypes)):
-            bv = ret_list.get_as_object(k, self._HalBufferView)
-            out[name] = self._Result(self._device, bv, implicit_host_transfer=True, override_dtype=dt)
-        return out
+        vm_context.invoke(vm_function, arg_list, ret_list)
+        get, bv_type, Result, device = ret_list.get_as_object, self._HalBufferView, self._Result, self._device
+        return {name: Result(device, get(k, bv_type), implicit_host_transfer=True, override_dtype=dt)
+                for k, (name, dt) in enumerate(zip(self.out_names, self.out_dtypes))}
 
     def _random(self, r, args: dict) -> np.ndarray:
         """dropout's noise, drawn exactly as the numpy backend draws it."""
         n = r.node
-        key = args["rng.key"] if "rng.key" in args else 0
+        key = args.get("rng.key", 0)
         if isinstance(key, self._DeviceArray):
             key = key.to_host()
-        sizes = {s: int(np.shape(args[a])[axis]) for s, (a, axis) in self.symbols.items()}
+        sizes = {s: int(np.shape(args[self.arg_names[k]])[axis]) for s, (k, axis) in self.symbols.items()}
         shape = tuple(d if isinstance(d, int) else _eval_dim(d, sizes) for d in n.shape)
         gen = np.random.default_rng([n.attr["seed"], int(key) & 0xFFFFFFFF])
         return gen.random(shape, dtype=np.dtype(NUMPY_DTYPE[n.dtype]))
@@ -256,6 +322,8 @@ def result_array_class(rt):
     global _RESULT_CLASS
     if _RESULT_CLASS is None:
         class ResultArray(rt.DeviceArray):
+            __slots__ = ()
+
             def __float__(self):
                 return float(self.to_host())
 

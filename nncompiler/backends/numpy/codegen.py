@@ -99,22 +99,25 @@ OPS: dict[str, Callable] = {
     "pow": lambda n, a, c: f"np.power({a[0]}, {a[1]})",
     "maximum": lambda n, a, c: f"np.maximum({a[0]}, {a[1]})",
     "minimum": lambda n, a, c: f"np.minimum({a[0]}, {a[1]})",
-    "lt": lambda n, a, c: f"np.less({a[0]}, {a[1]})",
-    "le": lambda n, a, c: f"np.less_equal({a[0]}, {a[1]})",
-    "gt": lambda n, a, c: f"np.greater({a[0]}, {a[1]})",
-    "ge": lambda n, a, c: f"np.greater_equal({a[0]}, {a[1]})",
-    "eq": lambda n, a, c: f"np.equal({a[0]}, {a[1]})",
-    "ne": lambda n, a, c: f"np.not_equal({a[0]}, {a[1]})",
+    "lt": lambda n, a, c: f"{a[0]} < {a[1]}",
+    "le": lambda n, a, c: f"{a[0]} <= {a[1]}",
+    "gt": lambda n, a, c: f"{a[0]} > {a[1]}",
+    "ge": lambda n, a, c: f"{a[0]} >= {a[1]}",
+    "eq": lambda n, a, c: f"{a[0]} == {a[1]}",
+    "ne": lambda n, a, c: f"{a[0]} != {a[1]}",
     "where": lambda n, a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
-    "cast": lambda n, a, c: f"np.asarray({a[0]}).astype({_dt(n)})",
-    "sum": lambda n, a, c: f"np.sum({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}, dtype={_dt(n)})",
-    "max": lambda n, a, c: f"np.max({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
+    "cast": lambda n, a, c: f"{a[0]}.astype({_dt(n)})",
+    # ufunc.reduce directly: np.sum's wrapper costs more than the work on small arrays
+    "sum": lambda n, a, c: (f"np.add.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}"
+                            + (")" if n.dtype in ("f32", "f64") else f", dtype={_dt(n)})")),
+    "max": lambda n, a, c: f"np.maximum.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
     "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
                                f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
     "size": lambda n, a, c: f"{_dt(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
-    "matmul": lambda n, a, c: f"np.matmul({a[0]}, {a[1]})",
-    "reshape": lambda n, a, c: f"np.reshape({a[0]}, {c.shape(n.attr['shape'])})",
-    "transpose": lambda n, a, c: f"np.transpose({a[0]}, {tuple(n.attr['perm'])})",
+    "matmul": lambda n, a, c: f"{a[0]} @ {a[1]}",
+    "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
+    "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
+                                 f"{a[0]}.transpose({tuple(n.attr['perm'])})",
     "broadcast_to": lambda n, a, c: f"np.broadcast_to({a[0]}, {c.shape(n.attr['shape'])})",
     "slice": lambda n, a, c: _slice_expr(n, a[0]),
     "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
@@ -149,9 +152,10 @@ class _Context:
 
     def constant(self, n: Node) -> str:
         value = n.attr["value"]
-        if not n.shape:
-            return f"{_dt(n)}({value!r})"
         name = f"c{n.id}"
+        if not n.shape:  # hoisted: built once at import, not on every call
+            self.constants.append(f"{name} = {_dt(n)}({value!r})")
+            return name
         shape = self.shape(n.shape)
         self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={_dt(n)}).reshape({shape})")
         return name

@@ -1,1 +1,135 @@
-"""Triton GPU backend: fusion plan, Triton codegen, runtime and ahead-of-time compilation."""
+"""Triton GPU backend: fusion plan, Triton codegen, runtime and ahead-of-time compilation.
+
+    plan.py      fusion planning on the optimised IR (legality, profitability, WhyNoFuse)
+    index.py     iteration spaces (union-find), index arithmetic, strided views
+    ops.py       the elementwise table: primitive -> Triton expression
+    codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/
+    tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
+    runtime.py   buffers, memory plan, launches, torch fallback, CUDA graphs
+    aot.py       ttir / ttgir / llir / ptx / cubin for a target, with an on-disk cache
+    cache.py     the cache directory and atomic writes
+
+`nnc.compile(path, backend="triton")` gives the usual Model API; `nnc compile FILE.nn
+--backend triton --emit kernels|triton|ttir|ttgir|llir|ptx|cubin [--target sm_90]`
+prints each stage. See docs/triton.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STAGES = ("kernels", "triton", "ttir", "ttgir", "llir", "ptx", "cubin")
+
+
+def _kinds(model) -> tuple[str, ...]:
+    return ("predict", "train_step") if model.lowered.kind == "model" else ("predict",)
+
+
+class Backend:
+    """Kernels generated with Triton; device arrays are torch tensors (`cuda`, or CPU tensors
+    run through the Triton interpreter on a machine without a GPU)."""
+
+    name = "triton"
+    STAGES = STAGES
+
+    def __init__(self):
+        self._device = None
+        self._interpret = None
+        self._generated: dict = {}
+
+    # -- device ---------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            import torch
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
+
+    @property
+    def interpret(self) -> bool:
+        if self._interpret is None:
+            from .runtime import prepare
+            self._interpret = prepare(self.device)
+        return self._interpret
+
+    def to_device(self, array):
+        import torch
+        if isinstance(array, torch.Tensor):
+            return array.to(self.device)
+        arr = np.ascontiguousarray(np.asarray(array))
+        return torch.from_numpy(arr.copy() if not arr.flags.writeable else arr).to(self.device)
+
+    def to_numpy(self, value):
+        import torch
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+        return np.asarray(value)
+
+    # -- compilation ----------------------------------------------------------------------
+    def plan(self, graph):
+        return self.generated(graph)[0]
+
+    def generated(self, graph):
+        """(plan, module source, kernel sources) of a graph, cached per graph."""
+        key = id(graph)
+        hit = self._generated.get(key)
+        if hit is None or hit[0].graph is not graph:
+            from .codegen import generate
+            from .plan import plan_graph
+            plan = plan_graph(graph)
+            text, kernels = generate(plan)
+            hit = (plan, text, kernels)
+            self._generated[key] = hit
+        return hit
+
+    def compile(self, graph):
+        if graph.name == "init" and not graph.args:
+            # parameter initialisers are seeded constants, evaluated once by the numpy
+            # backend whatever the training backend is (docs/design.md), so every backend
+            # starts from the same numbers
+            from ..numpy import compile_graph
+            return compile_graph(graph)
+        from .runtime import CompiledGraph
+        plan, text, kernels = self.generated(graph)
+        return CompiledGraph(graph, plan, kernels, text, self.device, self.interpret)
+
+    def emit(self, graph) -> str:
+        return self.generated(graph)[1]
+
+    # -- nnc compile ------------------------------------------------------------------------
+    def emit_stage(self, model, stage: str, target: str | None = None):
+        from ...errors import NNCError
+        if stage == "kernels":
+            parts = [self.plan(model.graph(k)).describe() for k in _kinds(model)]
+            return "\n\n".join(parts + self.summary_lines(model))
+        if stage == "triton":
+            return "\n\n".join(self.generated(model.graph(k))[1] for k in _kinds(model))
+        if stage not in STAGES:
+            raise NNCError(f"unknown stage {stage}")
+        from .aot import compile_kernels, cubin_archive, parse_target, stage_text
+        from .cache import write_module
+        t = parse_target(target)
+        compiled = []
+        for kind in _kinds(model):
+            g = model.graph(kind)
+            plan, text, kernels = self.generated(g)
+            if not kernels:
+                continue
+            path = write_module(g.name, text)
+            res = compile_kernels(path, kernels, t)
+            compiled.extend((kind, ks.name, res[ks.name]) for ks in kernels)
+        if stage == "cubin":
+            return cubin_archive(compiled, t)
+        return stage_text(compiled, stage, t)
+
+    def summary_lines(self, model) -> list[str]:
+        lines = []
+        for kind in _kinds(model):
+            plan = self.plan(model.graph(kind))
+            fb = sum(1 for k in plan.kernels if k.kind == "fallback")
+            what = "training step" if kind == "train_step" else "forward pass"
+            extra = f" ({fb} fallback: torch)" if fb else ""
+            lines.append(f"  kernels per {what}: {plan.launches()}{extra}")
+        return lines
+
+
+__all__ = ["Backend", "STAGES"]

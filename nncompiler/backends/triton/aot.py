@@ -1,0 +1,151 @@
+"""Ahead-of-time compilation: the generated kernels to TTIR, TTGIR, LLVM IR, PTX and cubin.
+
+No GPU is needed: `triton.compile` lowers for a `GPUTarget` (`--target sm_90` is
+("cuda", 90, 32)) and runs the `ptxas` that ships in the Triton wheel. Results are
+cached on disk (`cache.py`), keyed by kernel source, signature, constexprs, warps,
+target, Triton version and nncompiler version; `STATS` counts hits and misses, so a
+second compile of the same model is a few file reads.
+
+Kernels compile in worker processes (in parallel) when there are several to do, or
+when this process runs Triton's interpreter (whose language library cannot feed the
+compiler); a single kernel in a compiler-mode process compiles in-process.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from ...errors import NNCError
+from .cache import cache_dir, digest
+from .tuning import choose
+
+STATS = {"hits": 0, "misses": 0}
+TEXT_STAGES = ("ttir", "ttgir", "llir", "ptx")
+_COMMENT = {"ttir": "//", "ttgir": "//", "llir": ";", "ptx": "//"}
+
+
+def parse_target(target: str | None) -> tuple[str, int, int]:
+    """`sm_90`, `sm_90a`, `sm90`, `90`, `cuda:90` -> ("cuda", 90, 32); None: this GPU, else sm_90."""
+    if target is None:
+        try:
+            import torch
+            if torch.cuda.is_available():
+                major, minor = torch.cuda.get_device_capability()
+                return ("cuda", major * 10 + minor, 32)
+        except ImportError:
+            pass
+        return ("cuda", 90, 32)
+    m = re.fullmatch(r"(?:cuda:)?(?:sm_?)?(\d+)a?", target.strip().lower())
+    if not m:
+        raise NNCError(f"--target {target}: expected an NVIDIA architecture such as sm_90 or sm_80")
+    return ("cuda", int(m.group(1)), 32)
+
+
+def target_name(t) -> str:
+    return f"sm_{t[1]}"
+
+
+def _versions() -> tuple[str, str]:
+    import triton
+
+    import nncompiler
+    return triton.__version__, nncompiler.__version__
+
+
+def job_for(ks, module_path: Path, target) -> dict:
+    blocks, warps = choose(ks, None, interpret=False)
+    from .ops import HELPERS
+    helpers = "".join(HELPERS[h] for h in sorted(ks.helpers))
+    tv, nv = _versions()
+    key = digest(ks.name, ks.text, helpers, json.dumps(ks.signature, sort_keys=True),
+                 json.dumps(blocks, sort_keys=True), warps, target, tv, nv)
+    out = cache_dir() / "aot" / key[:2] / f"{key}.json"
+    return {"module": str(module_path), "name": ks.name, "signature": ks.signature, "constexprs": blocks,
+            "num_warps": warps, "target": list(target), "out": str(out)}
+
+
+def compile_kernels(module_path: Path, kernels: list, target) -> dict[str, dict]:
+    """name -> compiled kernel (stages and metadata), from the cache or freshly compiled."""
+    results: dict[str, dict] = {}
+    jobs = []
+    for ks in kernels:
+        job = job_for(ks, module_path, target)
+        path = Path(job["out"])
+        if path.exists():
+            try:
+                results[ks.name] = json.loads(path.read_text())
+                STATS["hits"] += 1
+                continue
+            except (OSError, ValueError):
+                pass
+        jobs.append(job)
+    if jobs:
+        STATS["misses"] += len(jobs)
+        _run_jobs(jobs)
+        for job in jobs:
+            results[job["name"]] = json.loads(Path(job["out"]).read_text())
+    return results
+
+
+def _run_jobs(jobs: list[dict]):
+    from .runtime import interpreter_active
+    if len(jobs) == 1 and not interpreter_active():
+        from . import _aot_worker
+        try:
+            _aot_worker.compile_job(jobs[0])
+        except Exception as e:
+            raise NNCError(f"triton failed to compile {jobs[0]['name']}: {e}") from None
+        return
+    workers = max(1, min(len(jobs), os.cpu_count() or 1, 8))
+    chunks = [jobs[i::workers] for i in range(workers)]
+    env = dict(os.environ)
+    env.pop("TRITON_INTERPRET", None)
+    script = str(Path(__file__).with_name("_aot_worker.py"))
+    procs = [subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, text=True) for _ in chunks]
+    errors = []
+    for p, chunk in zip(procs, chunks):
+        _, err = p.communicate(json.dumps(chunk))
+        if p.returncode != 0:
+            errors.append(err.strip().splitlines()[-1] if err.strip() else f"worker exited with {p.returncode}")
+    if errors:
+        raise NNCError("triton failed to compile: " + "; ".join(errors))
+
+
+def stage_text(compiled: list[tuple[str, str, dict]], stage: str, target) -> str:
+    c = _COMMENT[stage]
+    out = []
+    for graph_kind, name, res in compiled:
+        out.append(f"{c} ===== {graph_kind}: {name} ({target_name(target)}, num_warps={res['num_warps']}, "
+                   f"constexprs={res['constexprs']}) =====")
+        out.append(res[stage].rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def cubin_archive(compiled: list[tuple[str, str, dict]], target) -> bytes:
+    """A tar of `<graph>/<kernel>.cubin` plus `manifest.json` (signature, constexprs, warps,
+    shared memory per kernel): what a launcher needs."""
+    buf = io.BytesIO()
+    manifest = []
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for graph_kind, name, res in compiled:
+            data = base64.b64decode(res["cubin"])
+            info = tarfile.TarInfo(f"{graph_kind}/{name}.cubin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            manifest.append({"graph": graph_kind, "kernel": name, "file": info.name,
+                             "signature": res["signature"], "constexprs": res["constexprs"],
+                             "num_warps": res["num_warps"], "shared": res.get("shared", 0)})
+        data = json.dumps({"target": target_name(target), "kernels": manifest}, indent=1).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

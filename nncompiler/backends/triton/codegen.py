@@ -1,0 +1,895 @@
+"""Triton code generation: one readable `@triton.jit` kernel per planned group.
+
+Every kernel follows a template from `kernels/` (pointwise, combo, persistent or
+looped reduction, matmul). The generator fills in the index arithmetic of the
+iteration space, one line per IR op (an expression from `ops.TRITON_OPS`, a comment
+with the op's printed name and its `.nn` position), the loads of the buffers the
+kernel reads (movement ops on them become index arithmetic: a transpose permutes
+the index, a slice scales and shifts it, a pad masks it, a concat selects between
+pieces) and the stores of the values other kernels or the caller need (masked to
+one representative when the value is smaller than the iteration space).
+
+Symbolic dimensions are runtime int arguments (`s_B`), excluded from Triton's
+specialization, so a new batch size never recompiles. Block sizes are `constexpr`
+arguments chosen at launch (`tuning.py`).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...ir.graph import Graph
+from ...ir.primitives import ELEMENTWISE_KINDS
+from ...ir.shapes import canon_dim, fmt_shape, numel
+from .index import (add_terms, contiguous_strides, dim_expr, mul_expr, paren, right_align, size_arg,
+                    squeeze_like, squeeze_pairs, static_numel)
+from .ops import HELPERS, SIGNATURE, TL_DTYPE, TRITON_OPS, literal, lowest, zero
+from .plan import REDUCE_OPS, Group, Plan
+
+
+def templates():
+    """The kernel templates (`nncompiler.kernels` when installed, else the source tree's kernels/)."""
+    mods = {}
+    for name in ("pointwise", "reduce", "matmul"):
+        try:
+            mods[name] = importlib.import_module(f"nncompiler.kernels.{name}")
+        except ImportError:
+            path = Path(__file__).resolve().parents[3] / "kernels" / f"{name}.py"
+            key = f"_nnc_kernel_templates_{name}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                sys.modules[key] = mod
+            mods[name] = sys.modules[key]
+    return mods
+
+
+@dataclass(frozen=True)
+class Idx:
+    """An index expression and the tile axes ("x", "r", "m", "n") it varies along."""
+
+    expr: str
+    groups: frozenset = frozenset()
+
+
+ZERO = Idx("0")
+
+
+def _ix_add(a: Idx, c) -> Idx:
+    if c == 0 or c == "0":
+        return a
+    if a.expr == "0":
+        return Idx(str(c), a.groups)
+    return Idx(f"{a.expr} + {c}", a.groups)
+
+
+def _ix_scale(a: Idx, s) -> Idx:
+    return Idx(mul_expr(a.expr, str(s)), a.groups)
+
+
+@dataclass
+class Param:
+    name: str
+    kind: str        # buf | size | int
+    ref: object      # node id | symbol | ("end", k)
+    sig: str
+
+
+@dataclass
+class KernelSource:
+    name: str
+    kind: str
+    index: int
+    text: str
+    params: list
+    blocks: tuple                 # constexpr parameter names
+    grid: list                    # recipe, see runtime.grid_of
+    group: Group
+    info: dict = field(default_factory=dict)   # shape facts the tuner uses
+    helpers: set = field(default_factory=set)
+
+    @property
+    def signature(self) -> dict:
+        sig = {p.name: p.sig for p in self.params}
+        sig.update({b: "constexpr" for b in self.blocks})
+        return sig
+
+
+class _Kernel:
+    """Parameters, helpers and naming shared by all bodies (segments) of one kernel."""
+
+    def __init__(self, gen: "ModuleGen", group: Group):
+        self.gen = gen
+        self.group = group
+        self.params: list[Param] = []
+        self._by_ref: dict = {}
+        self.helpers: set[str] = set()
+        self.taken: set[str] = set()
+        self.top_vars: dict = {}          # scalars computed once at the top of the kernel
+        self.top_lines: list[str] = []
+
+    def _unique(self, base: str) -> str:
+        name = base
+        while name in self.taken:
+            name += "_"
+        self.taken.add(name)
+        return name
+
+    def buffer(self, nid: int) -> str:
+        key = ("buf", nid)
+        if key not in self._by_ref:
+            name = self._unique(self.gen.base_name(nid) + "_ptr")
+            self._by_ref[key] = name
+            self.params.append(Param(name, "buf", nid, SIGNATURE[self.gen.graph[nid].dtype]))
+        return self._by_ref[key]
+
+    def size(self, sym: str) -> str:
+        key = ("size", sym)
+        if key not in self._by_ref:
+            name = size_arg(sym)
+            self.taken.add(name)
+            self._by_ref[key] = name
+            self.params.append(Param(name, "size", sym, "i32"))
+        return self._by_ref[key]
+
+    def int_param(self, name: str, ref) -> str:
+        key = ("int", ref)
+        if key not in self._by_ref:
+            self.taken.add(name)
+            self._by_ref[key] = name
+            self.params.append(Param(name, "int", ref, "i32"))
+        return self._by_ref[key]
+
+    def dim(self, d) -> str:
+        """A dimension as an expression, registering the size arguments it needs."""
+        if not isinstance(d, int):
+            for p in str(d).split("*"):
+                p = p.strip()
+                if not p.isdigit():
+                    self.size(p)
+        return dim_expr(d)
+
+    def ordered_params(self) -> list[Param]:
+        bufs = [p for p in self.params if p.kind == "buf"]
+        reads = set(self.group.reads)
+        order = {n: k for k, n in enumerate(self.gen.graph_order)}
+        ins = sorted((p for p in bufs if p.ref in reads or p.ref not in self.group.stores),
+                     key=lambda p: order[p.ref])
+        outs = sorted((p for p in bufs if p not in ins), key=lambda p: order[p.ref])
+        sizes = [p for p in self.params if p.kind == "size"]
+        ints = [p for p in self.params if p.kind == "int"]
+        return ins + outs + sizes + ints
+
+
+class _Body:
+    """The lines of one iteration space: index variables, loads, one line per op, stores."""
+
+    def __init__(self, kern: _Kernel, space, kind: str, sfx: str = "", indent: int = 1):
+        self.k = kern
+        self.gen = kern.gen
+        self.g = kern.gen.graph
+        self.plan = kern.gen.plan
+        self.space = space
+        self.kind = kind              # pointwise | reduction | matmul
+        self.sfx = sfx
+        self.indent = indent
+        self.sections: dict[str, list[str]] = {"top": [], "pre": [], "loop": [], "post": [], "body": []}
+        self.vars: dict[int, str] = {}
+        self.loads: dict = {}
+        self.used_dims: set[int] = set()
+        self.zeros_used: set[str] = set()
+        self.mode = "body"
+        self.owned: set = set()
+        if kind == "reduction" and not space.persistent:
+            self.mode = "looped"
+
+    # -- index variables ------------------------------------------------------------
+    def dvar(self, d) -> Idx:
+        if d is None or self.space.shape[d] == 1:
+            return ZERO
+        self.used_dims.add(d)
+        return Idx(self.dname(d), frozenset([self.dgroup(d)]))
+
+    def dname(self, d) -> str:
+        if self.kind == "matmul":
+            r = len(self.space.shape)
+            if d == r - 2:
+                return "i_m"
+            if d == r - 1:
+                return "i_n"
+        return f"i{d}{self.sfx}"
+
+    def dgroup(self, d) -> str:
+        if self.kind == "matmul":
+            r = len(self.space.shape)
+            return "m" if d == r - 2 else "n" if d == r - 1 else "b"
+        if self.kind == "reduction" and d in self.space.raxes:
+            return "r"
+        return "x"
+
+    def mask_name(self, grp: str) -> str | None:
+        return {"x": f"xmask{self.sfx}", "r": "rmask", "m": "mmask", "n": "nmask", "b": None}[grp]
+
+    def zero_tile(self, grp: str) -> str:
+        self.zeros_used.add(grp)
+        return {"x": f"xindex{self.sfx} * 0", "r": "rindex * 0", "m": "i_m * 0", "n": "i_n * 0"}[grp]
+
+    def index_defs(self) -> dict[str, list[str]]:
+        """Definitions of the used index variables, by section."""
+        D = self.space.shape
+        out: dict[str, list[str]] = {}
+        if self.kind == "matmul":
+            batch = [d for d in range(len(D) - 2) if d in self.used_dims]
+            out["top"] = self._decompose("pid_b", list(range(len(D) - 2)), batch)
+            return out
+        if self.kind == "pointwise":
+            out["body"] = self._decompose(f"xindex{self.sfx}", list(range(len(D))), sorted(self.used_dims))
+            return out
+        kept = self.space.kept
+        raxes = list(self.space.raxes)
+        xs = self._decompose("xindex", kept, [d for d in sorted(self.used_dims) if d in kept])
+        rs = self._decompose("rindex", raxes, [d for d in sorted(self.used_dims) if d in raxes])
+        if self.mode == "looped":
+            out["pre"], out["loop"] = xs, rs
+        else:
+            out["body"] = xs + rs
+        return out
+
+    def _decompose(self, lin: str, dims: list, wanted: list) -> list[str]:
+        lines = []
+        D = self.space.shape
+        live = [d for d in dims if D[d] != 1]
+        for d in wanted:
+            after = [D[e] for e in live[live.index(d) + 1:]]
+            stride = self.k.dim(numel(after)) if after else "1"
+            expr = lin if stride == "1" else f"{lin} // {paren(stride)}"
+            if live.index(d) > 0:
+                expr = f"{paren(expr) if '//' in expr else expr} % {paren(self.k.dim(D[d]))}"
+            lines.append(f"{self.dname(d)} = {expr}")
+        return lines
+
+    # -- emission ---------------------------------------------------------------------
+    def emit(self, section: str, line: str):
+        self.sections[section].append(line)
+
+    def section_for(self, level: str, after: bool) -> str:
+        if self.mode != "looped":
+            return "body"
+        if level == "xr":
+            return "loop"
+        return "post" if after else "pre"
+
+    def load_section(self, groups) -> str:
+        if self.mode != "looped":
+            return "body"
+        return "loop" if "r" in groups else "pre"
+
+    def comment(self, nid: int) -> str:
+        n = self.g[nid]
+        where = f"  {n.loc}" if n.loc else ""
+        return f"  # {self.plan.name(nid)} {n.op}{where}"
+
+    def inline(self, nid: int) -> str:
+        """A scalar computed from scalars: emitted once at the top of the kernel."""
+        if nid in self.vars:
+            return self.vars[nid]
+        top = self.gen.top_vars(self.k)
+        if nid in top:
+            self.vars[nid] = top[nid]
+            return top[nid]
+        n = self.g[nid]
+        var = f"v{self.gen.num(nid)}"
+        if n.op == "const":
+            value = n.attr["value"]
+            while isinstance(value, tuple):
+                value = value[0]
+            expr = f"tl.full([], {literal(value, n.dtype)}, {TL_DTYPE[n.dtype]})"
+        elif n.op == "size":
+            dims = [self.g[n.inputs[0]].shape[a] for a in self.plan_axes(n)]
+            total = numel(dims)
+            if isinstance(total, int):
+                expr = f"tl.full([], {literal(total, n.dtype)}, {TL_DTYPE[n.dtype]})"
+            else:
+                expr = f"({self.k.dim(total)}).to({TL_DTYPE[n.dtype]})"
+        elif self.plan.cls[nid] in ("arg", "constbuf") or nid in self.plan.copies:
+            return self.scalar_load(nid)
+        elif n.prim.kind == "movement":
+            src = n.inputs[0]
+            val = self.inline(src) if self.plan.cls[src] == "inline" else self.scalar_load(src)
+            self.vars[nid] = val
+            top[nid] = val
+            return val
+        else:
+            args = [self.inline(i) if self.plan.cls[i] == "inline" else self.scalar_load(i) for i in n.inputs]
+            expr = TRITON_OPS[n.op](n, args, self)
+        self.gen.emit_top(self.k, f"{var} = {expr}" + self.comment(nid))
+        self.vars[nid] = var
+        top[nid] = var
+        return var
+
+    def scalar_load(self, nid: int) -> str:
+        top = self.gen.top_vars(self.k)
+        if nid not in top:
+            var = self.k._unique(self.gen.base_name(nid))
+            self.gen.emit_top(self.k, f"{var} = tl.load({self.k.buffer(nid)})  # {self.plan.name(nid)}")
+            top[nid] = var
+        return top[nid]
+
+    def plan_axes(self, n):
+        from ...ir.primitives import norm_axes
+        return norm_axes(n.attr["axes"], len(self.g[n.inputs[0]].shape))
+
+    # the ctx interface of ops.TRITON_OPS
+    def dtype(self, nid: int) -> str:
+        return self.g[nid].dtype
+
+    def helper(self, name: str):
+        self.k.helpers.add(name)
+
+    def const_value(self, nid: int):
+        n = self.g[nid]
+        while n.prim.kind == "movement" and self.plan.cls[n.id] == "inline":
+            n = self.g[n.inputs[0]]
+        if n.op != "const":
+            return None
+        v = n.attr["value"]
+        while isinstance(v, tuple):
+            v = v[0] if v else None
+        return float(v) if v is not None else None
+
+    # -- loads --------------------------------------------------------------------------
+    def is_buffer(self, nid: int) -> bool:
+        c = self.plan.cls[nid]
+        return nid not in self.vars and (c in ("arg", "constbuf", "compute") or nid in self.plan.inline_stored)
+
+    def load(self, nid: int, idx: list, conds: tuple = ()) -> str:
+        """The value of node `nid` at index `idx` (one Idx per axis): a variable, a load, or a
+        load through movement ops (index arithmetic)."""
+        n = self.g[nid]
+        c = self.plan.cls[nid]
+        if nid in self.vars and not conds:
+            return self.vars[nid]
+        if c == "inline" and nid not in self.vars:
+            v = self.inline(nid)
+            return v if not conds else f"tl.where({self.cond_expr(conds)}, {v}, {zero(n.dtype)})"
+        if nid in self.vars:
+            return f"tl.where({self.cond_expr(conds)}, {self.vars[nid]}, {zero(n.dtype)})"
+        if c == "move" and nid not in self.plan.copies:
+            return self.through(nid, idx, conds)
+        return self.buffer_load(nid, idx, conds)
+
+    def through(self, nid: int, idx: list, conds: tuple) -> str:
+        n = self.g[nid]
+        a = n.attr
+        src = n.inputs[0]
+        sshape = self.g[src].shape
+        if n.op == "transpose":
+            new = [ZERO] * len(sshape)
+            for j, p in enumerate(a["perm"]):
+                new[p] = idx[j]
+            return self.load(src, new, conds)
+        if n.op == "broadcast_to":
+            new = [ZERO if oj is None else idx[oj] for oj in right_align(sshape, n.shape)]
+            return self.load(src, new, conds)
+        if n.op == "reshape":
+            if squeeze_like(sshape, n.shape):
+                new = [ZERO] * len(sshape)
+                for i, o in squeeze_pairs(sshape, n.shape):
+                    new[i] = idx[o]
+                return self.load(src, new, conds)
+            lin = self.linear(idx, n.shape)
+            if self.is_buffer(src) and self.plan.cls[src] != "move":
+                return self.buffer_load(src, None, conds, flat=lin)
+            new = []
+            strides = contiguous_strides(sshape)
+            for d, st in zip(sshape, strides):
+                if d == 1:
+                    new.append(ZERO)
+                    continue
+                e = lin.expr if st == 1 else f"{paren(lin.expr)} // {paren(self.k.dim(st))}"
+                new.append(Idx(f"{paren(e)} % {paren(self.k.dim(d))}", lin.groups))
+            return self.load(src, new, conds)
+        if n.op == "slice":
+            if not a["start"]:
+                return self.load(src, idx, conds)
+            new = [_ix_add(_ix_scale(i, step), start) for i, start, step in zip(idx, a["start"], a["step"])]
+            return self.load(src, new, conds)
+        if n.op == "pad":
+            new, extra = [], list(conds)
+            for i, d, lo, hi, k in zip(idx, sshape, a["lo"], a["hi"], a["interior"]):
+                if lo == 0 and hi == 0 and k == 0:
+                    new.append(i)
+                    continue
+                shifted = _ix_add(i, -lo) if lo else i
+                src_i = Idx(f"{paren(shifted.expr)} // {k + 1}", i.groups) if k else shifted
+                parts = [f"({i.expr} >= {lo})"] if lo else []
+                parts.append(f"({src_i.expr} < {self.k.dim(d)})")
+                if k:
+                    parts.append(f"({paren(shifted.expr)} % {k + 1} == 0)")
+                extra.append(Idx(" & ".join(parts), i.groups))
+                new.append(src_i)
+            return self.load(src, new, tuple(extra))
+        if n.op == "concat":
+            axis = a["axis"] % len(n.shape)
+            pieces, start = [], 0
+            for p in n.inputs:
+                size = self.g[p].shape[axis]
+                pieces.append((p, start, size))
+                start = start + size if isinstance(size, int) and isinstance(start, int) else None
+                if start is None:
+                    break
+            i = idx[axis]
+            values = []
+            for k, (p, s0, size) in enumerate(pieces):
+                pidx = list(idx)
+                pidx[axis] = _ix_add(i, -s0) if s0 else i
+                lo = f"({i.expr} >= {s0})" if s0 else None
+                hi = f"({i.expr} < {s0 + size})" if k < len(pieces) - 1 else None
+                cond = " & ".join(x for x in (lo, hi) if x)
+                pc = conds + ((Idx(cond, i.groups),) if cond else ())
+                values.append((hi, self.load(p, pidx, pc)))
+            expr = values[-1][1]
+            for hi, v in reversed(values[:-1]):
+                expr = f"tl.where({hi}, {v}, {expr})"
+            var = self.k._unique(f"cat{self.gen.num(nid)}")
+            groups = frozenset().union(*(x.groups for x in idx)) | frozenset().union(*(x.groups for x in conds))
+            self.emit(self.load_section(groups), f"{var} = {expr}  # {self.plan.name(nid)} concat")
+            return var
+        raise NotImplementedError(n.op)
+
+    def linear(self, idx: list, shape) -> Idx:
+        if self.kind == "pointwise" and self._identity(idx, shape):
+            return Idx(f"xindex{self.sfx}", frozenset(["x"]))
+        terms, groups = [], frozenset()
+        for i, st in zip(idx, contiguous_strides(shape)):
+            if i.expr == "0":
+                continue
+            terms.append(mul_expr(i.expr, self.k.dim(st)))
+            groups |= i.groups
+        return Idx(add_terms(terms), groups)
+
+    def _identity(self, idx: list, shape) -> bool:
+        D = self.space.shape
+        if tuple(canon_dim(d) for d in shape) != tuple(canon_dim(d) for d in D):
+            return False
+        return all(D[j] == 1 or i.expr == self.dname(j) for j, i in enumerate(idx)) and \
+            any(D[j] != 1 for j in range(len(D)))
+
+    def cond_expr(self, conds) -> str:
+        return " & ".join(f"({c.expr})" for c in conds)
+
+    def buffer_load(self, nid: int, idx, conds: tuple = (), flat: Idx | None = None) -> str:
+        n = self.g[nid]
+        off = flat if flat is not None else self.linear(idx, n.shape)
+        groups = set(off.groups)
+        for c in conds:
+            groups |= c.groups
+        ptr = self.k.buffer(nid)
+        masks = [self.mask_name(g) for g in sorted(groups) if self.mask_name(g)]
+        masks += [f"({c.expr})" for c in conds]
+        key = (nid, off.expr, tuple(masks))
+        if key in self.loads:
+            return self.loads[key]
+        if not groups and off.expr == "0" and not conds:
+            return self.scalar_load(nid)
+        base = self.gen.base_name(nid)
+        var = self.k._unique(base)
+        address = ptr if off.expr == "0" else f"{ptr} + {off.expr}"
+        if not off.groups:        # a constant offset under a tile-shaped mask: give the pointer the tile's shape
+            address += "".join(f" + {self.zero_tile(g)}" for g in sorted(groups))
+        mask = " & ".join(masks)
+        text = f"{var} = tl.load({address}, mask={mask}, other={zero(n.dtype)})" if mask else f"{var} = tl.load({address})"
+        self.emit(self.load_section(groups), text + f"  # {self.plan.name(nid)}")
+        self.loads[key] = var
+        return var
+
+    # -- operands ----------------------------------------------------------------------
+    def operand_idx(self, nid: int, k: int) -> list:
+        n = self.g[nid]
+        i = n.inputs[k]
+        dm = self.space.dmap[nid]
+        return [ZERO if oj is None else self.dvar(dm[oj]) for oj in right_align(self.g[i].shape, n.shape)]
+
+    def identity_idx(self, shape) -> list:
+        return [self.dvar(d) if shape[d] != 1 else ZERO for d in range(len(shape))]
+
+    def operand(self, nid: int, k: int) -> str:
+        i = self.g[nid].inputs[k]
+        if i in self.vars:
+            return self.vars[i]
+        if self.plan.cls[i] == "inline":
+            return self.inline(i)
+        return self.load(i, self.operand_idx(nid, k))
+
+    # -- stores -------------------------------------------------------------------------
+    def store(self, nid: int, value: str, level: str, section: str):
+        n = self.g[nid]
+        dm = self.space.dmap[nid]
+        idx = [self.dvar(d) for d in dm]
+        off = self.linear(idx, n.shape)
+        if self.kind == "matmul":
+            required = ["m", "n"]
+            enumerated = list(range(len(self.space.shape)))
+        elif self.kind == "pointwise":
+            required = ["x"]
+            enumerated = list(range(len(self.space.shape)))
+        elif level == "xr":
+            required = ["x", "r"]
+            enumerated = list(range(len(self.space.shape)))
+        else:
+            required = ["x"]
+            enumerated = self.space.kept
+        terms = [off.expr] if off.expr != "0" else []
+        for grp in required:
+            if grp not in off.groups:
+                terms.append(self.zero_tile(grp))
+        masks = [self.mask_name(g) for g in required if self.mask_name(g)]
+        mapped = {d for d in dm if d is not None}
+        for d in enumerated:
+            if d not in mapped and self.space.shape[d] != 1:
+                masks.append(f"({self.dvar(d).expr} == 0)")
+        ptr = self.k.buffer(nid)
+        self.emit(section, f"tl.store({ptr} + {' + '.join(terms)}, {value}, mask={' & '.join(masks)})"
+                           f"  # {self.plan.name(nid)} {n.type}")
+
+    # -- one node ------------------------------------------------------------------------
+    def emit_node(self, nid: int, stores: set):
+        n = self.g[nid]
+        sp = self.space
+        if self.plan.cls[nid] == "inline":
+            if nid in self.owned and nid in stores:      # a scalar output this kernel must write
+                self.store(nid, self.inline(nid), sp.level.get(nid, "x"), self.section_for("x", False))
+            return
+        if nid in sp.internal:
+            self.vars[nid] = self.vars.get(n.inputs[0]) or self.operand_passthrough(n.inputs[0])
+            if nid in stores:
+                self.store(nid, self.vars[nid], sp.level.get(nid, "x"), self.section_for(sp.level.get(nid, "x"),
+                                                                                      nid in sp.after))
+            return
+        if n.prim.kind == "movement" and nid not in self.plan.copies:
+            return                                  # read through by its consumers
+        level = sp.level.get(nid, "x")
+        section = self.section_for(level, nid in sp.after)
+        var = f"v{self.gen.num(nid)}"
+        if n.prim.kind in ELEMENTWISE_KINDS:
+            args = [self.operand(nid, k) for k in range(len(n.inputs))]
+            expr = TRITON_OPS[n.op](n, args, self)
+        elif n.prim.kind == "movement":            # a copy kernel's own movement op: a load through it
+            value = self.through(nid, [self.dvar(d) for d in sp.dmap[nid]], ())
+            self.vars[nid] = value
+            if nid in stores:
+                self.store(nid, value, level, section)
+            return
+        elif n.op == "iota":
+            d = sp.dmap[nid][n.attr["axis"] % len(n.shape)]
+            expr = f"{self.dvar(d).expr}.to({TL_DTYPE[n.dtype]})" if d is not None else \
+                f"tl.full([], 0, {TL_DTYPE[n.dtype]})"
+            if d is not None and n.dtype == "i32":
+                expr = self.dvar(d).expr
+        elif n.op == "rng_uniform":
+            key = self.operand_scalar(n.inputs[0])
+            lin = self.linear([self.dvar(d) for d in sp.dmap[nid]], n.shape)
+            seed = (int(n.attr["seed"]) * 2654435761) & 0x7FFFFFFF
+            off = lin.expr if lin.groups else f"{lin.expr} + {self.zero_tile('x')}"
+            expr = f"tl.rand({key} ^ {seed}, ({off}).to(tl.int32))"
+            if n.dtype != "f32":
+                expr = f"{expr}.to({TL_DTYPE[n.dtype]})"
+        elif n.op in REDUCE_OPS:
+            expr = self.reduction(nid, var)
+            if expr is None:
+                if nid in stores:
+                    self.store(nid, var, "x", section)
+                return
+        else:
+            raise NotImplementedError(n.op)
+        self.emit(section, f"{var} = {expr}" + self.comment(nid))
+        self.vars[nid] = var
+        if nid in stores:
+            self.store(nid, var, level, section)
+
+    def operand_passthrough(self, i: int) -> str:
+        if self.plan.cls[i] == "inline":
+            return self.inline(i)
+        return self.vars[i]
+
+    def operand_scalar(self, i: int) -> str:
+        return self.inline(i) if self.plan.cls[i] == "inline" else self.scalar_load(i)
+
+    def reduction(self, nid: int, var: str) -> str | None:
+        n = self.g[nid]
+        src = n.inputs[0]
+        D = self.space.shape
+        if src in self.vars:
+            inp = self.vars[src]
+        elif self.plan.cls[src] == "inline":
+            inp = self.inline(src)
+        else:
+            inp = self.load(src, self.identity_idx(D))
+        dt = self.g[src].dtype
+        op = n.op
+        if op == "sum" and dt == "bool":
+            op, inp = "max", f"{inp}.to(tl.int32)"
+            dt = "i32"
+        ident = zero(dt) if op == "sum" else lowest(dt)
+        mask = "xmask & rmask"
+        cast = f".to({TL_DTYPE[n.dtype]})" if n.dtype != dt and op != "argmax" else ""
+        if n.dtype == "bool" and n.op == "sum":
+            cast = " != 0"
+        if self.mode != "looped":
+            masked = f"tl.where({mask}, {inp}, {ident})"
+            fn = {"sum": "tl.sum", "max": "tl.max", "argmax": "tl.argmax"}[op]
+            return f"{fn}({masked}, 1)[:, None]{cast}"
+        acc = f"acc{self.gen.num(nid)}"
+        tdt = TL_DTYPE[dt]
+        self.emit("pre", f"{acc} = tl.full([XBLOCK, RBLOCK], {ident}, {tdt})")
+        if op == "sum":
+            self.emit("loop", f"{acc} = {acc} + tl.where({mask}, {inp}, {ident})" + self.comment(nid))
+            self.emit("post", f"{var} = tl.sum({acc}, 1)[:, None]{cast}" + self.comment(nid))
+        elif op == "max":
+            self.emit("loop", f"{acc} = tl.maximum({acc}, tl.where({mask}, {inp}, {ident}))" + self.comment(nid))
+            self.emit("post", f"{var} = tl.max({acc}, 1)[:, None]{cast}" + self.comment(nid))
+        else:
+            self.emit("pre", f"{acc}_i = tl.full([XBLOCK, RBLOCK], 0, tl.int32)")
+            self.emit("loop", f"{acc}_new = tl.where({mask}, {inp}, {ident})")
+            self.emit("loop", f"{acc}_i = tl.where({acc}_new > {acc}, rindex + {self.zero_tile('x')}, {acc}_i)")
+            self.emit("loop", f"{acc} = tl.maximum({acc}, {acc}_new)" + self.comment(nid))
+            self.emit("post", f"{acc}_m = tl.max({acc}, 1)[:, None]")
+            self.emit("post", f"{var} = tl.min(tl.where({acc} == {acc}_m, {acc}_i, 2147483647), 1)[:, None]"
+                      + self.comment(nid))
+        self.vars[nid] = var
+        return None
+
+    def render(self, section: str, indent: int) -> str:
+        pad = "    " * indent
+        return "\n".join(pad + line for line in self.sections[section])
+
+
+class ModuleGen:
+    """Generates the Triton module of one planned graph."""
+
+    def __init__(self, plan: Plan, source_name: str = ""):
+        self.plan = plan
+        self.graph: Graph = plan.graph
+        self.graph_order = [n.id for n in self.graph.nodes]
+        self.source_name = source_name
+        self._nums: dict[int, str] = {}
+        self.t = templates()
+        self.kernels: list[KernelSource] = [self.kernel(k) for k in plan.kernels if k.kind != "fallback"]
+
+    # -- naming ------------------------------------------------------------------------
+    def num(self, nid: int) -> str:
+        if nid not in self._nums:
+            self._nums[nid] = re.sub(r"\W", "_", self.plan.name(nid).lstrip("%"))
+        return self._nums[nid]
+
+    def base_name(self, nid: int) -> str:
+        s = self.num(nid)
+        return ("t" + s) if s[:1].isdigit() else s
+
+    def top_vars(self, kern: _Kernel) -> dict:
+        return kern.top_vars
+
+    def emit_top(self, kern: _Kernel, line: str):
+        kern.top_lines.append(line)
+
+    def top_text(self, kern: _Kernel, indent: int = 1) -> str:
+        pad = "    " * indent
+        return "\n".join(pad + x for x in kern.top_lines)
+
+    # -- kernels -------------------------------------------------------------------------
+    def header(self, k: Group) -> str:
+        g = self.graph
+        lines = [f"# kernel {k.index}: {self.plan._kind_text(k)}"]
+        for nid in k.nodes:
+            n = g[nid]
+            where = f"  {n.loc}" if n.loc else ""
+            lines.append(f"#   {self.plan.name(nid)} = {n.op}({', '.join(self.plan.name(i) for i in n.inputs)})"
+                         f" : {n.type}{where}")
+        return "\n".join("    " + x for x in lines)
+
+    def decorator(self, kern: _Kernel) -> str:
+        dyn = [p.name for p in kern.params if p.kind in ("size", "int")]
+        if not dyn:
+            return "@triton.jit"
+        return "@triton.jit(do_not_specialize=[" + ", ".join(f'"{d}"' for d in dyn) + "])"
+
+    def params_text(self, kern: _Kernel, blocks) -> str:
+        ps = [p.name for p in kern.ordered_params()] + [f"{b}: tl.constexpr" for b in blocks]
+        return ", ".join(ps)
+
+    def _emit_body(self, body: _Body, k: Group, nodes, stores):
+        body.owned = set(k.nodes) - set(k.riders)
+        for nid in nodes:
+            body.emit_node(nid, stores)
+
+    def kernel(self, k: Group) -> KernelSource:
+        kern = _Kernel(self, k)
+        stores = set(k.stores)
+        t = self.t
+        if k.kind == "pointwise":
+            body = _Body(kern, k.space, "pointwise")
+            self._emit_body(body, k, k.space.closure, stores)
+            self._riders(body, k)
+            defs = body.index_defs()
+            lines = defs.get("body", []) + body.sections["body"]
+            text = t["pointwise"].POINTWISE.format(
+                decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
+                xnumel=kern.dim(numel(k.space.shape)),
+                body="\n".join("    " + x for x in self._with_top(kern, lines)))
+            blocks = ("XBLOCK",)
+            grid = [("cdiv", numel(k.space.shape), "XBLOCK")]
+            info = {"numel": numel(k.space.shape)}
+        elif k.kind == "combo":
+            segs = []
+            ends = []
+            blocks = ("XBLOCK",)
+            for s, seg in enumerate(k.segments):
+                body = _Body(kern, seg.space, "pointwise", sfx=f"_s{s}", indent=2)
+                self._emit_body(body, seg, seg.space.closure, stores & set(seg.nodes))
+                defs = body.index_defs()
+                lines = defs.get("body", []) + body.sections["body"]
+                total = numel(seg.space.shape)
+                start = "0" if s == 0 else ends[-1]
+                end = kern.int_param(f"nb{s + 1}", ("end", s))
+                ends.append(end)
+                what = ", ".join(self.plan.name(x) for x in seg.nodes if x in stores) or "no stores"
+                segs.append(t["pointwise"].COMBO_SEGMENT.format(
+                    keyword="if" if s == 0 else "elif", end=end, start=start, k=s,
+                    what=f"{fmt_shape(seg.space.shape)} -> {what}", sfx=f"_s{s}", xnumel=kern.dim(total),
+                    body="\n".join("        " + x for x in lines)))
+            rider_body = _Body(kern, k.segments[0].space, "pointwise")
+            self._riders(rider_body, k)
+            riders = rider_body.sections["body"]
+            text = t["pointwise"].COMBO.format(
+                decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
+                top="{top}", segments="\n".join(segs) + ("\n" + "\n".join("    " + x for x in riders) if riders else ""))
+            text = text.replace("{top}", self.top_text(kern))
+            grid = [("combo", [numel(s.space.shape) for s in k.segments], "XBLOCK")]
+            info = {"numel": max((static_numel(s.space.shape) or 1 << 20) for s in k.segments)}
+        elif k.kind == "reduction":
+            body = _Body(kern, k.space, "reduction")
+            self._emit_body(body, k, k.space.closure, stores)
+            self._riders(body, k, section="post" if body.mode == "looped" else "body")
+            defs = body.index_defs()
+            xnumel = kern.dim(k.space.xnumel())
+            rnumel = kern.dim(k.space.rnumel())
+            if body.mode == "looped":
+                pre = self._with_top(kern, defs.get("pre", []) + body.sections["pre"])
+                text = t["reduce"].LOOPED.format(
+                    decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
+                    xnumel=xnumel, rnumel=rnumel,
+                    pre="\n".join("    " + x for x in pre),
+                    loop="\n".join("        " + x for x in defs.get("loop", []) + body.sections["loop"]),
+                    post="\n".join("    " + x for x in body.sections["post"]))
+            else:
+                lines = self._with_top(kern, defs.get("body", []) + body.sections["body"])
+                text = t["reduce"].PERSISTENT.format(
+                    decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
+                    xnumel=xnumel, rnumel=rnumel, body="\n".join("    " + x for x in lines))
+            blocks = ("XBLOCK", "RBLOCK")
+            grid = [("cdiv", k.space.xnumel(), "XBLOCK")]
+            info = {"xnumel": k.space.xnumel(), "rnumel": k.space.rnumel(), "persistent": body.mode != "looped",
+                    "rinner": max(k.space.raxes) == len(k.space.shape) - 1 if k.space.raxes else True}
+        else:
+            text, grid, info = self.matmul(kern, k, stores)
+            blocks = ("BLOCK_M", "BLOCK_N", "BLOCK_K")
+        text = text.replace("{decorator}", self.decorator(kern)).replace("{params}", self.params_text(kern, blocks))
+        text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
+        return KernelSource(k.name, k.kind, k.index, text, kern.ordered_params(), blocks, grid, k, info,
+                            set(kern.helpers))
+
+    def _with_top(self, kern, lines):
+        return kern.top_lines + lines
+
+    def _riders(self, body: _Body, k: Group, section: str = "body"):
+        if not k.riders:
+            return
+        pid = "tl.program_id(0) == 0" if k.kind != "matmul" else \
+            "(tl.program_id(0) == 0) & (tl.program_id(1) == 0) & (tl.program_id(2) == 0)"
+        for nid in k.riders:
+            v = body.inline(nid)
+            ptr = body.k.buffer(nid)
+            body.emit(section, f"if {pid}:  # {self.plan.name(nid)} rides along: stored once")
+            body.emit(section, f"    tl.store({ptr}, {v})")
+
+    def matmul(self, kern: _Kernel, k: Group, stores):
+        g = self.graph
+        plan = self.plan
+        mm = next(n for n in k.nodes if g[n].op == "matmul" and n not in k.colsums)
+        mn = g[mm]
+        D = k.space.shape
+        r = len(D)
+        body = _Body(kern, k.space, "matmul")
+        body.owned = set(k.nodes) - set(k.riders)
+        av, bv = plan.operand_views[(mm, 0)], plan.operand_views[(mm, 1)]
+        a_ptr, b_ptr = kern.buffer(av.base), kern.buffer(bv.base)
+        M, N = D[-2], D[-1]
+        K = av.shape[-1]
+
+        def batch_offset(view):
+            terms = [view.offset_expr()] if view.offset else []
+            for j, oj in enumerate(right_align(view.shape[:-2], D[:-2])):
+                if oj is None or view.strides[j] == 0:
+                    continue
+                st = kern.dim(view.strides[j])
+                terms.append(mul_expr(body.dvar(oj).expr, st))
+            for t_ in view.offset:
+                kern.dim(t_)
+            return add_terms(terms)
+
+        a_off = batch_offset(av)
+        b_off = batch_offset(bv)
+        a_base = a_ptr if a_off == "0" else f"{a_ptr} + {a_off}"
+        b_base = b_ptr if b_off == "0" else f"{b_ptr} + {b_off}"
+        dt = mn.dtype
+        acc_dtype = {"f32": "tl.float32", "f64": "tl.float64", "i32": "tl.int32", "i64": "tl.int64"}[dt]
+        dot = self.t["matmul"].DOT_FLOAT if dt in ("f32", "f64") else self.t["matmul"].DOT_INT
+        cs_init, cs_loop = [], []
+        for rnode, pos in k.colsums.items():
+            cvar = f"colsum{self.num(rnode)}"
+            if pos == 1:
+                cs_init.append(f"{cvar} = tl.zeros([BLOCK_N], dtype={acc_dtype})")
+                cs_loop.append(f"{cvar} += tl.sum(b, 0)" + body.comment(rnode) + " (column sums of B)")
+                body.vars[rnode] = f"{cvar}[None, :]"
+            else:
+                cs_init.append(f"{cvar} = tl.zeros([BLOCK_M], dtype={acc_dtype})")
+                cs_loop.append(f"{cvar} += tl.sum(a, 1)" + body.comment(rnode) + " (row sums of A)")
+                body.vars[rnode] = f"{cvar}[:, None]"
+        # epilogue
+        body.vars[mm] = "acc"
+        if mm in stores:
+            body.store(mm, "acc", "x", "body")
+        for nid in k.space.closure:
+            if nid == mm:
+                continue
+            if nid in k.colsums:
+                if nid in stores:
+                    body.store(nid, body.vars[nid], "x", "body")
+                continue
+            body.emit_node(nid, stores)
+        self._riders(body, k)
+        defs = body.index_defs()
+        top = self._with_top(kern, defs.get("top", []))
+        text = self.t["matmul"].MATMUL.format(
+            decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
+            M=kern.dim(M), N=kern.dim(N), K=kern.dim(K),
+            top="\n".join("    " + x for x in top),
+            a_base=a_base, b_base=b_base, acc_dtype=acc_dtype, other=zero(dt),
+            a_sm=kern.dim(av.strides[-2]), a_sk=kern.dim(av.strides[-1]),
+            b_sk=kern.dim(bv.strides[-2]), b_sn=kern.dim(bv.strides[-1]),
+            dot=dot,
+            colsum_init="\n".join("    " + x for x in cs_init),
+            colsum="\n".join("        " + x for x in cs_loop),
+            epilogue="\n".join("    " + x for x in body.sections["body"]))
+        batch = numel(D[:-2]) if r > 2 else 1
+        grid = [("cdiv", M, "BLOCK_M"), ("cdiv", N, "BLOCK_N"), ("prod", batch)]
+        info = {"M": M, "N": N, "K": K, "dtype": dt}
+        return text, grid, info
+
+    def module_text(self, title: str = "") -> str:
+        helpers = sorted({h for k in self.kernels for h in k.helpers})
+        head = [f'"""Triton kernels generated by nncompiler for graph {self.graph.name}'
+                + (f" ({title})" if title else "") + ".",
+                "",
+                "One kernel per fused group of the plan (`nnc compile --emit kernels`); comments name the IR op",
+                "(`--emit opt` numbering) and the .nn position each line computes.",
+                '"""',
+                "import triton",
+                "import triton.language as tl",
+                ""]
+        parts = ["\n".join(head)]
+        for h in helpers:
+            parts.append(HELPERS[h].strip("\n") + "\n")
+        for k in self.kernels:
+            parts.append(k.text)
+        return "\n\n".join(parts)
+
+
+def generate(plan: Plan, title: str = "") -> tuple[str, list[KernelSource]]:
+    gen = ModuleGen(plan, title)
+    return gen.module_text(title), gen.kernels
