@@ -15,8 +15,8 @@ import numpy as np
 from .errors import DataError, did_you_mean
 from .ir.graph import Graph
 from .ir.shapes import NUMPY_DTYPE, TensorType
-from .program import (LoweredModel, build_init, build_train_step, initial_state, optimizer_hyper,
-                      select_outputs)
+from .program import (LoweredModel, build_apply_update, build_grad_step, build_init, build_train_step,
+                      initial_state, optimizer_hyper, select_outputs)
 
 
 def _optimize(graph: Graph) -> Graph:
@@ -101,7 +101,8 @@ class Model:
 
     # -- graphs -------------------------------------------------------------------
     def unoptimized_graph(self, kind: str) -> Graph:
-        """The graph of one kind before optimisation: predict, evaluate, gradients or train_step."""
+        """The graph of one kind before optimisation: predict, evaluate, gradients or train_step
+        (or train_step's two halves for data parallelism: grad_step and apply_update)."""
         m = self.lowered
         fwd, inference = m.forward, m.inference or m.forward
         if kind == "predict":
@@ -113,10 +114,13 @@ class Model:
             g = select_outputs(fwd, ["loss"], "gradients")
             used = [p for p in m.params if any(a.attr["name"] == p for a in g.args)]
             return grad(g, "loss", wrt=used, name="gradients")
-        if kind == "train_step":
+        if kind in ("train_step", "apply_update"):
             if self._optimizer is None:
                 raise ValueError(f"model {m.name} has no optimizer")
-            return build_train_step(m, self._optimizer, self._hyper)
+            build = build_train_step if kind == "train_step" else build_apply_update
+            return build(m, self._optimizer, self._hyper)
+        if kind == "grad_step":   # data parallelism: grad_step -> all-reduce -> apply_update
+            return build_grad_step(m)
         raise KeyError(kind)
 
     def graph(self, kind: str) -> Graph:
@@ -127,8 +131,19 @@ class Model:
 
     def compiled(self, kind: str):
         if kind not in self._compiled:
-            self._compiled[kind] = self._backend.compile(self.graph(kind))
+            g = self.graph(kind)
+            self._compiled[kind] = self._backend.compile(g, **self._donation(g))
         return self._compiled[kind]
+
+    def _donation(self, g: Graph) -> dict:
+        """State the step may overwrite in place: arguments it returns a `new.` value for. The runtime
+        owns these arrays (users get copies), so a backend that supports donation can reuse them."""
+        import inspect
+        if "donate" not in inspect.signature(self._backend.compile).parameters:
+            return {}
+        outs = {name for name, _ in g.outputs}
+        return {"donate": tuple(a.attr["name"] for a in g.args_with_role("param", "state", "buffer")
+                                if f"new.{a.attr['name']}" in outs)}
 
     def _plan(self, kind: str, roles) -> tuple:
         """What a graph takes, worked out once: (state names, feed declarations, needs rng, needs lr)."""

@@ -91,18 +91,53 @@ def build_init(model: LoweredModel) -> Graph:
     return b.build(outs)
 
 
-def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]) -> Graph:
-    """Forward + backward + the optimizer's update of every parameter, as one graph."""
+def _trained(model: LoweredModel, name: str) -> tuple[Graph, list[str]]:
+    """The training-mode forward graph (loss, metrics, `update.<buffer>`) and the parameters it
+    uses, in declaration order (unused ones stay put)."""
     fwd = model.forward
     keep = ["loss"] + [n for n, _ in fwd.outputs if n.startswith(("metric.", "update."))]
-    fwd = select_outputs(fwd, keep, "train_step")
-    params = [p for p in model.params if any(a.attr["name"] == p for a in fwd.args)]  # unused ones stay put
+    fwd = select_outputs(fwd, keep, name)
+    return fwd, [p for p in model.params if any(a.attr["name"] == p for a in fwd.args)]
+
+
+def build_grad_step(model: LoweredModel) -> Graph:
+    """train_step's first half (data parallelism runs gradients -> all-reduce -> apply_update):
+    loss, metrics, `update.<buffer>` and `grad.<param>`."""
+    fwd, params = _trained(model, "grad_step")
+    return grad(fwd, "loss", wrt=params, name="grad_step")
+
+
+def build_apply_update(model: LoweredModel, optimizer_def, hyper: dict[str, float]) -> Graph:
+    """train_step's second half: params, `grad.<param>` (role grad), optimizer state, lr ->
+    `new.<param>`, `new.opt.<slot>.<param>`, `new.opt.step`."""
+    fwd, params = _trained(model, "apply_update")
+    b = Builder("apply_update")
+    ids = {}
+    for p in params:
+        ty = fwd.arg(p).type
+        with b.at(model.params[p].loc):
+            ids[p] = (b.argument(p, "param", ty), b.argument(f"grad.{p}", "grad", ty))
+    return b.build(_optimizer_update(b, model, optimizer_def, hyper, ids))
+
+
+def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]) -> Graph:
+    """Forward + backward + the optimizer's update of every parameter, as one graph."""
+    fwd, params = _trained(model, "train_step")
     g = grad(fwd, "loss", wrt=params, name="train_step")
     b = Builder("train_step", start_id=max(n.id for n in g.nodes) + 1)
     for n in g.nodes:
         b.add_node(n)
     outputs = [(n.replace("update.", "new.", 1), i) for n, i in g.outputs if not n.startswith("grad.")]
     grads = {n[len("grad."):]: i for n, i in g.outputs if n.startswith("grad.")}
+    return b.build(outputs + _optimizer_update(b, model, optimizer_def, hyper,
+                                               {p: (g.arg(p).id, grads[p]) for p in params}))
+
+
+def _optimizer_update(b: Builder, model: LoweredModel, optimizer_def, hyper: dict[str, float],
+                      params: dict[str, tuple[int, int]]) -> list[tuple[str, int]]:
+    """The optimizer's update of each parameter (param -> (value node, gradient node)) and of the
+    step count: the outputs `new.<param>`, `new.opt.<slot>.<param>`, `new.opt.step`."""
+    outputs = []
     with b.at(model.optimizer_loc):
         lr = b.argument("opt.lr", "hyper", TensorType("f32", ()))
         hp = {"lr": lr}
@@ -111,15 +146,14 @@ def build_train_step(model: LoweredModel, optimizer_def, hyper: dict[str, float]
                 hp[key] = b.scalar(value)
         step = b.argument("opt.step", "state", TensorType("f32", ()))
         t = b.add(step, b.scalar(1.0))
-        for p in params:
-            pid = g.arg(p).id
-            slots = {s: b.argument(f"opt.{s}.{p}", "state", g[pid].type) for s, _ in optimizer_def.slots}
-            new_p, new_slots = optimizer_def.update(b, pid, grads[p], slots, hp, t)
+        for p, (pid, gid) in params.items():
+            slots = {s: b.argument(f"opt.{s}.{p}", "state", b.type_of(pid)) for s, _ in optimizer_def.slots}
+            new_p, new_slots = optimizer_def.update(b, pid, gid, slots, hp, t)
             outputs.append((f"new.{p}", new_p))
             for s, sid in new_slots.items():
                 outputs.append((f"new.opt.{s}.{p}", sid))
         outputs.append(("new.opt.step", t))
-    return b.build(outputs)
+    return outputs
 
 
 def optimizer_hyper(model: LoweredModel, optimizer_def) -> dict[str, float]:

@@ -58,8 +58,9 @@ def splat(node: Node):
     return vals[0]
 
 
-def _rule(b: Builder, n: Node, ins: tuple[int, ...]):
-    """(replacement id, description) for old node `n` whose operands are now `ins`, or None."""
+def _rule(b: Builder, n: Node, ins: tuple[int, ...], uses: dict[int, int] | None = None):
+    """(replacement id, description) for old node `n` whose operands are now `ins`, or None.
+    `uses` counts the users of each new node so far (for rules that delete a shared value)."""
     get = lambda i: b.nodes[i]  # noqa: E731 -- a fresh Builder numbers nodes 0, 1, ...
     op, a = n.op, n.attr
     if n.prim.kind == "binary":
@@ -81,6 +82,10 @@ def _rule(b: Builder, n: Node, ins: tuple[int, ...]):
             return b.neg(y), "mul(-1, x)"
         if op == "pow" and cy == 2:
             return b.mul(x, x), "pow(x, 2)"
+    if op == "where":
+        hit = _leaky(b, ins, uses or {})
+        if hit is not None:
+            return hit
     if n.prim.kind in ("binary", "compare", "select"):
         return _implicit_broadcast(b, n, ins)
     if not ins:
@@ -128,6 +133,23 @@ def _rule(b: Builder, n: Node, ins: tuple[int, ...]):
     return None
 
 
+def _leaky(b: Builder, ins, uses):
+    """where(x > 0, x, c*x) with 0 <= c <= 1 (relu, leaky_relu) -> maximum(x, c*x), when the
+    comparison has no other user: one pass instead of three. Values are equal for every x
+    (NaN included); this runs after autodiff, so the gradient rule of `where` has been used."""
+    c, x, y = ins
+    cond, other = b.nodes[c], b.nodes[y]
+    if cond.op != "gt" or cond.inputs[0] != x or splat(b.nodes[cond.inputs[1]]) != 0 or uses.get(c, 0) > 1:
+        return None
+    if splat(other) == 0 and b.nodes[y].shape == ():
+        return b.maximum(x, y), "where(x > 0, x, 0) -> maximum(x, 0)"
+    if other.op == "mul" and x in other.inputs:
+        k = other.inputs[1] if other.inputs[0] == x else other.inputs[0]
+        if 0 <= splat(b.nodes[k]) <= 1:
+            return b.maximum(x, y), "where(x > 0, x, c*x) -> maximum(x, c*x)"
+    return None
+
+
 def _implicit_broadcast(b: Builder, n: Node, ins: tuple[int, ...]):
     """Elementwise ops broadcast by themselves: an operand that is only a broadcast_to (or a
     reshape of a scalar) can be replaced by what it broadcasts, when the result's shape stays."""
@@ -160,13 +182,21 @@ def _sweep(graph: Graph, labels: dict[int, str], changes: list[str]):
     for n in reversed(graph.nodes):
         if n.id in live:
             live.update(n.inputs)
+    old_uses: dict[int, int] = {}
+    for n in graph.nodes:
+        if n.id in live:
+            for i in n.inputs:
+                old_uses[i] = old_uses.get(i, 0) + 1
+    for _, i in graph.outputs:
+        old_uses[i] = old_uses.get(i, 0) + 1
     mapping: dict[int, int] = {}
+    new_uses: dict[int, int] = {}  # users of each new node, as counted in the old graph
     new_labels: dict[int, str] = {}
     for n in graph.nodes:
         ins = tuple(mapping[i] for i in n.inputs)
         start = len(b.nodes)
         with b.at(n.loc):
-            hit = _rule(b, n, ins) if n.id in live and n.op != "arg" else None
+            hit = _rule(b, n, ins, new_uses) if n.id in live and n.op != "arg" else None
             if hit is None:
                 new = b.copy(n, ins)
             else:
@@ -176,6 +206,7 @@ def _sweep(graph: Graph, labels: dict[int, str], changes: list[str]):
         for m in b.nodes[start:]:
             new_labels[m.id] = labels[n.id]
         mapping[n.id] = new
+        new_uses[new] = new_uses.get(new, 0) + old_uses.get(n.id, 0)
     out = b.build([(name, mapping[i]) for name, i in graph.outputs])
     return out, new_labels
 

@@ -50,6 +50,10 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     checkpoint      save a checkpoint there when training ends (and every `save_every` epochs)
     resume          a checkpoint (path or Checkpoint) to continue from: weights, optimizer
                     state, step count, shuffle generator, history; `epochs` counts the total
+
+    Called in every rank of an initialised torch.distributed process group of several ranks,
+    it trains data-parallel: each rank takes its slice of every global batch (see
+    distributed.py); only rank 0 writes `logdir` and `checkpoint`.
     """
     from .callbacks import (CallbackList, LambdaCallback, LearningRateScheduler, TrainState,
                             early_stopping_callback)
@@ -82,6 +86,10 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     if batch_size in ("all", None) or not _batched(model):
         batch_size = "all"
     steps = 1 if batch_size == "all" else max(1, -(-n // int(batch_size)))
+    from .distributed import trainer_for   # data parallel when a torch.distributed group runs
+    dist = trainer_for(model, rows=n, steps=steps, epochs=epochs, start=start)
+    if dist is not None and dist.rank != 0:
+        logdir = checkpoint = None          # rank 0 alone writes logs and checkpoints
 
     chain = []
     if lr_schedule is not None:
@@ -117,8 +125,11 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
             totals: dict[str, float] = {}
             seen = 0
             for i, idx in enumerate(batches(n, batch_size, shuffle, rng)):
-                batch = {k: v[idx] for k, v in data.items()}
-                stats = model.step(**batch)
+                if dist is None:
+                    batch = {k: v[idx] for k, v in data.items()}
+                    stats = model.step(**batch)
+                else:   # this rank's slice of the global batch; the stats are the global batch's
+                    batch, stats = dist.step(data, idx)
                 rows = len(idx)
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v * rows
@@ -128,7 +139,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
             record = {("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
                       for k, v in totals.items()}
             if has_val:
-                for k, v in evaluate(model, validation_data).items():
+                for k, v in (evaluate if dist is None else dist.evaluate)(model, validation_data).items():
                     record[f"val_{k}"] = v
             for k, v in record.items():
                 history.setdefault(k, []).append(v)

@@ -76,10 +76,13 @@ class Backend:
         return self.compile_many(graphs, model.lowered.name, _header(model, graphs))
 
     def to_device(self, array):
-        from .runtime import iree_available
-        if not iree_available():  # emitting MLIR needs no IREE; running does (compile says so)
-            return np.array(array)
-        return self.runtime.to_device(array)
+        runtime = self._runtime
+        if runtime is None:
+            from .runtime import iree_available
+            if not iree_available():  # emitting MLIR needs no IREE; running it does (compile says so)
+                return np.array(array)
+            runtime = self.runtime
+        return runtime.to_device(array)
 
     def to_numpy(self, value):
         if hasattr(value, "to_host"):

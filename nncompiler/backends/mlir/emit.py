@@ -530,7 +530,101 @@ class FunctionEmitter:
             self.emit(f"{name} = tensor.concat dim({axis}) {', '.join(xs)} : ({tys}) -> {tensor_type(n.type)}", n)
             self.val[n.id] = name
             return
+        if op == "gather":
+            self.val[n.id] = self.gather(n)
+            return
+        if op == "scatter_add":
+            self.val[n.id] = self.scatter_add(n)
+            return
         raise NNCError(f"the mlir backend cannot lower '{op}' (%{self.printed[n.id]})")  # pragma: no cover
+
+    def clamp_index(self, v: str, dtype: str, n_dim, body: list[str], node: Node) -> str:
+        """An index value (i32/i64) clamped to [0, n) as an `index`, like np.take(mode='clip')."""
+        pad = self.ind
+        c0 = self.index_const(0)
+        last = self.fresh("last")
+        if isinstance(n_dim, int):
+            self.emit(f"{last} = arith.constant {max(n_dim - 1, 0)} : index")
+        else:
+            self.emit(f"{last} = arith.subi {self.dim(n_dim)}, {self.index_const(1)} : index")
+        i, lo, hi = self.fresh("ix"), self.fresh("ix"), self.fresh("ix")
+        body.append(f"{pad}{i} = arith.index_cast {v} : {ELEM[dtype]} to index{self.loc(node)}")
+        body.append(f"{pad}{lo} = arith.maxsi {i}, {c0} : index{self.loc(node)}")
+        body.append(f"{pad}{hi} = arith.minsi {lo}, {last} : index{self.loc(node)}")
+        return hi
+
+    def gather(self, n: Node) -> str:
+        """np.take(x, idx, axis, mode='clip'): a generic over the output reading idx, whose
+        region extracts the element of x (tensor.extract) at the clamped index."""
+        g = self.g
+        x, idx = g[n.inputs[0]], g[n.inputs[1]]
+        axis = n.attr["axis"] % x.type.rank
+        r, k = n.type.rank, idx.type.rank
+        xs, ids = self.tensor(x.id), self.tensor(idx.id)
+        e = self.empty(n.dtype, n.shape, n)
+        name = self.node_name(n)
+        body: list[str] = []
+        a_in, a_out = self.fresh("i"), self.fresh("out")
+        pos = self.clamp_index(a_in, idx.dtype, x.shape[axis], body, n)
+        coords = []
+        for d in range(x.type.rank):
+            if d == axis:
+                coords.append(pos)
+            else:
+                loop = d if d < axis else d + k - 1
+                v = self.fresh("idx")
+                body.append(f"{self.ind}{v} = linalg.index {loop} : index{self.loc(n)}")
+                coords.append(v)
+        val = self.fresh("t")
+        body.append(f"{self.ind}{val} = tensor.extract {xs}[{', '.join(coords)}] : {tensor_type(x.type)}{self.loc(n)}")
+        body.append(f"{self.ind}linalg.yield {val} : {ELEM[n.dtype]}")
+        maps = [_amap(r, list(range(axis, axis + k))), _amap(r, list(range(r)))]
+        iters = ", ".join(['"parallel"'] * r)
+        pad = self.ind * 2
+        self.comment(f"%{self.printed[n.id]} gather (np.take along axis {axis}, indices clamped)")
+        self.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+                          f"[{iters}]}} ins({ids} : {tensor_type(idx.type)}) outs({e} : {tensor_type(n.type)}) {{")
+        self.lines.append(f"{pad}^bb0({a_in}: {ELEM[idx.dtype]}, {a_out}: {ELEM[n.dtype]}):")
+        self.lines += [pad + b for b in body]
+        self.lines.append(f"{pad}}} -> {tensor_type(n.type)}{self.loc(n)}")
+        return name
+
+    def scatter_add(self, n: Node) -> str:
+        """zeros(shape); out[..., clip(idx[j]), ...] += u[..., j, ...], as a contraction with a
+        one-hot: out[p, c, q] = sum over j of (clip(idx[j]) == c ? u[p, j, q] : 0)."""
+        g = self.g
+        u, idx = g[n.inputs[0]], g[n.inputs[1]]
+        r, k = n.type.rank, idx.type.rank
+        axis = n.attr["axis"] % r
+        us, ids = self.tensor(u.id), self.tensor(idx.id)
+        init = self.filled(n.dtype, n.shape, 0, n)
+        name = self.node_name(n)
+        nl = r + k                     # loops: the output's axes, then the index axes (reduced)
+        jl = list(range(r, r + k))
+        u_map = list(range(axis)) + jl + list(range(axis + 1, r))
+        maps = [_amap(nl, u_map), _amap(nl, jl), _amap(nl, list(range(r)))]
+        iters = ", ".join(['"parallel"'] * r + ['"reduction"'] * k)
+        body: list[str] = []
+        a_u, a_i, a_acc = self.fresh("u"), self.fresh("i"), self.fresh("acc")
+        pos = self.clamp_index(a_i, idx.dtype, n.shape[axis], body, n)
+        here, hit, val, s = self.fresh("idx"), self.fresh("hit"), self.fresh("t"), self.fresh("sum")
+        e = ELEM[n.dtype]
+        zero = self.top_const(0, n.dtype)
+        add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
+        body += [f"{self.ind}{here} = linalg.index {axis} : index{self.loc(n)}",
+                 f"{self.ind}{hit} = arith.cmpi eq, {here}, {pos} : index{self.loc(n)}",
+                 f"{self.ind}{val} = arith.select {hit}, {a_u}, {zero} : {e}{self.loc(n)}",
+                 f"{self.ind}{s} = {add} {a_acc}, {val} : {e}{self.loc(n)}",
+                 f"{self.ind}linalg.yield {s} : {e}"]
+        pad = self.ind * 2
+        self.comment(f"%{self.printed[n.id]} scatter_add along axis {axis}: a contraction with a one-hot of the indices")
+        self.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+                          f"[{iters}]}} ins({us}, {ids} : {tensor_type(u.type)}, {tensor_type(idx.type)}) "
+                          f"outs({init} : {tensor_type(n.type)}) {{")
+        self.lines.append(f"{pad}^bb0({a_u}: {e}, {a_i}: {ELEM[idx.dtype]}, {a_acc}: {e}):")
+        self.lines += [pad + b for b in body]
+        self.lines.append(f"{pad}}} -> {tensor_type(n.type)}{self.loc(n)}")
+        return name
 
     def random_constant(self, n: Node) -> str:
         if not all(isinstance(d, int) for d in n.shape):
@@ -815,18 +909,15 @@ class _Region:
         return self.op(f"arith.select {pos}, {one}, {t} : {e}", n)
 
     def sigmoid(self, n: Node, x: str) -> str:
-        # numerically stable, like the numpy backend: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e)
+        # 1 / (1 + exp(-x)): exact limits in float arithmetic (exp(-x) = inf gives 0, = 0 gives 1),
+        # within an ulp of the numpy backend's two-branch form down to x = -88, where
+        # the true value is a denormal; one exp and one division per element
         e = ELEM[n.dtype]
         one = self.const(1.0, n.dtype, n)
-        zero = self.const(0.0, n.dtype, n)
-        ab = self.op(f"math.absf {x} : {e}", n)
-        ng = self.op(f"arith.negf {ab} : {e}", n)
+        ng = self.op(f"arith.negf {x} : {e}", n)
         ex = self.op(f"math.exp {ng} : {e}", n)
         den = self.op(f"arith.addf {one}, {ex} : {e}", n)
-        r = self.op(f"arith.divf {one}, {den} : {e}", n)
-        q = self.op(f"arith.divf {ex}, {den} : {e}", n)
-        ge = self.op(f"arith.cmpf oge, {x}, {zero} : {e}", n)
-        return self.op(f"arith.select {ge}, {r}, {q} : {e}", n, "sigmoid")
+        return self.op(f"arith.divf {one}, {den} : {e}", n, "sigmoid")
 
     def cast(self, n: Node, x: str, src: str, dst: str) -> str:
         if src == dst:

@@ -43,10 +43,12 @@ FLAGS = (
     "--iree-input-demote-f64-to-f32=false",
 )
 
-# A call with more elements of work than this runs on the local-task thread pool,
-# a smaller one on the calling thread (local-sync). NNC_IREE_DRIVER=local-sync|local-task
-# forces one.
-TASK_WORK = int(os.environ.get("NNC_IREE_TASK_WORK", 1 << 20))
+# A call with more elements of work than this runs on the local-task thread pool (when
+# the machine has at least 4 cores), a smaller one on the calling thread (local-sync).
+# On the 2-core development machine the pool never won (docs/mlir.md), so the default
+# only sends very big calls there. NNC_IREE_DRIVER=local-sync|local-task forces one.
+TASK_WORK = int(os.environ.get("NNC_IREE_TASK_WORK", 1 << 24))
+TASK_MIN_CORES = 4
 FORCED_DRIVER = os.environ.get("NNC_IREE_DRIVER")
 
 
@@ -62,13 +64,20 @@ def require_iree():
     return compiler, runtime
 
 
+_AVAILABLE: bool | None = None
+
+
 def iree_available() -> bool:
-    import importlib.util
-    try:
-        return (importlib.util.find_spec("iree.compiler") is not None
-                and importlib.util.find_spec("iree.runtime") is not None)
-    except (ImportError, ValueError):
-        return False
+    """Whether IREE's compiler and runtime are importable (checked once)."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        import importlib.util
+        try:
+            _AVAILABLE = (importlib.util.find_spec("iree.compiler") is not None
+                          and importlib.util.find_spec("iree.runtime") is not None)
+        except (ImportError, ValueError):
+            _AVAILABLE = False
+    return _AVAILABLE
 
 
 def iree_version() -> str:
@@ -273,7 +282,7 @@ class CompiledFunction:
         if w is None:
             sizes = {s: int(np.shape(values[k])[axis]) for s, (k, axis) in self.symbols.items()}
             w = work(self.work_terms, sizes)
-        return "local-task" if w > TASK_WORK else "local-sync"
+        return "local-task" if w > TASK_WORK and (os.cpu_count() or 1) >= TASK_MIN_CORES else "local-sync"
 
     def __call__(self, args: dict) -> dict:
         DeviceArray = self._DeviceArray

@@ -7,8 +7,8 @@ class Backend:
 
     name = "numpy"
 
-    def compile(self, graph):
-        return compile_graph(graph)
+    def compile(self, graph, donate=()):
+        return compile_graph(graph, donate=donate)
 
     def emit(self, graph) -> str:
         return generate(graph)

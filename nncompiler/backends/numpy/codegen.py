@@ -29,10 +29,41 @@ PRELUDE = '''\
 import numpy as np
 from numpy import inf, nan
 
-def _sigmoid(x):
-    # stable for large |x|: never exponentiates a positive number
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+def _sigmoid(x, out=None):
+    # 1 / (1 + exp(-x)): for x < -88 exp overflows to inf and the result is exactly 0
+    with np.errstate(over="ignore"):
+        if out is None or np.ndim(x) == 0:
+            return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+    np.add(out, 1, out=out)
+    return np.reciprocal(out, out=out)
+
+def _where(c, x, y, out):
+    if out is not y:
+        np.copyto(out, y)
+    np.copyto(out, x, where=c)
+    return out
+
+def _cast(x, out):
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+def _buf(ws, key, shape, dtype):
+    # a workspace buffer, kept across calls while the shape stays
+    a = ws.get(key)
+    if a is None or a.shape != shape:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
+
+def _outbuf(ws, key, shape, dtype):
+    # an output buffer: last call's is reused only when nobody else holds it any more
+    a = ws.get(key)
+    if a is None or a.shape != shape or _refs(a) > 3:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
+
+from sys import getrefcount as _refs
 
 def _pad(x, lo, hi, interior):
     shape = tuple(l + h + n + max(n - 1, 0) * k for n, l, h, k in zip(x.shape, lo, hi, interior))
@@ -79,6 +110,21 @@ def _slice_expr(n: Node, x: str) -> str:
 def _dt(n: Node) -> str:
     return f"np.{NUMPY_DTYPE[n.dtype]}"
 
+
+_UFUNC = {"neg": "negative", "exp": "exp", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "tanh": "tanh",
+          "abs": "absolute", "sign": "sign", "add": "add", "sub": "subtract", "mul": "multiply",
+          "div": "divide", "pow": "power", "maximum": "maximum", "minimum": "minimum", "lt": "less",
+          "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
+
+# primitive -> function(operand expressions, buffer expression) -> expression writing into the buffer
+OUT_OPS: dict[str, Callable] = {op: (lambda f: lambda a, out: f"np.{f}({', '.join(a)}, out={out})")(f)
+                                for op, f in _UFUNC.items()}
+OUT_OPS.update({
+    "sigmoid": lambda a, out: f"_sigmoid({a[0]}, {out})",
+    "where": lambda a, out: f"_where({a[0]}, {a[1]}, {a[2]}, {out})",
+    "cast": lambda a, out: f"_cast({a[0]}, {out})",
+    "matmul": lambda a, out: f"np.matmul({a[0]}, {a[1]}, out={out})",
+})
 
 # primitive -> function(node, operand expressions, ctx) -> expression string
 OPS: dict[str, Callable] = {
@@ -167,8 +213,12 @@ def _pylist(v):
     return repr(v)
 
 
-def generate(graph: Graph, fn_name: str | None = None) -> str:
-    """Python source of a module defining `fn_name(args...) -> dict of outputs`."""
+def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
+    """Python source of a module defining `fn_name(args...) -> dict of outputs`.
+
+    `donate` names arguments the function may overwrite with their `new.<name>` output
+    (a training step's parameters and optimizer state, which the runtime owns)."""
+    from .memory import plan as memory_plan
     ctx = _Context(graph)
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
     names: dict[int, str] = {}
@@ -192,17 +242,36 @@ def generate(graph: Graph, fn_name: str | None = None) -> str:
     missing = needed - bound
     if missing:
         raise ValueError(f"{graph.name}: dimension(s) {sorted(missing)} are not bound by any argument")
+    mem = memory_plan(graph, {d: f"new.{d}" for d in donate})
     for node in graph.nodes:
         if node.op == "arg":
             continue
-        expr = OPS[node.op](node, [names[i] for i in node.inputs], ctx)
+        operands = [names[i] for i in node.inputs]
+        if node.op == "const":  # module-level; no line of its own
+            names[node.id] = OPS["const"](node, operands, ctx)
+            continue
         var = f"t{node.id}"
+        if node.id in mem.inplace:
+            expr = OUT_OPS[node.op](operands, names[mem.inplace[node.id]])
+            note = f" (into {names[mem.inplace[node.id]]})"
+        elif node.id in mem.kind:
+            out = mem.kind[node.id] == "out"
+            key = f"'out{node.id}'" if out else mem.slot[node.id]
+            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {_dt(node)})"
+            alloc = "_outbuf" if out else "_buf"
+            expr = OUT_OPS[node.op](operands, buf)
+            note = " (output buffer)" if alloc == "_outbuf" else " (workspace)"
+        else:
+            expr = OPS[node.op](node, operands, ctx)
+            note = ""
         names[node.id] = var
         where = f"  {node.loc}" if node.loc else ""
-        body.append(f"    {var} = {expr}  # %{node.id} {node.op}{where}")
+        body.append(f"    {var} = {expr}  # %{node.id} {node.op}{where}{note}")
     outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
     body.append(f"    return {{{outs}}}")
-    header = [PRELUDE, *ctx.constants, "", f"def {fn_name}({', '.join(params)}):"]
+    signature = ", ".join(params + ["_ws=_WS"])
+    header = [PRELUDE, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
+              f"def {fn_name}({signature}):"]
     return "\n".join(header + body) + "\n"
 
 
@@ -223,9 +292,9 @@ class CompiledGraph:
         return self.fn(*values)
 
 
-def compile_graph(graph: Graph, fn_name: str | None = None) -> CompiledGraph:
+def compile_graph(graph: Graph, fn_name: str | None = None, donate=()) -> CompiledGraph:
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
-    source = generate(graph, fn_name)
+    source = generate(graph, fn_name, donate)
     filename = f"<nnc-numpy:{graph.name}:{abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     namespace: dict = {}

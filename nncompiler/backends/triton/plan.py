@@ -182,7 +182,9 @@ class Plan:
 
     def is_fallback(self, nid: int) -> bool:
         n = self.graph[nid]
-        return (n.op in self.fallback_ops or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
+        host_rng = n.op == "rng_uniform" and os.environ.get("NNC_TRITON_RNG") == "numpy"
+        return (n.op in self.fallback_ops or host_rng or (n.op == "matmul" and n.dtype == "bool")) \
+            and self.cls[nid] == "compute"
 
     def view_of(self, nid: int) -> View | None:
         """`nid` as a strided view of a buffer, or None (an inline scalar or a pad/concat chain)."""
@@ -282,7 +284,8 @@ class Plan:
                 kind = "pointwise"
             grp = self._new_group(kind, [n.id], anchor=tuple(n.shape))
             if kind == "fallback":
-                grp.note = "fallback: torch"
+                grp.note = ("host: numpy's random stream (NNC_TRITON_RNG=numpy)" if n.op == "rng_uniform"
+                            else "fallback: torch")
             try:
                 grp.space = self.solve_space(grp.kind, grp.nodes, [grp.anchor]) if kind != "fallback" else None
             except Illegal as e:   # a lone op that no kernel template covers: run it through torch

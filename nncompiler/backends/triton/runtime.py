@@ -121,14 +121,16 @@ def _t_iota(n, g, dev):
     return r.expand(shape).to(torch_dtype(n.dtype))
 
 
-def _t_rng(n, key, dev):
+def _t_rng(n, key, dev, shape):
+    """numpy's stream, exactly as the reference backend draws it (NNC_TRITON_RNG=numpy): generated
+    on the host and uploaded -- a host-side random source, no device data comes back."""
     import torch
-    gen = torch.Generator(device=dev)
-    gen.manual_seed((int(n.attr["seed"]) << 32) ^ (int(key) & 0xFFFFFFFF))
-    return torch.rand(tuple(n.shape), generator=gen, device=dev, dtype=torch_dtype(n.dtype))
+    rng = np.random.default_rng([int(n.attr["seed"]), int(key) & 0xFFFFFFFF])
+    arr = rng.random(shape, dtype=np.dtype(NUMPY_DTYPE[n.dtype]))
+    return torch.from_numpy(arr).to(dev)
 
 
-def _torch_op(n, a, g, dev):
+def _torch_op(n, a, g, dev, sizes=None):
     import torch
     op = n.op
     simple = {
@@ -170,7 +172,7 @@ def _torch_op(n, a, g, dev):
     if op == "iota":
         return _t_iota(n, g, dev)
     if op == "rng_uniform":
-        return _t_rng(n, a[0].item(), dev)
+        return _t_rng(n, a[0].item(), dev, eval_shape(n.shape, sizes or {}))
     raise NotImplementedError(op)
 
 
@@ -442,13 +444,13 @@ class CompiledGraph:
                 total = eval_dim(numel([g[n.inputs[0]].shape[a] for a in _axes(n, g)]), sizes)
                 v = torch.tensor(total, dtype=torch_dtype(n.dtype), device=self.device)
             else:
-                v = _torch_op(n, [value(x) for x in n.inputs], g, self.device)
+                v = _torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
             memo[i] = v
             return v
 
         for nid in k.nodes:
             n = g[nid]
-            out = _torch_op(n, [value(x) for x in n.inputs], g, self.device)
+            out = _torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
             bufs[nid] = out.to(torch_dtype(n.dtype)).contiguous().reshape(eval_shape(n.shape, sizes))
         self.launches += 1
 

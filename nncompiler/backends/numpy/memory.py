@@ -1,0 +1,149 @@
+"""Memory plan for the numpy backend: where each large elementwise result is written.
+
+numpy allocates a fresh array for every operation; on large tensors that costs
+more than the arithmetic (page faults on every new buffer, a cold cache). Since
+the compiler sees the whole step, it can do what a careful hand-written numpy
+program does with `out=`:
+
+- **in place**: an elementwise op writes into an operand's buffer when that
+  buffer is dead afterwards (its last use, counting the views that alias it);
+- **workspace**: the first buffer of such a chain is kept across calls
+  (`ws`, keyed by node), so a steady-state step allocates nothing for temporaries;
+- **recycled outputs**: a buffer that leaves the function as an output is
+  reused on the next call only if nobody else holds it any more (its reference
+  count says so), so results a caller keeps are never overwritten;
+- **donated state**: in a training step, `new.p = p - lr*g` is written into `p`
+  itself when `p` dies there; the runtime owns parameter and optimizer arrays
+  and hands out copies, so no caller can see the change.
+
+Small tensors keep plain expressions: for them numpy's allocator is cheaper than
+the bookkeeping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir.graph import Graph, Node
+from ...ir.shapes import numel
+
+# ops whose result shares memory with (or is) their first operand
+VIEW_OPS = {"reshape", "transpose", "broadcast_to", "slice", "stop_gradient"}
+# ops that can write into a given buffer (see codegen's OUT templates)
+OUT_OPS = {"neg", "exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "abs", "sign",
+           "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+           "lt", "le", "gt", "ge", "eq", "ne", "where", "cast", "matmul"}
+LARGE = 1 << 15          # elements; below this numpy's allocator wins
+SYMBOL_GUESS = 64        # what a symbolic dimension (a batch) is assumed to be when sizing
+
+
+def estimated_size(shape) -> int:
+    n = numel(shape)
+    if isinstance(n, int):
+        return n
+    coef, rest = 1, n.split("*")
+    for part in rest:
+        coef *= int(part) if part.isdigit() else SYMBOL_GUESS
+    return coef
+
+
+@dataclass
+class Plan:
+    storage: dict[int, int] = field(default_factory=dict)     # node -> the node whose buffer holds it
+    inplace: dict[int, int] = field(default_factory=dict)     # node -> operand node it overwrites
+    kind: dict[int, str] = field(default_factory=dict)        # storage root -> ws | out | donated
+    slot: dict[int, int] = field(default_factory=dict)        # ws root -> workspace buffer number
+
+
+def plan(graph: Graph, donate: dict[str, str] | None = None) -> Plan:
+    """`donate` maps an argument name to the output that may overwrite it (`h.kernel` -> `new.h.kernel`)."""
+    donate = donate or {}
+    p = Plan()
+    outputs = {i for _, i in graph.outputs}
+    for n in graph.nodes:
+        p.storage[n.id] = n.inputs[0] if n.op in VIEW_OPS else n.id
+
+    def root(i: int) -> int:
+        while p.storage[i] != i:
+            i = p.storage[i]
+        return i
+
+    uses: dict[int, int] = {}  # value -> position of its last use (directly or through a view)
+    for k, n in enumerate(graph.nodes):
+        for i in n.inputs:
+            uses[i] = k
+    for n in reversed(graph.nodes):  # a view keeps its base alive as long as itself
+        if n.op in VIEW_OPS and n.id in uses:
+            uses[n.inputs[0]] = max(uses.get(n.inputs[0], -1), uses[n.id])
+    end = len(graph.nodes)
+    for i in outputs:
+        uses[i] = end
+        j = i
+        while graph[j].op in VIEW_OPS:
+            j = graph[j].inputs[0]
+            uses[j] = end
+
+    def last(r: int) -> int:
+        """Last use of buffer r: of any value stored in it."""
+        return max(uses.get(v, -1) for v in members.get(r, [r]))
+
+    members: dict[int, list[int]] = {}
+    donors = {}  # output node -> the argument it may overwrite
+    out_by_name = dict(graph.outputs)
+    for arg_name, out_name in donate.items():
+        if out_name in out_by_name:
+            donors[out_by_name[out_name]] = graph.arg(arg_name).id
+
+    free: dict[tuple, list[int]] = {}   # (shape, dtype) -> workspace slots no live value uses
+    busy: list[tuple[int, tuple, int]] = []  # (root, key, slot)
+    slots = 0
+    for k, n in enumerate(graph.nodes):
+        if n.op not in OUT_OPS or estimated_size(n.shape) < LARGE or not _dense(graph, n):
+            continue
+        for entry in [e for e in busy if last(e[0]) < k]:   # buffers whose values are all dead
+            busy.remove(entry)
+            free.setdefault(entry[1], []).append(entry[2])
+        arg = donors.get(n.id)
+        if arg is not None and arg in n.inputs and graph[arg].type == n.type and last(arg) == k:
+            _join(p, members, n.id, arg)
+            p.kind[arg] = "donated"
+            continue
+        for i in _candidates(n):
+            src, r = graph[i], root(i)
+            if (src.op not in VIEW_OPS and graph[r].op not in ("arg", "const") and src.type == n.type
+                    and p.kind.get(r) != "donated" and last(r) == k):
+                _join(p, members, n.id, r)
+                break
+        else:
+            p.kind[n.id] = "ws"
+            key = (tuple(n.shape), n.dtype)
+            if free.get(key):
+                p.slot[n.id] = free[key].pop()
+            else:
+                p.slot[n.id] = slots
+                slots += 1
+            busy.append((n.id, key, p.slot[n.id]))
+    for i in outputs:  # a buffer that leaves the function is an output buffer, not a workspace
+        r = root(i)
+        if p.kind.get(r) == "ws":
+            p.kind[r] = "out"
+    return p
+
+
+def _join(p: Plan, members: dict, node: int, r: int) -> None:
+    p.inplace[node] = r
+    p.storage[node] = r
+    members.setdefault(r, [r]).append(node)
+
+
+def _candidates(n: Node):
+    """Operands an op may overwrite: where(c, x, y) can only write into y (copyto x where c)."""
+    if n.op == "where":
+        return (n.inputs[2],)
+    if n.op == "matmul":
+        return ()          # matmul's output may not alias its operands
+    return n.inputs
+
+
+def _dense(graph: Graph, n: Node) -> bool:
+    """Writing in place needs the output to be exactly the operand's shape (no broadcast growth)."""
+    return all(graph[i].shape == n.shape or graph[i].shape == () for i in n.inputs) or n.op == "matmul"
