@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="CKPT.npz", help="start from a checkpoint's weights (fine-tuning)")
     r.add_argument("--logdir", metavar="DIR", help="write TensorBoard logs (scalars, histograms, graph) to DIR")
     r.add_argument("--plot", metavar="FILE", help="draw the training curves to FILE (.png, .svg, .pdf)")
+    r.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N ranks on this machine "
+                   "(torchrun --standalone; needs torch); see docs/distributed.md")
 
     g = sub.add_parser("graph", help="draw a model's graph with Graphviz (one box per layer)")
     g.add_argument("file")
@@ -145,6 +147,13 @@ def _print_array(name: str, value) -> None:
 
 def cmd_run(args) -> int:
     import nncompiler as nnc
+    from .train import distributed
+    if args.nproc is not None and args.nproc < 1:
+        raise NNCError(f"--nproc must be >= 1, got {args.nproc}")
+    if (args.nproc or 1) > 1 and not distributed.launched():   # under a launcher, --nproc is done
+        if nnc.compile(args.file, model=args.model, seed=args.seed).lowered.kind == "model":  # errors once, here
+            return distributed.launch(args.nproc, args.argv)
+    rank = distributed.init_from_env(args.backend)   # a rank started by torchrun joins its process group
     from .train.dataset import training_data
     # parameters are initialised from the seed, so --seed is a compile-time setting
     m = nnc.compile(args.file, backend=args.backend, model=args.model, seed=args.seed)
@@ -214,9 +223,12 @@ def cmd_run(args) -> int:
 
     printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
     history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
-                    seed=cfg.seed, callbacks=[printer], lr_schedule=schedule, early_stopping=stopper,
+                    seed=cfg.seed, callbacks=[printer] if rank == 0 else [], lr_schedule=schedule,
+                    early_stopping=stopper,
                     logdir=args.logdir, checkpoint=args.save, save_every=args.save_every, resume=resume,
                     **data)
+    if rank:
+        return 0   # rank 0 alone reports
     if stopper is not None and stopper.message():
         print(stopper.message(), file=sys.stderr)
     if args.save:
@@ -439,6 +451,7 @@ def cmd_eval(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
     commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
                 "eval": cmd_eval}
     try:

@@ -190,7 +190,12 @@ def launch(nproc: int, argv: list[str]) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported below, on one line
-    args = trun.parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module", "nncompiler", *argv])
+    # the ranks import this very nncompiler, installed or not
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    args = trun.parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module", "nncompiler"])
+    # nnc's own flags are not parsed by the launcher (it would take --nproc or --monitor for its own)
+    args.training_script_args = [a for i, a in enumerate(argv) if not _nproc_flag(argv, i)]
     try:
         trun.run(args)
     except ChildFailedError as e:
@@ -201,6 +206,12 @@ def launch(nproc: int, argv: list[str]) -> int:
     except SignalException:
         raise KeyboardInterrupt from None
     return 0
+
+
+def _nproc_flag(argv: list[str], i: int) -> bool:
+    """Whether argv[i] is `--nproc`, its value, or `--nproc=N` (the ranks must not relaunch)."""
+    a = argv[i]
+    return a == "--nproc" or a.startswith("--nproc=") or (i > 0 and argv[i - 1] == "--nproc")
 
 
 # --------------------------------------------------------------------------- training

@@ -55,8 +55,7 @@ class Backend:
         """Parameter initialisers run on numpy whatever the backend (docs/design.md): the
         same numbers everywhere, and no IREE compile for a graph that runs once."""
         from ..numpy import compile_graph
-        fn = compile_graph(graph)
-        return lambda args: {k: self.to_device(np.asarray(v)) for k, v in fn(args).items()}
+        return compile_graph(graph)  # numpy arrays: the Model moves them to the device
 
     def compile_many(self, graphs, module_name: str | None = None, header: str | None = None) -> dict:
         """Several graphs as one module (one IREE compile): {graph name: callable}."""

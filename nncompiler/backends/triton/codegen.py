@@ -414,6 +414,19 @@ class _Body:
                 extra.append(Idx(" & ".join(parts), i.groups))
                 new.append(src_i)
             return self.load(src, new, tuple(extra))
+        if n.op == "gather":
+            # out[pre, j..., post] = x[pre, clamp(indices[j...]), post]: a data-dependent index
+            axis = a["axis"] % len(sshape)
+            inds = n.inputs[1]
+            r = len(self.g[inds].shape)
+            raw = self.load(inds, idx[axis:axis + r])
+            hi = self.k.dim(sshape[axis])
+            var = self.k._unique(f"idx{self.gen.num(nid)}")
+            groups = frozenset().union(*(x.groups for x in idx[axis:axis + r]))
+            self.emit(self.load_section(groups),
+                      f"{var} = tl.minimum(tl.maximum({raw}, 0), {paren(hi)} - 1)  # {self.plan.name(nid)} gather index")
+            new = list(idx[:axis]) + [Idx(var, groups)] + list(idx[axis + r:])
+            return self.load(src, new, conds)
         if n.op == "concat":
             axis = a["axis"] % len(n.shape)
             pieces, start = [], 0

@@ -82,10 +82,9 @@ def _isign(x):
 def _pow(a, b):
     # numpy semantics for real results: a negative base needs an integral exponent
     r = tl.exp2(b * tl.log2(tl.abs(a)))
-    b_int = tl.floor(b) == b
-    b_odd = b_int & (tl.floor(b * 0.5) * 2.0 != b)
-    r = tl.where((a < 0) & b_odd, -r, r)
-    r = tl.where((a < 0) & (b_int == 0), float("nan"), r)
+    is_int = tl.floor(b) == b
+    odd = tl.floor(b * 0.5) * 2.0 != b
+    r = tl.where(a < 0, tl.where(is_int, tl.where(odd, -r, r), float("nan")), r)
     return tl.where(b == 0, 1.0, r)
 ''',
 }

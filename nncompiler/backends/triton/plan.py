@@ -172,6 +172,8 @@ class Plan:
             elif kind in ELEMENTWISE_KINDS:
                 scalar = static_numel(n.shape) == 1 and all(self._scalar_source(i) for i in n.inputs)
                 c = "inline" if scalar and op not in self.fallback_ops else "compute"
+            elif op == "scatter_add":
+                c = "compute"     # a scatter: not a load; runs as a torch op (see is_fallback)
             elif kind == "movement":
                 scalar = (op in ("reshape", "broadcast_to", "transpose", "slice") and static_numel(n.shape) == 1
                           and self._scalar_source(n.inputs[0]))
@@ -183,8 +185,8 @@ class Plan:
     def is_fallback(self, nid: int) -> bool:
         n = self.graph[nid]
         host_rng = n.op == "rng_uniform" and os.environ.get("NNC_TRITON_RNG") == "numpy"
-        return (n.op in self.fallback_ops or host_rng or (n.op == "matmul" and n.dtype == "bool")) \
-            and self.cls[nid] == "compute"
+        return (n.op in self.fallback_ops or host_rng or n.op == "scatter_add"
+                or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
 
     def view_of(self, nid: int) -> View | None:
         """`nid` as a strided view of a buffer, or None (an inline scalar or a pad/concat chain)."""
@@ -193,7 +195,7 @@ class Plan:
         if c in ("arg", "constbuf", "compute") or nid in self.copies or nid in self.inline_stored:
             return View(nid, n.shape, tuple(contiguous_strides(n.shape)))
         if c == "move":
-            inner = self.view_of(n.inputs[0]) if n.op not in ("pad", "concat") else None
+            inner = self.view_of(n.inputs[0]) if n.op not in ("pad", "concat", "gather") else None
             return view_through(n, inner) if inner is not None else None
         return None
 

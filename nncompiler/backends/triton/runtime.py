@@ -130,6 +130,12 @@ def _t_rng(n, key, dev, shape):
     return torch.from_numpy(arr).to(dev)
 
 
+def sizes_shape(n, a):
+    """The output shape of a gather from its operands' actual shapes."""
+    axis = n.attr["axis"] % a[0].dim()
+    return tuple(a[0].shape[:axis]) + tuple(a[1].shape) + tuple(a[0].shape[axis + 1:])
+
+
 def _torch_op(n, a, g, dev, sizes=None):
     import torch
     op = n.op
@@ -169,6 +175,18 @@ def _torch_op(n, a, g, dev, sizes=None):
         return _t_pad(a[0], n.attr["lo"], n.attr["hi"], n.attr["interior"])
     if op == "concat":
         return torch.cat(list(a), dim=n.attr["axis"])
+    if op == "gather":
+        axis = n.attr["axis"] % a[0].dim()
+        idx = a[1].reshape(-1).clamp(0, a[0].shape[axis] - 1).long()
+        return a[0].index_select(axis, idx).reshape(tuple(sizes_shape(n, a)))
+    if op == "scatter_add":
+        u, idx = a
+        shape = tuple(int(d) for d in eval_shape(n.attr["shape"], sizes or {}))
+        axis = n.attr["axis"] % len(shape)
+        flat = idx.reshape(-1).clamp(0, shape[axis] - 1).long()
+        u = u.reshape(shape[:axis] + (flat.numel(),) + shape[axis + 1:])
+        out = torch.zeros(shape, dtype=u.dtype, device=u.device)
+        return out.index_add_(axis, flat, u)
     if op == "iota":
         return _t_iota(n, g, dev)
     if op == "rng_uniform":
