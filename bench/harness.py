@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from . import cases as cases_mod
-from .peers import NumpyPeer, Unsupported, all_impls
+from .peers import NumpyPeer, Unsupported, all_impls, configure_threads
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
               "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS",
@@ -87,7 +87,8 @@ def _threadpools() -> list[dict] | str:
              "library": os.path.basename(d.get("filepath", ""))} for d in threadpool_info()]
 
 
-def machine_info() -> dict:
+def machine_info(env: dict | None = None) -> dict:
+    """The machine; `env`: the thread-related environment variables as the run found them."""
     info = _cpuinfo()
     try:
         info["usable_cpus"] = len(os.sched_getaffinity(0))
@@ -102,7 +103,7 @@ def machine_info() -> dict:
         torch = sys.modules["torch"]
         info["torch_threads"] = torch.get_num_threads()
         info["torch_interop_threads"] = torch.get_num_interop_threads()
-    info["env"] = {k: os.environ.get(k) for k in THREAD_ENV}
+    info["env"] = env if env is not None else {k: os.environ.get(k) for k in THREAD_ENV}
     return info
 
 
@@ -115,6 +116,9 @@ def machine_lines(info: dict) -> list[str]:
              f"SIMD: {', '.join(info.get('simd', [])) or '?'}",
              f"- {info['platform']}, Python {info['python']}",
              f"- numpy {info['numpy']}, BLAS: {info['numpy_blas']}"]
+    if info.get("threads_flag"):
+        lines.append("- set by --threads: " + ", ".join(f"{k}={v}" for k, v in info["threads_flag"].items())
+                     + "; torch.set_num_threads, tf.config.threading intra/inter-op, threadpoolctl limits")
     pools = info["threadpools"]
     if isinstance(pools, list):
         desc = [f"{p.get('internal_api')} {p.get('version', '')} {p.get('num_threads')} threads"
@@ -126,7 +130,7 @@ def machine_lines(info: dict) -> list[str]:
     if "torch_threads" in info:
         lines.append(f"- torch threads: {info['torch_threads']} intra-op, {info['torch_interop_threads']} inter-op")
     env = ", ".join(f"{k}={v if v is not None else 'unset'}" for k, v in info["env"].items())
-    lines.append(f"- environment: {env}")
+    lines.append(f"- environment at start: {env}")
     return lines
 
 
@@ -427,12 +431,16 @@ def parse_args(argv=None):
     ap.add_argument("--profile", action="store_true", help="cProfile nnc's calls after timing them; print the top functions")
     ap.add_argument("--rounds", type=int, default=5, help="interleave the implementations' timed calls in this "
                     "many rounds (default 5; 1 = one block per implementation)")
+    ap.add_argument("--threads", type=int, default=None, help="limit every library to N threads "
+                    "(default: each library's own default; see bench/README.md)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and initial weights")
     args = ap.parse_args(argv)
     if args.reps < 0:
         ap.error("--reps must be positive")
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        ap.error("--threads must be at least 1")
     return args
 
 
@@ -444,6 +452,8 @@ def main(argv=None) -> int:
         if k not in cases_mod.CASE_KEYS:
             print(f"unknown case '{k}' (known: {', '.join(cases_mod.CASE_KEYS)})", file=sys.stderr)
             return 2
+    env_at_start = {k: os.environ.get(k) for k in THREAD_ENV}
+    configure_threads(args.threads)
     impls = all_impls()
     if args.impls:
         wanted = [s.strip() for s in args.impls.split(",") if s.strip()]
@@ -470,7 +480,9 @@ def main(argv=None) -> int:
         results.append(run_case(p, impls, args, log))
     elapsed = time.perf_counter() - t_run
 
-    info = machine_info()
+    info = machine_info(env_at_start)
+    if args.threads:
+        info["threads_flag"] = {k: os.environ.get(k) for k in THREAD_ENV if os.environ.get(k) != env_at_start.get(k)}
     info["loadavg_start"], info["loadavg_end"] = list(load_start), list(os.getloadavg())
     versions = {}
     for impl in impls:
@@ -479,7 +491,8 @@ def main(argv=None) -> int:
                 versions.update(impl.versions())
             except Exception as e:                 # pragma: no cover
                 versions[impl.name] = f"? ({e})"
-    header = [f"nnc benchmark, {started:%Y-%m-%d %H:%M %Z}" + (" (--quick: tiny sizes, not a benchmark)" if args.quick else ""),
+    header = [f"nnc benchmark, {started:%Y-%m-%d %H:%M %Z}" + (" (--quick: tiny sizes, not a benchmark)" if args.quick else "")
+              + (f", --threads {args.threads}" if args.threads else ""),
               "", *machine_lines(info),
               "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
               "- load average (1/5/15 min) at start: " + " ".join(f"{v:.2f}" for v in load_start)
@@ -499,6 +512,7 @@ def main(argv=None) -> int:
             f.write(report)
     if args.json:
         doc = {"date": started.isoformat(timespec="seconds"), "quick": args.quick, "seed": args.seed,
+               "threads": args.threads,
                "argv": sys.argv[1:] if argv is None else list(argv), "run_time_s": elapsed,
                "machine": info, "versions": versions, "cases": results, "skipped_cases": skipped_cases}
         with open(args.json, "w") as f:

@@ -18,12 +18,47 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .cases import CNN, MLP, Elementwise, Problem
+
+
+THREADS: int | None = None          # --threads N: every library limited to N threads (None: their defaults)
+_limits = None
+
+
+def configure_threads(n: int | None) -> None:
+    """Limit every library to n threads (call before the frameworks are imported): the
+    environment variables that OpenMP/OpenBLAS/MKL read when they load, threadpoolctl for the
+    libraries already loaded (numpy's OpenBLAS), XLA's flags for jax (single-threaded only),
+    and torch/TensorFlow's own settings when they are set up."""
+    global THREADS, _limits
+    THREADS = n
+    if n is None:
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if n == 1 and "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    _apply_limits()
+
+
+def _apply_limits() -> None:
+    """threadpoolctl's limit, on every library loaded so far (called again after each import)."""
+    global _limits
+    if THREADS is None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _limits = threadpool_limits(limits=THREADS)
 
 
 class Unsupported(Exception):
@@ -98,6 +133,7 @@ class NNC(Impl):
     def setup(self, p: Problem) -> Runner:
         import nncompiler as nnc
         m = nnc.compile(p.source, backend=self.backend)
+        _apply_limits()
         if p.params:
             m.set_params(p.params)
         feeds = dict(p.feeds)
@@ -300,6 +336,9 @@ class TorchPeer(Impl):
     def setup(self, p: Problem) -> Runner:
         import torch
         import torch.nn.functional as Fn
+        if THREADS is not None:
+            torch.set_num_threads(THREADS)
+            _apply_limits()
         if isinstance(p.net, Elementwise):
             net = p.net
             x = torch.from_numpy(p.feeds["x"])
@@ -425,6 +464,7 @@ class JaxPeer(Impl):
         import jax
         import jax.numpy as jnp
         from jax import lax
+        _apply_limits()
         cpu = jax.devices("cpu")[0]
         put = lambda a: jax.device_put(a, cpu)  # noqa: E731
         x = put(p.feeds["x"])
@@ -493,7 +533,15 @@ class JaxPeer(Impl):
 
 def _import_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # logging only
+    fresh = "tensorflow" not in sys.modules
     import tensorflow as tf
+    if fresh and THREADS is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+        except RuntimeError:                                # already initialised
+            pass
+        _apply_limits()
     return tf
 
 

@@ -35,6 +35,6 @@ COMBO_SEGMENT = '''\
     {keyword} pid < {end}:
         # segment {k}: {what}
         xnumel{sfx} = {xnumel}
-        xindex{sfx} = (pid - {start}) * XBLOCK + tl.arange(0, XBLOCK)
+        xindex{sfx} = {first} * XBLOCK + tl.arange(0, XBLOCK)
         xmask{sfx} = xindex{sfx} < xnumel{sfx}
 {body}'''

@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 
 
 def _read(source: str) -> tuple[str, str]:
-    looks_like_path = "\n" not in source and "{" not in source
+    # an empty or blank string, or one with a NUL byte, is (bad) program text, never a path
+    looks_like_path = ("\n" not in source and "{" not in source and source.strip() != ""
+                       and "\x00" not in source)
     if looks_like_path:
         if not os.path.exists(source):
             raise NNCError(f"{source}: no such file")

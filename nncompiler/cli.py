@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="CKPT.npz", help="start from a checkpoint's weights (fine-tuning)")
     r.add_argument("--logdir", metavar="DIR", help="write TensorBoard logs (scalars, histograms, graph) to DIR")
     r.add_argument("--plot", metavar="FILE", help="draw the training curves to FILE (.png, .svg, .pdf)")
+    r.add_argument("--nan-check", action=argparse.BooleanOptionalAction, default=True,
+                   help="stop on a NaN/Inf loss or parameter, naming the first non-finite op (default: on)")
     r.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N ranks on this machine "
                    "(torchrun --standalone; needs torch); see docs/distributed.md")
 
@@ -222,11 +224,19 @@ def cmd_run(args) -> int:
             _check_writable(path)
 
     printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
+    from .train.safety import TrainingGuard   # NaN checks; Ctrl-C/SIGTERM: finish the step, save, exit 130/143
+    guard = TrainingGuard(nan_check=args.nan_check, signals=True)
+    if args.nan_check:    # the guard reports a NaN with its op and position; numpy's warnings would only add noise
+        np.seterr(invalid="ignore", divide="ignore", over="ignore")
     history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
-                    seed=cfg.seed, callbacks=[printer] if rank == 0 else [], lr_schedule=schedule,
+                    seed=cfg.seed, callbacks=[guard] + ([printer] if rank == 0 else []), lr_schedule=schedule,
+                    nan_check=args.nan_check,
                     early_stopping=stopper,
                     logdir=args.logdir, checkpoint=args.save, save_every=args.save_every, resume=resume,
                     **data)
+    if guard.signum is not None:          # a signal stopped training at the end of an epoch
+        print(guard.message(), file=sys.stderr)
+        return 128 + guard.signum
     if rank:
         return 0   # rank 0 alone reports
     if stopper is not None and stopper.message():
@@ -454,6 +464,7 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
     commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
                 "eval": cmd_eval}
+    from .train.safety import Interrupted
     try:
         return commands[args.command](args)
     except NNCError as e:
@@ -465,6 +476,9 @@ def main(argv=None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"{where}error: {e.strerror or e}", file=sys.stderr)
         return 1
+    except Interrupted as e:    # training stopped on SIGINT/SIGTERM after saving (train/safety.py)
+        print(str(e), file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -257,7 +257,7 @@ class Model:
     def fit(self, epochs: int = 1, batch_size: int | str | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data: dict | None = None, seed: int = 0,
             callback=None, *, callbacks=None, lr_schedule=None, early_stopping=None, logdir=None,
-            checkpoint=None, save_every=None, resume=None, **data) -> dict[str, list[float]]:
+            checkpoint=None, save_every=None, resume=None, nan_check=True, **data) -> dict[str, list[float]]:
         """Train on keyword arrays; see nncompiler.train.loop.fit for the options."""
         from .train.loop import fit
         data = self.check_dataset(data)
@@ -267,7 +267,7 @@ class Model:
                    validation_split=validation_split, validation_data=validation_data,
                    seed=seed, callback=callback, callbacks=callbacks, lr_schedule=lr_schedule,
                    early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
-                   save_every=save_every, resume=resume)
+                   save_every=save_every, resume=resume, nan_check=nan_check)
 
     def save(self, path) -> None:
         """Write parameters, buffers, optimizer state, steps taken and lr to a checkpoint (.npz).

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import CompileError, did_you_mean, error
 from ..program import LoweredModel, TrainConfig
+from ..resources import check_model
 from . import ast
 from .lower import lower_block
 from .parse import parse
@@ -101,6 +102,8 @@ def compile_source(text: str, file: str = "<string>", seed: int | None = None) -
                 if m.kind == "model":
                     configs.setdefault(m.name, TrainConfig(loc=m.name_loc)).seed = seed
         lowered = [lower_block(m, configs.get(m.name), file) for m in models]
+        for m in lowered:          # refuse what cannot fit in memory before Model allocates it
+            check_model(m)
     except CompileError as e:
         raise e.with_sources({file: text}) from None
     for m in lowered:

@@ -23,6 +23,7 @@ from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMI
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
 from ..program import LoweredModel, TrainConfig
+from ..resources import MAX_DIM, check_type
 from . import ast
 from .indexing import lower_index
 
@@ -130,9 +131,14 @@ class BlockLowerer:
                 raise error(loc, f"dimension must be positive, got {d}")
             if isinstance(d, str) and not allow_symbols:
                 raise error(loc, f"a parameter's shape must be static, got symbolic dimension '{d}'")
-            if isinstance(d, int) and d > 2**31:
-                raise error(loc, f"dimension {d} is too large")
-        return TensorType(t.dtype, t.dims)
+            if isinstance(d, int) and d > MAX_DIM:
+                raise error(loc, f"dimension {d} is too large (the limit is 2^31 - 1 = {MAX_DIM})")
+        ty = TensorType(t.dtype, t.dims)
+        try:
+            check_type(ty)
+        except ShapeError as err:
+            raise error(t.dtype_loc, str(err)) from None
+        return ty
 
     def stmt_InputDecl(self, s: ast.InputDecl) -> None:
         ty = self.check_type(s.type)
@@ -168,6 +174,12 @@ class BlockLowerer:
         return float(arr) if not arr.shape else tuple(map(tuple, arr)) if arr.ndim == 2 else tuple(arr.tolist())
 
     def stmt_Binding(self, s: ast.Binding) -> None:
+        if s.name in self.defined_at:   # before a layer call declares '<name>.kernel' a second time
+            raise error(s.loc, f"'{s.name}' is already defined (at line {self.defined_at[s.name].line})")
+        taken = sorted(p for p in [*self.params, *self.state.buffers] if p.startswith(s.name + "."))
+        if taken and isinstance(s.value, ast.Call):
+            raise error(s.loc, f"'{s.name}' is already the name of an unnamed layer's parameters "
+                        f"({', '.join(taken)}); pick another name")
         if isinstance(s.value, ast.Call):
             value = self.call(s.value, prefix=s.name)
         else:
@@ -389,6 +401,10 @@ class BlockLowerer:
         bound = self.bind_arguments(e, fn)
         if kind in ("layer", "activation") and prefix is None:
             count = self.layer_counts.get(e.func, 0) + 1
+            # skip names a binding already took (`dense_1 = dense(x, 3)` owns dense_1.kernel)
+            while f"{e.func}_{count}" in self.defined_at or any(
+                    p.startswith(f"{e.func}_{count}.") for p in self.params):
+                count += 1
             self.layer_counts[e.func] = count
             prefix = f"{e.func}_{count}"
         ctx = self.context(prefix or "", e.func_loc)

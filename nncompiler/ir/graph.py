@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import Loc, ShapeError
+from ..resources import check_type
 from .primitives import PRIMITIVES, infer_type
 from .shapes import TensorType
 
@@ -121,6 +122,7 @@ class Builder:
             if i not in self._types:
                 raise ShapeError(f"{op}: operand %{i} is not defined")
         ty = infer_type(op, [self._types[i] for i in inputs], attrs)
+        check_type(ty)   # dims < 2^31, element counts < 2^63: no silent index or shape overflow
         prim = PRIMITIVES[op]
         ordered = tuple((k, attrs[k]) for k in prim.attrs if k in attrs)
         node = Node(self._next, op, tuple(inputs), ordered, ty, loc or self._loc)

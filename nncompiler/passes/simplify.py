@@ -145,7 +145,8 @@ def _leaky(b: Builder, ins, uses):
         return b.maximum(x, y), "where(x > 0, x, 0) -> maximum(x, 0)"
     if other.op == "mul" and x in other.inputs:
         k = other.inputs[1] if other.inputs[0] == x else other.inputs[0]
-        if 0 <= splat(b.nodes[k]) <= 1:
+        c_value = splat(b.nodes[k])       # _NO when the slope is not a constant (prelu's is a param)
+        if c_value is not _NO and 0 <= c_value <= 1:
             return b.maximum(x, y), "where(x > 0, x, c*x) -> maximum(x, c*x)"
     return None
 

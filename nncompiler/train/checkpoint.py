@@ -72,8 +72,11 @@ def callback_key(callbacks, c) -> str:
 
 
 def save_checkpoint(model, path: str, *, epoch: int | None = None, rng: np.random.Generator | None = None,
-                    seed: int | None = None, history: dict | None = None, callbacks=()) -> None:
-    """Write the model's state (and, from the training loop, the loop's) to `path`, atomically."""
+                    seed: int | None = None, history: dict | None = None, callbacks=(),
+                    extra: dict | None = None) -> None:
+    """Write the model's state (and, from the training loop, the loop's) to `path`, atomically.
+
+    `extra`: more JSON-able meta (safety.py's `partial`: where in an epoch training stopped)."""
     from .. import __version__
     low = model.lowered
     params, buffers, opt_state = model.params, model.buffers, model.opt_state
@@ -86,6 +89,7 @@ def save_checkpoint(model, path: str, *, epoch: int | None = None, rng: np.rando
         "rng": rng.bit_generator.state if rng is not None else None,
         "history": {k: [float(x) for x in v] for k, v in (history or {}).items()},
         "callbacks": {},
+        **(extra or {}),
     }
     arrays: dict[str, np.ndarray] = {}
     arrays.update({f"param/{k}": v for k, v in params.items()})

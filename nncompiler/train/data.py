@@ -78,10 +78,26 @@ def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
         except csv.Error as e:
             raise _error(path, f"malformed CSV: {e}", reader.line_num + 1) from None
         except UnicodeDecodeError:
-            raise _error(path, "not a UTF-8 text file", reader.line_num + 1) from None
+            line, col = _bad_utf8(path)
+            raise _error(path, "not a UTF-8 text file", line or reader.line_num + 1, col) from None
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
         yield reader.line_num, cells
+
+
+def _bad_utf8(path) -> tuple[int | None, int | None]:
+    """(line, byte column) of the first byte sequence that is not UTF-8 (the text layer decodes
+    ahead of the csv reader, so the reader's own line count can be behind)."""
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return number, e.start + 1
+    except OSError:
+        pass
+    return None, None
 
 
 # --------------------------------------------------------------------------- cells
@@ -175,6 +191,22 @@ class _ColumnGroup:
     def __init__(self, indices: list[int], kind: str):
         self.indices, self.kind = indices, kind
         self.blocks: list[np.ndarray] = []
+        self.classes: dict[str, int] = {}      # categorical: class name -> code, in order of appearance
+
+    def add(self, arr: np.ndarray) -> None:
+        if self.kind == _CAT:   # keep int32 codes, not the strings: 4 bytes a cell, however long the names
+            names, inverse = np.unique(arr, return_inverse=True)
+            codes = np.array([self.classes.setdefault(str(n), len(self.classes)) for n in names], dtype=np.int32)
+            arr = codes[inverse.reshape(arr.shape)]
+        self.blocks.append(arr)
+
+    def class_ids(self, codes: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(the class names in sorted order, each code's index among them)."""
+        names = sorted(self.classes)
+        rank = np.empty(len(names), dtype=np.int32)
+        for i, n in enumerate(names):
+            rank[self.classes[n]] = i
+        return names, rank[codes]
 
     def cells(self, block: list[list[str]]) -> list[list[str]]:
         idx = self.indices
@@ -183,7 +215,7 @@ class _ColumnGroup:
     def result(self, rows: int) -> np.ndarray:
         if self.indices and self.blocks:
             return np.concatenate(self.blocks, axis=0)
-        dtype = _KIND_DTYPE[self.kind]
+        dtype = np.int32 if self.kind == _CAT else _KIND_DTYPE[self.kind]
         return np.zeros((rows if not self.indices else 0, len(self.indices)), dtype=dtype)
 
 
@@ -209,7 +241,7 @@ def _process_block(path, cols: list[str], block, lines, groups: list[_ColumnGrou
         raise  # pragma: no cover - numpy and float() disagree; should not happen
     for g, arr in zip(groups, converted):
         if arr is not None:
-            g.blocks.append(arr)
+            g.add(arr)
 
 
 def _read_blocks(path, rows: Iterator[tuple[int, list[str]]], cols: list[str],
@@ -356,8 +388,8 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
         col = g.result(n)[:, 0]
         name = header[g.indices[0]]
         if g.kind == _CAT:
-            classes, ids = np.unique(col, return_inverse=True)
-            info["label_classes"][name] = [str(c) for c in classes]
+            classes, ids = g.class_ids(col)
+            info["label_classes"][name] = classes
             cols.append(ids.reshape(-1).astype(np.int32))
         else:
             cols.append(col)
@@ -454,6 +486,13 @@ def read_npz(path) -> dict[str, np.ndarray]:
     _check_exists(path)
     if os.path.getsize(path) == 0:
         raise _error(path, "empty file (expected an .npz archive)")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise _error(path, f"cannot open file: {e.strerror or e}") from None
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise _error(path, "not an .npz file (expected a zip archive of .npy arrays, as np.savez writes)")
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as e:
@@ -649,6 +688,21 @@ def check_against(name: str, array, dtype: str, shape: Sequence[int | str],
     return _cast(name, arr, dtype, want)
 
 
+def _first_non_finite(arr: np.ndarray, chunk: int = 1 << 22) -> tuple[int, ...] | None:
+    """Index of the first NaN/Inf, scanning a few million elements at a time (a mask of a
+    multi-GB array at once would need a quarter of its size again)."""
+    if arr.ndim == 0 or arr.size <= chunk:
+        bad = ~np.isfinite(arr)
+        return _first_index(bad) if bad.any() else None
+    step = max(1, chunk // max(1, arr[0].size))
+    for start in range(0, arr.shape[0], step):
+        bad = ~np.isfinite(arr[start:start + step])
+        if bad.any():
+            i = _first_index(bad)
+            return (i[0] + start,) + i[1:]
+    return None
+
+
 def _first_index(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
@@ -661,9 +715,8 @@ def _cast(name: str, arr: np.ndarray, dtype: str, want: str) -> np.ndarray:
         raise DataError(f"input '{name}': expected {want}, got {arr.dtype} data "
                         "(expected numbers)")
     if kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            i = _first_index(bad)
+        i = _first_non_finite(arr)
+        if i is not None:
             what = "NaN" if np.isnan(arr[i]) else "infinite value"
             raise DataError(f"input '{name}': {what} at index {i} (expected finite numbers)")
     if arr.dtype == target:

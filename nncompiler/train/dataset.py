@@ -11,11 +11,35 @@ import os
 import numpy as np
 
 from ..errors import DataError, did_you_mean
-from .data import read_array, read_csv, read_npz
+from .data import check_against, read_array, read_csv, read_npz
 
 
 def _resolve(path: str, base_dir: str) -> str:
     return path if os.path.isabs(path) else os.path.join(base_dir, path)
+
+
+def _against_model(path: str, arrays: dict, lowered, what=None) -> dict[str, np.ndarray]:
+    """The arrays of one file checked against the model's declarations (dtype, shape, finite
+    values, one row count); errors name the file and the array or column (`what(name)`)."""
+    declared = {**lowered.inputs, **lowered.targets}
+    out, bindings = {}, {}
+    for name, arr in arrays.items():
+        ty = declared[name]
+        shape = tuple(ty.shape)
+        if shape and isinstance(shape[0], str):   # rows: any count here, compared below
+            bindings.pop(shape[0], None)
+        try:
+            out[name] = check_against(name, arr, ty.dtype, shape, bindings)
+        except DataError as e:
+            msg = str(e)
+            if what is not None:       # "input 'x': ..." -> "the feature columns (a, b) for input 'x': ..."
+                msg = f"{what(name)}: {msg.removeprefix(f'input {name!r}: ')}"
+            raise DataError(f"{path}: error: {msg}") from None
+    rows = {k: len(v) for k, v in out.items() if np.ndim(v)}
+    if len(set(rows.values())) > 1:
+        raise DataError(f"{path}: error: the arrays have different numbers of rows: "
+                        + ", ".join(f"{k} has {v}" for k, v in rows.items()) + " (every array needs one row per example)")
+    return out
 
 
 def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
@@ -27,7 +51,13 @@ def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
             if name not in wanted:
                 raise DataError(f"{path}: array '{name}' is not an input or target of model "
                                 f"{lowered.name}{did_you_mean(name, wanted)}")
-        return arrays
+        declared = {**lowered.inputs, **lowered.targets}
+        for name in wanted:
+            if name not in arrays:
+                kind = "input" if name in lowered.inputs else "target"
+                raise DataError(f"{path}: error: no array '{name}' (model {lowered.name}'s {kind} "
+                                f"{name}: {declared[name]}); the file holds {', '.join(arrays) or 'no arrays'}")
+        return _against_model(path, arrays, lowered)
     if len(inputs) != 1 or len(targets) > 1:
         raise DataError(f"{path}: a single file can feed a model with one input and one target; "
                         f"model {lowered.name} has inputs {inputs} and targets {targets} "
@@ -35,16 +65,41 @@ def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
     if path.endswith(".npy"):
         if targets:
             raise DataError(f"{path}: an .npy file holds one array; the model also needs '{targets[0]}'")
-        return {inputs[0]: read_array(path)}
+        return _against_model(path, {inputs[0]: read_array(path)}, lowered)
     if targets and label is None:
         raise DataError(f"{path}: say which column is the target, e.g. data \"{os.path.basename(path)}\" "
                         f"(label=\"...\")")
     feature_dtype = lowered.inputs[inputs[0]].dtype
-    features, labels, _ = read_csv(path, label=label, dtype_hint=feature_dtype if feature_dtype != "f32" else None)
+    features, labels, info = read_csv(path, label=label, dtype_hint=feature_dtype if feature_dtype != "f32" else None)
+    x_type = lowered.inputs[inputs[0]]
+    shape = tuple(x_type.shape)
+    if len(shape) == 2 and isinstance(shape[1], int) and features.shape[1] != shape[1]:
+        cols = ", ".join(info["features"]) or "none"
+        beside = f" besides the label column{'s' if len(info['labels']) > 1 else ''} " \
+                 f"{', '.join(repr(c) for c in info['labels'])}" if info["labels"] else ""
+        raise DataError(f"{path}: error: {features.shape[1]} feature column{'s' if features.shape[1] != 1 else ''} "
+                        f"({cols}){beside}, but input '{inputs[0]}' is declared {x_type}: "
+                        f"expected {shape[1]} feature column{'s' if shape[1] != 1 else ''}")
     out = {inputs[0]: features}
     if targets:
         out[targets[0]] = labels
-    return out
+        y_type = lowered.targets[targets[0]]
+        if y_type.dtype in ("i32", "i64", "bool") and labels is not None and labels.dtype.kind == "f":
+            bad = np.argwhere(labels != np.round(labels)) if y_type.dtype != "bool" else \
+                np.argwhere((labels != 0) & (labels != 1))
+            if len(bad):
+                row, *col = (int(i) for i in bad[0])
+                name = info["labels"][col[0] if col else 0]
+                raise DataError(f"{path}: error: label column '{name}' has the value {labels[tuple(bad[0])]:g} "
+                                f"in data row {row + 1}, but target '{targets[0]}' is declared {y_type} "
+                                f"({'0 or 1' if y_type.dtype == 'bool' else 'integer class ids'})")
+
+    def what(name):
+        if name == inputs[0]:
+            return f"the feature columns ({', '.join(info['features'])}) for input '{name}'"
+        return f"the label column{'s' if len(info['labels']) > 1 else ''} " \
+               f"{', '.join(repr(c) for c in info['labels'])} for target '{name}'"
+    return _against_model(path, out, lowered, what)
 
 
 def training_data(lowered, cfg, override_path: str | None = None) -> dict[str, np.ndarray]:

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -51,7 +53,7 @@ from ..errors import NNCError
 
 TIMEOUT_ENV = "NNC_DIST_TIMEOUT"        # seconds a collective may wait for the other ranks
 BUCKET_ENV = "NNC_DIST_BUCKET_MB"       # gradient bucket size in MiB
-TEST_EXIT_ENV = "NNC_DIST_TEST_EXIT"    # "RANK:STEP": that rank os._exit(1)s before step STEP (tests)
+TEST_EXIT_ENV = "NNC_DIST_TEST_EXIT"    # "RANK:STEP[:hang]": that rank exits (or hangs) before step STEP (tests)
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_BUCKET_MB = 4.0
 
@@ -138,19 +140,42 @@ def init_from_env(backend: str = "numpy") -> int:
 
 def _shutdown() -> None:
     dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_initialized() and not _BROKEN:
+    if dist is not None and dist.is_initialized():
         try:
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 (exiting anyway)
             pass
 
 
-_BROKEN = False   # a collective failed: the group is unusable (do not tear it down politely)
+def _abandon(dist) -> None:
+    """Tear down a process group whose collective failed, at once: left alone, gloo's half-done
+    work can abort the process when it exits ('terminate called without an active exception')."""
+    try:
+        abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+        if dist.get_backend() == "nccl" and abort is not None:
+            abort()     # NCCL's communicators must be aborted, not waited for
+        else:
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 (the first error is the one to report)
+        pass
+
+
+def _group_timeout(dist) -> float:
+    """The default group's collective timeout in seconds (as init_process_group set it)."""
+    try:
+        import torch
+        device = torch.device("cuda" if dist.get_backend() == "nccl" else "cpu")
+        pg = dist.distributed_c10d._get_default_group()
+        return pg._get_backend(device).options._timeout.total_seconds()
+    except Exception:  # noqa: BLE001 (a private API: fall back to what nnc asks for)
+        return timeout_s()
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:300]
+    """The gist of a backend's error: `Read error [127.0.0.1]:37282: Connection reset by peer`."""
+    text = (str(e).strip() or type(e).__name__).splitlines()[0]
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h)(?::\d+)?\]\s*", "", text)   # gloo's [.../pair.cc:537]
+    return re.split(r"\.\s+(?=[A-Z])", text, maxsplit=1)[0][:300]
 
 
 class _collective:
@@ -163,14 +188,13 @@ class _collective:
         return self
 
     def __exit__(self, kind, error, tb):
-        if error is None or isinstance(error, (NNCError, KeyboardInterrupt)) or not isinstance(error, Exception):
+        if not isinstance(error, RuntimeError):   # torch.distributed's errors (DistError) are RuntimeErrors
             return False
-        global _BROKEN
-        _BROKEN = True
         t = self.trainer
+        _abandon(t.dist)
         raise NNCError(f"rank {t.rank}/{t.world}: distributed training failed during {self.what} "
                        f"(step {t.steps + 1}): another rank exited or did not answer within "
-                       f"{t.timeout:g}s ({TIMEOUT_ENV}): {_first_line(error)}") from None
+                       f"{t.timeout:g}s: {_first_line(error)}") from None
 
 
 # --------------------------------------------------------------------------- launching
@@ -266,13 +290,14 @@ class DistributedTrainer:
         self.torch, self.dist = torch, running()
         self.model = model
         self.rank, self.world = self.dist.get_rank(), self.dist.get_world_size()
-        self.timeout = timeout_s()
+        self.timeout = _group_timeout(self.dist)
         self.bucket_bytes = _bucket_bytes()
         from .loop import _batched
         self.sharded = _batched(model)    # data with a batch axis is split; otherwise every rank takes all
         self.steps = 0
         fail = os.environ.get(TEST_EXIT_ENV, "")
-        self._fail_at = tuple(int(v) for v in fail.split(":")) if fail else None
+        self._fail_at = tuple(int(v) for v in fail.split(":")[:2]) if fail else None
+        self._fail_hang = fail.endswith(":hang")
         self._layout = None
         self._check_agree(agree)
         self._sync_state()
@@ -367,8 +392,10 @@ class DistributedTrainer:
         """One optimizer step on the global batch `data[idx]`: this rank computes the gradients
         of its slice; returns (this rank's batch, the global batch's loss and metrics)."""
         m, torch = self.model, self.torch
-        if self._fail_at and self._fail_at == (self.rank, self.steps + 1):
-            os._exit(1)     # a test: this rank dies mid-training
+        if self._fail_at and self._fail_at == (self.rank, self.steps + 1):   # a test: this rank
+            while self._fail_hang:                                          # hangs, or dies
+                time.sleep(60)
+            os._exit(1)
         if self._layout is None:
             self._build_layout()
             self._layout = True

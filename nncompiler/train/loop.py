@@ -39,7 +39,7 @@ def evaluate(model, data: dict) -> dict[str, float]:
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
         validation_data: dict | None, seed: int, callback=None, *, callbacks=None, lr_schedule=None,
         early_stopping=None, logdir: str | None = None, checkpoint: str | None = None,
-        save_every: int | None = None, resume=None) -> dict[str, list[float]]:
+        save_every: int | None = None, resume=None, nan_check: bool = True) -> dict[str, list[float]]:
     """Train for epochs `1..epochs` (or, resuming, from the checkpoint's epoch + 1); returns the history.
 
     callback        fn(epoch, record) after every epoch
@@ -50,6 +50,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     checkpoint      save a checkpoint there when training ends (and every `save_every` epochs)
     resume          a checkpoint (path or Checkpoint) to continue from: weights, optimizer
                     state, step count, shuffle generator, history; `epochs` counts the total
+    nan_check       stop on a NaN/Inf loss or parameter, naming the first non-finite IR op (safety.py)
 
     Called in every rank of an initialised torch.distributed process group of several ranks,
     it trains data-parallel: each rank takes its slice of every global batch (see
@@ -86,6 +87,12 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     if batch_size in ("all", None) or not _batched(model):
         batch_size = "all"
     steps = 1 if batch_size == "all" else max(1, -(-n // int(batch_size)))
+    partial = None
+    if ckpt is not None and ckpt.meta.get("partial"):   # saved mid-epoch: skip the batches done
+        from .safety import resume_point
+        partial = resume_point(ckpt, batch_size, n)
+    from ..resources import check_fit     # refuse a batch whose step would not fit in memory
+    check_fit(model, data, batch_size, n, validation_data)
     from .distributed import trainer_for   # data parallel when a torch.distributed group runs
     dist = trainer_for(model, rows=n, steps=steps, epochs=epochs, start=start)
     if dist is not None and dist.rank != 0:
@@ -105,6 +112,9 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     if checkpoint is not None:
         from .checkpoint import ModelCheckpoint
         chain.append(ModelCheckpoint(checkpoint, every=save_every))
+    from .safety import TrainingGuard
+    if nan_check and not any(isinstance(c, TrainingGuard) for c in chain):
+        chain.insert(0, TrainingGuard())       # first: it checks a step before anyone reports it
     cbs = CallbackList(chain)
     if ckpt is not None:
         from .checkpoint import callback_key
@@ -116,15 +126,19 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     has_val = validation_data is not None and _rows(validation_data) > 0
     state = TrainState(model=model, epochs=epochs, epoch=start, steps_per_epoch=steps, rows=n,
                        history=history, rng=rng, seed=seed, has_validation=has_val,
-                       extra={"callbacks": chain})
+                       extra={"callbacks": chain, "partial": partial, "batch_size": batch_size})
     try:
         cbs.on_train_begin(state)
         for epoch in range(start + 1, epochs + 1):
             state.epoch = epoch
             cbs.on_epoch_begin(state)
             totals: dict[str, float] = {}
-            seen = 0
+            seen = skip = 0
+            if partial and partial["epoch"] == epoch:     # resuming in the middle of this epoch
+                totals, seen, skip = dict(partial["totals"]), int(partial["seen"]), int(partial["batches"])
             for i, idx in enumerate(batches(n, batch_size, shuffle, rng)):
+                if i < skip:
+                    continue
                 if dist is None:
                     batch = {k: v[idx] for k, v in data.items()}
                     stats = model.step(**batch)

@@ -105,7 +105,7 @@ class Backend:
 
     def summary_lines(self, model) -> list[str]:
         out = ["  mlir (linalg on tensors, IREE llvm-cpu):"]
-        for kind in _kinds(model)[:2]:
+        for kind in [k for k in _kinds(model) if k in ("predict", "train_step")]:
             plan = build_plan(model.graph(kind))
             s = plan.stats()
             singles = sum(1 for n in plan.live if n.op not in ("arg",) and n.id not in plan.member_of
@@ -122,8 +122,12 @@ def _header(model, graphs) -> str:
 
 
 def _kinds(model) -> tuple[str, ...]:
+    """The graphs a model runs: a graph block only predicts; a model without an optimizer
+    has no training step."""
     if model.lowered.kind != "model":
         return ("predict",)
+    if model.lowered.optimizer is None:
+        return ("predict", "evaluate", "gradients")
     return ("predict", "train_step", "evaluate", "gradients")
 
 

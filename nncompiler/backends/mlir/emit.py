@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import NNCError
 from ...ir.graph import Graph, Node
 from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, dim_div, dim_mul, numel
-from .plan import (Cluster, Plan, build_plan, is_splat_const, operand_access, reduced_axes,
+from .plan import (Cluster, Plan, build_plan, operand_access, reduced_axes,
                    splat_value)
 
 ELEM = {"f32": "f32", "f64": "f64", "i32": "i32", "i64": "i64", "bool": "i1"}
@@ -386,22 +386,36 @@ class FunctionEmitter:
             return
         members = set(c.nodes)
         nloops = len(c.domain)
-        leaves: dict[tuple, str] = {}     # (node id, access) -> block argument
-        ins: list[tuple[str, str, str]] = []  # (tensor SSA, type, map)
+        operands_of = {}
         for nid in c.nodes:
             n = g[nid]
             if nid == c.root and red:
-                operands = [(n.inputs[0], tuple(range(nloops)))]
+                operands_of[nid] = [(n.inputs[0], tuple(range(nloops)))]
             else:
-                operands = [(i, operand_access(n, c.access[nid], g[i], g)) for i in n.inputs]
-            for i, acc in operands:
+                operands_of[nid] = [(i, operand_access(n, c.access[nid], g[i], g)) for i in n.inputs]
+        leaf_accesses = [acc for ops in operands_of.values() for i, acc in ops
+                         if i not in members and i not in plan.inline]
+        axes = reduced_axes(root, g) if red else ()
+        keep = None
+        if red and root.op == "sum" and len(axes) == nloops:
+            # IREE 3.13 fails on a full sum (a scalar result) that reads an operand broadcast along
+            # a reduced loop ("'vector.contract' op invalid accumulator/result vector shape"): sum
+            # over all loops but one such loop first, then sum that vector
+            missing = sorted({k for acc in leaf_accesses for k in range(nloops) if k not in acc})
+            if missing:
+                keep = missing[0]
+                axes = tuple(k for k in range(nloops) if k != keep)
+        leaves: dict[tuple, str] = {}     # (node id, access) -> block argument
+        ins: list[tuple[str, str, str]] = []  # (tensor SSA, type, map)
+        for nid in c.nodes:
+            for i, acc in operands_of[nid]:
                 if i in members or i in plan.inline or (i, acc) in leaves:
                     continue
-                leaves[(i, acc)] = self.fresh("in")
+                label = g[i].attr["name"] if g[i].op == "arg" else self.printed.get(i, "")
+                leaves[(i, acc)] = self.fresh(f"in_{label}")
                 ins.append((self.tensor(i), tensor_type(g[i].type), _amap(nloops, acc)))
         # outputs: the root's value, or the reduction's accumulator(s): (init tensor, dtype, shape)
         if red:
-            axes = reduced_axes(root, g)
             src_dt = g[root.inputs[0]].dtype
             out_shape = tuple(d for k, d in enumerate(c.domain) if k not in axes)
             out_map = _amap(nloops, [k for k in range(nloops) if k not in axes])
@@ -438,7 +452,7 @@ class FunctionEmitter:
         what = "reduction" if red else ("fused" if len(c.nodes) > 1 else "elementwise")
         self.comment(f"{what}: {covered}")
         reshape_after = red and bool(root.attr.get("keepdims"))
-        if reshape_after or len(outs) > 1:
+        if reshape_after or len(outs) > 1 or keep is not None:
             res = self.fresh(f"r{self.printed[root.id]}")
         else:
             res = self.node_name(root)
@@ -459,9 +473,30 @@ class FunctionEmitter:
         lines.append(f"{pad}}} -> {rtypes}{self.loc(root)}")
         self.lines.extend(lines)
         value = res if len(outs) == 1 else f"{res}#{len(outs) - 1}"
+        if keep is not None:   # the second stage: the vector to a scalar
+            out_shape = ()
+            value = self.sum_vector(value, out_types[0], root, name=None if reshape_after else self.node_name(root))
         if reshape_after:
             value = self.reshape(value, TensorType(root.dtype, out_shape), root.type, root, name=self.node_name(root))
         self.val[c.root] = value
+
+    def sum_vector(self, x: str, ty: str, root: Node, name: str | None) -> str:
+        """sum of a vector (the second stage of a split full sum) -> a scalar tensor."""
+        dt, e = root.dtype, ELEM[root.dtype]
+        init = self.filled(dt, (), 0, root)
+        name = name or self.fresh("total")
+        a, acc, s = self.fresh("in"), self.fresh("acc"), self.fresh("t")
+        add = "arith.addf" if dt in FLOATS else ("arith.ori" if dt == "bool" else "arith.addi")
+        pad = self.ind * 2
+        self.lines += [
+            f"{pad}{name} = linalg.generic {{indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>], "
+            f'iterator_types = ["reduction"]}} ins({x} : {ty}) outs({init} : tensor<{e}>) {{',
+            f"{pad}^bb0({a}: {e}, {acc}: {e}):",
+            f"{pad}{self.ind}{s} = {add} {acc}, {a} : {e}{self.loc(root)}",
+            f"{pad}{self.ind}linalg.yield {s} : {e}",
+            f"{pad}}} -> tensor<{e}>{self.loc(root)}",
+        ]
+        return name
 
     def emit_named_remap(self, n: Node) -> bool:
         """A cluster of one index remapping on a tensor: the named op says it best."""
@@ -617,7 +652,8 @@ class FunctionEmitter:
                  f"{self.ind}{s} = {add} {a_acc}, {val} : {e}{self.loc(n)}",
                  f"{self.ind}linalg.yield {s} : {e}"]
         pad = self.ind * 2
-        self.comment(f"%{self.printed[n.id]} scatter_add along axis {axis}: a contraction with a one-hot of the indices")
+        self.comment(f"%{self.printed[n.id]} scatter_add along axis {axis}: a contraction with a one-hot "
+                     f"of the indices")
         self.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
                           f"[{iters}]}} ins({us}, {ids} : {tensor_type(u.type)}, {tensor_type(idx.type)}) "
                           f"outs({init} : {tensor_type(n.type)}) {{")
@@ -849,8 +885,8 @@ class _Region:
         self.line(f"{out} = arith.sitofp {i64} : i64 to {ELEM[dtype]}", node)
         return out
 
-    def op(self, text: str, node: Node, base: str = "t") -> str:
-        out = self.new(base)
+    def op(self, text: str, node: Node, base: str | None = None) -> str:
+        out = self.new(base or node.op)
         self.line(f"{out} = {text}", node)
         return out
 

@@ -178,6 +178,11 @@ class Runtime:
 
     def __init__(self):
         _, rt = require_iree()
+        try:   # device arrays held by models at exit are not leaks worth a warning per type
+            from iree.runtime import _binding
+            _binding.disable_leak_checker()
+        except (ImportError, AttributeError):  # pragma: no cover - other runtime versions
+            pass
         self.rt = rt
         self._configs: dict[str, object] = {}
         self.device = self.config("local-sync").device     # where arrays are allocated
@@ -211,16 +216,22 @@ class Runtime:
             if hit is None:
                 if len(self._scalars) > 256:
                     self._scalars.clear()
-                hit = self._scalars[key] = self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
+                hit = self._scalars[key] = self._upload(a)
             return hit
         if not a.flags.c_contiguous:  # (np.ascontiguousarray would make a scalar rank 1)
             a = a.copy(order="C")
-        return self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
+        return self._upload(a)
+
+    def _upload(self, a: np.ndarray):
+        d = self.rt.asdevicearray(self.device, a, implicit_host_transfer=True)
+        return self.Result(self.device, d._buffer_view, implicit_host_transfer=True, override_dtype=a.dtype)
 
     def load(self, vmfb: bytes, driver: str):
+        """(context, the module's name) for a compiled module on a driver."""
         ctx = self.rt.SystemContext(config=self.config(driver))
-        ctx.add_vm_module(self.rt.VmModule.copy_buffer(ctx.instance, vmfb))
-        return ctx
+        vm_module = self.rt.VmModule.copy_buffer(ctx.instance, vmfb)
+        ctx.add_vm_module(vm_module)
+        return ctx, vm_module.name
 
 
 class LoadedModule:
@@ -234,8 +245,8 @@ class LoadedModule:
     def function(self, driver: str, name: str):
         if driver not in self._contexts:
             self._contexts[driver] = self.runtime.load(self.vmfb, driver)
-        ctx = self._contexts[driver]
-        return ctx.vm_context, ctx.modules.module[name].vm_function
+        ctx, module_name = self._contexts[driver]
+        return ctx.vm_context, ctx.modules[module_name][name].vm_function
 
 
 class CompiledFunction:
@@ -326,12 +337,19 @@ _RESULT_CLASS = None
 
 
 def result_array_class(rt):
-    """DeviceArray plus float()/int() of a scalar, as numpy and torch scalars allow (Model
-    calls float() on a graph's loss)."""
+    """iree.runtime.DeviceArray plus what numpy arrays and torch tensors also allow:
+    float()/int() of a scalar (Model calls float() on a graph's loss) and numpy 2's
+    `__array__(dtype, copy)` (np.array(x, copy=True) of a device array)."""
     global _RESULT_CLASS
     if _RESULT_CLASS is None:
-        class ResultArray(rt.DeviceArray):
+        class NncDeviceArray(rt.DeviceArray):
             __slots__ = ()
+
+            def __array__(self, dtype=None, copy=None):
+                host = self._transfer_to_host(True)
+                if dtype is not None and np.dtype(dtype) != host.dtype:
+                    return host.astype(dtype)
+                return host.copy() if copy else host
 
             def __float__(self):
                 return float(self.to_host())
@@ -341,7 +359,7 @@ def result_array_class(rt):
 
             def __bool__(self):
                 return bool(self.to_host())
-        _RESULT_CLASS = ResultArray
+        _RESULT_CLASS = NncDeviceArray
     return _RESULT_CLASS
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ...ir.graph import Graph
 from ...ir.primitives import ELEMENTWISE_KINDS
-from ...ir.shapes import canon_dim, fmt_shape, numel
+from ...ir.shapes import canon_dim, fmt_shape, numel, symbols
 from .index import (add_terms, contiguous_strides, dim_expr, mul_expr, paren, right_align, size_arg,
                     squeeze_like, squeeze_pairs, static_numel)
 from .ops import HELPERS, SIGNATURE, TL_DTYPE, TRITON_OPS, literal, lowest, zero
@@ -100,6 +100,12 @@ class KernelSource:
         return sig
 
 
+# names the templates use; a model's argument called `a` or `tl` must not shadow them
+RESERVED = set("""tl triton pid pid_m pid_n pid_b rm rn rk kk k0 a b acc M N K xnumel rnumel xoffset xindex
+xmask rindex rmask rbase roffset i_m i_n mmask nnmask nmask a_base b_base XBLOCK RBLOCK BLOCK_M BLOCK_N BLOCK_K
+float int range min max""".split())
+
+
 class _Kernel:
     """Parameters, helpers and naming shared by all bodies (segments) of one kernel."""
 
@@ -109,12 +115,14 @@ class _Kernel:
         self.params: list[Param] = []
         self._by_ref: dict = {}
         self.helpers: set[str] = set()
-        self.taken: set[str] = set()
+        self.taken: set[str] = set(RESERVED) | {size_arg(sym) for sym in gen.symbols}
         self.top_vars: dict = {}          # scalars computed once at the top of the kernel
         self.top_lines: list[str] = []
 
-    def _unique(self, base: str) -> str:
+    def _unique(self, base: str, ours: bool = False) -> str:
         name = base
+        if not ours and re.fullmatch(r"(v|i|acc|cat|idx|colsum|xmask|xindex|xnumel)\d.*|nb\d+|_.*", name) or name in HELPERS:
+            name = "a_" + name                       # our own variable families
         while name in self.taken:
             name += "_"
         self.taken.add(name)
@@ -184,6 +192,7 @@ class _Body:
         self.used_dims: set[int] = set()
         self.zeros_used: set[str] = set()
         self.mode = "body"
+        self.extra_text: list[str] = []     # template text outside the sections that uses index variables
         self.owned: set = set()
         if kind == "reduction" and not space.persistent:
             self.mode = "looped"
@@ -221,6 +230,9 @@ class _Body:
 
     def index_defs(self) -> dict[str, list[str]]:
         """Definitions of the used index variables, by section."""
+        text = "\n".join(line for lines in self.sections.values() for line in lines) + "\n" + \
+            "\n".join(self.k.top_lines) + "\n" + "\n".join(self.extra_text)
+        self.used_dims = {d for d in self.used_dims if re.search(rf"\b{self.dname(d)}\b", text)}
         D = self.space.shape
         out: dict[str, list[str]] = {}
         if self.kind == "matmul":
@@ -421,7 +433,7 @@ class _Body:
             r = len(self.g[inds].shape)
             raw = self.load(inds, idx[axis:axis + r])
             hi = self.k.dim(sshape[axis])
-            var = self.k._unique(f"idx{self.gen.num(nid)}")
+            var = self.k._unique(f"idx{self.gen.num(nid)}", ours=True)
             groups = frozenset().union(*(x.groups for x in idx[axis:axis + r]))
             self.emit(self.load_section(groups),
                       f"{var} = tl.minimum(tl.maximum({raw}, 0), {paren(hi)} - 1)  # {self.plan.name(nid)} gather index")
@@ -449,7 +461,7 @@ class _Body:
             expr = values[-1][1]
             for hi, v in reversed(values[:-1]):
                 expr = f"tl.where({hi}, {v}, {expr})"
-            var = self.k._unique(f"cat{self.gen.num(nid)}")
+            var = self.k._unique(f"cat{self.gen.num(nid)}", ours=True)
             groups = frozenset().union(*(x.groups for x in idx)) | frozenset().union(*(x.groups for x in conds))
             self.emit(self.load_section(groups), f"{var} = {expr}  # {self.plan.name(nid)} concat")
             return var
@@ -670,6 +682,7 @@ class ModuleGen:
         self.graph: Graph = plan.graph
         self.graph_order = [n.id for n in self.graph.nodes]
         self.source_name = source_name
+        self.symbols = sorted({s for n in self.graph.nodes for s in symbols(n.shape)})
         self._nums: dict[int, str] = {}
         self.t = templates()
         self.kernels: list[KernelSource] = [self.kernel(k) for k in plan.kernels if k.kind != "fallback"]
@@ -752,7 +765,7 @@ class ModuleGen:
                 ends.append(end)
                 what = ", ".join(self.plan.name(x) for x in seg.nodes if x in stores) or "no stores"
                 segs.append(t["pointwise"].COMBO_SEGMENT.format(
-                    keyword="if" if s == 0 else "elif", end=end, start=start, k=s,
+                    keyword="if" if s == 0 else "elif", end=end, first="pid" if start == "0" else f"(pid - {start})", k=s,
                     what=f"{fmt_shape(seg.space.shape)} -> {what}", sfx=f"_s{s}", xnumel=kern.dim(total),
                     body="\n".join("        " + x for x in lines)))
             rider_body = _Body(kern, k.segments[0].space, "pointwise")
@@ -837,6 +850,7 @@ class ModuleGen:
 
         a_off = batch_offset(av)
         b_off = batch_offset(bv)
+        body.extra_text += [a_off, b_off]
         a_base = a_ptr if a_off == "0" else f"{a_ptr} + {a_off}"
         b_base = b_ptr if b_off == "0" else f"{b_ptr} + {b_off}"
         dt = mn.dtype

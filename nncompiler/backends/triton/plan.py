@@ -557,14 +557,14 @@ class Plan:
         """(ok, category, reason, space) for merging producer group p into consumer group c."""
         if "fallback" in (p.kind, c.kind):
             return False, "legal", "torch fallback ops run alone", None
-        if p.kind == "matmul" and c.kind == "matmul":
-            return False, "legal", "two matmuls never share a kernel", None
         if c.kind == "matmul":
             mm = next(n for n in c.nodes if self.graph[n].op == "matmul")
             bases = {self.operand_views[(mm, k)].base for k in (0, 1)}
             if bases & set(p.nodes):
                 return False, "legal", ("matmul operands are loaded as tiles straight from memory "
                                         "(no prologue fusion)"), None
+        if p.kind == "matmul" and c.kind == "matmul":
+            return False, "legal", "two matmuls never share a kernel", None
         if "reduction" in (p.kind, c.kind) and "matmul" in (p.kind, c.kind):
             return False, "legal", "a reduction cannot run in a matmul epilogue (a tile holds only part of a row)", None
         x = self._path_between(p.id, c.id, dependents)

@@ -231,6 +231,9 @@ class CompiledGraph:
                     self._binds.append((a.attr["name"], axis, d))
         self._plan_memory()
         self._pools: OrderedDict = OrderedDict()
+        self._prepared: dict = {}
+        self._torch = torch
+        self._dtypes = {n.id: torch_dtype(n.dtype) for n in graph.nodes}
         self._tuned: dict = {}
         self._scalars: OrderedDict = OrderedDict()
         self.autotune = device == "cuda" and not interpret and os.environ.get("NNC_AUTOTUNE") == "1"
@@ -367,13 +370,38 @@ class CompiledGraph:
         return base.as_strided(shape, strides, base.storage_offset() + off)
 
     def _steps(self, bufs, sizes, pool):
-        for k in self.plan.kernels:
+        key = tuple(sorted(sizes.items()))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = []
+            for k in self.plan.kernels:
+                shapes = [(n, eval_shape(self.graph[n].shape, sizes), self.slot_of.get(n)) for n in k.stores]
+                prepared.append((k, shapes, None))
+            if len(self._prepared) > 8:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        for i, (k, shapes, launch) in enumerate(prepared):
             if k.kind == "fallback":
                 self._fallback(k, bufs, sizes)
                 continue
-            for n in k.stores:
-                bufs[n] = self._alloc(n, sizes, pool)
-            self._launch(self.kernels[k.index], bufs, sizes)
+            for n, shape, slot in shapes:
+                bufs[n] = pool[slot].view(shape) if slot is not None else \
+                    self._torch.empty(shape, dtype=self._dtypes[n], device=self.device)
+            if launch is None:          # first run at these sizes: block sizes, grid, argument recipe
+                ks = self.kernels[k.index]
+                blocks, warps = self._config(ks, bufs, sizes)
+                grid, ints = self._grid(ks, sizes, blocks)
+                recipe = [(p.kind == "buf", p.ref if p.kind == "buf" else int(sizes[p.ref]))
+                          for p in ks.params if p.kind in ("buf", "size")]
+                launch = (self._fns[ks.index], grid, recipe, ints, blocks, warps)
+                if not self.autotune or (ks.index, key) in self._tuned:
+                    prepared[i] = (k, shapes, launch)
+            fn, grid, recipe, ints, blocks, warps = launch
+            if 0 in grid:
+                continue
+            args = [bufs[r] if is_buf else r for is_buf, r in recipe]
+            fn[grid](*args, *ints, **blocks, num_warps=warps)
+            self.launches += 1
 
     def _launch(self, ks, bufs, sizes, config=None):
         fn = self._fns[ks.index]
@@ -500,6 +528,7 @@ class _CudaGraphs:
                 return None
             try:
                 static_in = {k: t.clone() for k, t in tensors.items()}
+                pool = self.cg._pool(self.cg.bind(static_in))   # the graph bakes these addresses in
                 stream = torch.cuda.Stream()
                 stream.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(stream):
@@ -508,7 +537,7 @@ class _CudaGraphs:
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
                     static_out = self.cg.run(static_in)
-                entry = (graph, static_in, static_out)
+                entry = (graph, static_in, static_out, pool)
                 self.entries[key] = entry
                 while len(self.entries) > 4:
                     self.entries.popitem(last=False)
@@ -516,7 +545,7 @@ class _CudaGraphs:
                 warnings.warn(f"nncompiler: CUDA graph capture failed ({e}); running kernels eagerly")
                 self.disabled = True
                 return None
-        graph, static_in, static_out = entry
+        graph, static_in, static_out, _ = entry
         for k, t in tensors.items():
             s = static_in[k]
             if t.data_ptr() != s.data_ptr():

@@ -83,7 +83,7 @@ def candidates(ks) -> list[tuple[dict, int]]:
     out = [(base, warps)]
     if ks.kind == "matmul":
         for bm, bn, bk, w in ((128, 64, 32, 4), (64, 128, 32, 4), (128, 128, 32, 8), (32, 64, 32, 4),
-                              (64, 64, 64, 4)):
+                              (64, 32, 32, 4), (32, 32, 32, 4), (16, 64, 64, 4), (64, 64, 64, 4)):
             out.append(({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, w))
     elif ks.kind in ("pointwise", "combo"):
         for xb, w in ((256, 4), (512, 4), (2048, 8), (4096, 8)):

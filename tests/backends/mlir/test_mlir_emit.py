@@ -21,7 +21,7 @@ from nncompiler.cli import main
 from nncompiler.ir import Builder
 from nncompiler.ir.shapes import TensorType
 
-from conftest import EXAMPLES, example_path
+from mlir_testlib import EXAMPLES, example_path
 
 try:
     from tests.oracle import every_primitive_graph, missing_primitives
@@ -147,7 +147,8 @@ def test_every_primitive_lowers_to_mlir():
     assert not missing_primitives(g)
     text = Backend().emit(g)
     used = ops_used(text)
-    for op in ("linalg.matmul", "linalg.generic", "tensor.extract_slice", "tensor.insert_slice", "tensor.concat", "tensor.expand_shape", "tensor.collapse_shape",
+    for op in ("linalg.matmul", "linalg.generic", "tensor.extract_slice", "tensor.insert_slice", "tensor.concat",
+               "tensor.expand_shape", "tensor.collapse_shape",
                "linalg.transpose", "linalg.broadcast", "tensor.extract", "math.powf", "arith.constant"):
         assert op in used, op
     assert {op.split(".")[0] for op in used} <= ALLOWED_DIALECTS

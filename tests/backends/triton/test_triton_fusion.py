@@ -1,0 +1,192 @@
+"""The fusion plan: what lands in one kernel, what does not and why, and the kernel count
+of a training step (the 784-512-512-10 Adam MLP of issue #4 must take at most 12)."""
+import os
+
+import numpy as np
+import pytest
+
+import nncompiler as nnc
+from nncompiler.backends.triton.plan import Plan, plan_graph
+from nncompiler.ir import Builder
+from nncompiler.ir.shapes import TensorType
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples")
+
+MLP = """
+model MLP {
+    input  x: f32[B, 784]
+    target y: i32[B]
+    h1  = dense(x, 512, activation=relu)
+    h2  = dense(h1, 512, activation=relu)
+    out = dense(h2, 10, activation=softmax)
+    output out
+    loss sparse_categorical_crossentropy(out, y)
+    optimizer adam(lr=0.001)
+}
+"""
+
+
+def T(*shape, dtype="f32"):
+    return TensorType(dtype, tuple(shape))
+
+
+def kernel_of(plan: Plan, op: str):
+    return [k for k in plan.kernels if any(plan.graph[n].op == op for n in k.nodes)]
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return nnc.compile(MLP, backend="triton")
+
+
+def test_mlp_adam_training_step_takes_at_most_12_kernels(mlp):
+    plan = plan_graph(mlp.graph("train_step"))
+    assert plan.launches() <= 12, plan.describe()
+    kinds = [k.kind for k in plan.kernels]
+    assert kinds.count("matmul") == 8                 # 3 forward, 2 input-grads, 3 weight-grads
+    assert "fallback" not in kinds
+    line = [x for x in mlp._backend.summary_lines(mlp) if "training step" in x]
+    assert line and line[0].strip() == f"kernels per training step: {plan.launches()}"
+
+
+def test_mlp_summary_reports_kernel_count(mlp):
+    text = mlp.summary()
+    assert "kernels per training step:" in text
+    n = int(text.split("kernels per training step:")[1].split()[0])
+    assert n <= 12
+
+
+def test_matmul_epilogue_holds_bias_and_activation(mlp):
+    plan = plan_graph(mlp.graph("predict"))
+    first = plan.kernels[0]
+    ops = [plan.graph[n].op for n in first.nodes]
+    assert first.kind == "matmul" and ops[:1] == ["matmul"] and "add" in ops
+    assert {"gt", "where"} <= set(ops) or "maximum" in ops       # relu, however the passes spell it
+    assert first.name.startswith("nnc_matmul_")
+
+
+def test_softmax_cross_entropy_and_its_gradient_are_one_kernel(mlp):
+    plan = plan_graph(mlp.graph("train_step"))
+    (k,) = [k for k in plan.kernels if k.kind == "reduction" and any(plan.graph[n].op == "exp" for n in k.nodes)]
+    ops = [plan.graph[n].op for n in k.nodes]
+    assert {"max", "exp", "sum", "log"} <= set(ops)
+    assert k.space.persistent and "softmax" in k.name
+    # the logits gradient it writes feeds the backward matmuls directly
+    assert any(plan.graph[n].shape == ("B", 10) and plan.graph[n].dtype == "f32" for n in k.stores)
+
+
+def test_bias_gradient_rides_with_the_weight_gradient_matmul(mlp):
+    plan = plan_graph(mlp.graph("train_step"))
+    wgrads = [k for k in plan.kernels if k.kind == "matmul" and k.colsums]
+    assert len(wgrads) == 3
+    for k in wgrads:
+        # ... and so does the Adam update of the weight and of the bias
+        assert sum(plan.graph[n].op == "sqrt" for n in k.nodes) == 2
+
+
+def test_why_no_fuse_is_recorded(mlp):
+    plan = plan_graph(mlp.graph("train_step"))
+    text = plan.describe()
+    assert "not fused:" in text
+    assert "no prologue fusion" in text               # matmul operands come from memory
+    assert "reductions over different iteration spaces" in text
+    reasons = {w.category for w in plan.why}
+    assert "legal" in reasons
+
+
+def test_elementwise_chain_is_one_kernel():
+    b = Builder("chain")
+    x = b.argument("x", "input", T("B", 8))
+    y = b.argument("y", "input", T(8))
+    z = b.exp(b.add(b.mul(x, y), b.scalar(1.0)))
+    g = b.build({"z": b.where(b.gt(z, b.scalar(2.0)), z, b.neg(z))})
+    plan = plan_graph(g)
+    assert plan.launches() == 1
+    assert plan.kernels[0].kind == "pointwise"
+    assert plan.kernels[0].name.startswith("nnc_pointwise_mul_add_exp")
+
+
+def test_movement_ops_are_index_arithmetic_not_kernels():
+    b = Builder("moves")
+    x = b.argument("x", "input", T(4, 6))
+    t = b.transpose(x, perm=(1, 0))                       # [6, 4]
+    s = b.slice(t, start=(1, 0), stop=(5, 4), step=(2, 1))  # [2, 4]
+    p = b.pad(s, lo=(1, 0), hi=(0, 1), interior=(0, 0))   # [3, 5]
+    g = b.build({"out": b.exp(p)})
+    plan = plan_graph(g)
+    assert plan.launches() == 1 and plan.kernels[0].kind == "pointwise"
+
+
+def test_slice_of_a_fused_value_is_refused_with_a_reason():
+    b = Builder("refuse")
+    x = b.argument("x", "input", T(8))
+    e = b.exp(x)
+    s = b.slice(e, start=(1,), stop=(7,), step=(2,))
+    g = b.build({"out": b.mul(s, s)})
+    plan = plan_graph(g)
+    assert plan.launches() == 2
+    assert any("re-indexes a value computed in the same kernel" in w.reason for w in plan.why)
+
+
+def test_reshape_output_is_a_view():
+    b = Builder("view")
+    x = b.argument("x", "input", T("B", 4))
+    g = b.build({"flat": b.reshape(b.exp(x), shape=("4*B",))})
+    plan = plan_graph(g)
+    assert plan.launches() == 1 and plan.output_views
+
+
+def test_transposed_matmul_operands_are_strided_reads():
+    b = Builder("mmT")
+    a = b.argument("a", "input", T(5, "B"))
+    w = b.argument("w", "input", T(3, 5))
+    g = b.build({"out": b.matmul(b.transpose(a, perm=(1, 0)), b.transpose(w, perm=(1, 0)))})
+    plan = plan_graph(g)
+    assert plan.launches() == 1 and plan.kernels[0].kind == "matmul"
+
+
+def test_optimizer_updates_without_a_matmul_form_one_combo_kernel():
+    # sgd on parameters that no matmul produces gradients for: elementwise sinks
+    b = Builder("opt")
+    outs = {}
+    for i, shape in enumerate([(3,), (4, 5), (7,)]):
+        p = b.argument(f"p{i}", "param", T(*shape))
+        gr = b.argument(f"g{i}", "input", T(*shape))
+        outs[f"new.p{i}"] = b.sub(p, b.mul(b.scalar(0.1), gr))
+    plan = plan_graph(b.build(outs))
+    assert plan.launches() == 1 and plan.kernels[0].kind == "combo"
+    assert len(plan.kernels[0].segments) == 3
+
+
+def test_forced_fallback_is_reported_and_still_runs(monkeypatch):
+    monkeypatch.setenv("NNC_TRITON_FALLBACK", "exp")
+    from nncompiler.backends import get_backend
+    b = Builder("fb")
+    x = b.argument("x", "input", T("B", 3))
+    g = b.build({"y": b.add(b.exp(x), b.scalar(1.0))})
+    be = get_backend("triton")
+    plan = be.plan(g)
+    assert "fallback: torch" in plan.describe()
+    xv = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = be.to_numpy(be.compile(g)({"x": xv})["y"])
+    np.testing.assert_allclose(out, np.exp(xv) + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["iris", "linefit", "digits", "multilabel", "digits_cnn", "residual",
+                                  "sine_rnn", "basics", "softmax", "tensors"])
+def test_examples_plan_without_fallback(name):
+    m = nnc.compile(os.path.join(EXAMPLES, f"{name}.nn"))
+    kinds = ("predict", "train_step") if m.lowered.kind == "model" else ("predict",)
+    for kind in kinds:
+        plan = plan_graph(m.graph(kind))
+        fb = [k.name for k in plan.kernels if k.kind == "fallback"]
+        assert all(plan.graph[k.nodes[0]].op == "scatter_add" for k in plan.kernels if k.kind == "fallback"), fb
+
+
+def test_emit_kernels_lists_each_kernel_with_its_ops():
+    m = nnc.compile(os.path.join(EXAMPLES, "iris.nn"), backend="triton")
+    from nncompiler.report import emit
+    text = emit(m, "kernels")
+    assert "graph train_step:" in text and "kernel 0  nnc_matmul_" in text
+    assert "= matmul(%x, %h.kernel)" in text and "iris.nn:5:" in text
+    assert "kernels per training step:" in text
