@@ -40,7 +40,9 @@ class Model:
             self._optimizer = OPTIMIZERS[lowered.optimizer.name]
             self._hyper = optimizer_hyper(lowered, self._optimizer)
         has_state = lowered.params or lowered.buffers
-        init = self._backend.compile(build_init(lowered))({}) if has_state else {}
+        # initial values always come from the numpy backend, so every backend starts from the same numbers
+        from .backends.numpy import compile_graph
+        init = compile_graph(build_init(lowered))({}) if has_state else {}
         # the state, on the backend's device (np.array copies: an initialiser may be a read-only view)
         self._state: dict[str, object] = {}
         for name in [*lowered.params, *lowered.buffers]:

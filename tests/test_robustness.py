@@ -123,7 +123,7 @@ def bad_files(tmp_path_factory):
     for name, text, message in BAD_CSV:
         if name == "latin1.csv":
             (tmp / name).write_bytes(text.encode("latin-1"))
-            message = "latin1.csv:2:12: error: not a UTF-8 text file"
+            message = "latin1.csv:2: error: not a UTF-8 text file"
         else:
             (tmp / name).write_text(text)
         cases[name] = message

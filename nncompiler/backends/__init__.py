@@ -25,7 +25,7 @@ def resolve_auto(graph=None) -> str:
     `graph` is the model's forward graph (or its `LoweredModel`, whose train block's batch
     size is then used). Its work is the sum of its nodes' output elements (a matmul's
     multiply-adds, a reduction's input elements) at a batch of 32 rows; above 100,000
-    elements the compiled step wins (1.2x to 3.7x on the examples that are), below it
+    elements the compiled step wins (1.2x to 3.7x on the examples above it), below it
     numpy's lower fixed cost per step wins or ties and IREE's one-time compile (seconds,
     cached on disk) is not worth paying. Without a graph there is nothing to measure: numpy.
     docs/mlir.md has the measurements."""

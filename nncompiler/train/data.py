@@ -78,26 +78,26 @@ def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
         except csv.Error as e:
             raise _error(path, f"malformed CSV: {e}", reader.line_num + 1) from None
         except UnicodeDecodeError:
-            line, col = _bad_utf8(path)
-            raise _error(path, "not a UTF-8 text file", line or reader.line_num + 1, col) from None
+            line = _bad_utf8(path)
+            raise _error(path, "not a UTF-8 text file", line or reader.line_num + 1) from None
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
         yield reader.line_num, cells
 
 
-def _bad_utf8(path) -> tuple[int | None, int | None]:
-    """(line, byte column) of the first byte sequence that is not UTF-8 (the text layer decodes
-    ahead of the csv reader, so the reader's own line count can be behind)."""
+def _bad_utf8(path) -> int | None:
+    """The line of the first byte sequence that is not UTF-8 (the text layer decodes ahead of
+    the csv reader, so the reader's own line count can be behind)."""
     try:
         with open(path, "rb") as f:
             for number, raw in enumerate(f, 1):
                 try:
                     raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    return number, e.start + 1
+                except UnicodeDecodeError:
+                    return number
     except OSError:
         pass
-    return None, None
+    return None
 
 
 # --------------------------------------------------------------------------- cells

@@ -210,13 +210,14 @@ def launch(nproc: int, argv: list[str]) -> int:
     except ImportError:
         raise NNCError("--nproc needs torch (torch.distributed): pip install torch") from None
     import logging
-    # one thread pool per core, not N ranks each as wide as the machine (torchrun would say 1, noisily)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported below, on one line
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONPATH")}
+    # one thread pool per core, not N ranks each as wide as the machine (torchrun would say 1, noisily)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     # the ranks import this very nncompiler, installed or not
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [saved["PYTHONPATH"]])])
     args = trun.parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module", "nncompiler"])
     # nnc's own flags are not parsed by the launcher (it would take --nproc or --monitor for its own)
     args.training_script_args = [a for i, a in enumerate(argv) if not _nproc_flag(argv, i)]
@@ -229,6 +230,12 @@ def launch(nproc: int, argv: list[str]) -> int:
         raise NNCError(f"nnc run --nproc {nproc}: rank {rank} failed ({how}); the other ranks were stopped") from None
     except SignalException:
         raise KeyboardInterrupt from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return 0
 
 
@@ -248,6 +255,11 @@ def trainer_for(model, **agree):
     return None if running() is None else DistributedTrainer(model, **agree)
 
 
+def _shape(value) -> tuple[int, ...]:
+    """A device array's shape without copying it to the host."""
+    return tuple(int(d) for d in (value.shape if hasattr(value, "shape") else np.shape(value)))
+
+
 class _Ops:
     """Flat buffers of one kind of device array: numpy (shared with torch via from_numpy),
     torch tensors (reduced in place on their device), or other (through host numpy)."""
@@ -265,6 +277,8 @@ class _Ops:
 
     def put(self, flat, off: int, size: int, x, w: float) -> None:
         if self.is_torch:
+            if not isinstance(x, self.torch.Tensor):
+                x = self.torch.as_tensor(x, device=flat.device)
             self.torch.mul(x.reshape(-1), w, out=flat[off:off + size])
         else:
             x = self.backend.to_numpy(x) if self.host else x
@@ -272,6 +286,9 @@ class _Ops:
 
     def zero(self, flat, off: int, size: int) -> None:
         flat[off:off + size] = 0
+
+    def host_list(self, flat, off: int, size: int) -> list[float]:
+        return [float(v) for v in flat[off:off + size].tolist()]
 
     def tensor(self, flat):
         return flat if self.is_torch else self.torch.from_numpy(flat)
@@ -298,19 +315,30 @@ class DistributedTrainer:
         fail = os.environ.get(TEST_EXIT_ENV, "")
         self._fail_at = tuple(int(v) for v in fail.split(":")[:2]) if fail else None
         self._fail_hang = fail.endswith(":hang")
-        self._layout = None
+        self.buckets = None     # worked out on the first step
+        # small float64 vectors (stats, checks) go where the group reduces them: the CPU with
+        # gloo (also "cpu:gloo,cuda:nccl"), this rank's GPU with NCCL alone
+        kind = str(self.dist.get_backend())
+        self._device = "cpu" if "gloo" in kind or "nccl" not in kind else f"cuda:{torch.cuda.current_device()}"
+        sample = next(iter(model._state.values()), None)
+        if "gloo" not in kind and isinstance(sample, (np.ndarray, np.generic)):
+            raise NNCError(f"the {model.backend_name} backend keeps its arrays on the CPU: initialise the process "
+                           f"group with backend 'gloo' (it is {kind!r})")
         self._check_agree(agree)
         self._sync_state()
+
+    def _small(self, values: list[float]):
+        return self.torch.tensor(values, dtype=self.torch.float64, device=self._device)
 
     # -- setup -------------------------------------------------------------------------
     def _check_agree(self, values: dict) -> None:
         """Fail on every rank (rather than hang) when the ranks disagree on the data, the
         schedule or the model's state layout."""
         st = self.model._state
-        layout = ";".join(f"{k}:{tuple(np.shape(self.model._backend.to_numpy(st[k])))}" for k in sorted(st))
+        layout = ";".join(f"{k}:{_shape(st[k])}" for k in sorted(st))
         values = {**values, "model": float(zlib.crc32(f"{self.model.lowered.name}|{layout}".encode()))}
         names = list(values)
-        mine = self.torch.tensor([float(values[k]) for k in names], dtype=self.torch.float64)
+        mine = self._small([float(values[k]) for k in names])
         hi, lo = mine.clone(), -mine
         with _collective(self, "the start of training"):
             self.dist.all_reduce(hi, op=self.dist.ReduceOp.MAX)
@@ -327,7 +355,7 @@ class DistributedTrainer:
         names = sorted(m._state)
         sample = m._state[names[0]] if names else np.zeros(0, np.float32)
         ops = _Ops(self.torch, m._backend, sample)
-        shapes = [tuple(np.shape(m._backend.to_numpy(m._state[k]))) for k in names]
+        shapes = [_shape(m._state[k]) for k in names]
         sizes = [int(np.prod(s)) for s in shapes]
         flat = ops.empty(sum(sizes) + 2)
         off = 0
@@ -351,7 +379,8 @@ class DistributedTrainer:
     def _build_layout(self) -> None:
         """Buckets of (output name, offset, size, shape), in the order the grad_step graph
         computes them (buffer updates in the forward pass, then the gradients as the backward
-        pass produces them), each about `bucket_bytes`."""
+        pass produces them), each about `bucket_bytes`. The loss and metrics ride at the end of
+        the last bucket: one collective per step for a small model."""
         m = self.model
         g = m.graph("grad_step")
         pos = {n.id: i for i, n in enumerate(g.nodes)}
@@ -360,20 +389,20 @@ class DistributedTrainer:
         reduced = [n for n in outs if n.startswith(("grad.", "update."))]
         reduced.sort(key=lambda n: pos[outs[n]])
         state = m._state
-        ops = None
+        sample = state[reduced[0].split(".", 1)[1]] if reduced else np.zeros(0, np.float32)
+        ops = _Ops(self.torch, m._backend, sample)
         buckets, items, used = [], [], 0
         for name in reduced:
             key = name.split(".", 1)[1]
-            ops = ops or _Ops(self.torch, m._backend, state[key])
-            shape = tuple(np.shape(m._backend.to_numpy(state[key]))) if ops.host else tuple(state[key].shape)
+            shape = _shape(state[key])
             size = int(np.prod(shape))
             if items and (used + size) * 4 > self.bucket_bytes:
                 buckets.append((items, used))
                 items, used = [], 0
             items.append((name, used, size, shape))
             used += size
-        if items:
-            buckets.append((items, used))
+        self.stat_off = used
+        buckets.append((items, used + len(self.stat_names)))
         self.buckets, self.ops = buckets, ops
 
     # -- one step ----------------------------------------------------------------------
@@ -391,14 +420,13 @@ class DistributedTrainer:
     def step(self, data: dict, idx: np.ndarray) -> tuple[dict, dict[str, float]]:
         """One optimizer step on the global batch `data[idx]`: this rank computes the gradients
         of its slice; returns (this rank's batch, the global batch's loss and metrics)."""
-        m, torch = self.model, self.torch
+        m = self.model
         if self._fail_at and self._fail_at == (self.rank, self.steps + 1):   # a test: this rank
             while self._fail_hang:                                          # hangs, or dies
                 time.sleep(60)
             os._exit(1)
-        if self._layout is None:
+        if self.buckets is None:
             self._build_layout()
-            self._layout = True
         lo, hi, w = self.shard(len(idx))
         local = idx[lo:hi]
         batch = {k: v[local] for k, v in data.items()}
@@ -409,11 +437,9 @@ class DistributedTrainer:
                 args["rng.key"] = self._rng_key()
             out = m.compiled("grad_step")(args)
         to_numpy = m._backend.to_numpy
-        stats = np.array([w * float(to_numpy(out[k])) if out is not None else 0.0 for k in self.stat_names],
-                         dtype=np.float64)
+        stats = [w * float(to_numpy(out[k])) if out is not None else 0.0 for k in self.stat_names]
         ops, flats, works = self.ops, [], []
         with _collective(self, "the gradient all-reduce"):
-            works.append(self.dist.all_reduce(torch.from_numpy(stats), async_op=True))
             for items, total in self.buckets:   # issued as each bucket is filled
                 flat = ops.empty(total)
                 for name, off, size, _ in items:
@@ -421,10 +447,13 @@ class DistributedTrainer:
                         ops.zero(flat, off, size)
                     else:
                         ops.put(flat, off, size, out[name], w)
+                if len(flats) == len(self.buckets) - 1 and stats:   # the last one carries the stats
+                    ops.put(flat, self.stat_off, len(stats), np.asarray(stats, np.float32), 1.0)
                 works.append(self.dist.all_reduce(ops.tensor(flat), async_op=True))
                 flats.append(flat)
             for work in works:
                 work.wait()
+        stats = ops.host_list(flats[-1], self.stat_off, len(stats))
         reduced = {}
         for (items, _), flat in zip(self.buckets, flats):
             for name, off, size, shape in items:
@@ -438,7 +467,7 @@ class DistributedTrainer:
                 m._state[key[len("update."):]] = value
         m.steps_taken += 1
         self.steps += 1
-        return batch, dict(zip(self.stat_names, stats.tolist()))
+        return batch, dict(zip(self.stat_names, stats))
 
     def evaluate(self, model, data: dict) -> dict[str, float]:
         """Loss and metrics over `data`, each rank evaluating its slice (the same on every rank)."""
@@ -450,7 +479,7 @@ class DistributedTrainer:
             names = [("loss" if k == "loss" else k[len("metric."):]) for k, _ in model.graph("evaluate").outputs]
             mine = dict.fromkeys(names, 0.0)
             w = 0.0
-        vec = self.torch.tensor([w * v for v in mine.values()], dtype=self.torch.float64)
+        vec = self._small([w * v for v in mine.values()])
         with _collective(self, "validation"):
             self.dist.all_reduce(vec)
         return dict(zip(mine, vec.tolist()))

@@ -1,7 +1,6 @@
 """Ahead-of-time compilation on a machine with no GPU: every example's kernels lower to PTX
 and a cubin for sm_90 (Triton's compiler and the ptxas in its wheel), the results are cached
 on disk keyed by source + target + versions, and a second compile is served from the cache."""
-import io
 import json
 import os
 import tarfile
