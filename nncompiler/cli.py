@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file")
     c.add_argument("--emit", metavar="STAGE", help="print a stage: ir (forward), grad (forward+backward), "
                    "opt (optimised graphs), python (generated numpy code), passes (what each pass did); "
-                   "backends add their own (triton: kernels, triton, ttir, ttgir, llir, ptx, cubin; mlir: mlir)")
+                   "backends add their own (triton: kernels, triton, ttir, ttgir, llir, ptx, cubin; mlir: mlir, vmfb)")
     c.add_argument("--backend", default="numpy")
     c.add_argument("--target", help="code generation target, e.g. sm_90 for --backend triton")
     c.add_argument("--model", help="which block, when the file has several")

@@ -26,8 +26,10 @@ def _optimize(graph: Graph) -> Graph:
 
 class Model:
     def __init__(self, lowered: LoweredModel, backend: str = "numpy"):
-        from .backends import get_backend
+        from .backends import get_backend, resolve_auto
         self.lowered = lowered
+        if backend == "auto":  # decided per model: see backends.resolve_auto
+            backend = resolve_auto(lowered)
         self.backend_name = backend
         self._backend = get_backend(backend)
         self._graphs: dict[str, Graph] = {}
@@ -250,7 +252,7 @@ class Model:
         grads = {name: (self._backend.to_numpy(out[f"grad.{name}"]) if f"grad.{name}" in out
                         else np.zeros_like(value))              # a parameter the loss does not use
                  for name, value in self.params.items()}
-        return float(out["loss"]), grads
+        return float(self._backend.to_numpy(out["loss"])), grads
 
     def evaluate(self, **data) -> dict[str, float]:
         from .train.loop import evaluate
