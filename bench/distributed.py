@@ -14,9 +14,14 @@ the thread count it names; OMP/OpenBLAS/MKL threads are set in the environment):
 
 Each run trains one untimed warm-up epoch (graph derivation, optimisation, compilation), then
 `--epochs` timed epochs (no validation), between barriers; samples/s = epochs * rows / time.
-Efficiency = (2-rank samples/s) / (2 x 1-rank-1-thread samples/s). The rounds interleave the
-configurations so that background load on a shared machine hits them alike; the table gives
-the median and the range over rounds.
+Scaling efficiency = (2-rank samples/s) / (2 x 1-rank-1-thread samples/s). The rounds
+interleave the configurations so that background load on a shared machine hits them alike;
+the table gives the median and the range over rounds. Because wall-clock numbers on a busy
+machine say more about the neighbours than about nnc, the table also gives the CPU time per
+sample summed over the ranks (`time.process_time`, every thread of every rank) and the CPU
+efficiency = (1-rank CPU per sample) / (2-rank CPU per sample): the share of the 2-rank CPU
+time that is the single-process work, the rest being the cost of distribution (the split
+step, bucketing, the all-reduce). Perfect scaling on an idle machine would need both at 100%.
 """
 from __future__ import annotations
 
@@ -50,13 +55,14 @@ def worker(rank: int, world: int, store: str, batch: int, epochs: int) -> None:
     m.fit(epochs=1, batch_size=batch, seed=0, **data)            # warm-up: derive, optimise, compile
     if dist:
         dist.barrier()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hist = m.fit(epochs=epochs, batch_size=batch, seed=1, **data)
+    cpu = time.process_time() - c0
     if dist:
         dist.barrier()
     elapsed = time.perf_counter() - t0
-    if rank == 0:
-        print(json.dumps({"elapsed": elapsed, "samples": rows * epochs, "loss": hist["loss"][-1]}), flush=True)
+    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "samples": rows * epochs, "loss": hist["loss"][-1]}),
+          flush=True)
     if dist:
         dist.destroy_process_group()
 
@@ -73,8 +79,10 @@ def run_config(world: int, threads: int, batch: int, epochs: int) -> dict:
     for p, (out, err) in zip(procs, outs):
         if p.returncode != 0:
             raise SystemExit(f"a worker failed (exit {p.returncode}):\n{err}")
-    result = json.loads(outs[0][0].strip().splitlines()[-1])
+    ranks = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    result = ranks[0]
     result["samples_per_s"] = result["samples"] / result["elapsed"]
+    result["cpu_ms_per_sample"] = 1e3 * sum(r["cpu"] for r in ranks) / result["samples"]
     return result
 
 
@@ -92,28 +100,37 @@ def main(argv=None) -> int:
         return 0
     batches = [int(b) for b in args.batches.split(",")]
     results: dict = {b: {name: [] for name, _, _ in CONFIGS} for b in batches}
+    cpu: dict = {b: {name: [] for name, _, _ in CONFIGS} for b in batches}
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for rnd in range(args.rounds):
         for batch in batches:
             order = CONFIGS[rnd % len(CONFIGS):] + CONFIGS[:rnd % len(CONFIGS)]   # rotate the order
             for name, world, threads in order:
                 r = run_config(world, threads, batch, args.epochs)
                 results[batch][name].append(r["samples_per_s"])
+                cpu[batch][name].append(r["cpu_ms_per_sample"])
                 print(f"round {rnd + 1} batch {batch} {name}: {r['samples_per_s']:.0f} samples/s", file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"digits CNN ({MODEL}), {args.epochs} timed epochs x 1797 rows, {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} at the end\n")
-    print("| global batch | configuration | samples/s (median) | range | scaling efficiency |")
-    print("|---|---|---|---|---|")
+    print(f"digits CNN (examples/digits_cnn.nn), {args.epochs} timed epochs x 1797 rows, {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs, load average {load0:.1f} before and {load:.1f} after\n")
+    print("| global batch | configuration | samples/s (median) | range | scaling efficiency "
+          "| CPU ms per sample (all ranks) | CPU efficiency |")
+    print("|---|---|---|---|---|---|---|")
     summary = {}
     for batch in batches:
         med = {name: statistics.median(v) for name, v in results[batch].items()}
-        base = med["1 rank x 1 thread"]
+        cmed = {name: statistics.median(v) for name, v in cpu[batch].items()}
+        base, cbase = med["1 rank x 1 thread"], cmed["1 rank x 1 thread"]
         for name, _, _ in CONFIGS:
             v = results[batch][name]
-            eff = f"{med[name] / (2 * base):.0%}" if name.startswith("2 ranks") else ""
-            print(f"| {batch} | {name} | {med[name]:.0f} | {min(v):.0f}-{max(v):.0f} | {eff} |")
-        summary[batch] = {"median": med, "all": results[batch],
-                          "efficiency": med["2 ranks x 1 thread"] / (2 * base)}
+            two = name.startswith("2 ranks")
+            eff = f"{med[name] / (2 * base):.0%}" if two else ""
+            ceff = f"{cbase / cmed[name]:.0%}" if two else ""
+            print(f"| {batch} | {name} | {med[name]:.0f} | {min(v):.0f}-{max(v):.0f} | {eff} "
+                  f"| {cmed[name]:.3f} | {ceff} |")
+        summary[batch] = {"median": med, "all": results[batch], "cpu_ms_per_sample": cmed,
+                          "efficiency": med["2 ranks x 1 thread"] / (2 * base),
+                          "cpu_efficiency": cbase / cmed["2 ranks x 1 thread"]}
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"epochs": args.epochs, "rounds": args.rounds, "cpus": os.cpu_count(), "load": load,

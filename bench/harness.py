@@ -87,6 +87,21 @@ def _threadpools() -> list[dict] | str:
              "library": os.path.basename(d.get("filepath", ""))} for d in threadpool_info()]
 
 
+def nnc_source_state() -> str | None:
+    """The nncompiler source the run measured: git commit, and whether nncompiler/ had local changes."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cases_mod.ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nncompiler"], cwd=cases_mod.ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not head:
+        return None
+    return f"git {head}" + (" + uncommitted changes in nncompiler/" if dirty else "")
+
+
 def machine_info(env: dict | None = None) -> dict:
     """The machine; `env`: the thread-related environment variables as the run found them."""
     info = _cpuinfo()
@@ -329,16 +344,26 @@ def run_case(p: cases_mod.Problem, impls, args, log) -> dict:
     times: dict[str, list[float]] = {row["impl"]: [] for _, row, _ in ready}
     for r in range(rounds):
         order = ready[r % len(ready):] + ready[:r % len(ready)] if ready else []
-        for impl, row, runner in order:
+        for entry in order:
+            impl, row, runner = entry
             n = row["reps"] // rounds + (1 if r < row["reps"] % rounds else 0)
-            if rounds > 1:
-                runner.call()                    # untimed: let the previous block's threads settle
-            times[row["impl"]] += _timed(runner.call, n)
+            try:
+                if rounds > 1:
+                    runner.call()                # untimed: let the previous block's threads settle
+                times[row["impl"]] += _timed(runner.call, n)
+            except Exception as e:               # broke after its check: drop it, keep the run
+                text = str(e).strip()
+                msg = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+                result["skipped"].append({"impl": impl.name, "reason": f"failed while timed: {msg}"})
+                log(f"  {p.key} {impl.name}: FAILED while timed: {msg}")
+                ready.remove(entry)
     for impl, row, runner in ready:
         row["rounds"] = rounds
         row.update(_stats(times[row["impl"]]))
         if args.profile and impl.is_nnc:
-            row["profile"] = _profile(runner.call, max(1, min(row["reps"], 200)))
+            # about 1 s of calls under each profiler, so that one preemption cannot dominate
+            row["profile_calls"] = max(1, min(row["reps"], math.ceil(1.0e3 / row["median_ms"])))
+            row["profile"] = _profile(runner.call, row["profile_calls"])
         log(f"  {p.key} {impl.name:14s} median {row['median_ms']:10.3f} ms  "
             f"p10-p90 {row['p10_ms']:.3f}-{row['p90_ms']:.3f}")
         result["rows"].append(row)
@@ -485,6 +510,7 @@ def main(argv=None) -> int:
         info["threads_flag"] = {k: os.environ.get(k) for k in THREAD_ENV if os.environ.get(k) != env_at_start.get(k)}
     info["loadavg_start"], info["loadavg_end"] = list(load_start), list(os.getloadavg())
     versions = {}
+    source = nnc_source_state()
     for impl in impls:
         if not impl.unavailable():
             try:
@@ -494,7 +520,8 @@ def main(argv=None) -> int:
     header = [f"nnc benchmark, {started:%Y-%m-%d %H:%M %Z}" + (" (--quick: tiny sizes, not a benchmark)" if args.quick else "")
               + (f", --threads {args.threads}" if args.threads else ""),
               "", *machine_lines(info),
-              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+              + (f"; nncompiler source: {source}" if source else ""),
               "- load average (1/5/15 min) at start: " + " ".join(f"{v:.2f}" for v in load_start)
               + ", at end: " + " ".join(f"{v:.2f}" for v in info["loadavg_end"])
               + f" ({info['usable_cpus']} CPUs: a load near or above that means other processes competed for them)", ""]
@@ -505,7 +532,7 @@ def main(argv=None) -> int:
         for res in results:
             for r in res["rows"]:
                 if r.get("profile"):
-                    print(f"### profile: case {res['key']}, {r['impl']} ({r['reps']} calls)\n")
+                    print(f"### profile: case {res['key']}, {r['impl']} ({r['profile_calls']} calls)\n")
                     print(r["profile"])
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -514,7 +541,7 @@ def main(argv=None) -> int:
         doc = {"date": started.isoformat(timespec="seconds"), "quick": args.quick, "seed": args.seed,
                "threads": args.threads,
                "argv": sys.argv[1:] if argv is None else list(argv), "run_time_s": elapsed,
-               "machine": info, "versions": versions, "cases": results, "skipped_cases": skipped_cases}
+               "machine": info, "versions": versions, "nnc_source": source, "cases": results, "skipped_cases": skipped_cases}
         with open(args.json, "w") as f:
             json.dump(_jsonable(doc), f, indent=1, default=str)
     failed = [(res["key"], r["impl"]) for res in results for r in res["rows"] if not r["check"]["ok"]]
