@@ -94,6 +94,11 @@ def _rule(b: Builder, n: Node, ins: tuple[int, ...], uses: dict[int, int] | None
     inner = get(x)
     if op == "neg" and inner.op == "neg":
         return inner.inputs[0], "neg(neg(x))"
+    if op == "neg" and inner.op == "mul" and any(b.nodes[i].op == "neg" for i in inner.inputs):
+        a, c = inner.inputs   # neg(mul(neg(a), c)) -> mul(a, c): the signs cancel
+        if b.nodes[a].op == "neg":
+            return b.mul(b.nodes[a].inputs[0], c), "neg(mul(neg(a), c))"
+        return b.mul(a, b.nodes[c].inputs[0]), "neg(mul(a, neg(c)))"
     if n.prim.kind == "unary" and inner.op == "broadcast_to" and op != "stop_gradient":
         # compute on the small tensor, broadcast the result: same values, less work
         return b.broadcast_to(b.copy(n, (inner.inputs[0],)), shape=n.shape), f"{op}(broadcast_to(x))"

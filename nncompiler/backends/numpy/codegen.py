@@ -71,9 +71,24 @@ def _pad(x, lo, hi, interior):
     out[tuple(slice(l, l + n + max(n - 1, 0) * k, k + 1) for n, l, k in zip(x.shape, lo, interior))] = x
     return out
 
+_IOTAS = {}
+
 def _iota(shape, axis, dtype):
-    r = np.arange(shape[axis], dtype=dtype).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-    return np.broadcast_to(r, shape)
+    # read-only and memoised: a one-hot's index grid is the same every step
+    key = (shape, axis, dtype)
+    r = _IOTAS.get(key)
+    if r is None:
+        r = np.arange(shape[axis], dtype=dtype).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+        r = _IOTAS[key] = np.broadcast_to(r, shape)
+    return r
+
+def _swish(x, out=None, tmp=None):
+    # x * sigmoid(x) as x / (1 + exp(-x)): four passes instead of five
+    with np.errstate(over="ignore"):
+        t = np.negative(x, out=tmp)
+        np.exp(t, out=t)
+    np.add(t, 1, out=t)
+    return np.divide(x, t, out=out)
 
 def _uniform(seed, low, high, shape, dtype):
     return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
@@ -243,8 +258,25 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
     if missing:
         raise ValueError(f"{graph.name}: dimension(s) {sorted(missing)} are not bound by any argument")
     mem = memory_plan(graph, {d: f"new.{d}" for d in donate})
+    swish = _swish_pairs(graph)   # sigmoid node -> the mul that consumes it as x * sigmoid(x)
+    fused = {m: sg for sg, m in swish.items()}
     for node in graph.nodes:
-        if node.op == "arg":
+        if node.op == "arg" or node.id in swish:
+            continue
+        if node.id in fused:
+            sg = graph[fused[node.id]]
+            x = names[sg.inputs[0]]
+            tmp = (f"_buf(_ws, {mem.slot[sg.id]}, {ctx.shape(sg.shape)}, {_dt(sg)})" if sg.id in mem.slot
+                   else "None")
+            out = (names[mem.inplace[node.id]] if node.id in mem.inplace else
+                   f"_outbuf(_ws, 'out{node.id}', {ctx.shape(node.shape)}, {_dt(node)})"
+                   if mem.kind.get(node.id) == "out" else
+                   f"_buf(_ws, {mem.slot[node.id]}, {ctx.shape(node.shape)}, {_dt(node)})"
+                   if node.id in mem.slot else "None")
+            names[node.id] = f"t{node.id}"
+            where = f"  {node.loc}" if node.loc else ""
+            body.append(f"    t{node.id} = _swish({x}, {out}, {tmp})  # %{node.id} mul(x, sigmoid(x)) "
+                        f"with %{sg.id} sigmoid{where}")
             continue
         operands = [names[i] for i in node.inputs]
         if node.op == "const":  # module-level; no line of its own
@@ -273,6 +305,23 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
     header = [PRELUDE, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
               f"def {fn_name}({signature}):"]
     return "\n".join(header + body) + "\n"
+
+
+def _swish_pairs(graph: Graph) -> dict[int, int]:
+    """sigmoid nodes whose only use is `mul(x, sigmoid(x))` (swish), mapped to that mul."""
+    users: dict[int, list[int]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n.id)
+    outputs = {i for _, i in graph.outputs}
+    pairs = {}
+    for n in graph.nodes:
+        if n.op != "sigmoid" or n.id in outputs or len(users.get(n.id, [])) != 1:
+            continue
+        m = graph[users[n.id][0]]
+        if m.op == "mul" and sorted(m.inputs) == sorted((n.id, n.inputs[0])) and m.type == n.type:
+            pairs[n.id] = m.id
+    return pairs
 
 
 @dataclass
