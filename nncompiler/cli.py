@@ -225,9 +225,7 @@ def cmd_run(args) -> int:
 
     printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
     from .train.safety import TrainingGuard   # NaN checks; Ctrl-C/SIGTERM: finish the step, save, exit 130/143
-    guard = TrainingGuard(nan_check=args.nan_check, signals=True)
-    if args.nan_check:    # the guard reports a NaN with its op and position; numpy's warnings would only add noise
-        np.seterr(invalid="ignore", divide="ignore", over="ignore")
+    guard = TrainingGuard(nan_check=args.nan_check, signals=True, quiet_numpy=True)
     history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
                     seed=cfg.seed, callbacks=[guard] + ([printer] if rank == 0 else []), lr_schedule=schedule,
                     nan_check=args.nan_check,
@@ -235,7 +233,8 @@ def cmd_run(args) -> int:
                     logdir=args.logdir, checkpoint=args.save, save_every=args.save_every, resume=resume,
                     **data)
     if guard.signum is not None:          # a signal stopped training at the end of an epoch
-        print(guard.message(), file=sys.stderr)
+        if rank == 0:
+            print(guard.message(), file=sys.stderr)
         return 128 + guard.signum
     if rank:
         return 0   # rank 0 alone reports
@@ -477,7 +476,8 @@ def main(argv=None) -> int:
         print(f"{where}error: {e.strerror or e}", file=sys.stderr)
         return 1
     except Interrupted as e:    # training stopped on SIGINT/SIGTERM after saving (train/safety.py)
-        print(str(e), file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":   # under a launcher, rank 0 (which saves) says so
+            print(str(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

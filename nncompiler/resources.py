@@ -113,9 +113,12 @@ def check_type(ty) -> None:
     """ShapeError unless every dimension is below 2^31 and the static element count below 2^63."""
     static = 1
     for d in ty.shape:
-        coef, _ = _monomial(d)
+        coef = d if type(d) is int else _monomial(d)[0]    # (called for every node the builder emits)
         if coef > MAX_DIM:
-            raise ShapeError(f"dimension {d} is too large (the limit is 2^31 - 1 = {MAX_DIM}, so that "
+            text = str(d)
+            if len(text) > 24:
+                text = f"{text[:12]}...{text[-6:]} ({len(text)} {'digits' if text.isdigit() else 'characters'})"
+            raise ShapeError(f"dimension {text} is too large (the limit is 2^31 - 1 = {MAX_DIM}, so that "
                              "index arithmetic cannot overflow)")
         static *= coef
     if static > MAX_ELEMENTS:

@@ -106,6 +106,13 @@ class BlockLowerer:
             dtype = {"b": "bool", "f": "f32"}.get(arr.dtype.kind, "i32" if arr.dtype.kind in "iu" else "f32")
         if arr.dtype.kind == "f" and dtype not in FLOAT_DTYPES:
             raise error(v.loc, f"float literal where a {dtype} value is expected")
+        if dtype in ("i32", "i64") and arr.size:       # a literal that the dtype cannot hold
+            info = np.iinfo(np.int32 if dtype == "i32" else np.int64)
+            if arr.min() < info.min or arr.max() > info.max:
+                bad = arr.min() if arr.min() < info.min else arr.max()
+                raise error(v.loc, f"integer {bad} does not fit in {dtype} (range {info.min} to {info.max})")
+        if dtype == "f32" and arr.dtype.kind in "iuf" and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
+            raise error(v.loc, f"number {np.abs(arr).max():g} does not fit in f32 (the largest f32 is 3.4e+38)")
         value = arr.astype(np.float32 if dtype == "f32" else {"f64": np.float64, "bool": np.bool_}.get(dtype, np.int64))
         with self.b.at(v.loc):
             return Value(self.b.constant(value.tolist() if arr.ndim else value.item(), dtype, arr.shape))

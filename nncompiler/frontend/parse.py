@@ -574,6 +574,10 @@ class _Builder:
             raise self.error(loc, f"number '{text[:20]}...' is too long") from None
         if value == _INF:
             raise self.error(loc, f"number '{text}' is too large")
+        if is_int and value > 2**63 - 1:   # no integer dtype holds it, and float() of it may overflow
+            shown = f"'{text}'" if len(text) <= 24 else f"'{text[:12]}...{text[-6:]}' ({len(text)} digits)"
+            raise self.error(loc, f"integer {shown} is too large (integers must be below 2^63; "
+                             "a float is written with a point or an exponent, e.g. 1e20)")
         return ast.Number(value, is_int, loc)
 
     def expr_number_array(self, tree: Tree, depth: int) -> ast.ListLit:

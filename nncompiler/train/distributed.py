@@ -16,7 +16,9 @@ after the first step. With the global batch fixed, this is single-process traini
   takes its contiguous slice `[n*r//W, n*(r+1)//W)` of each global batch of n rows;
 - rank r's gradients are weighted by its share of the rows, `n_r / n`, before the
   all-reduce (a sum), so the result is the mean over the global batch even when the last
-  batch does not divide evenly (a rank with no rows contributes zeros);
+  batch does not divide evenly (a rank with no rows contributes zeros); a loss that sums
+  over the rows (`loss sum(...)`) is found before the first step and weighted by 1, and one
+  that is neither a mean nor a sum is refused (`loss_rule`);
 - loss and metrics (batch means) and batchnorm's `update.<buffer>` travel the same way,
   so every rank reports the global batch's numbers and keeps identical buffers.
 
@@ -28,15 +30,16 @@ Gradients are bucketed: flattened, in the order the backward pass produces them,
 flat buffers of about `NNC_DIST_BUCKET_MB` (default 4) MiB; the copy into the bucket is
 where the row weighting is applied (one pass over each gradient). Each bucket's all-reduce
 is issued asynchronously as soon as it is filled, so bucket k travels while bucket k+1 is
-filled; the reduced gradients are read back as views of the buckets, never copied.
+filled; the reduced gradients are read back as views of the buckets, never copied. The
+loss and metrics ride at the end of the last bucket (a small model's step is one collective).
 Numpy buckets are shared with torch through `torch.from_numpy` (gloo reduces them in
 place); torch tensors (the Triton backend's device arrays, on the GPU) are bucketed and
 reduced in place on their device (NCCL), never copied to the host; any other backend's
 arrays go through `to_numpy`/`to_device`. See docs/distributed.md.
 
-A failure of another rank (its process died, or it did not answer within
-`NNC_DIST_TIMEOUT` seconds, default 300) surfaces as one `NNCError` naming this rank and
-the step, rather than a hang.
+A failure of another rank (its process died, or it did not answer within the group's
+timeout: `NNC_DIST_TIMEOUT` seconds, default 300, under `nnc run`) surfaces as one
+`NNCError` naming this rank and the step, rather than a hang.
 """
 from __future__ import annotations
 
@@ -210,8 +213,9 @@ def launch(nproc: int, argv: list[str]) -> int:
     except ImportError:
         raise NNCError("--nproc needs torch (torch.distributed): pip install torch") from None
     import logging
-    for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported below, on one line
+    for name in list(logging.root.manager.loggerDict):   # failures are reported below, on one line
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONPATH")}
     # one thread pool per core, not N ranks each as wide as the machine (torchrun would say 1, noisily)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
@@ -316,6 +320,7 @@ class DistributedTrainer:
         self._fail_at = tuple(int(v) for v in fail.split(":")[:2]) if fail else None
         self._fail_hang = fail.endswith(":hang")
         self.buckets = None     # worked out on the first step
+        self._rule = None       # the loss's rule, "mean" or "sum": see loss_rule
         # small float64 vectors (stats, checks) go where the group reduces them: the CPU with
         # gloo (also "cpu:gloo,cuda:nccl"), this rank's GPU with NCCL alone
         kind = str(self.dist.get_backend())
@@ -413,6 +418,38 @@ class DistributedTrainer:
         lo, hi = n * self.rank // self.world, n * (self.rank + 1) // self.world
         return lo, hi, (hi - lo) / max(n, 1)
 
+    def loss_rule(self, data: dict) -> str:
+        """How the loss of a batch is made of its rows' losses: "mean" (every library loss: each
+        rank's gradients weigh n_r/n) or "sum" (`loss sum(...)`: they add up). Found once, by
+        evaluating the loss (inference mode, deterministic, the same on every rank) on up to 64
+        rows and on their two halves; a loss that is neither, or a sum plus a regulariser, cannot
+        be split across ranks and is an error."""
+        if self._rule is None:
+            self._rule = self._find_loss_rule(data)
+        return self._rule
+
+    def _find_loss_rule(self, data: dict) -> str:
+        from .loop import _rows, evaluate
+        n = min(_rows(data), 64)
+        if not self.sharded or n < 2:
+            return "mean"      # not split, or one row: every rule weighs the one rank with rows by 1
+        h = n // 2
+        full, a, b = (evaluate(self.model, {k: v[lo:hi] for k, v in data.items()})["loss"]
+                      for lo, hi in ((0, n), (0, h), (h, n)))
+        if not all(map(np.isfinite, (full, a, b))):
+            return "mean"      # nothing to learn from; training will report the non-finite loss
+
+        def close(x, y):
+            return abs(x - y) <= 1e-4 * max(abs(x), abs(y)) + 1e-6
+        if close(full, (h * a + (n - h) * b) / n):
+            return "mean"
+        if close(full, a + b):
+            return "sum"
+        raise NNCError(f"model {self.model.lowered.name}: its loss is neither a mean nor a sum over the batch's rows "
+                       f"(on {n} rows {full:.6g}; on their halves {a:.6g} and {b:.6g}), so it cannot be split "
+                       "across ranks (a sum plus a regulariser cannot either): write it as a mean over the "
+                       "rows, or train in one process")
+
     def _rng_key(self):
         # rank 0 keeps the single-process key; the other ranks' dropout masks differ from it
         return np.int32((int(self.model._rng_key()) + self.rank * 0x9E3779B) & 0x7FFFFFFF)
@@ -428,6 +465,8 @@ class DistributedTrainer:
         if self.buckets is None:
             self._build_layout()
         lo, hi, w = self.shard(len(idx))
+        # the loss's gradients weigh by the rank's share of rows, or 1 for a summed loss
+        wl = w if not self.sharded or self.loss_rule(data) == "mean" else float(hi > lo)
         local = idx[lo:hi]
         batch = {k: v[local] for k, v in data.items()}
         out = None
@@ -437,7 +476,8 @@ class DistributedTrainer:
                 args["rng.key"] = self._rng_key()
             out = m.compiled("grad_step")(args)
         to_numpy = m._backend.to_numpy
-        stats = [w * float(to_numpy(out[k])) if out is not None else 0.0 for k in self.stat_names]
+        stats = [(wl if k == "loss" else w) * float(to_numpy(out[k])) if out is not None else 0.0
+                 for k in self.stat_names]
         ops, flats, works = self.ops, [], []
         with _collective(self, "the gradient all-reduce"):
             for items, total in self.buckets:   # issued as each bucket is filled
@@ -446,7 +486,7 @@ class DistributedTrainer:
                     if out is None:
                         ops.zero(flat, off, size)
                     else:
-                        ops.put(flat, off, size, out[name], w)
+                        ops.put(flat, off, size, out[name], wl if name.startswith("grad.") else w)
                 if len(flats) == len(self.buckets) - 1 and stats:   # the last one carries the stats
                     ops.put(flat, self.stat_off, len(stats), np.asarray(stats, np.float32), 1.0)
                 works.append(self.dist.all_reduce(ops.tensor(flat), async_op=True))
@@ -479,7 +519,8 @@ class DistributedTrainer:
             names = [("loss" if k == "loss" else k[len("metric."):]) for k, _ in model.graph("evaluate").outputs]
             mine = dict.fromkeys(names, 0.0)
             w = 0.0
-        vec = self._small([w * v for v in mine.values()])
+        wl = w if not self.sharded or self.loss_rule(data) == "mean" else float(w > 0)
+        vec = self._small([(wl if k == "loss" else w) * v for k, v in mine.items()])
         with _collective(self, "validation"):
             self.dist.all_reduce(vec)
         return dict(zip(mine, vec.tolist()))

@@ -102,18 +102,23 @@ class TrainingGuard(Callback):
     checkpoint: where to save on a stop; default: the path of the fit's ModelCheckpoint
     (`checkpoint=` / `--save`), if any.
 
-    The NaN check costs about a microsecond a step: the loss is checked after every
-    step; the parameters every `every` steps and at every epoch's end (before anyone
-    saves them), where the state is also copied aside. A step is deterministic (its
+    The NaN check costs a few microseconds a step: the loss is checked after every
+    step; the parameters every `every` steps (fewer when the batches are large: the
+    steps since the last check keep their batches, at most `log_bytes` of them) and at
+    every epoch's end (before anyone saves them), where the state is also copied aside. A step is deterministic (its
     state, batch, learning rate and random key fix it), so when something is not
     finite the guard goes back to the last copy and replays the steps since, checking
     each, to find the exact step that first went wrong and the state before it.
     """
 
     every = 32
+    log_bytes = 256 * 2**20
 
-    def __init__(self, nan_check: bool = True, signals: bool = False, checkpoint: str | None = None):
+    def __init__(self, nan_check: bool = True, signals: bool = False, checkpoint: str | None = None,
+                 quiet_numpy: bool = False):
         self.nan_check, self.signals, self.checkpoint = nan_check, signals, checkpoint
+        self.quiet_numpy = quiet_numpy       # no numpy overflow/NaN warnings while the guard reports them
+        self._numpy_err = None
         self.signum: int | None = None          # the signal that stopped training, if one did
         self.stopped_at: tuple[int, int] | None = None   # (epoch, batches done in it)
         self.saved: str | None = None          # the checkpoint written on the stop
@@ -128,11 +133,14 @@ class TrainingGuard(Callback):
         self.done, self.seen, self.totals = 0, 0, {}
         if self.nan_check:
             self._params = [p for p in self.model.lowered.params if p in self.model._state]
+            self._every: int | None = None
             self._snap: dict = {}
             self._take_snapshot()
         if self.signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._handlers[sig] = signal.signal(sig, self._on_signal)
+        if self.nan_check and self.quiet_numpy:
+            self._numpy_err = np.seterr(invalid="ignore", divide="ignore", over="ignore")
 
     def on_epoch_begin(self, state):
         self.epoch_rng = state.rng.bit_generator.state if state.rng is not None else None
@@ -151,7 +159,10 @@ class TrainingGuard(Callback):
             loss = stats.get("loss")
             if loss is not None and not math.isfinite(loss):
                 self._fail(state)
-            if len(self._log) >= self.every:
+            if self._every is None:     # the first batch tells how many the log may hold
+                size = sum(getattr(v, "nbytes", 0) for v in (state.last_batch or {}).values())
+                self._every = max(1, min(self.every, self.log_bytes // max(size, 1)))
+            if len(self._log) >= self._every:
                 self._verify(state)
         self.done = batch + 1
         for k, v in stats.items():
@@ -192,6 +203,9 @@ class TrainingGuard(Callback):
         self.signum = signum
 
     def _restore_handlers(self):
+        if self._numpy_err is not None:
+            np.seterr(**self._numpy_err)
+            self._numpy_err = None
         for sig, old in self._handlers.items():
             try:
                 signal.signal(sig, old)
@@ -257,7 +271,7 @@ class TrainingGuard(Callback):
         model.steps_taken = self._snap_steps
         self.done, self.seen, totals = self._at
         self.totals = dict(totals)
-        epoch_start = state.epoch if log else state.epoch
+        epoch_start = state.epoch
         for batch_data, rows in log:       # replay, checking every step
             before = {k: _copy(v) for k, v in model._state.items()}
             stats = model.step(**batch_data)
@@ -273,31 +287,45 @@ class TrainingGuard(Callback):
             self.seen += rows
             for k, v in stats.items():
                 self.totals[k] = self.totals.get(k, 0.0) + v * rows
-        # not reproduced (a backend that is not deterministic): report the step that showed it
-        self._report(state, epoch_start, log[-1][0] if log else state.last_batch, None, True, None)
+        # not reproduced (a backend that is not deterministic, or data-parallel steps, which a
+        # single process cannot replay): keep the last state that was checked, report the step
+        model._state.clear()
+        model._state.update({k: _copy(v) for k, v in self._snap.items()})
+        model.steps_taken = self._snap_steps
+        self.done, self.seen, totals = self._at
+        self.totals = dict(totals)
+        self._report(state, epoch_start, log[-1][0] if log else state.last_batch, None, True, None,
+                     replayed=False)
 
-    def _report(self, state, epoch, batch_data, loss, bad_loss, bad_param):
+    def _report(self, state, epoch, batch_data, loss, bad_loss, bad_param, replayed=True):
         model = self.model
         step = model.steps_taken + 1
         node, detail = None, ""
-        try:
-            node, detail = first_non_finite_op(model, batch_data)
-        except Exception as e:  # the diagnosis must never hide the error itself
-            detail = f"(could not re-run the step to find the op: {type(e).__name__}: {e})"
+        if replayed:
+            try:
+                node, detail = first_non_finite_op(model, batch_data)
+            except Exception as e:  # the diagnosis must never hide the error itself
+                detail = f"(could not re-run the step to find the op: {type(e).__name__}: {e})"
+        else:
+            step = model.steps_taken + len(self._log)
+            detail = (f"(replaying the steps since the last check did not reproduce it; the state kept is "
+                      f"the one checked after step {model.steps_taken})")
         what = (f"the loss is {loss}" if bad_loss and loss is not None else
                 "the loss is not finite" if bad_loss else f"parameter '{bad_param}' became non-finite")
-        head = (f"training stopped at epoch {epoch}, step {step} (batch {self.done + 1} of "
+        batch_no = self.done + 1 if replayed else self.done + len(self._log)
+        head = (f"training stopped at epoch {epoch}, step {step} (batch {batch_no} of "
                 f"{state.steps_per_epoch}): {what}")
         notes = []
         if node is not None:
             head += f"; the first non-finite value is {node.op} ({node.type}){detail}"
         elif detail:
             notes.append(detail)
-        if bad_param and bad_loss:
-            notes.append(f"the first parameter that went non-finite in this step: '{bad_param}'")
-        elif bad_loss:
-            notes.append("the parameters stayed finite in this step")
-        notes.append("the model keeps its weights from before this step")
+        if replayed:
+            if bad_param and bad_loss:
+                notes.append(f"the first parameter that went non-finite in this step: '{bad_param}'")
+            elif bad_loss:
+                notes.append("the parameters stayed finite in this step")
+            notes.append("the model keeps its weights from before this step")
         saved = None
         if self.checkpoint:
             try:
@@ -310,7 +338,7 @@ class TrainingGuard(Callback):
                      "fit(nan_check=False) turns this check off")
         loc = node.loc if node is not None else None
         text = Diagnostic(loc, head, notes=notes).render(getattr(model.lowered, "sources", None))
-        raise NonFiniteError(text, epoch, step, self.done + 1, bad_param, node, saved)
+        raise NonFiniteError(text, epoch, step, batch_no, bad_param, node, saved)
 
 
 def _batch_size(state):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import re
 import signal
 import threading
@@ -369,11 +370,20 @@ def _mutate(draw, text: str) -> tuple[str, str]:
     return text[:pos] + draw(st.sampled_from(ODD)) + text[pos:], "insert_odd"
 
 
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "examples")
+EXAMPLES = [open(os.path.join(EXAMPLES_DIR, f), encoding="utf-8").read()
+            for f in sorted(os.listdir(EXAMPLES_DIR)) if f.endswith(".nn")]
+
+
 @st.composite
 def mutants(draw) -> tuple[str, list[str]]:
-    """(damaged source, the mutations applied): 1-3 mutations of a random valid program."""
-    program = draw(programs())
-    text = program.source(draw(st.sampled_from(["f32", "f64"])))
+    """(damaged source, the mutations applied): 1-3 mutations of a random valid program, or
+    (one time in four) of one of the examples (conv, rnn, embedding, batchnorm, train blocks)."""
+    if EXAMPLES and draw(st.integers(0, 3)) == 0:
+        text = draw(st.sampled_from(EXAMPLES))
+    else:
+        text = draw(programs()).source(draw(st.sampled_from(["f32", "f64"])))
     done = []
     for _ in range(draw(st.integers(1, 3))):
         text, how = _mutate(draw, text)

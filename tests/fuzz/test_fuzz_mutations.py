@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 import nncompiler as nnc
 from fuzz.strategies import Hang, mutants, record, time_limit
 
-QUICK, LONG = 250, 10000
+QUICK, LONG = 300, 10000
 CASE_SECONDS = 20
 POSITIONED = re.compile(r"fuzz\.nn:\d+:\d+: error: \S")
 

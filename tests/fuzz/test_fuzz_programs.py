@@ -33,8 +33,8 @@ import nncompiler as nnc
 from fuzz.strategies import programs, record, time_limit
 from nncompiler.ir import text as irtext
 
-QUICK_PROGRAMS, LONG_PROGRAMS = 40, 2000
-QUICK_GRADS, LONG_GRADS = 30, 1500
+QUICK_PROGRAMS, LONG_PROGRAMS = 60, 3000
+QUICK_GRADS, LONG_GRADS = 40, 2000
 CASE_SECONDS = 60          # a hang in any stage fails the case
 
 

@@ -26,6 +26,7 @@ if not dist.is_available() or not dist.is_gloo_available():
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 IRIS = str(ROOT / "examples" / "iris.nn")
 RESIDUAL = str(ROOT / "examples" / "residual.nn")
+LINEFIT = str(ROOT / "examples" / "linefit.nn")
 
 
 def _env(**extra) -> dict:
@@ -50,6 +51,14 @@ WORKER = textwrap.dedent(r"""
     from nncompiler.errors import NNCError
     from nncompiler.train.dataset import training_data
     rank, world, store, mode, out, timeout = sys.argv[1:7]
+    MAX_LOSS = '''model M {
+        input x: f32[B, 2]
+        target y: f32[B]
+        p = dense(x, 1)
+        output p
+        loss max((reshape(p, [B]) - y) ** 2)
+        optimizer sgd(lr=0.01)
+    }'''
     rank, world = int(rank), int(world)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=float(timeout)))
@@ -62,9 +71,19 @@ WORKER = textwrap.dedent(r"""
         rhist = r.fit(epochs=1, batch_size=32, validation_split=0.2, seed=0, **rdata)
         arrays = {**{"iris/" + k: v for k, v in {**m.params, **m.opt_state}.items()},
                   **{"res/" + k: v for k, v in {**r.params, **r.buffers, **r.opt_state}.items()}}
+        s = nnc.compile(sys.argv[9])                      # loss sum(...): the gradients add up
+        shist = s.fit(epochs=20, batch_size="all", seed=0, **training_data(s.lowered, s.lowered.train, None))
+        arrays.update({"line/" + k: v for k, v in s.params.items()})
+        try:                                              # neither a mean nor a sum: refused
+            nnc.compile(MAX_LOSS).fit(x=np.arange(12, dtype=np.float32).reshape(6, 2),
+                                      y=np.ones(6, np.float32), epochs=1, batch_size=6)
+            refused = None
+        except NNCError as e:
+            refused = str(e)
         np.savez(f"{out}.{rank}.npz", **arrays)
         with open(f"{out}.{rank}.json", "w") as f:
-            json.dump({"iris": hist, "res": rhist, "steps": [m.steps_taken, r.steps_taken]}, f)
+            json.dump({"iris": hist, "res": rhist, "line": shist, "refused": refused,
+                       "steps": [m.steps_taken, r.steps_taken]}, f)
     else:
         m = nnc.compile(sys.argv[7])
         data = training_data(m.lowered, m.lowered.train, None)
@@ -77,7 +96,7 @@ WORKER = textwrap.dedent(r"""
 """)
 
 
-def _spawn(tmp_path, mode: str, world: int = 2, timeout: float = 30, env=None, files=(IRIS, RESIDUAL)):
+def _spawn(tmp_path, mode: str, world: int = 2, timeout: float = 30, env=None, files=(IRIS, RESIDUAL, LINEFIT)):
     store = tmp_path / f"store-{mode}"
     out = tmp_path / mode
     return [subprocess.Popen([sys.executable, "-c", WORKER, str(r), str(world), str(store), mode, str(out),
@@ -126,11 +145,14 @@ def test_grad_step_then_apply_update_is_the_fused_train_step():
 
 def test_two_ranks_equal_single_process_training_api(tmp_path):
     """fit() in an initialised process group: 2 ranks, 120 rows in batches of 13 (the last of 3
-    rows splits 1/2), equal single-process training; a batchnorm+dropout model stays identical
-    on both ranks."""
+    rows splits 1/2), equal single-process training; so does a loss summed over the rows (3
+    rows, 1/2); a batchnorm+dropout model stays identical on both ranks; a loss that is neither
+    a mean nor a sum over the rows is refused."""
     procs, out = _spawn(tmp_path, "train")
     single = nnc.compile(IRIS)
     hist = _iris_fit(single)
+    line = nnc.compile(LINEFIT)
+    line_hist = line.fit(epochs=20, batch_size="all", seed=0, **training_data(line.lowered, line.lowered.train, None))
     for code, stdout, stderr in _wait(procs, 90):
         assert code == 0, stderr
     ranks = [np.load(f"{out}.{r}.npz") for r in range(2)]
@@ -144,6 +166,10 @@ def test_two_ranks_equal_single_process_training_api(tmp_path):
     for key, values in hist.items():
         np.testing.assert_allclose(meta[0]["iris"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
     assert all(np.isfinite(v).all() for v in meta[0]["res"].values())
+    for name, value in line.params.items():
+        np.testing.assert_allclose(ranks[0][f"line/{name}"], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(meta[0]["line"]["loss"], line_hist["loss"], rtol=1e-5)
+    assert meta[0]["refused"].startswith("model M: its loss is neither a mean nor a sum over the batch's rows")
 
 
 def test_nnc_run_nproc_2_equals_single_process(tmp_path):
