@@ -40,3 +40,14 @@ def test_snippet(source):
         elif not low.inputs:
             out = m.forward()
             assert out is not None
+
+
+def test_every_function_has_a_runnable_snippet():
+    from nncompiler.library import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS,
+                                    REGULARIZERS)
+    from nncompiler.library.tensor_ops import TENSOR_OPS
+    text = "\n".join(p.values[0] for p in SNIPPETS)
+    missing = [name for table in (LAYERS, ACTIVATIONS, TENSOR_OPS, LOSSES, METRICS, OPTIMIZERS, INITIALIZERS,
+                                  REGULARIZERS)
+               for name in table if not re.search(rf"\b{name}\b", text)]
+    assert not missing, f"functions without a snippet in dsl/: {missing}"
