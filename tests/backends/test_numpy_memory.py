@@ -98,3 +98,18 @@ def test_params_handed_out_are_copies_that_training_does_not_touch():
     for k in before:
         np.testing.assert_array_equal(before[k], snapshot[k])
     assert any(not np.array_equal(m.params[k], snapshot[k]) for k in snapshot)
+
+
+def test_where_with_a_zero_branch_is_exact_for_special_values():
+    src = f"""
+graph W {{
+    input x: f32[{N}]
+    output where(x > 0.5, x, 0.0), where(x < 0.5, x * 2.0, 0.0)
+}}"""
+    m = nnc.compile(src)
+    x = np.random.default_rng(2).normal(size=N).astype(np.float32)
+    x[:6] = [np.inf, -np.inf, np.nan, -0.0, 0.5, 1e30]
+    a, b = m.forward(x=x)
+    assert "_where0(" in m.compiled("predict").source
+    np.testing.assert_array_equal(a, np.where(x > 0.5, x, np.float32(0)))
+    np.testing.assert_array_equal(b, np.where(x < 0.5, x * np.float32(2), np.float32(0)))

@@ -45,6 +45,16 @@ def _where(c, x, y, out):
     np.copyto(out, x, where=c)
     return out
 
+_BITS = {4: (np.uint32, np.uint32(0xFFFFFFFF)), 8: (np.uint64, np.uint64(0xFFFFFFFFFFFFFFFF))}
+
+def _where0(c, x, out):
+    # where(c, x, 0.0) without a branch per element (a masked copy mispredicts on random
+    # masks, ~10x slower): x's bits AND an all-ones or all-zeros word; exact, NaN and inf included
+    bits, ones = _BITS[out.dtype.itemsize]
+    mask = np.multiply(c, ones, dtype=bits)
+    np.bitwise_and(np.asarray(x).view(bits), mask, out=out.view(bits))
+    return out
+
 def _cast(x, out):
     np.copyto(out, x, casting="unsafe")
     return out
@@ -286,6 +296,12 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
         if node.id in mem.inplace:
             expr = OUT_OPS[node.op](operands, names[mem.inplace[node.id]])
             note = f" (into {names[mem.inplace[node.id]]})"
+        elif node.id in mem.kind and _is_where0(graph, node):
+            out = mem.kind[node.id] == "out"
+            key = f"'out{node.id}'" if out else mem.slot[node.id]
+            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {_dt(node)})"
+            expr = f"_where0({operands[0]}, {operands[1]}, {buf})"
+            note = " (output buffer)" if out else " (workspace)"
         elif node.id in mem.kind:
             out = mem.kind[node.id] == "out"
             key = f"'out{node.id}'" if out else mem.slot[node.id]
@@ -305,6 +321,17 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
     header = [PRELUDE, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
               f"def {fn_name}({signature}):"]
     return "\n".join(header + body) + "\n"
+
+
+def _is_where0(graph: Graph, node: Node) -> bool:
+    """where(c, x, +0.0) on floats: computed with a bit mask instead of a masked copy."""
+    if node.op != "where" or node.dtype not in ("f32", "f64"):
+        return False
+    y = graph[node.inputs[2]]
+    if y.op != "const" or y.shape != () or y.attr["value"] != 0:
+        return False
+    import math
+    return math.copysign(1.0, y.attr["value"]) > 0
 
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:
