@@ -101,17 +101,11 @@ def _write(text: str, path: str | None) -> None:
 
 
 def _write_binary(path: str, write) -> None:
-    """Write a file atomically (a temporary file beside it, then a rename); errors name `path`."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    """Write a file atomically (see fsutil); errors name `path`."""
+    from .fsutil import atomic_write
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        atomic_write(path, write, make_dirs=False)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise NNCError(f"{path}: cannot write: {e.strerror or e}") from None
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import DataError, did_you_mean
 from .ir.graph import Graph
-from .ir.shapes import NUMPY_DTYPE, TensorType
+from .ir.shapes import NUMPY_DTYPE
 from .program import (LoweredModel, build_apply_update, build_grad_step, build_init, build_train_step,
                       initial_state, optimizer_hyper, select_outputs)
 

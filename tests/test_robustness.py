@@ -430,3 +430,10 @@ def test_fuzz_regression_empty_and_blank_sources_are_programs():
         with pytest.raises(CompileError) as info:
             nnc.compile(text, filename="e.nn")
         assert str(info.value).startswith("e.nn:1:1: error: ")
+
+
+def test_fuzz_regression_swish_of_a_scalar():
+    # the numpy backend's fused swish wrote into numpy scalars (np.exp(t, out=t) on a rank-0 value)
+    m = nnc.compile("graph G {\n    param w: f32[] = 0.5\n    input x: f32[B, 1]\n    output swish(w) * x\n}\n")
+    x = np.ones((2, 1), np.float32)
+    np.testing.assert_allclose(m.forward(x=x), 0.5 / (1 + np.exp(-0.5)) * x, rtol=1e-6)

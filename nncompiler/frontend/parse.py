@@ -591,7 +591,6 @@ class _Builder:
         line, line_start = tok.line, tok.start_pos - (tok.column - 1)
         stack: list[tuple[int, int, list]] = []  # (line, col, items) of each open '['
         items: list = []
-        result = None
         Number, UnaryOp, ListLit = ast.Number, ast.UnaryOp, ast.ListLit
         gc_was_enabled = gc.isenabled()
         gc.disable()

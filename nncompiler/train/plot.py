@@ -72,15 +72,10 @@ def plot_history(history: dict, path: str, title: str | None = None) -> tuple[in
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}"
+    from ..fsutil import atomic_write
     try:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=DPI), make_dirs=False)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise NNCError(f"{path}: cannot write the plot: {e.strerror or e}") from None
     w, h = fig.get_size_inches() * DPI
     return round(w), round(h)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import tempfile
 import threading
 from pathlib import Path
 
@@ -154,19 +153,9 @@ def compile_vmfb(text: str, flags=FLAGS) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    from ...fsutil import atomic_write
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, data)
     except OSError:
         pass  # a read-only cache directory only costs recompiles
 

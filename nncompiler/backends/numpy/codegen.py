@@ -96,6 +96,8 @@ def _swish(x, out=None, tmp=None):
     # x * sigmoid(x) as x / (1 + exp(-x)): four passes instead of five
     with np.errstate(over="ignore"):
         t = np.negative(x, out=tmp)
+        if not isinstance(t, np.ndarray):   # a rank-0 x gives numpy scalars, which take no out=
+            return np.divide(x, np.add(np.exp(t), 1))
         np.exp(t, out=t)
     np.add(t, 1, out=t)
     return np.divide(x, t, out=out)

@@ -88,7 +88,6 @@ def _axes(n, g):
 
 
 def _t_pad(x, lo, hi, interior):
-    import torch
     shape = [a + b + n + max(n - 1, 0) * k for n, a, b, k in zip(x.shape, lo, hi, interior)]
     out = x.new_zeros(shape)
     out[tuple(slice(a, a + n + max(n - 1, 0) * k, k + 1) for n, a, k in zip(x.shape, lo, interior))] = x
