@@ -437,3 +437,24 @@ def test_fuzz_regression_swish_of_a_scalar():
     m = nnc.compile("graph G {\n    param w: f32[] = 0.5\n    input x: f32[B, 1]\n    output swish(w) * x\n}\n")
     x = np.ones((2, 1), np.float32)
     np.testing.assert_allclose(m.forward(x=x), 0.5 / (1 + np.exp(-0.5)) * x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("source, message", [
+    # a 400-digit integer went on to float() (OverflowError) or numpy object arrays (AttributeError)
+    ("graph G {\n    param w: f32[1] = normal(mean=1" + "0" * 400 + ", stddev=0.5)\n    output w\n}\n",
+     "<string>:2:35: error: integer '100000000000...000000' (401 digits) is too large (integers must be "
+     "below 2^63; a float is written with a point or an exponent, e.g. 1e20)"),
+    ("graph G {\n    input x: f32[B, 1]\n    output clip(x, -1" + "0" * 30 + ", 1)\n}\n",
+     "<string>:3:21: error: integer '100000000000...000000' (31 digits) is too large"),
+    # a literal the dtype cannot hold: i32 overflowed in the generated code, f32 became inf
+    ("graph G {\n    input x: i32[B, 1]\n    output x * 3000000000\n}\n",
+     "<string>:3:16: error: integer 3000000000 does not fit in i32 (range -2147483648 to 2147483647)"),
+    ("graph G {\n    input x: f32[B, 1]\n    output x * 1e39\n}\n",
+     "<string>:3:16: error: number 1e+39 does not fit in f32 (the largest f32 is 3.4e+38)"),
+])
+def test_fuzz_regression_literals_too_large_for_their_type(source, message):
+    with pytest.raises(CompileError) as info:
+        nnc.compile(source)
+    assert str(info.value).splitlines()[0].startswith(message), str(info.value)
+    ok = nnc.compile("graph G {\n    input x: i32[B, 1]\n    output x * -2147483648\n}\n")   # the i32 limit itself
+    assert ok.forward(x=np.ones((1, 1), np.int32)).tolist() == [[-2147483648]]

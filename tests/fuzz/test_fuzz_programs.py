@@ -19,7 +19,7 @@ Properties, each run on hypothesis-drawn programs with a fixed seed (`derandomiz
   which bounds the error of ~100 float32 ops (each 6e-8 relative) on gradients
   of moderate condition.
 
-The default run draws a few dozen programs per property (~15 s); `pytest -m fuzz`
+The default run draws a few dozen programs per property (~10 s); `pytest -m fuzz`
 runs the long versions, thousands of programs. Every case runs under a time
 limit, and tests/fuzz/conftest.py prints how many cases each property ran.
 """
