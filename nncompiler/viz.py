@@ -92,16 +92,7 @@ def layer_labels(g: Graph, sources: dict, groups: dict[int, str]) -> dict[str, s
     return out
 
 
-def value_names(g: Graph) -> dict[int, str]:
-    """The names `--emit ir` prints: %name for arguments, %0, %1, ... for the rest."""
-    names, counter = {}, 0
-    for n in g.nodes:
-        if n.op == "arg":
-            names[n.id] = "%" + n.attr["name"]
-        else:
-            names[n.id] = f"%{counter}"
-            counter += 1
-    return names
+from .ir.text import value_names  # noqa: E402  (the names `--emit ir` prints)
 
 
 def _q(text: str) -> str:

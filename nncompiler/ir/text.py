@@ -47,7 +47,8 @@ _BARE = re.compile(r"(\d+\*)?[A-Za-z_][A-Za-z_0-9]*(\*[A-Za-z_][A-Za-z_0-9]*)*")
 _KEYWORDS = {"none", "true", "false", "inf", "nan"}
 
 
-def print_graph(g: Graph, with_locs: bool = True) -> str:
+def value_names(g: Graph) -> dict[int, str]:
+    """Node id -> its printed name: `%name` for arguments, `%0`, `%1`, ... for the rest, in order."""
     names: dict[int, str] = {}
     counter = 0
     for n in g.nodes:
@@ -56,6 +57,11 @@ def print_graph(g: Graph, with_locs: bool = True) -> str:
         else:
             names[n.id] = f"%{counter}"
             counter += 1
+    return names
+
+
+def print_graph(g: Graph, with_locs: bool = True) -> str:
+    names = value_names(g)
     header = ", ".join(f"{names[a.id]}: {a.type} {a.attr['role']}" for a in g.args)
     lines = [f"graph {g.name}({header}) {{"]
     for n in g.nodes:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph
+from ..ir.text import value_names  # the passes name values as print_graph does
 from ..ir.verify import verify
 
 
@@ -41,18 +42,6 @@ class PassRecord:
     def __str__(self) -> str:
         return (f"{self.name}: {self.nodes_before} -> {self.nodes_after} nodes "
                 f"({len(self.changes)} changes, {self.ms:.1f} ms)")
-
-
-def value_names(graph: Graph) -> dict[int, str]:
-    """Node id -> the name print_graph gives it (`%x` for args, `%0`, `%1`, ... otherwise)."""
-    names, counter = {}, 0
-    for n in graph.nodes:
-        if n.op == "arg":
-            names[n.id] = "%" + n.attr["name"]
-        else:
-            names[n.id] = f"%{counter}"
-            counter += 1
-    return names
 
 
 # The passes import PassRecord and value_names from this module, so they are
@@ -104,3 +93,5 @@ def format_records(records, verbose: bool = False) -> str:
         if verbose:
             lines.extend(f"  {c}" for c in r.changes)
     return "\n".join(lines)
+
+__all__ = ["PassRecord", "value_names", "optimize", "run_pass", "format_records", "PASSES", "DEFAULT_PASSES"]
