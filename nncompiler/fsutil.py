@@ -20,7 +20,7 @@ def atomic_write(path, write: Callable | bytes | str, fsync: bool = False, make_
     path = Path(path)
     if make_dirs:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")  # e.g. ckpt.npz.tmpk3j9
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(write):

@@ -111,33 +111,11 @@ def _atomic_savez(path: str, arrays: dict) -> None:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory; name a checkpoint file such as {path.rstrip('/')}/ckpt.npz")
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    from ..fsutil import atomic_write
+    try:  # data and rename flushed to disk: a crash leaves the old checkpoint or the new one
+        atomic_write(path, lambda f: np.savez(f, **arrays), fsync=True, make_dirs=False)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise CheckpointError(f"{path}: cannot write checkpoint: {e.strerror or e}") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def read_checkpoint(path: str) -> Checkpoint:
