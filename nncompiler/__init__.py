@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import CompileError, DataError, NNCError
 from .model import Model
@@ -15,11 +16,24 @@ from .model import Model
 __version__ = "0.1.0"
 
 
-def _read(source: str) -> tuple[str, str]:
+# One-line program text starts with a block keyword ("model m { ... }"); a file name
+# never has that shape, even when it contains braces ("my{model}.nn").
+_PROGRAM_START = re.compile(r"\s*(?:(?:model|graph)\s+\w|train\b)")
+
+
+def _is_path(source: str) -> bool:
+    """Whether `source` names a file rather than holding program text: program text
+    has several lines or starts like a block; a path exists or looks like a file name."""
     # an empty or blank string, or one with a NUL byte, is (bad) program text, never a path
-    looks_like_path = ("\n" not in source and "{" not in source and source.strip() != ""
-                       and "\x00" not in source)
-    if looks_like_path:
+    if "\n" in source or "\x00" in source or source.strip() == "":
+        return False
+    if os.path.exists(source) or source.rstrip().endswith(".nn"):
+        return True
+    return not _PROGRAM_START.match(source)
+
+
+def _read(source: str) -> tuple[str, str]:
+    if _is_path(source):
         if not os.path.exists(source):
             raise NNCError(f"{source}: no such file")
         with open(source, encoding="utf-8", errors="replace") as f:

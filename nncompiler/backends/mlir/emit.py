@@ -21,7 +21,6 @@ One IR graph becomes one `func.func`; a model's graphs become one `module`.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 
@@ -30,6 +29,7 @@ import numpy as np
 from ...errors import NNCError
 from ...ir.graph import Graph, Node
 from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, dim_div, dim_mul, numel
+from ...sourcetext import loc_text, quote
 from .plan import (Cluster, Plan, build_plan, operand_access, reduced_axes,
                    splat_value)
 
@@ -49,7 +49,7 @@ def _tt(dtype: str, shape) -> str:
 
 def symbol_name(name: str) -> str:
     """A func/module symbol: bare when it is an identifier, else quoted."""
-    return "@" + (name if re.fullmatch(r"[A-Za-z_][\w$.]*", name) else json.dumps(name))
+    return "@" + (name if re.fullmatch(r"[A-Za-z_][\w$.]*", name) else quote(name, "mlir"))
 
 
 # ---- literals -----------------------------------------------------------------------
@@ -206,7 +206,7 @@ class FunctionEmitter:
     def loc(self, node: Node | None) -> str:
         if node is None or node.loc is None:
             return ""
-        return f" loc({json.dumps(node.loc.file)}:{node.loc.line}:{node.loc.col})"
+        return f" loc({loc_text(node.loc, 'mlir')})"
 
     def emit(self, text: str, node: Node | None = None) -> None:
         self.lines.append(f"{self.ind}{self.ind}{text}{self.loc(node)}")

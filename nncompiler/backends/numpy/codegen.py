@@ -23,6 +23,7 @@ import numpy as np
 from ...ir.graph import Graph, Node
 from ...ir.primitives import norm_axes
 from ...ir.shapes import NUMPY_DTYPE, symbols
+from ...sourcetext import loc_text
 
 # Helpers the generated module may call; kept tiny and numerically careful.
 PRELUDE = '''\
@@ -286,7 +287,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
                    f"_buf(_ws, {mem.slot[node.id]}, {ctx.shape(node.shape)}, {_dt(node)})"
                    if node.id in mem.slot else "None")
             names[node.id] = f"t{node.id}"
-            where = f"  {node.loc}" if node.loc else ""
+            where = f"  {loc_text(node.loc)}" if node.loc else ""
             body.append(f"    t{node.id} = _swish({x}, {out}, {tmp})  # %{node.id} mul(x, sigmoid(x)) "
                         f"with %{sg.id} sigmoid{where}")
             continue
@@ -315,7 +316,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
             expr = OPS[node.op](node, operands, ctx)
             note = ""
         names[node.id] = var
-        where = f"  {node.loc}" if node.loc else ""
+        where = f"  {loc_text(node.loc)}" if node.loc else ""
         body.append(f"    {var} = {expr}  # %{node.id} {node.op}{where}{note}")
     outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
     body.append(f"    return {{{outs}}}")

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from ...ir.graph import Graph
 from ...ir.primitives import ELEMENTWISE_KINDS
 from ...ir.shapes import canon_dim, dim_div, fmt_shape, numel
+from ...sourcetext import loc_text
 from .index import (UnionFind, View, contiguous_strides, reduce_axes, right_align, squeeze_like,
                     squeeze_pairs, static_numel, view_through)
 
@@ -791,7 +792,7 @@ class Plan:
             for n in k.nodes:
                 node = g[n]
                 tag = " (column sum from the operand tiles)" if n in k.colsums else ""
-                where = f"  {node.loc}" if node.loc else ""
+                where = f"  {loc_text(node.loc)}" if node.loc else ""
                 lines.append(f"    {self.name(n)} = {node.op}({', '.join(self.name(i) for i in node.inputs)})"
                              f" : {node.type}{tag}{where}")
             if k.reads:
