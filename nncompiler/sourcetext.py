@@ -12,6 +12,8 @@ Identifiers are mangled elsewhere (`\\W` -> `_`); this module is for everything 
 """
 from __future__ import annotations
 
+import re
+
 # Long names are shortened: a comment is for a reader, and a 100 kB file name
 # would bloat every line of the generated source.
 LIMIT = 200
@@ -41,9 +43,15 @@ def quote(text, dialect: str = "python", limit: int = LIMIT) -> str:
     return '"' + "".join(_escape_char(ch, dialect) for ch in text) + '"'
 
 
+# A file name of these characters reads as itself in a Python comment; anything else is quoted.
+_PLAIN = re.compile(r"[\w./@+-]{1,200}", re.ASCII)
+
+
 def loc_text(loc, dialect: str = "python") -> str:
-    """A source position as `"file":line:col` with the file name quoted; "" for none.
-    The line and column are forced to integers so nothing but digits follows the name."""
+    """A source position as `file:line:col`; "" for none. In Python comments a plain name
+    (letters, digits, `_./@+-`) stays bare for the reader and any other is quoted; MLIR's
+    `loc(...)` always takes a string literal. Line and column are forced to integers."""
     if loc is None:
         return ""
-    return f"{quote(loc.file, dialect)}:{int(loc.line)}:{int(loc.col)}"
+    name = loc.file if dialect == "python" and _PLAIN.fullmatch(str(loc.file)) else quote(loc.file, dialect)
+    return f"{name}:{int(loc.line)}:{int(loc.col)}"
