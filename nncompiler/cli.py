@@ -249,13 +249,22 @@ def cmd_run(args) -> int:
 
 
 def _check_writable(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
+    """Fail now, not after training, when `path` cannot be written. Tried for real: a temporary
+    file created and removed where atomic_write will put its own (os.access says yes to root
+    even on a read-only file system or sysfs)."""
+    import tempfile
     if os.path.isdir(path):
         raise NNCError(f"{path}: is a directory; name a file")
+    target = os.path.realpath(path)   # a symlink is written through (fsutil.atomic_write)
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise NNCError(f"{path}: cannot write there: no such directory {folder}")
-    if not os.access(folder, os.W_OK):
-        raise NNCError(f"{path}: cannot write there: permission denied")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=os.path.basename(target) + ".tmp")
+    except OSError as e:
+        raise NNCError(f"{path}: cannot write there: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _positive_int(text: str) -> int:

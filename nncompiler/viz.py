@@ -274,10 +274,8 @@ def render(dot_text: str, path: str, fmt: str | None = None) -> None:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
         why = msg[0] if msg else f"exit status {proc.returncode}"
         raise NNCError(f"dot -T{fmt} failed: {why}")
-    tmp = f"{path}.tmp{os.getpid()}"
+    from .fsutil import atomic_write
     try:
-        with open(tmp, "wb") as f:
-            f.write(proc.stdout)
-        os.replace(tmp, path)
+        atomic_write(path, proc.stdout, make_dirs=False)
     except OSError as e:
         raise NNCError(f"{path}: cannot write: {e.strerror or e}") from None

@@ -57,3 +57,21 @@ def test_path_or_program_text():
     assert not nnc._is_path("  model m { }") and not nnc._is_path("train { epochs: 1 }")
     assert nnc._is_path("my{model}.nn") and nnc._is_path("missing.txt") and nnc._is_path("model.nn")
     assert not nnc._is_path("a\nb.nn") and not nnc._is_path("") and not nnc._is_path("x\x00.nn")
+
+
+def test_an_unwritable_save_fails_before_training_even_for_root(capsys, tmp_path):
+    # os.access says yes to root everywhere; sysfs refuses new files to root too
+    code, out, err = run(capsys, "run", str(ROOT / "examples/linefit.nn"), "--epochs", "1",
+                         "--save", "/sys/nnc-weights.npz")
+    assert code == 1 and "/sys/nnc-weights.npz: cannot write there: " in err
+    assert "epoch" not in out.lower() and "Traceback" not in err
+    code, _, err = run(capsys, "run", str(ROOT / "examples/linefit.nn"), "--save", str(tmp_path / "no/w.npz"))
+    assert code == 1 and "cannot write there: no such directory" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writable_check_leaves_nothing_behind(capsys, tmp_path):
+    code, _, err = run(capsys, "run", str(ROOT / "examples/linefit.nn"), "--epochs", "1",
+                       "--save", str(tmp_path / "w.npz"))
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...cachefs import ENTRY_FORMAT, CacheUnavailable, read_entry, write_entry
 from ...errors import NNCError
 from ...ir.shapes import NUMPY_DTYPE
 from .plan import work, work_terms
@@ -89,8 +90,9 @@ def iree_version() -> str:
 
 
 def cache_dir() -> Path:
+    from ...cachefs import private_dir
     root = os.environ.get("NNC_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nncompiler")
-    return Path(root) / "mlir"
+    return private_dir(private_dir(root) / "mlir")
 
 
 _HOST: str | None = None
@@ -116,7 +118,8 @@ def host_id() -> str:
 
 def cache_key(text: str, flags) -> str:
     h = hashlib.sha256()
-    for part in (text, iree_version(), "\0".join(flags), host_id()):
+    # ENTRY_FORMAT: entries sealed with their hash (cachefs) never share a name with older raw ones
+    for part in (text, iree_version(), "\0".join(flags), host_id(), ENTRY_FORMAT):
         h.update(part.encode())
         h.update(b"\0\1")
     return h.hexdigest()
@@ -136,28 +139,24 @@ def compile_vmfb(text: str, flags=FLAGS) -> bytes:
         if key in _MEMO:
             STATS["memory_hits"] += 1
             return _MEMO[key]
-    path = cache_dir() / f"{key}.vmfb"
     try:
-        data = path.read_bytes()
+        path = cache_dir() / f"{key}.vmfb"
+    except CacheUnavailable:  # a cache we cannot create only costs recompiles; an unsafe one is refused
+        path = None
+    data = read_entry(path) if path else None   # native code: loaded only when its hash checks out
+    if data is not None:
         STATS["disk_hits"] += 1
-    except OSError:
+    else:
         try:
             data = compiler.compile_str(text, target_backends=["llvm-cpu"], extra_args=list(flags))
         except compiler.CompilerToolError as e:  # generated MLIR that IREE rejects is an nnc bug
             raise RuntimeError(f"IREE could not compile the generated MLIR:\n{e}") from None
         STATS["compiled"] += 1
-        _write_atomic(path, data)
+        if path:
+            write_entry(path, data)
     with _LOCK:
         _MEMO[key] = data
     return data
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    from ...fsutil import atomic_write
-    try:
-        atomic_write(path, data)
-    except OSError:
-        pass  # a read-only cache directory only costs recompiles
 
 
 class Runtime:

@@ -10,31 +10,43 @@ and the cache file to write (atomically: temp file + os.replace).
 from __future__ import annotations
 
 import base64
-import importlib.util
+import hashlib
 import json
+import linecache
 import os
 import sys
 import tempfile
+import types
 import warnings
 
 _MODULES: dict = {}
 
 
-def _module(path: str):
+def _module(path: str, sha256: str):
+    """The generated module, executed from its text after checking the hash the parent
+    computed (never through importlib, which would prefer a planted __pycache__ .pyc)."""
     if path not in _MODULES:
-        name = "nnc_aot_" + os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        with open(path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RuntimeError(f"{path}: the generated module changed on disk after it was written; not running it")
+        text = data.decode()
+        linecache.cache[path] = (len(text), None, text.splitlines(True), path)  # what Triton's getsource reads
+        mod = types.ModuleType("nnc_aot_" + os.path.splitext(os.path.basename(path))[0])
+        mod.__file__ = path
+        exec(compile(text, path, "exec"), mod.__dict__)
         _MODULES[path] = mod
     return _MODULES[path]
 
 
 def _write(path: str, data: str):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Atomically, sealed like nncompiler.cachefs.seal (a first line with the SHA-256 of the
+    rest), which the parent checks before using the cubin; this script imports nothing of nncompiler."""
+    payload = data.encode()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"nnc-sha256:" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     os.replace(tmp, path)
 
 
@@ -44,7 +56,7 @@ def compile_job(job: dict) -> dict:
         import triton
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
-        fn = getattr(_module(job["module"]), job["name"])
+        fn = getattr(_module(job["module"], job["module_sha256"]), job["name"])
         src = ASTSource(fn=fn, signature=job["signature"], constexprs=job["constexprs"])
         ck = triton.compile(src, target=GPUTarget(*job["target"]), options={"num_warps": job["num_warps"]})
     asm = ck.asm

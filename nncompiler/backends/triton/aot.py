@@ -13,6 +13,7 @@ compiler); a single kernel in a compiler-mode process compiles in-process.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from ...cachefs import ENTRY_FORMAT, read_entry
 from ...errors import NNCError
 from .cache import cache_dir, digest
 from .tuning import choose
@@ -65,10 +67,25 @@ def job_for(ks, module_path: Path, target) -> dict:
     helpers = "".join(HELPERS[h] for h in sorted(ks.helpers))
     tv, nv = _versions()
     key = digest(ks.name, ks.text, helpers, json.dumps(ks.signature, sort_keys=True),
-                 json.dumps(blocks, sort_keys=True), warps, target, tv, nv)
+                 json.dumps(blocks, sort_keys=True), warps, target, tv, nv, ENTRY_FORMAT)
     out = cache_dir() / "aot" / key[:2] / f"{key}.json"
-    return {"module": str(module_path), "name": ks.name, "signature": ks.signature, "constexprs": blocks,
+    # the worker executes the module only if the file still holds the text hashed here
+    source_hash = hashlib.sha256(Path(module_path).read_bytes()).hexdigest()
+    return {"module": str(module_path), "module_sha256": source_hash, "name": ks.name,
+            "signature": ks.signature, "constexprs": blocks,
             "num_warps": warps, "target": list(target), "out": str(out)}
+
+
+def read_cached(path: Path) -> dict | None:
+    """A compiled kernel from the cache, or None to rebuild it: a missing entry, or one that
+    fails its hash check (cubins are native code: warned about, never loaded) or does not parse."""
+    payload = read_entry(path)
+    if payload is None:
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:   # UnicodeDecodeError included
+        return None
 
 
 def compile_kernels(module_path: Path, kernels: list, target) -> dict[str, dict]:
@@ -86,20 +103,21 @@ def compile_all(items: list, target) -> list[dict[str, dict]]:
         for ks in kernels:
             job = job_for(ks, module_path, target)
             path = Path(job["out"])
-            if job["out"] not in todo and path.exists():
-                try:
-                    results[k][ks.name] = json.loads(path.read_text())
-                    STATS["hits"] += 1
-                    continue
-                except (OSError, ValueError):
-                    pass
+            hit = read_cached(path) if job["out"] not in todo else None
+            if hit is not None:
+                results[k][ks.name] = hit
+                STATS["hits"] += 1
+                continue
             todo.setdefault(job["out"], job)
             wanted.append((k, ks.name, job["out"]))
     if todo:
         STATS["misses"] += len(todo)
         _run_jobs(sorted(todo.values(), key=lambda j: (j["module"], j["name"])))
         for k, name, out in wanted:
-            results[k][name] = json.loads(Path(out).read_text())
+            entry = read_cached(Path(out))
+            if entry is None:
+                raise NNCError(f"{out}: the kernel just compiled cannot be read back from the cache")
+            results[k][name] = entry
     return results
 
 
@@ -117,7 +135,7 @@ def _run_jobs(jobs: list[dict]):
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
     script = str(Path(__file__).with_name("_aot_worker.py"))
-    procs = [subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-P", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, text=True) for _ in chunks]
     errors = []
     for p, chunk in zip(procs, chunks):

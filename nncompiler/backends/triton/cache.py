@@ -2,10 +2,15 @@
 
 Everything lives under `$NNC_CACHE_DIR` (default `~/.cache/nncompiler/triton`):
 
-    modules/nnc_<graph>_<hash>.py      generated Triton source (imported by the runtime:
-                                       Triton needs a real file to read kernel source from)
+    modules/nnc_<graph>_<hash>.py      generated Triton source (Triton needs a real file name;
+                                       the runtime executes the source text it generated,
+                                       never the file's bytecode cache)
     aot/<key[:2]>/<key>.json           one compiled kernel: ttir, ttgir, llir, ptx (text)
-                                       and cubin (base64) plus launch metadata
+                                       and cubin (base64) plus launch metadata, after a
+                                       first line with the SHA-256 of the rest (cachefs.seal),
+                                       checked before the entry is used
+
+The root is private (0700; refused when another user owns it or others may write it).
 
 Keys hash the kernel source, its signature and constexprs, the target, the Triton
 version and ours, so a changed kernel, target or toolchain never hits a stale entry.
@@ -21,8 +26,10 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
+    """The cache root, private to this user (created 0700; refused if others may write it)."""
+    from ...cachefs import private_dir
     root = os.environ.get("NNC_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "nncompiler" / "triton"
+    return private_dir(Path(root) if root else Path.home() / ".cache" / "nncompiler" / "triton")
 
 
 def digest(*parts) -> str:
@@ -45,7 +52,14 @@ def module_path(graph_name: str, source: str) -> Path:
 
 
 def write_module(graph_name: str, source: str) -> Path:
+    """The module's file, holding exactly `source` (rewritten when missing, different or
+    unreadable). The runtime executes `source` itself, never this file or a bytecode cache
+    of it; the file is there for Triton, which reads kernel source from a file name."""
     path = module_path(graph_name, source)
-    if not path.exists() or path.read_text() != source:
+    try:
+        same = path.read_bytes() == source.encode()
+    except OSError:
+        same = False
+    if not same:
         atomic_write(path, source)
     return path

@@ -161,3 +161,37 @@ def test_auto_threshold_is_100k_elements_of_forward_work(monkeypatch):
         b = Builder("forward")
         x = b.argument("x", "input", TensorType("f32", ("B", n)))
         assert resolve_auto(b.build({"y": b.neg(x)})) == want
+
+
+# ---- a cache that cannot be poisoned (issue 13, finding 3) -----------------------------------
+
+@requires_iree
+def test_a_flipped_byte_in_a_cached_vmfb_is_detected_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(runtime, "_MEMO", {})
+    monkeypatch.setattr(runtime, "STATS", {"compiled": 0, "disk_hits": 0, "memory_hits": 0})
+    g = tiny_graph(1.75)
+    x = np.ones((1, 3), np.float32)
+    Backend().compile(g)
+    (entry,) = (tmp_path / "mlir").iterdir()
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0x40                                      # native code, one bit changed
+    entry.write_bytes(bytes(data))
+    runtime._MEMO.clear()
+    with pytest.warns(UserWarning, match="failed its integrity check"):
+        y = Backend().to_numpy(Backend().compile(g)({"x": x})["y"])
+    np.testing.assert_allclose(y, np.tanh(x) * 1.75 + 1, rtol=1e-5, atol=1e-6)
+    assert runtime.STATS["compiled"] == 2 and runtime.STATS["disk_hits"] == 0
+    assert entry.read_bytes() != bytes(data)                          # rebuilt in place
+
+
+def test_the_mlir_cache_directory_is_private(tmp_path, monkeypatch):
+    import os
+    import stat
+    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path / "new"))
+    path = runtime.cache_dir()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "new").st_mode) == 0o700
+    os.chmod(tmp_path / "new", 0o770)
+    with pytest.raises(nnc.NNCError, match=r"writable by group or others .*chmod go-w"):
+        runtime.cache_dir()
