@@ -203,44 +203,11 @@ class _collective:
 # --------------------------------------------------------------------------- launching
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """`nnc run FILE.nn --nproc N`: run `python -m nncompiler ARGV` as N ranks on this machine
-    through torch's launcher (what `torchrun --standalone --nproc-per-node N -m nncompiler ARGV`
-    does). A failed rank becomes one NNCError; the launcher stops the others."""
-    try:
-        import torch.distributed.run as trun
-        from torch.distributed.elastic.multiprocessing.api import SignalException
-        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    except ImportError:
-        raise NNCError("--nproc needs torch (torch.distributed): pip install torch") from None
-    import logging
-    for name in list(logging.root.manager.loggerDict):   # failures are reported below, on one line
-        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONPATH")}
-    # one thread pool per core, not N ranks each as wide as the machine (torchrun would say 1, noisily)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    # the ranks import this very nncompiler, installed or not
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [saved["PYTHONPATH"]])])
-    args = trun.parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module", "nncompiler"])
-    # nnc's own flags are not parsed by the launcher (it would take --nproc or --monitor for its own)
-    args.training_script_args = [a for i, a in enumerate(argv) if not _nproc_flag(argv, i)]
-    try:
-        trun.run(args)
-    except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
-        how = (f"killed by {failure.signal_name()}" if failure.exitcode < 0
-               else f"exit status {failure.exitcode}")
-        raise NNCError(f"nnc run --nproc {nproc}: rank {rank} failed ({how}); the other ranks were stopped") from None
-    except SignalException:
-        raise KeyboardInterrupt from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return 0
+    """`nnc run FILE.nn --nproc N`: N ranks on this machine, the rendezvous store and the
+    collectives on 127.0.0.1 only, each rank `python -P -m nncompiler ARGV` (train/launch.py).
+    A failed rank becomes one NNCError; the others are stopped."""
+    from .launch import launch_local
+    return launch_local(nproc, argv)
 
 
 def _nproc_flag(argv: list[str], i: int) -> bool:
