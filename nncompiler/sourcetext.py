@@ -44,13 +44,14 @@ def quote(text, dialect: str = "python", limit: int = LIMIT) -> str:
 
 
 # A file name of these characters reads as itself in a Python comment; anything else is quoted.
-_PLAIN = re.compile(r"[\w./@+-]{1,200}", re.ASCII)
+_PLAIN = re.compile(r"[\w./@+<>-]{1,200}", re.ASCII)
 
 
 def loc_text(loc, dialect: str = "python") -> str:
     """A source position as `file:line:col`; "" for none. In Python comments a plain name
-    (letters, digits, `_./@+-`) stays bare for the reader and any other is quoted; MLIR's
-    `loc(...)` always takes a string literal. Line and column are forced to integers."""
+    (letters, digits, `_./@+<>-`, as in `<string>`) stays bare for the reader and any other
+    is quoted; MLIR's `loc(...)` always takes a string literal. Line and column are forced
+    to integers."""
     if loc is None:
         return ""
     name = loc.file if dialect == "python" and _PLAIN.fullmatch(str(loc.file)) else quote(loc.file, dialect)
