@@ -5,6 +5,7 @@ import ast
 import re
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,3 +126,15 @@ def test_property_cases_are_fast():
     for name in EVIL * 20:
         numpy_source(tiny_graph(name))
     assert time.perf_counter() - t < 2.0
+
+
+def test_mlir_reads_back_the_very_file_name():
+    """MLIR's own parser decodes the quoted name to the original text, in the loc of each op."""
+    ir = pytest.importorskip("iree.compiler.ir")
+    for name in EVIL[:12]:
+        with ir.Context():
+            module = ir.Module.parse(emit_module([tiny_graph(name)])[0])
+            want = str(ir.Location.file(name, 3, 7))
+            func = module.body.operations[0]
+            locs = {str(op.location) for block in func.regions[0].blocks for op in block.operations}
+            assert want in locs, (name, locs)
