@@ -270,19 +270,21 @@ def test_special_points_match_torch(op, x, y):
         np.testing.assert_array_equal(g, t)
 
 
-@pytest.mark.parametrize("start", [-3, None])
-def test_slice_start_outside_the_contract_is_rejected_or_differentiated(start):
+@pytest.mark.parametrize("start,normalized", [(-3, 2), (None, 0)])
+def test_slice_starts_outside_the_contract_are_rejected_and_their_normal_form_matches_torch(start, normalized):
+    # The IR's slice takes only 0 <= start (the front end normalises Python's negative and
+    # omitted starts): the type rule must refuse the raw form with a clear message, and the
+    # normalised form must give torch's gradient of the raw Python slice x[start:].
     from nncompiler.errors import ShapeError
-    attrs = {"start": (start,), "stop": (None,), "step": (1,)}
+    with pytest.raises(ShapeError, match="0 <= start"):
+        op_graph("slice", [TensorType("f32", (5,))], {"start": (start,), "stop": (None,), "step": (1,)}, weight=False)
     x = np.arange(5, dtype=np.float32)
-    try:
-        op_graph("slice", [TensorType("f32", (5,))], attrs, weight=False)
-    except ShapeError:
-        return                                     # rejected by the type rule: fine
-    r = np.linspace(1, 2, len(range(*slice(start, None).indices(5)))).astype(np.float32)
-    _, (gx,) = ours("slice", [x], attrs, r)
-    _, (tx,) = torch_ref("slice", [x], attrs, r)
+    r = np.linspace(1, 2, 5 - normalized).astype(np.float32)
+    out, (gx,) = ours("slice", [x], {"start": (normalized,), "stop": (None,), "step": (1,)}, r)
+    t_out, (tx,) = torch_ref("slice", [x], {"start": (start,), "stop": (None,), "step": (1,)}, r)
+    np.testing.assert_array_equal(out, t_out)
     np.testing.assert_array_equal(gx, tx)
+    assert np.count_nonzero(gx) == 5 - normalized
 
 
 # ---- the harness itself catches broken rules ---------------------------------------------
