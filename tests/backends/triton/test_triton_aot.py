@@ -16,7 +16,7 @@ from nncompiler.errors import NNCError
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples")
 NAMES = ["iris", "linefit", "digits", "multilabel", "basics", "softmax", "tensors"]
-MORE = ["digits_cnn", "residual", "sine_rnn"]      # 200 more kernels: NNC_SLOW_TESTS=1
+MORE = ["digits_cnn", "residual", "sine_rnn"]      # 200 more kernels: marked slow
 
 
 def _items(names):

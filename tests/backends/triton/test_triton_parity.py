@@ -206,8 +206,6 @@ def test_example_graph_matches_numpy(name):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("NNC_SLOW_TESTS"), reason="set NNC_SLOW_TESTS=1 (an LSTM: ~1000 ops)")
 def test_recurrent_example_matches_numpy():
     path = os.path.join(EXAMPLES, "sine_rnn.nn")
     mt = nnc.compile(path, backend="triton")
