@@ -47,7 +47,6 @@ import datetime
 import os
 import re
 import sys
-import time
 import zlib
 
 import numpy as np
@@ -56,7 +55,6 @@ from ..errors import NNCError
 
 TIMEOUT_ENV = "NNC_DIST_TIMEOUT"        # seconds a collective may wait for the other ranks
 BUCKET_ENV = "NNC_DIST_BUCKET_MB"       # gradient bucket size in MiB
-TEST_EXIT_ENV = "NNC_DIST_TEST_EXIT"    # "RANK:STEP[:hang]": that rank exits (or hangs) before step STEP (tests)
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_BUCKET_MB = 4.0
 
@@ -283,9 +281,6 @@ class DistributedTrainer:
         from .loop import _batched
         self.sharded = _batched(model)    # data with a batch axis is split; otherwise every rank takes all
         self.steps = 0
-        fail = os.environ.get(TEST_EXIT_ENV, "")
-        self._fail_at = tuple(int(v) for v in fail.split(":")[:2]) if fail else None
-        self._fail_hang = fail.endswith(":hang")
         self.buckets = None     # worked out on the first step
         self._rule = None       # the loss's rule, "mean" or "sum": see loss_rule
         # small float64 vectors (stats, checks) go where the group reduces them: the CPU with
@@ -425,10 +420,6 @@ class DistributedTrainer:
         """One optimizer step on the global batch `data[idx]`: this rank computes the gradients
         of its slice; returns (this rank's batch, the global batch's loss and metrics)."""
         m = self.model
-        if self._fail_at and self._fail_at == (self.rank, self.steps + 1):   # a test: this rank
-            while self._fail_hang:                                          # hangs, or dies
-                time.sleep(60)
-            os._exit(1)
         if self.buckets is None:
             self._build_layout()
         lo, hi, w = self.shard(len(idx))

@@ -29,9 +29,13 @@ RESIDUAL = str(ROOT / "examples" / "residual.nn")
 LINEFIT = str(ROOT / "examples" / "linefit.nn")
 
 
+FAULTS = str(pathlib.Path(__file__).resolve().parent / "faults")   # sitecustomize: NNC_TEST_RANK_FAULT
+
+
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNC_DIST_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    first = [FAULTS] if "NNC_TEST_RANK_FAULT" in extra else []
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["OMP_NUM_THREADS"] = "1"
     env.update(extra)
     return env
@@ -209,9 +213,9 @@ def test_a_killed_or_hung_rank_makes_the_other_fail_clearly(tmp_path):
     t0 = time.monotonic()
     (tmp_path / "killed").mkdir()
     (tmp_path / "hung").mkdir()
-    killed, kout = _spawn(tmp_path / "killed", "fail", env={"NNC_DIST_TEST_EXIT": "1:5"}, timeout=30,
+    killed, kout = _spawn(tmp_path / "killed", "fail", env={"NNC_TEST_RANK_FAULT": "1:5"}, timeout=30,
                           files=(IRIS,))
-    hung, hout = _spawn(tmp_path / "hung", "fail", env={"NNC_DIST_TEST_EXIT": "1:2:hang"}, timeout=3,
+    hung, hout = _spawn(tmp_path / "hung", "fail", env={"NNC_TEST_RANK_FAULT": "1:2:hang"}, timeout=3,
                         files=(IRIS,))
     try:
         (code0, _, err0), (code1, _, _) = _wait(killed, 60)
@@ -233,7 +237,7 @@ def test_a_killed_or_hung_rank_makes_the_other_fail_clearly(tmp_path):
 
 def test_nnc_run_nproc_reports_a_failed_rank_on_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nncompiler", "run", IRIS, "--epochs", "5", "--nproc", "2"],
-                          env=_env(NNC_DIST_TEST_EXIT="1:3"), cwd=tmp_path, capture_output=True, text=True,
+                          env=_env(NNC_TEST_RANK_FAULT="1:3"), cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr

@@ -47,7 +47,7 @@ FLAGS = (
 # the machine has at least 4 cores), a smaller one on the calling thread (local-sync).
 # On the 2-core development machine the pool never won (docs/mlir.md), so the default
 # only sends very big calls there. NNC_IREE_DRIVER=local-sync|local-task forces one.
-TASK_WORK = int(os.environ.get("NNC_IREE_TASK_WORK", 1 << 24))
+TASK_WORK = 1 << 24
 TASK_MIN_CORES = 4
 FORCED_DRIVER = os.environ.get("NNC_IREE_DRIVER")
 

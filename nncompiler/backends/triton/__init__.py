@@ -31,7 +31,11 @@ class Backend:
     name = "triton"
     STAGES = STAGES
 
-    def __init__(self):
+    def __init__(self, fallback_ops=(), host_rng: bool = False):
+        # fallback_ops: primitives run through torch instead of a kernel (exercises the
+        # fallback path); host_rng: draw rng_uniform (dropout) from numpy's stream on the
+        # host, exactly as the reference backend does, instead of Philox on the device.
+        self.fallback_ops, self.host_rng = tuple(fallback_ops), host_rng
         self._device = None
         self._interpret = None
         self._generated: dict = {}
@@ -75,7 +79,7 @@ class Backend:
         if hit is None or hit[0].graph is not graph:
             from .codegen import generate
             from .plan import plan_graph
-            plan = plan_graph(graph)
+            plan = plan_graph(graph, self.fallback_ops, self.host_rng)
             text, kernels = generate(plan)
             hit = (plan, text, kernels)
             self._generated[key] = hit

@@ -46,7 +46,6 @@ Matmul operands are read through strides (transposes are free).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ...ir.graph import Graph
@@ -115,16 +114,13 @@ class Illegal(Exception):
     pass
 
 
-def _env_fallback() -> set[str]:
-    return {s.strip() for s in os.environ.get("NNC_TRITON_FALLBACK", "").split(",") if s.strip()}
-
-
 class Plan:
     """The kernels of one graph, in launch order, plus everything the code generator needs."""
 
-    def __init__(self, graph: Graph, fallback_ops=None):
+    def __init__(self, graph: Graph, fallback_ops=(), host_rng: bool = False):
         self.graph = graph
-        self.fallback_ops = set(fallback_ops) if fallback_ops is not None else _env_fallback()
+        self.fallback_ops = set(fallback_ops)   # primitives forced through torch (tests the fallback path)
+        self.host_rng = host_rng                # rng_uniform from numpy's stream on the host: exact parity
         g = graph
         self.order = {n.id: k for k, n in enumerate(g.nodes)}
         self.users = g.users()
@@ -185,7 +181,7 @@ class Plan:
 
     def is_fallback(self, nid: int) -> bool:
         n = self.graph[nid]
-        host_rng = n.op == "rng_uniform" and os.environ.get("NNC_TRITON_RNG") == "numpy"
+        host_rng = n.op == "rng_uniform" and self.host_rng
         return (n.op in self.fallback_ops or host_rng or n.op == "scatter_add"
                 or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
 
@@ -287,7 +283,7 @@ class Plan:
                 kind = "pointwise"
             grp = self._new_group(kind, [n.id], anchor=tuple(n.shape))
             if kind == "fallback":
-                grp.note = ("host: numpy's random stream (NNC_TRITON_RNG=numpy)" if n.op == "rng_uniform"
+                grp.note = ("host: numpy's random stream (host_rng)" if n.op == "rng_uniform"
                             else "fallback: torch")
             try:
                 grp.space = self.solve_space(grp.kind, grp.nodes, [grp.anchor]) if kind != "fallback" else None
@@ -842,5 +838,5 @@ class Plan:
         return f"pointwise over {fmt_shape(k.space.shape)}"
 
 
-def plan_graph(graph: Graph, fallback_ops=None) -> Plan:
-    return Plan(graph, fallback_ops)
+def plan_graph(graph: Graph, fallback_ops=(), host_rng: bool = False) -> Plan:
+    return Plan(graph, fallback_ops, host_rng)

@@ -126,7 +126,7 @@ def _t_iota(n, g, dev):
 
 
 def _t_rng(n, key, dev, shape):
-    """numpy's stream, exactly as the reference backend draws it (NNC_TRITON_RNG=numpy): generated
+    """numpy's stream, exactly as the reference backend draws it (Backend(host_rng=True)): generated
     on the host and uploaded -- a host-side random source, no device data comes back."""
     import torch
     rng = np.random.default_rng([int(n.attr["seed"]), int(key) & 0xFFFFFFFF])

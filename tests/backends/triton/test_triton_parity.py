@@ -2,6 +2,7 @@
 primitive, forward and gradient, and every example model through the Model API
 (forward, loss_and_grads, a few fit steps), to rtol 1e-4. Without a GPU the kernels run
 in Triton's interpreter (see conftest.py)."""
+import functools
 import os
 
 import numpy as np
@@ -55,16 +56,16 @@ def test_every_primitive_forward(backend):
     g = every_primitive_graph()
     assert not missing_primitives(g)
     ours, ref = run_both(backend, g, every_primitive_args())
-    # rng_uniform draws from Philox on the device (numpy's stream only with NNC_TRITON_RNG=numpy)
+    # rng_uniform draws from Philox on the device (numpy's stream only with Backend(host_rng=True))
     check_close(ours, ref, skip={"rng_uniform"})
     r = ours["rng_uniform"]
     assert r.dtype == np.float32 and r.shape == (2, 2) and ((r >= 0) & (r < 1)).all()
 
 
-def test_every_primitive_with_host_rng_matches_numpy_stream(backend, monkeypatch):
-    monkeypatch.setenv("NNC_TRITON_RNG", "numpy")
+def test_every_primitive_with_host_rng_matches_numpy_stream(backend):
+    from nncompiler.backends.triton import Backend
     g = every_primitive_graph()
-    ours, ref = run_both(get_backend("triton"), g, every_primitive_args())
+    ours, ref = run_both(Backend(host_rng=True), g, every_primitive_args())
     check_close(ours, ref)
 
 
@@ -161,7 +162,8 @@ MODELS = ["iris", "linefit", "digits", "multilabel", "digits_cnn", "residual"]
 @pytest.mark.parametrize("name", MODELS)
 def test_example_model_matches_numpy(name, monkeypatch):
     if name == "residual":                      # dropout: draw numpy's stream for exact parity
-        monkeypatch.setenv("NNC_TRITON_RNG", "numpy")
+        import nncompiler.backends.triton as triton_backend
+        monkeypatch.setattr(triton_backend, "Backend", functools.partial(triton_backend.Backend, host_rng=True))
     path = os.path.join(EXAMPLES, f"{name}.nn")
     mt = nnc.compile(path, backend="triton")
     mn = nnc.compile(path)
