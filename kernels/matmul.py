@@ -10,8 +10,10 @@ optimizer update of the weight it produces) runs on the accumulator tile before
 the single store; `{colsum}` lines accumulate the column sums of B (a bias
 gradient) from the same tiles.
 """
+from .template import KernelTemplate
 
-MATMUL = '''\
+
+MATMUL = KernelTemplate("matmul", '''\
 {decorator}
 def {name}({params}):
 {header}
@@ -43,7 +45,7 @@ def {name}({params}):
     mmask = i_m < M
     nmask = i_n < N
 {epilogue}
-'''
+''')
 
 DOT_FLOAT = "tl.dot(a, b, input_precision=\"ieee\")"
 DOT_INT = "tl.sum(a[:, :, None] * b[None, :, :], 1)"

@@ -7,8 +7,10 @@ the row-major iteration space; `xmask` covers the ragged last block. Sizes that 
 symbolic in the model (the batch B) arrive as runtime ints (`s_B`, not specialized),
 so one compiled kernel serves every batch size.
 """
+from .template import KernelTemplate
 
-POINTWISE = '''\
+
+POINTWISE = KernelTemplate("pointwise", '''\
 {decorator}
 def {name}({params}):
 {header}
@@ -17,24 +19,24 @@ def {name}({params}):
     xindex = xoffset + tl.arange(0, XBLOCK)
     xmask = xindex < xnumel
 {body}
-'''
+''')
 
 # A horizontally fused ("combo") kernel: one launch runs several independent
 # elementwise groups (the optimizer update of every parameter); program ids are
 # dealt out to the segments in order, `nb{k}` being the first block of segment k.
-COMBO = '''\
+COMBO = KernelTemplate("combo", '''\
 {decorator}
 def {name}({params}):
 {header}
     pid = tl.program_id(0)
 {top}
 {segments}
-'''
+''')
 
-COMBO_SEGMENT = '''\
+COMBO_SEGMENT = KernelTemplate("combo_segment", '''\
     {keyword} pid < {end}:
         # segment {k}: {what}
         xnumel{sfx} = {xnumel}
         xindex{sfx} = {first} * XBLOCK + tl.arange(0, XBLOCK)
         xmask{sfx} = xindex{sfx} < xnumel{sfx}
-{body}'''
+{body}''')

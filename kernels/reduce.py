@@ -15,8 +15,10 @@ ones by `rindex` (a [1, RBLOCK] tile). Values that vary along the reduced dims a
 
 Accumulation is in the value's own dtype: float32 for float32 models.
 """
+from .template import KernelTemplate
 
-PERSISTENT = '''\
+
+PERSISTENT = KernelTemplate("persistent", '''\
 {decorator}
 def {name}({params}):
 {header}
@@ -28,9 +30,9 @@ def {name}({params}):
     rindex = tl.arange(0, RBLOCK)[None, :]
     rmask = rindex < rnumel
 {body}
-'''
+''')
 
-LOOPED = '''\
+LOOPED = KernelTemplate("looped", '''\
 {decorator}
 def {name}({params}):
 {header}
@@ -46,4 +48,4 @@ def {name}({params}):
         rmask = rindex < rnumel
 {loop}
 {post}
-'''
+''')

@@ -16,6 +16,30 @@ from .model import Model
 __version__ = "0.1.0"
 
 
+def _mount_kernels() -> None:
+    """Make `nncompiler.kernels` the top-level kernels/ folder in a source checkout too.
+
+    An install maps that folder to `nncompiler.kernels` (pyproject's package-dir); run from
+    the source tree with nothing installed there is no such package, so load kernels/ once
+    by its path under that name. Its modules then import normally (`nncompiler.kernels.matmul`)."""
+    import importlib.util
+    import sys
+    name = f"{__name__}.kernels"
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"),
+                                                  submodule_search_locations=[folder])
+    if spec is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_mount_kernels()
+
+
 # One-line program text starts with a block keyword ("model m { ... }"); a file name
 # never has that shape, even when it contains braces ("my{model}.nn").
 _PROGRAM_START = re.compile(r"\s*(?:(?:model|graph)\s+\w|train\b)")

@@ -15,12 +15,8 @@ arguments chosen at launch (`tuning.py`).
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ...ir.graph import Graph
 from ...ir.primitives import ELEMENTWISE_KINDS
@@ -33,21 +29,9 @@ from .plan import REDUCE_OPS, Group, Plan
 
 
 def templates():
-    """The kernel templates (`nncompiler.kernels` when installed, else the source tree's kernels/)."""
-    mods = {}
-    for name in ("pointwise", "reduce", "matmul"):
-        try:
-            mods[name] = importlib.import_module(f"nncompiler.kernels.{name}")
-        except ImportError:
-            path = Path(__file__).resolve().parents[3] / "kernels" / f"{name}.py"
-            key = f"_nnc_kernel_templates_{name}"
-            if key not in sys.modules:
-                spec = importlib.util.spec_from_file_location(key, path)
-                mod = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(mod)
-                sys.modules[key] = mod
-            mods[name] = sys.modules[key]
-    return mods
+    """The kernel template modules (`nncompiler.kernels`, the top-level kernels/ folder)."""
+    from ...kernels import matmul, pointwise, reduce
+    return {"pointwise": pointwise, "reduce": reduce, "matmul": matmul}
 
 
 @dataclass(frozen=True)
@@ -744,7 +728,7 @@ class ModuleGen:
             self._riders(body, k)
             defs = body.index_defs()
             lines = defs.get("body", []) + body.sections["body"]
-            text = t["pointwise"].POINTWISE.format(
+            text = t["pointwise"].POINTWISE.render(
                 decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
                 xnumel=kern.dim(numel(k.space.shape)),
                 body="\n".join("    " + x for x in self._with_top(kern, lines)))
@@ -765,14 +749,14 @@ class ModuleGen:
                 end = kern.int_param(f"nb{s + 1}", ("end", s))
                 ends.append(end)
                 what = ", ".join(self.plan.name(x) for x in seg.nodes if x in stores) or "no stores"
-                segs.append(t["pointwise"].COMBO_SEGMENT.format(
+                segs.append(t["pointwise"].COMBO_SEGMENT.render(
                     keyword="if" if s == 0 else "elif", end=end, first="pid" if start == "0" else f"(pid - {start})", k=s,
                     what=f"{fmt_shape(seg.space.shape)} -> {what}", sfx=f"_s{s}", xnumel=kern.dim(total),
                     body="\n".join("        " + x for x in lines)))
             rider_body = _Body(kern, k.segments[0].space, "pointwise")
             self._riders(rider_body, k)
             riders = rider_body.sections["body"]
-            text = t["pointwise"].COMBO.format(
+            text = t["pointwise"].COMBO.render(
                 decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
                 top="{top}", segments="\n".join(segs) + ("\n" + "\n".join("    " + x for x in riders) if riders else ""))
             text = text.replace("{top}", self.top_text(kern))
@@ -787,7 +771,7 @@ class ModuleGen:
             rnumel = kern.dim(k.space.rnumel())
             if body.mode == "looped":
                 pre = self._with_top(kern, defs.get("pre", []) + body.sections["pre"])
-                text = t["reduce"].LOOPED.format(
+                text = t["reduce"].LOOPED.render(
                     decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
                     xnumel=xnumel, rnumel=rnumel,
                     pre="\n".join("    " + x for x in pre),
@@ -795,7 +779,7 @@ class ModuleGen:
                     post="\n".join("    " + x for x in body.sections["post"]))
             else:
                 lines = self._with_top(kern, defs.get("body", []) + body.sections["body"])
-                text = t["reduce"].PERSISTENT.format(
+                text = t["reduce"].PERSISTENT.render(
                     decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
                     xnumel=xnumel, rnumel=rnumel, body="\n".join("    " + x for x in lines))
             blocks = ("XBLOCK", "RBLOCK")
@@ -883,7 +867,7 @@ class ModuleGen:
         self._riders(body, k)
         defs = body.index_defs()
         top = self._with_top(kern, defs.get("top", []))
-        text = self.t["matmul"].MATMUL.format(
+        text = self.t["matmul"].MATMUL.render(
             decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
             M=kern.dim(M), N=kern.dim(N), K=kern.dim(K),
             top="\n".join("    " + x for x in top),
