@@ -1,6 +1,8 @@
 """Triton GPU backend: fusion plan, Triton codegen, runtime and ahead-of-time compilation.
 
-    plan.py      fusion planning on the optimised IR (legality, profitability, WhyNoFuse)
+    plan.py      fusion planning on the optimised IR: the Plan, built by plan_classify.py (node
+                 classes, buffers), plan_space.py (legality: iteration spaces), plan_fuse.py
+                 (merges, profitability, WhyNoFuse) and plan_describe.py (order, names, report)
     index.py     iteration spaces (union-find), index arithmetic, strided views
     ops.py       the elementwise table: primitive -> Triton expression
     codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/

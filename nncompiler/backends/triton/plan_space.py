@@ -1,0 +1,203 @@
+"""Fusion plan, legality: the common iteration space of a set of nodes, or `Illegal` with the reason.
+
+The space check is a union-find: every (node, axis) of size != 1 is an element; broadcasting,
+transposes, squeeze-like reshapes and reductions unite elements; a legal kernel maps every
+class onto exactly one dimension of its anchor shape. A mixin of `plan.Plan` (it reads
+`graph`, `cls`, `copies`, `order` and calls `name`)."""
+from __future__ import annotations
+
+from ...ir.primitives import ELEMENTWISE_KINDS
+from ...ir.shapes import canon_dim, fmt_shape
+from .index import UnionFind, reduce_axes, right_align, squeeze_like, squeeze_pairs, static_numel
+from .plan_types import MAX_PERSISTENT_R, PREFER_PERSISTENT_R, REDUCE_OPS, Illegal, Space
+
+
+class IterationSpace:
+    # ---- legality ----------------------------------------------------------------------
+    def _closure(self, owned: set) -> list[int]:
+        seen = set(owned)
+        stack = [n for n in owned if self.graph[n].op != "matmul"]
+        while stack:
+            n = stack.pop()
+            for i in self.graph[n].inputs:
+                if i in seen:
+                    continue
+                if self.cls[i] in ("move", "inline") and i not in self.copies:
+                    seen.add(i)
+                    stack.append(i)
+        return sorted(seen, key=self.order.get)
+
+    def solve_space(self, kind: str, nodes, anchors, colsums=None) -> Space:
+        """The common iteration space of `nodes` (one kernel), or raise Illegal with the reason."""
+        g = self.graph
+        owned = set(nodes)
+        colsums = colsums or {}
+        body = owned - set(colsums)
+        closure = self._closure(owned)
+        cset = set(closure)
+        # movement nodes whose input is computed in this kernel (dim-map ops) vs loads
+        internal: set[int] = set()
+        for n in closure:
+            node = g[n]
+            if node.prim.kind == "movement" and (n not in owned or n in self.copies):
+                if any((i in owned and g[i].prim.kind != "movement") or i in internal for i in node.inputs):
+                    internal.add(n)
+        computed = {n for n in closure if n in owned or n in internal}
+        uf = UnionFind()
+
+        def el(n, j):
+            return ("n", n, j)
+
+        def operand_ok(i):   # an operand that lives in the kernel's index space
+            return i in cset and not (self.cls[i] == "inline" and i not in owned)
+
+        for n in closure:
+            node = g[n]
+            if n not in computed:
+                continue
+            if n in internal:
+                i = node.inputs[0]
+                if node.op == "transpose":
+                    for j, p in enumerate(node.attr["perm"]):
+                        if node.shape[j] != 1:
+                            uf.union(el(n, j), el(i, p))
+                elif node.op == "broadcast_to":
+                    for j, oj in enumerate(right_align(g[i].shape, node.shape)):
+                        if oj is not None:
+                            uf.union(el(i, j), el(n, oj))
+                elif node.op == "reshape" and squeeze_like(g[i].shape, node.shape):
+                    for a, b in squeeze_pairs(g[i].shape, node.shape):
+                        uf.union(el(i, a), el(n, b))
+                else:
+                    src = next(x for x in node.inputs if x in computed)
+                    raise Illegal(f"{self.name(n)} = {node.op}({self.name(src)}) re-indexes a value computed in the "
+                                  f"same kernel; only transposes, broadcasts and size-1 reshapes can (the value "
+                                  f"would have to be written to memory first)")
+            elif node.prim.kind in ELEMENTWISE_KINDS:
+                for i in node.inputs:
+                    if operand_ok(i):
+                        for j, oj in enumerate(right_align(g[i].shape, node.shape)):
+                            if oj is not None:
+                                uf.union(el(i, j), el(n, oj))
+            for j, d in enumerate(node.shape):
+                if d != 1:
+                    uf.find(el(n, j))
+        # the anchor
+        raxes: tuple = ()
+        if kind == "matmul":
+            mm = [n for n in body if g[n].op == "matmul"]
+            if len(mm) != 1:
+                raise Illegal("two matmuls never share a kernel")
+            if any(g[n].op in REDUCE_OPS for n in body):
+                raise Illegal("a reduction cannot run in a matmul epilogue (a tile holds only part of a row)")
+            D = tuple(g[mm[0]].shape)
+            self._anchor(uf, el, mm[0], D)
+            for r, pos in colsums.items():     # column sums of B live on N, row sums of A on M
+                d = len(D) - 1 if pos == 1 else len(D) - 2
+                for j, size in enumerate(g[r].shape):
+                    if size != 1:
+                        uf.union(el(r, j), ("D", d))
+            return self._check(uf, closure, computed, D, (), internal, kind)
+        reds = [n for n in body if g[n].op in REDUCE_OPS]
+        if reds:
+            r0 = g[reds[0]]
+            D = tuple(canon_dim(d) for d in g[r0.inputs[0]].shape)
+            raxes = reduce_axes(r0, len(D))
+            for r in reds:
+                rn = g[r]
+                ishape = tuple(canon_dim(d) for d in g[rn.inputs[0]].shape)
+                ax = reduce_axes(rn, len(ishape))
+                if ishape != D or ax != raxes:
+                    raise Illegal(f"reductions over different iteration spaces: {self.name(reds[0])} reduces "
+                                  f"{fmt_shape(D)} over axes {list(raxes)}, {self.name(r)} reduces "
+                                  f"{fmt_shape(ishape)} over axes {list(ax)}")
+                i = rn.inputs[0]
+                if operand_ok(i):
+                    self._anchor(uf, el, i, D)
+                keep = bool(rn.attr.get("keepdims"))
+                kept = [d for d in range(len(D)) if d not in raxes]
+                for j, d in enumerate(rn.shape):
+                    if d == 1:
+                        continue
+                    uf.union(el(r, j), ("D", j if keep else kept[j]))
+            return self._check(uf, closure, computed, D, raxes, internal, kind)
+        # pointwise: try the anchors in turn
+        last = None
+        tried = []
+        cands = [a for a in anchors if a is not None]
+        cands += sorted({tuple(g[n].shape) for n in body}, key=lambda s: (-len(s), -(static_numel(s) or 1 << 40)))
+        for D in cands:
+            D = tuple(canon_dim(d) for d in D)
+            if D in tried or len(tried) >= 4:
+                continue
+            tried.append(D)
+            anchor_node = next((n for n in body if tuple(canon_dim(d) for d in g[n].shape) == D), None)
+            if anchor_node is None:
+                continue
+            uf2 = UnionFind()
+            uf2.parent = dict(uf.parent)
+            self._anchor(uf2, el, anchor_node, D)
+            try:
+                return self._check(uf2, closure, computed, D, (), internal, kind)
+            except Illegal as e:
+                last = e
+        raise last or Illegal("no common iteration space")
+
+    @staticmethod
+    def _anchor(uf, el, node_id, D):
+        for j, d in enumerate(D):
+            if d != 1:
+                uf.union(el(node_id, j), ("D", j))
+
+    def _check(self, uf, closure, computed, D, raxes, internal, kind) -> Space:
+        g = self.graph
+        classes = uf.classes()
+        dim_of: dict = {}
+        for members in classes.values():
+            ds = sorted({m[1] for m in members if m[0] == "D"})
+            nodes = [m for m in members if m[0] == "n"]
+            if len(ds) > 1:
+                a = nodes[0][1] if nodes else None
+                raise Illegal(f"loop dimensions {ds[0]} and {ds[1]} of {fmt_shape(D)} would have to be one"
+                              + (f" (through {self.name(a)})" if a is not None else ""))
+            if not ds:
+                n, j = nodes[0][1], nodes[0][2]
+                raise Illegal(f"{self.name(n)} : {g[n].type} varies along an axis of size {g[n].shape[j]} that "
+                              f"is not in the iteration space {fmt_shape(D)}")
+            for m in nodes:
+                if canon_dim(g[m[1]].shape[m[2]]) != canon_dim(D[ds[0]]):
+                    raise Illegal(f"{self.name(m[1])} axis {m[2]} has size {g[m[1]].shape[m[2]]}, "
+                                  f"loop dimension {ds[0]} has {D[ds[0]]}")
+                dim_of[(m[1], m[2])] = ds[0]
+        space = Space(tuple(D), tuple(raxes), closure=list(closure), internal=set(internal))
+        for n in closure:
+            if n not in computed and self.cls[n] != "inline":
+                continue          # a load: indexed from its consumer
+            dm = tuple(dim_of.get((n, j)) if d != 1 else None for j, d in enumerate(g[n].shape))
+            used = [d for d in dm if d is not None]
+            if len(set(used)) != len(used):
+                raise Illegal(f"{self.name(n)} would read a diagonal of the iteration space")
+            space.dmap[n] = dm
+            space.level[n] = "xr" if any(d in raxes for d in used) else "x"
+        if raxes:
+            needs = False
+            for n in closure:
+                node = g[n]
+                if n not in space.dmap:
+                    continue
+                if node.op in REDUCE_OPS and n in computed:
+                    space.after.add(n)
+                    if node.inputs[0] in space.after:
+                        needs = True
+                    continue
+                if any(i in space.after for i in node.inputs):
+                    space.after.add(n)
+                    if space.level[n] == "xr":
+                        needs = True
+            r = static_numel([D[d] for d in raxes])
+            if needs and (r is None or r > MAX_PERSISTENT_R):
+                what = "symbolic" if r is None else f"{r} elements, over {MAX_PERSISTENT_R}"
+                raise Illegal(f"a full-row value depends on a reduction, so the whole row must fit in one tile, "
+                              f"but the reduced extent is {what}")
+            space.persistent = needs or (r is not None and r <= PREFER_PERSISTENT_R)
+        return space
