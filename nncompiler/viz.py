@@ -253,9 +253,6 @@ def _ops_dot(name: str, g: Graph, groups, labels, backward) -> str:
     return "\n".join(lines) + "\n"
 
 
-FORMATS = ("svg", "png", "pdf")
-
-
 def dot_available() -> bool:
     return shutil.which("dot") is not None
 

@@ -142,10 +142,6 @@ class _Tokens:
             return self.next()
         return None
 
-    def error_here(self, msg):
-        tok = self.peek()
-        return self._err(tok[2], tok[3], msg)
-
 
 def _parse_attr(t: _Tokens):
     kind, text, line, col = t.next()

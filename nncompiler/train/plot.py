@@ -29,12 +29,6 @@ def panels(history: dict) -> list[str]:
     return out
 
 
-def figure_size(history: dict) -> tuple[int, int]:
-    """The picture's size in pixels."""
-    n = max(len(panels(history)), 1)
-    return round(PANEL_SIZE[0] * n * DPI), round(PANEL_SIZE[1] * DPI)
-
-
 def check_format(path: str) -> str:
     """The file format `path`'s extension asks for, if matplotlib can write it."""
     require_extra("matplotlib", "plot", "Plotting training curves (--plot)")

@@ -29,7 +29,6 @@ from .cache import cache_dir, digest
 from .tuning import choose
 
 STATS = {"hits": 0, "misses": 0}
-TEXT_STAGES = ("ttir", "ttgir", "llir", "ptx")
 _COMMENT = {"ttir": "//", "ttgir": "//", "llir": ";", "ptx": "//"}
 
 

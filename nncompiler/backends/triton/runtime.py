@@ -290,15 +290,6 @@ class CompiledGraph:
                 self._pools.popitem(last=False)
         return pool
 
-    def _alloc(self, nid: int, sizes: dict, pool):
-        import torch
-        n = self.graph[nid]
-        shape = eval_shape(n.shape, sizes)
-        slot = self.slot_of.get(nid)
-        if slot is None:
-            return torch.empty(shape, dtype=torch_dtype(n.dtype), device=self.device)
-        return pool[slot].view(shape)
-
     # -- arguments --------------------------------------------------------------------------
     def _scalar(self, value, dt: str):
         import torch
