@@ -206,6 +206,7 @@ def test_nnc_run_nproc_2_equals_single_process(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+@pytest.mark.slow       # four processes and a 3 s collective timeout; the launcher test below covers a dead rank
 def test_a_killed_or_hung_rank_makes_the_other_fail_clearly(tmp_path):
     """Two 2-rank groups side by side: in one, rank 1 dies at step 5 and rank 0 stops at once
     (gloo: connection closed); in the other, rank 1 stops answering at step 2 and rank 0 gives
