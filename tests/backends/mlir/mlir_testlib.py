@@ -4,7 +4,7 @@ several conftest.py files, so `from conftest import ...` would be ambiguous).
 IREE compiles take seconds, so every example is compiled once per session, as the
 single module `nnc compile --emit mlir` prints (predict, train_step, evaluate and
 gradients together; `Backend.compile` then reuses its functions), and the tests share
-it. Compiled modules are also cached on disk (NNC_CACHE_DIR or ~/.cache/nncompiler).
+it. Compiled modules are also cached on disk (tests/conftest.py: one directory per test session).
 Tests that run code skip, with the install hint, when IREE is not importable.
 """
 from __future__ import annotations

@@ -28,11 +28,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "backends/triton" in str(item.fspath):
             item.add_marker(skip)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _nnc_cache(tmp_path_factory):
-    """Generated modules and compiled kernels go to a per-session directory, not ~/.cache."""
-    if "NNC_CACHE_DIR" not in os.environ:
-        os.environ["NNC_CACHE_DIR"] = str(tmp_path_factory.mktemp("nnc_cache"))
-    yield
