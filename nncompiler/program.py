@@ -37,6 +37,7 @@ class TrainConfig:
     batch: int | str | None = 32                     # "all" = full-batch gradient descent
     validate: float = 0.0
     metrics: list[str] = field(default_factory=list)
+    metric_locs: list = field(default_factory=list)  # where each metric is named (for errors)
     seed: int = 0
     shuffle: bool = True
     lr: float | None = None
@@ -64,7 +65,9 @@ class LoweredModel:
 
     @property
     def metric_names(self) -> list[str]:
-        return [n[len("metric."):] for n, _ in self.forward.outputs if n.startswith("metric.")]
+        # a ratio metric's `.num`/`.den` parts are for summing over an epoch, not for showing
+        return [n[len("metric."):] for n, _ in self.forward.outputs
+                if n.startswith("metric.") and not n.endswith((".num", ".den"))]
 
 
 def select_outputs(g: Graph, names: list[str], graph_name: str) -> Graph:

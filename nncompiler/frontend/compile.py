@@ -66,6 +66,7 @@ def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
             cfg.arrays = {kw.name: _literal_array(kw) for kw in s.arrays}
         elif isinstance(s, ast.MetricsStmt):
             cfg.metrics = list(s.names)
+            cfg.metric_locs = list(s.name_locs)
         else:
             ok, want = SETTING_RULES[s.key]
             if not ok(s.value):

@@ -244,7 +244,9 @@ class BlockLowerer:
                             f"{call.func}() has no keyword '{key}'{did_you_mean(key, names + list(opt.aliases))}")
             if canon in kwargs:
                 raise error(_kw_loc(call, key), f"{call.func}() got '{key}' twice")
-            kwargs[canon] = self.number(e, f"{call.func}() argument '{key}'")
+            flag = self.expr(e)   # a switch such as sgd(nesterov=true) is a hyper-parameter of 1 or 0
+            kwargs[canon] = (float(flag.value) if isinstance(flag, Literal) and isinstance(flag.value, bool)
+                             else self.number(e, f"{call.func}() argument '{key}'"))
         self.optimizer = (Spec(call.func, tuple(kwargs.items())), call.loc)
 
     def stmt_MetricsStmt(self, s: ast.MetricsStmt) -> None:
@@ -276,7 +278,15 @@ class BlockLowerer:
                             spec, loc, self.train, self.file, buffers=self.state.buffers)
 
     def metric_outputs(self, loss_kind, pred, target) -> list[tuple[str, int]]:
-        wanted = list(self.metrics) + [(m, self.train.loc) for m in (self.train.metrics if self.train else [])]
+        """`metric.<name>` outputs (and `.num`/`.den` for ratio metrics, summed over an epoch).
+
+        A metric compares the loss call's prediction and target, or, when the loss is
+        an expression, the model's only output and only target."""
+        from ..library.metrics import Ratio, ratio_value
+        train_locs = list(getattr(self.train, "metric_locs", None) or []) if self.train else []
+        train_metrics = list(self.train.metrics) if self.train else []
+        train_locs += [self.train.loc] * (len(train_metrics) - len(train_locs)) if self.train else []
+        wanted = list(self.metrics) + list(zip(train_metrics, train_locs))
         out = []
         for name, loc in wanted:
             if name == "loss" or any(n == f"metric.{name}" for n, _ in out):
@@ -285,13 +295,22 @@ class BlockLowerer:
                 raise error(loc, f"unknown metric '{name}'{did_you_mean(name, METRICS)} "
                             f"(metrics: {', '.join(sorted(METRICS))})")
             if pred is None:
-                raise error(loc, f"metric '{name}' needs the loss to be a call of a loss function "
-                            f"({', '.join(sorted(LOSSES))})")
+                if len(self.outputs) != 1 or len(self.targets) != 1:
+                    raise error(loc, f"metric '{name}' compares a prediction with a target: make the loss a "
+                                f"call of a loss function ({', '.join(sorted(LOSSES))}), or give the model "
+                                "one output and one target")
+                pred = Value(self.outputs[0][1])
+                target = self.env[next(iter(self.targets))]
             ctx = self.context("", loc)
-            with self.b.at(loc):
-                mid = METRICS[name](ctx, pred, target, loss_kind)
-            if mid is None:
-                raise error(loc, f"metric '{name}' does not apply to loss '{loss_kind}'")
+            try:
+                with self.b.at(loc):
+                    mid = METRICS[name](ctx, pred, target, loss_kind)
+                    if isinstance(mid, Ratio):
+                        out += [(f"metric.{name}", ratio_value(self.b, mid)),
+                                (f"metric.{name}.num", mid.num), (f"metric.{name}.den", mid.den)]
+                        continue
+            except ShapeError as err:
+                raise error(loc, f"metric '{name}' does not fit this model: {err}") from None
             out.append((f"metric.{name}", mid.id if isinstance(mid, Value) else mid))
         return out
 

@@ -119,6 +119,103 @@ def sparse_categorical_crossentropy(ctx: LayerContext, pred: Tensor, target: Ten
     return _crossentropy_onehot(b, pred, one_hot(b, vid(target), ref))
 
 
+# ---- the rest of Keras's losses module (formulas as in keras/src/losses/losses.py) ----
+
+def _last_axis_mean(b: Builder, per_element: int) -> int:
+    """Keras's reduction for elementwise losses: mean over the last axis, then over the batch,
+    which is the plain mean over all elements."""
+    return mean(b, per_element)
+
+
+def huber(ctx: LayerContext, pred: Tensor, target: Tensor, delta: float = 1.0) -> int:
+    """0.5 * d^2 where |d| <= delta, else delta * (|d| - 0.5 * delta), with d = pred - target."""
+    b, p = ctx.b, vid(pred)
+    d = b.sub(p, _target(b, p, vid(target)))
+    a = b.abs(d)
+    c = lambda v: const(b, v, p)  # noqa: E731
+    quad = b.mul(c(0.5), b.mul(d, d))
+    lin = b.mul(c(delta), b.sub(a, c(0.5 * delta)))
+    return _last_axis_mean(b, b.where(b.le(a, c(delta)), quad, lin))
+
+
+def _hinge_labels(b: Builder, y: int) -> int:
+    """Keras converts labels that are all 0 or 1 to -1 or 1 before a hinge loss (decided on the
+    whole batch, so -1/1 labels pass unchanged)."""
+    one, zero = const(b, 1.0, y), const(b, 0.0, y)
+    other = b.mul(b.cast(b.ne(y, zero), dtype=b.dtype(y)), b.cast(b.ne(y, one), dtype=b.dtype(y)))
+    all_binary = b.eq(b.sum(other, axes=tuple(range(len(b.shape(y))))), zero)
+    return b.where(all_binary, b.sub(b.mul(const(b, 2.0, y), y), one), y)
+
+
+def _hinge_margin(b: Builder, p: int, target: int) -> int:
+    y = _hinge_labels(b, _target(b, p, target))
+    return b.maximum(b.sub(const(b, 1.0, p), b.mul(y, p)), const(b, 0.0, p))
+
+
+def hinge(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """mean(max(1 - y * pred, 0)); 0/1 labels become -1/1."""
+    b, p = ctx.b, vid(pred)
+    return _last_axis_mean(b, _hinge_margin(b, p, vid(target)))
+
+
+def squared_hinge(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """mean(max(1 - y * pred, 0)^2); 0/1 labels become -1/1."""
+    b, p = ctx.b, vid(pred)
+    m = _hinge_margin(b, p, vid(target))
+    return _last_axis_mean(b, b.mul(m, m))
+
+
+def categorical_hinge(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """max(max((1 - y) * pred) - sum(y * pred) + 1, 0) per sample, y one-hot."""
+    b, p = ctx.b, vid(pred)
+    y = _target(b, p, vid(target))
+    pos = b.sum(b.mul(y, p), axes=(-1,))
+    neg = b.max(b.mul(b.sub(const(b, 1.0, p), y), p), axes=(-1,))
+    per = b.maximum(b.add(b.sub(neg, pos), const(b, 1.0, p)), const(b, 0.0, p))
+    return _batch_mean(b, per)
+
+
+def kl_divergence(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """sum(y * log(y / pred)) over the last axis, both clipped to [1e-7, 1]."""
+    b, p = ctx.b, vid(pred)
+    y = _clip(b, _target(b, p, vid(target)), EPSILON, 1.0)
+    p = _clip(b, p, EPSILON, 1.0)
+    per = b.sum(b.mul(y, b.sub(b.log(y), b.log(p))), axes=(-1,))
+    return _batch_mean(b, per)
+
+
+def mean_squared_logarithmic_error(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """mean((log(max(pred, 1e-7) + 1) - log(max(target, 1e-7) + 1))^2)."""
+    b, p = ctx.b, vid(pred)
+    y = _target(b, p, vid(target))
+    one, eps = const(b, 1.0, p), const(b, EPSILON, p)
+    d = b.sub(b.log(b.add(b.maximum(p, eps), one)), b.log(b.add(b.maximum(y, eps), one)))
+    return _last_axis_mean(b, b.mul(d, d))
+
+
+def log_cosh(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
+    """mean(log(cosh(pred - target))), as d + softplus(-2d) - log 2 so large d cannot overflow."""
+    b, p = ctx.b, vid(pred)
+    d = b.sub(p, _target(b, p, vid(target)))
+    m2d = b.mul(const(b, -2.0, p), d)
+    softplus = b.add(b.maximum(m2d, const(b, 0.0, p)), b.log1p(b.exp(b.neg(b.abs(m2d)))))
+    return _last_axis_mean(b, b.sub(b.add(d, softplus), const(b, 0.6931471805599453, p)))
+
+
+def _l2_normalize(b: Builder, x: int, axis: int) -> int:
+    # Keras: x / sqrt(max(sum(x^2), 1e-12)), so an all-zero row stays zero instead of nan
+    sq = b.sum(b.mul(x, x), axes=(axis,), keepdims=True)
+    return b.div(x, b.sqrt(b.maximum(sq, const(b, 1e-12, x))))
+
+
+def cosine_similarity(ctx: LayerContext, pred: Tensor, target: Tensor, axis: int = -1) -> int:
+    """-sum(l2_normalize(target) * l2_normalize(pred)) over `axis`: -1 when they point the same way."""
+    b, p = ctx.b, vid(pred)
+    y = _target(b, p, vid(target))
+    per = b.neg(b.sum(b.mul(_l2_normalize(b, y, axis), _l2_normalize(b, p, axis)), axes=(axis,)))
+    return _batch_mean(b, per)
+
+
 LOSSES = {
     "mse": mse,
     "mae": mae,
@@ -126,7 +223,17 @@ LOSSES = {
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "huber": huber,
+    "hinge": hinge,
+    "squared_hinge": squared_hinge,
+    "categorical_hinge": categorical_hinge,
+    "kl_divergence": kl_divergence,
+    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "log_cosh": log_cosh,
+    "cosine_similarity": cosine_similarity,
     # Keras's long names
+    "msle": mean_squared_logarithmic_error,
+    "kld": kl_divergence,
     "mean_squared_error": mse,
     "mean_absolute_error": mae,
 }

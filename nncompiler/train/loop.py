@@ -32,8 +32,9 @@ def _batched(model) -> bool:
 
 
 def evaluate(model, data: dict) -> dict[str, float]:
+    from ..library.metrics import epoch_value
     out = model._run("evaluate", data, roles=("input", "target"))
-    return {("loss" if k == "loss" else k[len("metric."):]): float(v) for k, v in out.items()}
+    return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(v) for k, v in out.items()})
 
 
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
@@ -56,6 +57,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     it trains data-parallel: each rank takes its slice of every global batch (see
     distributed.py); only rank 0 writes `logdir` and `checkpoint`.
     """
+    from ..library.metrics import epoch_value
     from .callbacks import (CallbackList, LambdaCallback, LearningRateScheduler, TrainState,
                             early_stopping_callback)
     data = {k: np.asarray(v) for k, v in data.items()}
@@ -150,8 +152,8 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
                 seen += rows
                 state.last_batch = batch
                 cbs.on_batch_end(state, i, stats, rows)
-            record = {("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
-                      for k, v in totals.items()}
+            record = epoch_value({("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
+                                  for k, v in totals.items()})   # ratio metrics over the whole epoch
             if has_val:
                 for k, v in (evaluate if dist is None else dist.evaluate)(model, validation_data).items():
                     record[f"val_{k}"] = v

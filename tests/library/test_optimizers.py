@@ -128,7 +128,7 @@ def test_update_matches_formula_and_torch(name, kwargs):
 
 
 def test_keras_defaults_and_aliases():
-    assert OPTIMIZERS["sgd"].defaults == {"lr": 0.01, "momentum": 0.0}
+    assert OPTIMIZERS["sgd"].defaults == {"lr": 0.01, "momentum": 0.0, "nesterov": 0.0}
     assert OPTIMIZERS["adagrad"].defaults == {"lr": 0.001, "initial_accumulator": 0.1, "epsilon": 1e-7}
     assert OPTIMIZERS["rmsprop"].defaults == {"lr": 0.001, "rho": 0.9, "epsilon": 1e-7}
     assert OPTIMIZERS["adam"].defaults == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}
