@@ -85,11 +85,33 @@ def _dtype(lowerer, e, what):
 
 
 def _activation(lowerer, e, what):
-    name = _word(e, what)
+    """A name (`relu`) or a call with the activation's own keywords (`leaky_relu(alpha=0.2)`),
+    the latter as a Spec that `apply_activation` expands; the keywords are checked here,
+    against the activation's signature, like any call's."""
+    call = e if isinstance(e, ast.Call) else None
+    name = call.func if call else _word(e, what)
+    loc = call.func_loc if call else ast.start_loc(e)
     if name not in ACTIVATIONS:
-        raise error(ast.start_loc(e), f"unknown activation '{name}'{did_you_mean(name, ACTIVATIONS)} "
+        raise error(loc, f"unknown activation '{name}'{did_you_mean(name, ACTIVATIONS)} "
                     f"(activations: {', '.join(sorted(ACTIVATIONS))})")
-    return name
+    if call is None:
+        return name
+    params = list(inspect.signature(ACTIVATIONS[name]).parameters.values())[2:]   # skip ctx, x
+    names = [p.name for p in params]
+    if len(call.args) > len(params):
+        raise error(ast.start_loc(call.args[len(params)]),
+                    f"activation {name}() takes {len(params)} argument(s) besides its input"
+                    + (f" ({', '.join(names)})" if names else ""))
+    given = list(zip(names, call.args)) + [(kw.name, kw.value) for kw in call.kwargs]
+    values = {}
+    for key, value in given:
+        if key not in names:
+            kw_loc = next(kw.loc for kw in call.kwargs if kw.name == key)
+            raise error(kw_loc, f"{name}() has no keyword '{key}'{did_you_mean(key, names)}")
+        ann = params[names.index(key)].annotation
+        ann = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+        values[key] = convert_argument(lowerer, ann, value, f"{name}() argument '{key}'")
+    return Spec(name, tuple(values.items()))
 
 
 def to_spec(lowerer, e, table: dict, skip: int) -> Spec:

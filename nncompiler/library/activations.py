@@ -63,9 +63,10 @@ def linear(ctx: LayerContext, x: Tensor) -> Value:
 
 
 def step(ctx: LayerContext, x: Tensor) -> Value:
+    """1 where x >= 0, else 0 (the perceptron's step, 1 at x = 0 as in the course and Keras)."""
     # compare + cast are non-differentiable, so the gradient is exactly zero
     b, x = ctx.b, vid(x)
-    return Value(b.cast(_positive(b, x), dtype=b.dtype(x)))
+    return Value(b.cast(b.ge(x, const(b, 0.0, x)), dtype=b.dtype(x)))
 
 
 def sigmoid(ctx: LayerContext, x: Tensor) -> Value:

@@ -27,8 +27,11 @@ def apply_activation(ctx: LayerContext, activation, x: int) -> Value:
 def dense(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "linear",
           use_bias: bool = True, kernel_initializer: Initializer = "glorot_uniform",
           bias_initializer: Initializer = "zeros", kernel_regularizer: Regularizer = None,
-          bias_regularizer: Regularizer = None) -> Value:
-    """y = activation(x @ kernel + bias), kernel [in, units] (Keras's layout, the transpose of torch's)."""
+          bias_regularizer: Regularizer = None, activity_regularizer: Regularizer = None) -> Value:
+    """y = activation(x @ kernel + bias), kernel [in, units] (Keras's layout, the transpose of torch's).
+
+    `activity_regularizer` adds its penalty of the output y to the loss (Keras 3: summed over
+    the batch, not divided by its size)."""
     b, x = ctx.b, vid(x)
     shape = tuple(b.shape(x))
     if not shape:
@@ -52,7 +55,15 @@ def dense(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "li
         bias = ctx.param("bias", (units,), initializers.as_spec(bias_initializer),
                          regularizers.as_spec(bias_regularizer), dtype=dtype)
         y = b.add(y, bias)
-    return apply_activation(ctx, activation, y)
+    return activity(ctx, apply_activation(ctx, activation, y), activity_regularizer)
+
+
+def activity(ctx: LayerContext, out: Value, regularizer) -> Value:
+    """Add a layer's activity regulariser's penalty of its output to the loss; returns the output."""
+    spec = regularizers.as_spec(regularizer)
+    if spec is not None:
+        ctx.penalties.append(regularizers.apply_regularizer(ctx.b, spec, out.id))
+    return out
 
 
 def flatten(ctx: LayerContext, x: Tensor) -> Value:

@@ -51,7 +51,8 @@ def test_activation_matches_torch(case):
 
 def test_step_forward_and_zero_gradient():
     out, grads, _ = ours(lambda ctx, ids: ACTIVATIONS["step"](ctx, Value(ids["x"])), {"x": EDGE})
-    np.testing.assert_array_equal(out, (EDGE > 0).astype(np.float32))
+    np.testing.assert_array_equal(out, (EDGE >= 0).astype(np.float32))   # the course's step: 1 at 0
+    assert out[0, 0] == 1.0
     assert out.dtype == np.float32
     np.testing.assert_array_equal(grads["x"], np.zeros_like(EDGE))   # exactly zero, not just small
 
