@@ -174,6 +174,8 @@ def cmd_run(args) -> int:
     validate = cfg.validate if args.validate is None else args.validate
     if epochs < 0:
         raise NNCError(f"--epochs must be >= 0, got {epochs}")
+    if epochs == 0:
+        print("note: 0 epochs: nothing to train; the parameters keep their initial values", file=sys.stderr)
     if args.save_every is not None and (args.save_every < 1 or not args.save):
         raise NNCError("--save-every N needs N >= 1 and a checkpoint file: --save CKPT.npz")
     if args.weights and args.resume:
@@ -206,6 +208,11 @@ def cmd_run(args) -> int:
         stopper = EarlyStopping(monitor, args.early_stop, restore_best_weights=args.restore_best)
     elif args.monitor:
         raise NNCError("--monitor goes with --early-stop PATIENCE")
+    from .train.callbacks import train_block_callbacks
+    block_callbacks = train_block_callbacks(cfg.callbacks, bool(validate))
+    if stopper is None:            # --early-stop on the command line wins over the train block's
+        stopper = block_callbacks.pop("early_stopping", None)
+    block_callbacks.pop("early_stopping", None)
     if args.logdir:   # fail before training, not after it
         from .train.callbacks import require_extra
         require_extra("tensorboard", "tensorboard", "TensorBoard logging (--logdir)")
@@ -221,7 +228,8 @@ def cmd_run(args) -> int:
     from .train.safety import TrainingGuard   # NaN checks; Ctrl-C/SIGTERM: finish the step, save, exit 130/143
     guard = TrainingGuard(nan_check=args.nan_check, signals=True, quiet_numpy=True)
     history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
-                    seed=cfg.seed, callbacks=[guard] + ([printer] if rank == 0 else []), lr_schedule=schedule,
+                    seed=cfg.seed, callbacks=[guard] + ([printer] if rank == 0 else []) + list(block_callbacks.values()),
+                    lr_schedule=schedule,
                     nan_check=args.nan_check,
                     early_stopping=stopper,
                     logdir=args.logdir, checkpoint=args.save, save_every=args.save_every, resume=resume,

@@ -26,6 +26,32 @@ from .ir.shapes import TensorType
 from .library.context import ParamDecl, Spec
 
 
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _nonneg(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
+_MODES = (lambda v: v in ("auto", "min", "max"), "auto, min or max")
+_MONITOR = (lambda v: isinstance(v, str), "a name such as val_loss")
+# What a train block's callback statements accept: option -> (Keras's default, check, what it wants).
+# The defaults are those of train/callbacks.py's EarlyStopping and ReduceLROnPlateau.
+CALLBACK_OPTIONS = {
+    "early_stopping": {
+        "monitor": ("val_loss", *_MONITOR), "patience": (5, _count, "a non-negative integer"),
+        "min_delta": (0.0, _nonneg, "a non-negative number"),
+        "restore_best_weights": (False, lambda v: isinstance(v, bool), "true or false"), "mode": ("auto", *_MODES)},
+    "reduce_lr_on_plateau": {
+        "monitor": ("val_loss", *_MONITOR),
+        "factor": (0.1, lambda v: _nonneg(v) and 0 < v < 1, "a number between 0 and 1"),
+        "patience": (10, _count, "a non-negative integer"), "min_delta": (1e-4, _nonneg, "a non-negative number"),
+        "cooldown": (0, _count, "a non-negative integer"), "min_lr": (0.0, _nonneg, "a non-negative number"),
+        "mode": ("auto", *_MODES)},
+}
+
+
 @dataclass
 class TrainConfig:
     """A `train` block (all optional; the CLI and fit() override)."""
@@ -38,6 +64,7 @@ class TrainConfig:
     validate: float = 0.0
     metrics: list[str] = field(default_factory=list)
     metric_locs: list = field(default_factory=list)  # where each metric is named (for errors)
+    callbacks: list = field(default_factory=list)    # (early_stopping | reduce_lr_on_plateau, options)
     seed: int = 0
     shuffle: bool = True
     lr: float | None = None

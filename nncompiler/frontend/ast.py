@@ -246,7 +246,17 @@ class Setting(Node):
     loc: Loc
 
 
-TrainStmt = Union[DataStmt, Setting, MetricsStmt]
+@dataclass(frozen=True)
+class CallbackStmt(Node):
+    """`early_stopping patience=5, min_delta=0.001` or `reduce_lr_on_plateau factor=0.5`:
+    a training callback with its keywords (checked against the callback's signature later)."""
+
+    kind: str
+    options: tuple[Keyword, ...]
+    loc: Loc
+
+
+TrainStmt = Union[DataStmt, Setting, MetricsStmt, CallbackStmt]
 
 
 # --------------------------------------------------------------------------- blocks

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..errors import CompileError, did_you_mean, error
-from ..program import LoweredModel, TrainConfig
+from ..program import CALLBACK_OPTIONS, LoweredModel, TrainConfig
 from ..resources import check_model
 from . import ast
 from .lower import lower_block
@@ -43,12 +43,41 @@ def _literal_array(kw: ast.Keyword) -> np.ndarray | str:
     return arr
 
 
+def _option_value(e: ast.Expr):
+    """A callback option: a number, true/false, or a name or string (monitor=val_loss)."""
+    if isinstance(e, (ast.Number, ast.Bool, ast.String)):
+        return e.value
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Number):
+        return -e.operand.value if e.op == "-" else e.operand.value
+    raise error(ast.start_loc(e), "expected a number, true/false or a name")
+
+
+def _callback_options(s: ast.CallbackStmt) -> dict:
+    """The statement's keywords, checked against program.CALLBACK_OPTIONS (the callbacks'
+    signatures, which tests/train/test_keras_callbacks.py holds the table to)."""
+    table = CALLBACK_OPTIONS[s.kind]
+    options = {}
+    for kw in s.options:
+        if kw.name not in table:
+            raise error(kw.loc, f"{s.kind} has no option '{kw.name}'{did_you_mean(kw.name, list(table))} "
+                        f"(options: {', '.join(table)})")
+        _, ok, want = table[kw.name]
+        value = _option_value(kw.value)
+        if not ok(value):
+            raise error(ast.start_loc(kw.value), f"{s.kind} option '{kw.name}' must be {want}, got {value!r}")
+        options[kw.name] = value
+    return options
+
+
 def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
     cfg = TrainConfig(base_dir=os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else ".",
                       loc=block.name_loc)
     seen = {}
     for s in block.stmts:
-        key = "data" if isinstance(s, ast.DataStmt) else "metrics" if isinstance(s, ast.MetricsStmt) else s.key
+        key = ("data" if isinstance(s, ast.DataStmt) else "metrics" if isinstance(s, ast.MetricsStmt)
+               else s.kind if isinstance(s, ast.CallbackStmt) else s.key)
         if key in seen:
             raise error(s.loc, f"'{key}' is set twice in train block '{block.name}' (first at line {seen[key]})")
         seen[key] = s.loc.line
@@ -64,6 +93,8 @@ def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
                 else:
                     raise error(ast.start_loc(opt.value), "label must be a column name in quotes, or a list of them")
             cfg.arrays = {kw.name: _literal_array(kw) for kw in s.arrays}
+        elif isinstance(s, ast.CallbackStmt):
+            cfg.callbacks.append((s.kind, _callback_options(s)))
         elif isinstance(s, ast.MetricsStmt):
             cfg.metrics = list(s.names)
             cfg.metric_locs = list(s.name_locs)

@@ -41,7 +41,8 @@ MAX_TOKENS = 100_000
 # Words that are keywords somewhere (see dsl/reference.md for where exactly).
 BLOCK_KEYWORDS = ("model", "graph", "train")
 MODEL_KEYWORDS = ("input", "target", "param", "output", "loss", "optimizer", "metrics")
-TRAIN_KEYWORDS = ("data", "epochs", "batch", "validate", "metrics", "seed", "shuffle", "lr")
+TRAIN_KEYWORDS = ("data", "epochs", "batch", "validate", "metrics", "seed", "shuffle", "lr", "early_stopping",
+                  "reduce_lr_on_plateau")
 RESERVED_WORDS = tuple(dict.fromkeys(BLOCK_KEYWORDS + MODEL_KEYWORDS + TRAIN_KEYWORDS + ("all", "true", "false")))
 
 # Words that can never name anything: they are literals wherever an
@@ -513,6 +514,9 @@ class _Builder:
             return self.stmt_metrics_stmt(tree, loc)
         if tree.data == "setting":
             return self.setting(tree, loc)
+        if tree.data == "callback_stmt":
+            kind, *options = tree.children
+            return ast.CallbackStmt(str(kind.value), self.keywords(options, "option"), loc)
         if tree.data == "data_file":
             _, path, *options = tree.children
             return ast.DataStmt(self.string_value(path), self.tok_loc(path), self.keywords(options, "option"), (), loc)

@@ -224,6 +224,73 @@ def early_stopping_callback(spec) -> EarlyStopping:
                    f"or an EarlyStopping, got {spec!r}")
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved by more than
+    `min_delta` for `patience` epochs (Keras's ReduceLROnPlateau, with its defaults); after a
+    reduction, wait `cooldown` epochs before counting again; never go below `min_lr`."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto"):
+        if not 0 < factor < 1:
+            raise NNCError(f"ReduceLROnPlateau factor must be between 0 and 1, got {factor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise NNCError(f"ReduceLROnPlateau mode must be auto, min or max, got {mode!r}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.min_delta, self.cooldown, self.min_lr = abs(min_delta), int(cooldown), float(min_lr)
+        base = monitor[4:] if monitor.startswith("val_") else monitor
+        # Keras's auto mode: maximise anything named like an accuracy
+        self.mode = mode if mode != "auto" else ("max" if "acc" in base else "min")
+        self.best: float | None = None
+        self.wait = self.cooldown_left = 0
+        self.reductions: list[tuple[int, float]] = []     # (epoch, new lr)
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def on_epoch_end(self, state, record):
+        if self.monitor not in record:
+            from ..errors import did_you_mean
+            raise NNCError(f"reduce_lr_on_plateau monitors '{self.monitor}', which training does not report"
+                           f"{did_you_mean(self.monitor, record)}; reported: {', '.join(record)}")
+        value = float(record[self.monitor])
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._better(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_left == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                model = state.model
+                if model.lr > self.min_lr:
+                    model.lr = max(model.lr * self.factor, self.min_lr)
+                    self.reductions.append((state.epoch, model.lr))
+                    self.cooldown_left, self.wait = self.cooldown, 0
+
+    def get_state(self) -> dict:
+        return {"best": self.best, "wait": self.wait, "cooldown_left": self.cooldown_left}
+
+    def set_state(self, saved: dict) -> None:
+        self.best, self.wait = saved.get("best"), saved.get("wait", 0)
+        self.cooldown_left = saved.get("cooldown_left", 0)
+
+
+TRAIN_BLOCK_CALLBACKS = {"early_stopping": EarlyStopping, "reduce_lr_on_plateau": ReduceLROnPlateau}
+
+
+def train_block_callbacks(specs, has_validation: bool) -> dict:
+    """A train block's callback statements -> {kind: callback}; `monitor` defaults to val_loss
+    with validation data and to loss without (there is no val_loss to watch)."""
+    out = {}
+    for kind, options in specs:
+        options = dict(options)
+        options.setdefault("monitor", "val_loss" if has_validation else "loss")
+        out[kind] = TRAIN_BLOCK_CALLBACKS[kind](**options)
+    return out
+
+
 class CallbackList:
     """Calls every callback in order; `on_train_end` runs for all of them even if one fails."""
 
