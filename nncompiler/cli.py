@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--emit", metavar="STAGE", help="print a stage: ir (forward), grad (forward+backward), "
                    "opt (optimised graphs), python (generated numpy code), passes (what each pass did); "
                    "backends add their own (triton: kernels, triton, ttir, ttgir, llir, ptx, cubin; mlir: mlir, vmfb)")
-    c.add_argument("--backend", default="numpy")
+    c.add_argument("--backend", default=None,
+                   help="numpy (the default), triton, mlir or auto; --emit of a backend's stage picks that backend")
     c.add_argument("--target", help="code generation target, e.g. sm_90 for --backend triton")
     c.add_argument("--model", help="which block, when the file has several")
     c.add_argument("-o", "--output", help="write to this file instead of standard output")
@@ -111,8 +112,15 @@ def _write_binary(path: str, write) -> None:
 
 def cmd_compile(args) -> int:
     import nncompiler as nnc
-    from .report import emit, summary
-    m = nnc.compile(args.file, backend=args.backend, model=args.model)
+    from .report import emit, stage_owner, summary
+    backend = args.backend
+    if backend is None:          # `--emit mlir` means the mlir backend, not "numpy has no mlir stage"
+        backend = stage_owner(args.emit) if args.emit else None
+        if backend:
+            print(f"note: --emit {args.emit} is a stage of backend '{backend}'; compiling with "
+                  f"--backend {backend}", file=sys.stderr)
+        backend = backend or "numpy"
+    m = nnc.compile(args.file, backend=backend, model=args.model)
     text = emit(m, args.emit, target=args.target) if args.emit else summary(m)
     if isinstance(text, bytes):  # a binary stage (cubin) must go to a file
         if not args.output:

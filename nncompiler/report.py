@@ -50,6 +50,20 @@ def _graph_kinds(m) -> tuple[str, ...]:
 CORE_STAGES = ("ir", "grad", "opt", "python", "passes")
 
 
+def stage_owner(stage: str) -> str | None:
+    """The backend whose `STAGES` list `stage` (mlir -> "mlir", ptx -> "triton"), or None."""
+    import importlib
+
+    from .backends import KNOWN
+    for name in KNOWN:
+        if stage in CORE_STAGES:
+            return None
+        module = importlib.import_module(f"nncompiler.backends.{name}")
+        if stage in getattr(module, "STAGES", ()):
+            return name
+    return None
+
+
 def emit(m, stage: str, target: str | None = None) -> str | bytes:
     """One stage of the compilation as text (or bytes for binary stages such as cubin).
 
@@ -60,7 +74,10 @@ def emit(m, stage: str, target: str | None = None) -> str | bytes:
         stages = getattr(m._backend, "STAGES", ())
         if stage not in stages:
             known = list(CORE_STAGES) + list(stages)
-            raise NNCError(f"--emit {stage}: not a stage of backend '{m.backend_name}'{did_you_mean(stage, known)} "
+            owner = stage_owner(stage)
+            hint = (f"; it is a stage of backend '{owner}': --backend {owner}" if owner
+                    else did_you_mean(stage, known))
+            raise NNCError(f"--emit {stage}: not a stage of backend '{m.backend_name}'{hint} "
                            f"(stages: {', '.join(known)})")
         return m._backend.emit_stage(m, stage, target)
     if stage == "ir":

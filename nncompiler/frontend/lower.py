@@ -346,9 +346,21 @@ class BlockLowerer:
     def expr_Name(self, e: ast.Name):
         if e.id in self.env:
             return self.env[e.id]
+        size = self.symbolic_size(e)
+        if size is not None:
+            return size
         if e.id in all_function_names():
             raise error(e.loc, f"'{e.id}' is a function; call it, e.g. {e.id}(...)")
         raise error(e.loc, f"unknown name '{e.id}'{did_you_mean(e.id, list(self.env) + list(self.params))}")
+
+    def symbolic_size(self, e: ast.Name) -> Value | None:
+        """A size declared in an input's type (`B` of `x: f32[B, 4]`) as an f32 scalar, read from
+        the data at run time: the course's 1/(2n) is `1 / (2 * B)`."""
+        for name, ty in {**self.inputs, **self.targets}.items():
+            if e.id in ty.shape:
+                with self.b.at(e.loc):
+                    return Value(self.b.size(self.env[name].id, axes=(ty.shape.index(e.id),), dtype="f32"))
+        return None
 
     def expr_Attribute(self, e: ast.Attribute):
         parts = [e.attr]

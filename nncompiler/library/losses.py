@@ -13,6 +13,7 @@ otherwise from probabilities clipped to [1e-7, 1 - 1e-7] like Keras.
 
 from ..errors import ShapeError
 from ..ir.graph import Builder
+from ..ir.shapes import fmt_shape
 from .activations import const, log_softmax_of, mean, vid
 from .context import LayerContext, Tensor, Value
 
@@ -90,9 +91,19 @@ def _crossentropy_onehot(b: Builder, pred, y: int) -> int:
     return _batch_mean(b, per_sample)
 
 
+def _labels_hint(b: Builder, ref: int, target: int, name: str) -> None:
+    """Integer labels given to a loss that wants one-hot targets: say which loss takes them."""
+    ps, ts = tuple(b.shape(ref)), tuple(b.shape(target))
+    if ps and ps[-1] != 1 and (ts == ps[:-1] or ts == ps[:-1] + (1,)):
+        raise ShapeError(f"the target {fmt_shape(ts)} holds class labels, but it takes one-hot targets "
+                         f"shaped like the prediction {fmt_shape(ps)}: use sparse_categorical_crossentropy "
+                         "for integer labels, or one-hot encode them")
+
+
 def categorical_crossentropy(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
     b = ctx.b
     ref = pred.logits if isinstance(pred, Value) and pred.logits is not None else vid(pred)
+    _labels_hint(b, ref, vid(target), "categorical_crossentropy")
     return _crossentropy_onehot(b, pred, _target(b, ref, vid(target)))
 
 

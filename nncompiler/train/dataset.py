@@ -34,12 +34,25 @@ def _against_model(path: str, arrays: dict, lowered, what=None) -> dict[str, np.
             msg = str(e)
             if what is not None:       # "input 'x': ..." -> "the feature columns (a, b) for input 'x': ..."
                 msg = f"{what(name)}: {msg.removeprefix(f'input {name!r}: ')}"
-            raise DataError(f"{path}: error: {msg}") from None
+            raise DataError(f"{path}: error: {msg}{_batch_hint(name, arr, ty, lowered)}") from None
     rows = {k: len(v) for k, v in out.items() if np.ndim(v)}
     if len(set(rows.values())) > 1:
         raise DataError(f"{path}: error: the arrays have different numbers of rows: "
                         + ", ".join(f"{k} has {v}" for k, v in rows.items()) + " (every array needs one row per example)")
     return out
+
+
+def _batch_hint(name: str, arr, ty, lowered) -> str:
+    """Keras's `input_shape` is per sample; a .nn type includes the batch. When the data has
+    exactly one more (leading) dimension than the declaration, say how to declare it."""
+    shape = tuple(ty.shape)
+    if np.ndim(arr) != len(shape) + 1 or (shape and isinstance(shape[0], str)):
+        return ""
+    if any(isinstance(d, int) and d != n for d, n in zip(shape, np.shape(arr)[1:])):
+        return ""
+    role = "input" if name in lowered.inputs else "target"
+    dims = ", ".join(["B", *(str(d) for d in shape)])
+    return f"; the data has a batch dimension first: declare it as `{role} {name}: {ty.dtype}[{dims}]`"
 
 
 def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
