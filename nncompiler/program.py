@@ -72,6 +72,17 @@ class TrainConfig:
     loc: Loc | None = None
 
 
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer call, for `summary`: its name (the parameters' prefix), the library function,
+    the type of its output (with symbolic sizes such as B), and its regularisers as written."""
+
+    name: str
+    layer: str
+    output: TensorType
+    regularizers: tuple[str, ...] = ()
+
+
 @dataclass
 class LoweredModel:
     name: str
@@ -89,6 +100,7 @@ class LoweredModel:
     sources: dict[str, str] = field(default_factory=dict)
     buffers: dict[str, ParamDecl] = field(default_factory=dict)   # non-trainable state (moving averages)
     inference: Graph | None = None              # the forward graph in inference mode (no dropout, ...)
+    layers: list = field(default_factory=list)  # LayerInfo per layer call, in program order (summary)
 
     @property
     def metric_names(self) -> list[str]:

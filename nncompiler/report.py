@@ -13,6 +13,7 @@ def summary(m) -> str:
         for name, ty in decls.items():
             lines.append(f"  {role:<7}{name}: {ty}")
     lines.append(f"  output {', '.join(low.output_names)}")
+    lines.extend(layer_table(m))
     if low.params:
         lines.append("  parameters:")
         width = max(len(n) for n in low.params)
@@ -24,6 +25,10 @@ def summary(m) -> str:
         lines.append("  buffers (non-trainable state):")
         for name, decl in low.buffers.items():
             lines.append(f"    {name}  {decl.type}")
+    if low.params or low.buffers:
+        trainable = sum(int(np.size(v)) for v in m.params.values())
+        frozen = sum(int(np.prod(d.type.shape)) for d in low.buffers.values())
+        lines.append(f"  total params: {trainable + frozen} (trainable {trainable}, non-trainable {frozen})")
     if low.kind == "model":
         opt = low.optimizer
         hyper = ", ".join(f"{k}={v:g}" for k, v in m._hyper.items())
@@ -41,6 +46,26 @@ def summary(m) -> str:
     if extra is not None:  # e.g. the triton backend's "kernels per training step: N"
         lines.extend(extra(m))
     return "\n".join(lines)
+
+
+def layer_table(m) -> list[str]:
+    """Keras's model.summary() table: each layer call's name, function, output shape (with the
+    symbolic batch B), parameter count (its own parameters and buffers) and regularisers."""
+    low = m.lowered
+    if not low.layers:
+        return []
+    sizes = {name: int(np.prod(d.type.shape)) for name, d in {**low.params, **low.buffers}.items()}
+    rows = [("name", "layer", "output", "params", "regularizers")]
+    for info in low.layers:
+        count = sum(n for p, n in sizes.items() if p.startswith(info.name + ".")) if info.name else 0
+        rows.append((info.name or "-", info.layer, str(info.output), str(count),
+                     "; ".join(info.regularizers) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = ["  layers:"]
+    for r in rows:
+        out.append("    " + "  ".join(c.ljust(w) if i != 3 else c.rjust(w)
+                                      for i, (c, w) in enumerate(zip(r[:4], widths))) + "  " + r[4])
+    return out
 
 
 def _graph_kinds(m) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
 from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
-from ..program import LoweredModel, TrainConfig
+from ..program import LayerInfo, LoweredModel, TrainConfig
 from ..resources import MAX_DIM, check_type
 from . import ast
 from .indexing import lower_index
@@ -83,6 +83,7 @@ class BlockLowerer:
         self.optimizer: tuple[Spec, Loc] | None = None
         self.metrics: list[tuple[str, Loc]] = []
         self._last_loss_args: tuple[Value, Value] | None = None
+        self.layers: list[LayerInfo] = []
 
     # -- helpers ----------------------------------------------------------------
     def context(self, prefix: str, loc: Loc) -> LayerContext:
@@ -275,7 +276,8 @@ class BlockLowerer:
         spec, loc = self.optimizer if self.optimizer else (None, None)
         return LoweredModel(blk.name, blk.kind, self.b.build(outputs), self.params,
                             [n for n, _ in self.outputs], self.inputs, self.targets, loss_kind,
-                            spec, loc, self.train, self.file, buffers=self.state.buffers)
+                            spec, loc, self.train, self.file, buffers=self.state.buffers,
+                            layers=self.layers)
 
     def metric_outputs(self, loss_kind, pred, target) -> list[tuple[str, int]]:
         """`metric.<name>` outputs (and `.num`/`.den` for ratio metrics, summed over an epoch).
@@ -453,6 +455,9 @@ class BlockLowerer:
             raise error(e.func_loc, f"{e.func}: {err}") from None
         self.penalties.extend(ctx.penalties)
         self.param_ids.update(ctx.param_ids)
+        if kind == "layer" or ctx.param_ids:
+            self.layers.append(_layer_info(prefix or "", e.func, self.b.type_of(
+                result.id if isinstance(result, Value) else result), bound))
         if kind == "loss":
             self._last_loss_args = (bound.get("pred"), bound.get("target"))
         return result if isinstance(result, Value) else Value(result)
@@ -507,6 +512,19 @@ class BlockLowerer:
     def spec(self, e: ast.Expr, table: dict, skip: int) -> Spec:
         from .convert import to_spec
         return to_spec(self, e, table, skip)
+
+
+def _spec_text(spec) -> str:
+    if isinstance(spec, str):
+        return spec
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.kwargs)
+    return f"{spec.name}({args})"
+
+
+def _layer_info(prefix: str, func: str, output: TensorType, bound: dict) -> LayerInfo:
+    regs = tuple(f"{k.removesuffix('_regularizer')}: {_spec_text(v)}" for k, v in bound.items()
+                 if k.endswith("_regularizer") and v is not None)
+    return LayerInfo(prefix, func, output, regs)
 
 
 def _kw_loc(call: ast.Call, name: str) -> Loc:
