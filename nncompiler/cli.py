@@ -168,6 +168,11 @@ def cmd_run(args) -> int:
         outs = outs if isinstance(outs, tuple) else (outs,)
         for name, value in zip(low.output_names, outs):
             _print_array(name, value)
+        if args.logdir:     # nothing trains, but the graph is worth a look in TensorBoard
+            from .train.tensorboard import write_graph
+            write_graph(args.logdir, low)
+            print(f"TensorBoard graph in {args.logdir} (view: tensorboard --logdir {args.logdir})",
+                  file=sys.stderr)
         return 0
     from .program import TrainConfig
     from .train.progress import reporter

@@ -145,6 +145,19 @@ class EventFile:
             self._records.close()
 
 
+def write_graph(logdir: str, lowered) -> None:
+    """Only the dataflow graph, under `logdir/train` like a training run's: what `nnc run
+    --logdir` writes for a `graph` block (the course's "look at the graph in TensorBoard")."""
+    require_extra("tensorboard", EXTRA, PURPOSE)
+    from tensorboard.compat.proto import event_pb2
+    writer = EventFile(os.path.join(os.fspath(logdir), "train"))
+    try:
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, graph_def=graph_def(
+            lowered.forward, lowered.sources).SerializeToString()))
+    finally:
+        writer.close()
+
+
 class TensorBoard(Callback):
     """Write per-epoch scalars, weight and gradient histograms and the graph under `logdir`."""
 

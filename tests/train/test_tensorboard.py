@@ -118,3 +118,18 @@ def test_missing_tensorboard_is_one_line(monkeypatch, tmp_path, capsys):
     assert main(["run", "examples/iris.nn", "--epochs", "1", "--logdir", str(tmp_path / "tb")]) == 1
     out = capsys.readouterr()
     assert out.out == "" and out.err.count("\n") == 1 and "nncompiler[tensorboard]" in out.err
+
+
+def test_cli_logdir_writes_the_graph_of_a_graph_block(tmp_path, capsys):
+    from nncompiler.cli import main
+    path = tmp_path / "basics.nn"
+    path.write_text("graph Basics {\n    input a: f32[2]\n    b = a * 3.0 + 1.0\n    output b\n}\n")
+    logdir = tmp_path / "runs"
+    assert main(["run", str(path), "--feed", "a=[1.0, 2.0]", "--logdir", str(logdir)]) == 0
+    out = capsys.readouterr()
+    assert out.err.strip() == f"TensorBoard graph in {logdir} (view: tensorboard --logdir {logdir})"
+    gd = load(logdir / "train").Graph()
+    fwd = nnc.compile(str(path)).lowered.forward
+    assert len(gd.node) == len(fwd.nodes) + len(fwd.outputs)
+    assert {n.op for n in gd.node} >= {"input", "mul", "add"}
+    assert "b = [4. 7.]" in out.out
