@@ -285,10 +285,11 @@ class BlockLowerer:
         A metric compares the loss call's prediction and target, or, when the loss is
         an expression, the model's only output and only target."""
         from ..library.metrics import Ratio, ratio_value
-        train_locs = list(getattr(self.train, "metric_locs", None) or []) if self.train else []
-        train_metrics = list(self.train.metrics) if self.train else []
-        train_locs += [self.train.loc] * (len(train_metrics) - len(train_locs)) if self.train else []
-        wanted = list(self.metrics) + list(zip(train_metrics, train_locs))
+        wanted = list(self.metrics)
+        if self.train:    # a TrainConfig built in Python has no metric positions: point at the block
+            locs = list(self.train.metric_locs)
+            locs += [self.train.loc] * (len(self.train.metrics) - len(locs))
+            wanted += list(zip(self.train.metrics, locs))
         out = []
         for name, loc in wanted:
             if name == "loss" or any(n == f"metric.{name}" for n, _ in out):
