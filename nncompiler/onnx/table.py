@@ -1,0 +1,10 @@
+"""The one table ONNX op_type -> lowering function, assembled from the op-family modules."""
+from __future__ import annotations
+
+from . import ops_math, ops_nn, ops_shape
+
+OPS = {**ops_math.OPS, **ops_shape.OPS, **ops_nn.OPS}
+
+
+def unsupported() -> str:
+    return f"supported operators: {', '.join(sorted(OPS))}"
