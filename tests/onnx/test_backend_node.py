@@ -34,6 +34,9 @@ EXCLUDE = {
     r"(^test_slice_start_out_of_bounds$|^test_split_zero_size|^test_tri[lu]_zero$|^test_shape_start_greater_than_end$"
     r"|^test_reduce_(log_sum_exp|max|min)_empty_set|^test_constantofshape_int_shape_zero$"
     r"|^test_layer_normalization_(2d_axis0|2d_axis_negative_2|3d_axis0_epsilon|3d_axis_negative_3_epsilon|4d_axis0|4d_axis_negative_4)_expanded|^test_rotary_embedding.*_expanded$)": "produces or reduces an empty tensor: the IR has no zero-size tensors",
+    r"^test_batchnorm_.*_training_mode$": "BatchNormalization training_mode=1: nnc imports the inference graph",
+    r"^test_maxpool_with_argmax_": "MaxPool's Indices output (and storage_order=1) is not lowered",
+    r"^test_causal_conv_with_state_kernel_size_one_expanded$": "builds an empty tensor: the IR has no zero-size tensors",
     r"^test_reduce_min_bool_inputs$": "ReduceMin on bool: not lowered (negation of bool)",
 }
 
