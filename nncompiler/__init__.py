@@ -76,7 +76,10 @@ def compile(source: str, backend: str = "numpy", model: str | None = None,
             filename: str | None = None, seed: int | None = None) -> Model:
     """Compile a .nn program (a path or source text); returns its first model or graph (or `model`).
 
-    `seed` overrides the train block's seed, which initialises the parameters."""
+    `seed` overrides the train block's seed, which initialises the parameters.
+    A path ending in .onnx is imported (see `from_onnx`) with its weights, frozen."""
+    if isinstance(source, str) and source.endswith(".onnx") and "\n" not in source:
+        return from_onnx(source, backend=backend)
     from .frontend.compile import compile_source
     text, file = _read(source)
     lowered = compile_source(text, filename or file, seed=seed)
@@ -89,6 +92,14 @@ def compile(source: str, backend: str = "numpy", model: str | None = None,
     return Model(lowered[0], backend=backend)
 
 
+def from_onnx(path, trainable: bool = False, loss: str | None = None, backend: str = "numpy",
+              optimizer: str = "adam") -> Model:
+    """An ONNX model (path, bytes or ModelProto) as a Model: forward(**inputs by ONNX name), outputs in
+    graph order, the model's weights as parameters (`trainable=True`, `fit` with `loss`) or frozen buffers."""
+    from .onnx.model import from_onnx as _from_onnx
+    return _from_onnx(path, trainable=trainable, loss=loss, backend=backend, optimizer=optimizer)
+
+
 def load_weights(model: Model, path) -> None:
     """Set a model's parameters and buffers from a checkpoint written by `Model.save` or `nnc run --save`.
 
@@ -97,4 +108,4 @@ def load_weights(model: Model, path) -> None:
     _load(model, path)
 
 
-__all__ = ["compile", "compile_all", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]
+__all__ = ["compile", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

@@ -82,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--backend", default="numpy")
     pr.add_argument("--model", help="which block, when the file has several")
 
+    x = sub.add_parser("export", help="write a model's inference graph and weights in another format")
+    x.add_argument("file")
+    x.add_argument("--format", choices=("onnx",), required=True, help="onnx: a standard ONNX model")
+    x.add_argument("-o", "--output", required=True, help="the file to write")
+    x.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save (default: initial weights)")
+    x.add_argument("--model", help="which block, when the file has several")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset to target (default 17)")
+
     e = sub.add_parser("eval", help="print a trained model's loss and metrics on data")
     e.add_argument("file")
     e.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
@@ -482,11 +490,22 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import nncompiler as nnc
+    from .onnx.export import export_onnx
+    m = nnc.compile(args.file, model=args.model)
+    if args.weights:
+        nnc.load_weights(m, args.weights)
+    _check_writable(args.output)
+    export_onnx(m, args.output, opset=args.opset)
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
     commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "export": cmd_export}
     from .train.safety import Interrupted
     try:
         return commands[args.command](args)

@@ -243,7 +243,10 @@ def describe(node, index: int | None = None, opset: int | None = None) -> str:
 
 def load(source) -> "object":
     """A ModelProto from a path, bytes or a ModelProto; a truncated or non-ONNX file is an error."""
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxImportError("reading ONNX models needs the onnx package: pip install 'nncompiler[onnx]'") from None
     if isinstance(source, onnx.ModelProto):
         return source
     try:

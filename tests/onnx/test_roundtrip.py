@@ -1,0 +1,67 @@
+"""PyTorch models exported with torch.onnx.export, imported by nnc, checked against torch."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+import nncompiler as nnc  # noqa: E402
+
+
+def _export(net, x, dynamic=True) -> bytes:
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), f, input_names=["x"], output_names=["y"], dynamo=False,
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}} if dynamic else None)
+    return f.getvalue()
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8), torch.nn.GELU(),
+                               torch.nn.Linear(8, 3), torch.nn.Softmax(dim=-1))
+
+
+def test_mlp_matches_torch_with_a_symbolic_batch():
+    net = _mlp().eval()
+    m = nnc.from_onnx(_export(net, torch.randn(2, 4)))
+    assert m.lowered.inputs["x"].shape == ("batch", 4)          # the dynamic axis stays symbolic
+    for n in (1, 5, 33):                                         # any batch size, one compiled graph
+        x = torch.randn(n, 4)
+        np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_with_batchnorm_and_pooling_matches_torch():
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 6, 3, stride=2, groups=2), torch.nn.ReLU(), torch.nn.AvgPool2d(2, ceil_mode=True),
+        torch.nn.Flatten(), torch.nn.Linear(6, 5)).eval()
+    with torch.no_grad():   # non-trivial running statistics, so batchnorm's inference form is exercised
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+    x = torch.randn(4, 3, 12, 12)
+    m = nnc.from_onnx(_export(net, x, dynamic=False))
+    np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_trainable_import_gives_torchs_loss_and_gradients():
+    net = _mlp()
+    m = nnc.from_onnx(_export(net, torch.randn(2, 4)), trainable=True, loss="sparse_categorical_crossentropy")
+    x, y = torch.randn(6, 4), torch.tensor([0, 2, 1, 1, 0, 2])
+    loss, grads = m.loss_and_grads(x=x.numpy(), target=y.numpy().astype(np.int32))
+    # the oracle: Keras's crossentropy of probabilities (clipped to [1e-7, 1 - 1e-7]) in torch
+    p = net(x).clamp(1e-7, 1 - 1e-7)
+    ref = -torch.log(p[torch.arange(6), y] / p.sum(-1)).mean()
+    ref.backward()
+    np.testing.assert_allclose(loss, ref.item(), rtol=1e-5)
+    for name, param in net.named_parameters():
+        # torch's "0.weight" is not an identifier; the importer names it "_0.weight"
+        np.testing.assert_allclose(grads["_" + name], param.grad.numpy(), rtol=1e-4, atol=1e-6)
+    before = m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"]
+    m.fit(x=x.numpy(), target=y.numpy().astype(np.int32), epochs=20, batch_size=6)
+    assert m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"] < before
