@@ -360,7 +360,8 @@ def depth_to_space(cx, inverse: bool = False):
     bs = cx.attr("blocksize")
     if inverse:
         y = b.reshape(x, shape=(n, c, h // bs, bs, w // bs, bs))
-        y = b.transpose(y, perm=(0, 3, 5, 1, 2, 4))
+        crd = cx.attr("mode", "DCR") == "CRD"        # SpaceToDepth's mode (opset 25): channel-major blocks
+        y = b.transpose(y, perm=(0, 1, 3, 5, 2, 4) if crd else (0, 3, 5, 1, 2, 4))
         return b.reshape(y, shape=(n, c * bs * bs, h // bs, w // bs))
     if cx.attr("mode", "DCR") == "DCR":
         y = b.reshape(x, shape=(n, bs, bs, c // (bs * bs), h, w))

@@ -23,9 +23,6 @@ from nncompiler.onnx.table import OPS  # noqa: E402
 
 # case-name regex -> why nnc does not run it
 EXCLUDE = {
-    r"^test_cast(like)?_(DOUBLE_to_FLOAT|FLOAT_to_DOUBLE)": "the case stores its inputs as TensorProto in a form the loader "
-                                                           "hands over without a shape (onnx runner quirk); not yet handled",
-    r"^test_spacetodepth_crd_mode_example$": "SpaceToDepth ignores mode=CRD (not yet lowered)",
     r"^test_training_dropout": "Dropout with training_mode=true: nnc imports the inference graph",
     r"^test_onehot_": "OneHot with a float depth input: not yet pinned at import time",
     r"^test_constant_pad($|_axes|_negative_axes)": "Pad's constant_value as a float graph input: not yet pinned",
@@ -70,12 +67,16 @@ def node_cases():
     return out
 
 
+def _array(v):
+    """Some cases store values as TensorProto (as ONNX's runner does, convert them)."""
+    return onnx.numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v
+
+
 def run_case(case) -> None:
     rep = NncBackend.prepare(case.model, "CPU")
     for inputs, expected in case.data_sets:
-        got = rep.run([np.asarray(onnx.numpy_helper.to_array(i)) if hasattr(i, "data_type") else i
-                       for i in inputs])
-        Runner.assert_similar_outputs(list(expected), list(got), rtol=case.rtol, atol=case.atol)
+        got = rep.run([_array(i) for i in inputs])
+        Runner.assert_similar_outputs([_array(e) for e in expected], list(got), rtol=case.rtol, atol=case.atol)
 
 
 _CASES = node_cases()
