@@ -96,8 +96,12 @@ def from_onnx(path, trainable: bool = False, loss: str | None = None, backend: s
               optimizer: str = "adam") -> Model:
     """An ONNX model (path, bytes or ModelProto) as a Model: forward(**inputs by ONNX name), outputs in
     graph order, the model's weights as parameters (`trainable=True`, `fit` with `loss`) or frozen buffers."""
-    from .onnx.model import from_onnx as _from_onnx
-    return _from_onnx(path, trainable=trainable, loss=loss, backend=backend, optimizer=optimizer)
+    from .onnx.model import lowered_from_onnx
+    lowered, weights = lowered_from_onnx(path, trainable=trainable, loss=loss, optimizer=optimizer)
+    m = Model(lowered, backend=backend)
+    if weights:
+        m.set_params(weights)     # the init graph started them at zeros
+    return m
 
 
 def load_weights(model: Model, path) -> None:

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from .importer import OnnxImportError
 
-__all__ = ["OnnxImportError", "from_onnx", "import_onnx", "export_onnx"]
+__all__ = ["OnnxImportError", "import_onnx", "export_onnx"]
 
 
 def import_onnx(source, trainable: bool = False, loss: str | None = None, input_shapes=None):
+    """(LoweredModel, initial weights by parameter/buffer name); `nncompiler.from_onnx` makes the Model."""
     from .model import lowered_from_onnx
     return lowered_from_onnx(source, trainable=trainable, loss=loss, input_shapes=input_shapes)
-
-
-def from_onnx(source, trainable: bool = False, loss: str | None = None, backend: str = "numpy",
-              optimizer: str = "adam"):
-    from .model import from_onnx as _from
-    return _from(source, trainable=trainable, loss=loss, backend=backend, optimizer=optimizer)
 
 
 def export_onnx(model, path, opset: int = 17):

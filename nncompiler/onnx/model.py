@@ -52,14 +52,3 @@ def lowered_from_onnx(source, trainable: bool = False, loss: str | None = None, 
         file=str(source) if isinstance(source, str) else "<onnx>",
         buffers={n: d for n, (r, d) in decls.items() if r == "buffer"})
     return lowered, weights
-
-
-def from_onnx(source, trainable: bool = False, loss: str | None = None, backend: str = "numpy",
-              optimizer: str = "adam"):
-    """An ONNX model (a path, bytes or ModelProto) as an nnc `Model` with the model's weights."""
-    from ..model import Model
-    lowered, weights = lowered_from_onnx(source, trainable=trainable, loss=loss, optimizer=optimizer)
-    m = Model(lowered, backend=backend)
-    if weights:
-        m.set_params(weights)
-    return m
