@@ -67,6 +67,7 @@ class NodeCtx:
         self.env = env
         self.where = where
         self.attrs = {a.name: a for a in node.attribute}
+        self.read: set[str] = set()          # attributes a lowering looked at (the rest are unsupported)
 
     # -- errors ---------------------------------------------------------------
     def fail(self, message: str) -> OnnxImportError:
@@ -75,6 +76,7 @@ class NodeCtx:
     # -- attributes ------------------------------------------------------------
     def attr(self, name: str, default=None):
         from onnx import helper
+        self.read.add(name)
         a = self.attrs.get(name)
         if a is None:
             return default
@@ -88,10 +90,12 @@ class NodeCtx:
             return [x.decode() if isinstance(x, bytes) else x for x in v]
         return v
 
-    def only_attrs(self, *known: str) -> None:
-        extra = [a for a in self.attrs if a not in known]
+    def check_attrs(self) -> None:
+        """An attribute no lowering read would be silently ignored: refuse it instead."""
+        extra = sorted(set(self.attrs) - self.read - IGNORED_ATTRS.get(self.node.op_type, set()))
         if extra:
-            raise self.fail(f"attribute '{extra[0]}' is not supported (supported: {', '.join(known) or 'none'})")
+            read = sorted(self.read)
+            raise self.fail(f"attribute '{extra[0]}' is not supported (supported: {', '.join(read) or 'none'})")
 
     # -- operands ---------------------------------------------------------------
     @property
@@ -186,6 +190,7 @@ def fold_node(lower, node, opset: int, values: list, where: str) -> list:
     env = dict(zip(node.input, values))
     cx = NodeCtx(sb, node, opset, env, where)
     outs = lower(cx)
+    cx.check_attrs()
     if not isinstance(outs, (list, tuple)):
         outs = [outs]
     ids = {f"o{k}": (o if not isinstance(o, np.ndarray) else const_node(sb, o, where))
@@ -351,7 +356,9 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
                     and node.op_type not in _NEVER_FOLD):
                 outs = fold_node(lower, node, opset, operands, where)
             else:
-                outs = lower(NodeCtx(b, node, opset, env, where))
+                cx = NodeCtx(b, node, opset, env, where)
+                outs = lower(cx)
+                cx.check_attrs()
         except OnnxImportError:
             raise
         except (ShapeError, ValueError, IndexError, TypeError) as e:
@@ -379,6 +386,10 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
     weights = {k: v for k, v in weights.items() if k in used}
     return b, outputs, inputs, weights
 
+
+# attributes that do not change an inference result (a random seed of an op nnc runs as the identity)
+# and a saturation rule for 8-bit float targets, which nnc refuses anyway
+IGNORED_ATTRS = {"Dropout": {"seed"}, "Cast": {"saturate"}, "CastLike": {"saturate"}}
 
 # ops whose result must not be computed at import time even from constants
 _NEVER_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Dropout"}

@@ -26,7 +26,6 @@ def _float(cx, x: int, op: str) -> int:
 
 def unary(prim: str):
     def lower(cx):
-        cx.only_attrs()
         x = cx.x(0)
         if prim in ("exp", "log", "sqrt", "tanh", "sigmoid"):
             _float(cx, x, cx.node.op_type)
@@ -248,8 +247,9 @@ def _reduce_axes(cx, input_since: int):
         axes = [int(a) for a in cx.const(1, "axes").reshape(-1)] if cx.has(1) else []
     else:
         axes = list(cx.attr("axes", []))
+    noop = cx.attr("noop_with_empty_axes", 0)
     if not axes:
-        return None if cx.attr("noop_with_empty_axes", 0) else tuple(range(rank))
+        return None if noop else tuple(range(rank))
     return norm_axes(axes, rank)
 
 
@@ -257,10 +257,10 @@ def reduce(kind: str, input_since: int = 18):
     def lower(cx):
         b = cx.b
         x = cx.x(0)
+        keep = bool(cx.attr("keepdims", 1))
         axes = _reduce_axes(cx, input_since)
         if axes is None:
             return b.add(x, _c(cx, 0, x)) if kind != "max" else b.maximum(x, x)
-        keep = bool(cx.attr("keepdims", 1))
         c = lambda v: _c(cx, v, x)  # noqa: E731
         if kind == "sum":
             return b.sum(x, axes=axes, keepdims=keep)

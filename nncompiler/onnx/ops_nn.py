@@ -128,7 +128,8 @@ def pool(kind: str):
                 raise cx.fail("MaxPool's Indices output is not supported")
             return b.max(stacked, axes=(2,))
         total = b.sum(stacked, axes=(2,))
-        if padded and not cx.attr("count_include_pad", 0):
+        include_pad = cx.attr("count_include_pad", 0)
+        if padded and not include_pad:
             counts = _valid_mask(cx, s, kernel, lo, hi, strides, dil, out).sum(axis=0)
         else:
             counts = np.full(out, float(math.prod(kernel)))

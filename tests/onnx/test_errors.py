@@ -83,3 +83,10 @@ def test_cli_compiles_an_onnx_file_to_ir(tmp_path, capsys):
     m = nnc.compile(str(path))
     x = np.array([[1, -2, 3]], np.float32)
     np.testing.assert_array_equal(m.forward(x=x), np.maximum(x @ np.arange(6, dtype=np.float32).reshape(3, 2), 0))
+
+
+def test_an_attribute_no_lowering_reads_is_refused_not_ignored():
+    node = helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1, temperature=2.0)
+    msg = _error(_model([node]))
+    assert "node 'sm' (Softmax, opset 17)" in msg and "attribute 'temperature' is not supported" in msg
+    assert "axis" in msg
