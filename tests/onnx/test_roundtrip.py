@@ -65,3 +65,24 @@ def test_trainable_import_gives_torchs_loss_and_gradients():
     before = m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"]
     m.fit(x=x.numpy(), target=y.numpy().astype(np.int32), epochs=20, batch_size=6)
     assert m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"] < before
+
+
+class _LastStep(torch.nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.rnn, self.head = cell, torch.nn.Linear(cell.hidden_size * (2 if cell.bidirectional else 1), 3)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.head(y[:, -1])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru_bidirectional"])
+def test_recurrent_model_matches_torch(cell):
+    torch.manual_seed(2)
+    rnn = (torch.nn.LSTM(4, 8, batch_first=True) if cell == "lstm"
+           else torch.nn.GRU(4, 6, batch_first=True, bidirectional=True))
+    net = _LastStep(rnn).eval()
+    x = torch.randn(3, 5, 4)
+    m = nnc.from_onnx(_export(net, x, dynamic=False))
+    np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
