@@ -407,3 +407,53 @@ OPS = {
     "Softmax": softmax("soft"), "LogSoftmax": softmax("log"), "Hardmax": softmax("hard"),
     "MatMul": matmul, "Gemm": gemm,
 }
+
+
+def einsum(cx):
+    """Any equation without repeated letters in one operand or '...': each operand is
+    transposed to one global letter order with size-1 axes for its missing letters,
+    the operands are multiplied (broadcasting), summed over the letters the output
+    drops, and transposed to the output's order. Memory is the full product space,
+    fine for the small contractions models use (attention scores, bilinear forms)."""
+    b = cx.b
+    eq = cx.attr("equation").replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    xs = cx.xs()
+    if "." in eq:
+        raise cx.fail(f"equation '{eq}': '...' is not supported")
+    if len(terms) != len(xs):
+        raise cx.fail(f"equation '{eq}' names {len(terms)} operands, the node has {len(xs)}")
+    sizes = {}
+    for term, x in zip(terms, xs):
+        if len(set(term)) != len(term):
+            raise cx.fail(f"equation '{eq}': a repeated letter within one operand (a diagonal) is not supported")
+        if len(term) != len(b.shape(x)):
+            raise cx.fail(f"equation '{eq}': term '{term}' does not match an operand of rank {len(b.shape(x))}")
+        for ch, d in zip(term, b.shape(x)):
+            if sizes.get(ch, 1) != 1 and d != 1 and sizes[ch] != d:
+                raise cx.fail(f"equation '{eq}': letter '{ch}' has sizes {sizes[ch]} and {d}")
+            sizes[ch] = d if sizes.get(ch, 1) == 1 else sizes[ch]
+    letters = sorted(sizes)
+    if not _:
+        rhs = "".join(ch for ch in letters if lhs.count(ch) == 1)
+    prod = None
+    for term, x in zip(terms, xs):
+        mine = [ch for ch in letters if ch in term]
+        perm = tuple(term.index(ch) for ch in mine)
+        if perm != tuple(range(len(perm))):
+            x = b.transpose(x, perm=perm)
+        shape = tuple(b.shape(x)[mine.index(ch)] if ch in term else 1 for ch in letters)
+        x = b.reshape(x, shape=shape)
+        prod = x if prod is None else b.mul(prod, x)
+    drop = tuple(k for k, ch in enumerate(letters) if ch not in rhs)
+    if drop:
+        prod = b.sum(prod, axes=drop)
+    kept = [ch for ch in letters if ch in rhs]
+    perm = tuple(kept.index(ch) for ch in rhs)
+    if perm != tuple(range(len(perm))):
+        prod = b.transpose(prod, perm=perm)
+    return prod
+
+
+OPS["Einsum"] = einsum

@@ -87,10 +87,17 @@ def conv(cx):
     kernel = list(cx.attr("kernel_shape", ws[2:]))
     group = cx.attr("group", 1)
     lo, hi, strides, dil, out = _geometry(cx, s[2:], kernel)
-    F, cg, K = ws[0], ws[1], math.prod(kernel)
-    if cg * group != s[1] or F % group:
+    if ws[1] * group != s[1] or ws[0] % group:
         raise cx.fail(f"weights {list(ws)} do not fit input channels {s[1]} with group={group}")
     taps = _taps(cx, x, kernel, lo, hi, strides, dil, out)
+    return _im2col(cx, taps, s, w, kernel, group, out, cx.x(2) if cx.has(2) else None)
+
+
+def _im2col(cx, taps, s, w, kernel, group, out, bias):
+    """Taps [N, C, *out] and weights [F, C/group, *kernel] -> [N, F, *out] (+ bias)."""
+    b = cx.b
+    ws = tuple(b.shape(w))
+    F, cg, K = ws[0], ws[1], math.prod(kernel)
     P = math.prod(out)
     cols = b.reshape(_stack(b, taps), shape=(s[0], s[1] * K, P))   # [N, C*K, P], channel-major
     fg = F // group
@@ -103,9 +110,62 @@ def conv(cx):
         results.append(b.matmul(b.reshape(wg, shape=(fg, cg * K)), xg))
     y = results[0] if group == 1 else b.concat(*results, axis=1)
     y = b.reshape(y, shape=(s[0], F, *out))
-    if cx.has(2):
-        y = b.add(y, b.reshape(cx.x(2), shape=(F,) + (1,) * len(out)))
+    if bias is not None:
+        y = b.add(y, b.reshape(bias, shape=(F,) + (1,) * len(out)))
     return y
+
+
+def conv_transpose(cx):
+    """The convolution of the input spread out by the strides (interior padding) and padded by
+    dilation*(k-1) - pads, with the kernel flipped and its in/out channels swapped per group."""
+    b, x, w = cx.b, cx.x(0), cx.x(1)
+    s = _spatial_input(cx, x)
+    ws = tuple(b.shape(w))                         # [C, F/group, *k]
+    n = len(s) - 2
+    kernel = list(cx.attr("kernel_shape", ws[2:]))
+    group = cx.attr("group", 1)
+    strides = list(cx.attr("strides", [1] * n))
+    dil = list(cx.attr("dilations", [1] * n))
+    outpad = list(cx.attr("output_padding", [0] * n))
+    pads = list(cx.attr("pads", [0] * (2 * n)))
+    auto = cx.attr("auto_pad", "NOTSET")
+    out_shape = cx.attr("output_shape")
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    full = [(i - 1) * st + sp + op for i, st, sp, op in zip(s[2:], strides, span, outpad)]
+    if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(out_shape)[-n:] if out_shape is not None else [i * st for i, st in zip(s[2:], strides)]
+        total = [f - t for f, t in zip(full, target)]
+        half = [int(t / 2) for t in total]     # C's division (toward zero), as onnxruntime: a negative
+        if auto == "SAME_LOWER":               # total (output_shape beyond the full size) grows the end
+            pads = [t - h for t, h in zip(total, half)] + half
+        else:
+            pads = half + [t - h for t, h in zip(total, half)]
+    elif auto not in ("NOTSET", "VALID"):
+        raise cx.fail(f"auto_pad='{auto}' is not supported")
+    lo = [sp - 1 - p for sp, p in zip(span, pads[:n])]
+    hi = [sp - 1 - p + op for sp, p, op in zip(span, pads[n:], outpad)]
+    xp = b.pad(x, lo=(0, 0) + tuple(max(v, 0) for v in lo), hi=(0, 0) + tuple(max(v, 0) for v in hi),
+               interior=(0, 0) + tuple(st - 1 for st in strides))
+    if min(lo + hi) < 0:                           # pads larger than the kernel crop the output
+        ps = b.shape(xp)
+        start = (0, 0) + tuple(max(-v, 0) for v in lo)
+        stop = (None, ps[1]) + tuple(d - max(-v, 0) for d, v in zip(ps[2:], hi))
+        xp = b.slice(xp, start=start, stop=stop, step=(1,) * (n + 2))
+    cg, fg = ws[0] // group, ws[1]
+    wt = []
+    for g in range(group):
+        part = w if group == 1 else b.slice(w, start=(g * cg,) + (0,) * (n + 1),
+                                            stop=((g + 1) * cg,) + ws[1:], step=(1,) * (n + 2))
+        part = b.transpose(part, perm=(1, 0) + tuple(range(2, n + 2)))          # [F/g, C/g, *k]
+        for d, k in enumerate(kernel):                                          # flip each spatial axis
+            part = b.gather(part, const_node(b, np.arange(k - 1, -1, -1, dtype=np.int64)), axis=2 + d)
+        wt.append(part)
+    wflip = wt[0] if group == 1 else b.concat(*wt, axis=0)                     # [F, C/g, *k]
+    ps = tuple(b.shape(xp))
+    out = [d - sp + 1 for d, sp in zip(ps[2:], span)]
+    taps = _taps(cx, xp, kernel, [0] * n, [0] * n, [1] * n, dil, out)
+    return _im2col(cx, taps, (s[0], s[1]) + tuple(ps[2:]), wflip, kernel, group, out,
+                   cx.x(2) if cx.has(2) else None)
 
 
 def pool(kind: str):
@@ -231,7 +291,7 @@ def lp_norm(cx):
 
 
 OPS = {
-    "Conv": conv, "MaxPool": pool("max"), "AveragePool": pool("avg"),
+    "Conv": conv, "ConvTranspose": conv_transpose, "MaxPool": pool("max"), "AveragePool": pool("avg"),
     "GlobalAveragePool": global_pool("avg"), "GlobalMaxPool": global_pool("max"),
     "BatchNormalization": batchnorm, "InstanceNormalization": instance_norm, "LayerNormalization": layer_norm,
     "LpNormalization": lp_norm,

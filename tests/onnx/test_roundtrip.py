@@ -86,3 +86,21 @@ def test_recurrent_model_matches_torch(cell):
     x = torch.randn(3, 5, 4)
     m = nnc.from_onnx(_export(net, x, dynamic=False))
     np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_transposed_convolution_and_einsum_match_torch():
+    torch.manual_seed(3)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+
+        def forward(self, x):
+            y = self.up(x)                                            # [N, 6, 10, 10]
+            return torch.einsum("nchw,ndhw->ncd", y, y)               # per-sample channel Gram matrix
+
+    net = Net().eval()
+    x = torch.randn(2, 4, 5, 5)
+    m = nnc.from_onnx(_export(net, x, dynamic=False))
+    np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-5)
