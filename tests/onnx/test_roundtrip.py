@@ -104,3 +104,36 @@ def test_transposed_convolution_and_einsum_match_torch():
     x = torch.randn(2, 4, 5, 5)
     m = nnc.from_onnx(_export(net, x, dynamic=False))
     np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+class _Encoder(torch.nn.Module):
+    """A transformer encoder layer (multi-head self-attention, GELU feed-forward, post-LayerNorm)
+    written out: torch's own TransformerEncoderLayer does not go through the TorchScript
+    exporter in this torch (scaled_dot_product_attention gets a tensor is_causal)."""
+
+    def __init__(self, d=16, heads=4, ff=32):
+        super().__init__()
+        self.h, self.qkv, self.o = heads, torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.n1, self.n2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+        self.ff = torch.nn.Sequential(torch.nn.Linear(d, ff), torch.nn.GELU(), torch.nn.Linear(ff, d))
+
+    def forward(self, x):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=-1)
+
+        def heads(t):
+            return t.reshape(B, T, self.h, D // self.h).transpose(1, 2)
+
+        q, k, v = heads(q), heads(k), heads(v)
+        att = torch.softmax(q @ k.transpose(-2, -1) / (D // self.h) ** 0.5, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = self.n1(x + self.o(y))
+        return self.n2(x + self.ff(x))
+
+
+def test_transformer_encoder_layer_matches_torch():
+    torch.manual_seed(4)
+    net = _Encoder().eval()
+    x = torch.randn(2, 5, 16)
+    m = nnc.from_onnx(_export(net, x, dynamic=False))
+    np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=2e-6)
