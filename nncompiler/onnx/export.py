@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import NNCError
 from ..ir.primitives import norm_axes
-from ..ir.shapes import _monomial
+from ..ir.shapes import dim_div, symbols
 
 ONNX_DTYPE = {"f32": 1, "f64": 11, "i32": 6, "i64": 7, "bool": 9}
 NP = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
@@ -63,7 +63,8 @@ class _Exporter:
             return self.const(np.asarray(dims, dtype=np.int64), "shape")
         parts = []
         for d in dims:
-            coef, syms = _monomial(d)
+            syms = symbols([d])                     # d = coef * product of its symbols ("4*B")
+            coef = dim_div(d, "*".join(syms)) if syms else d
             v = self.const(np.asarray([coef], dtype=np.int64), "dim")
             for s in syms:
                 if s not in self.symbols:

@@ -203,8 +203,8 @@ def fold_node(lower, node, opset: int, values: list, where: str) -> list:
 
 
 def topo_order(graph) -> list:
-    """The nodes in an order where each input is produced first; a cycle or an
-    undefined input is an error naming the node."""
+    """(index in the file, node) in an order where each input is produced first; a cycle
+    or an undefined input is an error naming the node."""
     known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
     producers = {}
     for k, n in enumerate(graph.node):
@@ -217,7 +217,7 @@ def topo_order(graph) -> list:
             k, done = stack.pop()
             if done:
                 state[k] = 2
-                order.append(graph.node[k])
+                order.append((k, graph.node[k]))
                 continue
             if state.get(k) == 2:
                 continue
@@ -343,7 +343,7 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
         ty = _input_type(vi, (input_shapes or {}).get(vi.name))
         env[vi.name] = b.argument(arg, "input", ty)
         inputs[vi.name] = arg
-    for k, node in enumerate(topo_order(g)):
+    for k, node in topo_order(g):
         where = describe(node, k, opset)
         if node.domain not in ("", "ai.onnx"):
             raise OnnxImportError(f"{where}: operator domain '{node.domain}' is not supported (only the default domain)")

@@ -9,7 +9,6 @@ import numpy as np
 
 from ..ir.primitives import norm_axes
 from ..library.activations import _erf
-from .importer import NP_DTYPES
 
 FLOATS = ("f32", "f64")
 
@@ -381,10 +380,6 @@ def gemm(cx):
             c = b.mul(c, _c(cx, beta, c))
         out = b.add(out, c)
     return out
-
-
-def _np(dt: str):
-    return NP_DTYPES[dt]
 
 
 OPS = {

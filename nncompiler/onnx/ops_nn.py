@@ -15,7 +15,6 @@ import math
 import numpy as np
 
 from ..ir.primitives import norm_axes
-from ..ir.shapes import numel
 from .importer import const_node
 
 

@@ -150,13 +150,6 @@ def split(cx):
     return outs
 
 
-def _fix_negative(cx, idx: int, n) -> int:
-    b = cx.b
-    dt = b.dtype(idx)
-    size = b.scalar(n, dt) if isinstance(n, int) else b.size(b.nodes[-1].id, axes=(0,), dtype=dt)
-    return b.where(b.lt(idx, b.scalar(0, dt)), b.add(idx, size), idx)
-
-
 def gather(cx):
     b, x, idx = cx.b, cx.x(0), cx.x(1)
     s = b.shape(x)
