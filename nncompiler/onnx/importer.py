@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import NNCError, ShapeError
 from ..ir.graph import Builder
 from ..ir.shapes import TensorType
+from .symbolic import SymInts
 
 MIN_OPSET = 13
 
@@ -115,6 +116,11 @@ class NodeCtx:
         v = self.value(i)
         if isinstance(v, Weight):
             return v.array
+        if isinstance(v, SymInts):
+            if v.static:
+                return v.array()
+            raise self.fail(f"input {i} ({what}) depends on symbolic dimensions {list(v.dims)}; "
+                            f"{what} must be static here")
         if not isinstance(v, np.ndarray):
             raise self.fail(f"input {i} ({what}) must be known at import time (an initializer, a Constant, "
                             f"or computed from static shapes); nnc's IR has static {what}")
@@ -125,6 +131,11 @@ class NodeCtx:
         v = self.value(i)
         if isinstance(v, Weight):
             return v.materialise(self.b)
+        if isinstance(v, SymInts):
+            if not v.static:
+                raise self.fail(f"input {i} is a shape with symbolic dimensions {list(v.dims)} used as a "
+                                f"tensor; nnc keeps shapes out of the computed graph")
+            v = v.array()
         if isinstance(v, np.ndarray):
             return const_node(self.b, v, self.where)
         return v
@@ -134,12 +145,12 @@ class NodeCtx:
 
     def shape(self, i: int) -> tuple:
         v = self.value(i)
-        v = v.array if isinstance(v, Weight) else v
+        v = v.array if isinstance(v, Weight) else v.array() if isinstance(v, SymInts) else v
         return tuple(v.shape) if isinstance(v, np.ndarray) else tuple(self.b.shape(v))
 
     def dtype(self, i: int) -> str:
         v = self.value(i)
-        v = v.array if isinstance(v, Weight) else v
+        v = v.array if isinstance(v, Weight) else v.array() if isinstance(v, SymInts) else v
         return np_dtype_name(v.dtype, self.where) if isinstance(v, np.ndarray) else self.b.dtype(v)
 
     def rank(self, i: int) -> int:
@@ -352,7 +363,13 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
             raise OnnxImportError(f"{where}: operator {node.op_type} is not supported; {unsupported()}")
         operands = [env[i] if i else None for i in node.input]
         try:
-            if (operands and all(type(v) is np.ndarray or v is None for v in operands)
+            if _symbolic(node.op_type, operands):
+                from .symbolic import OPS as SYM_OPS
+                if not all(isinstance(v, (np.ndarray, SymInts)) or v is None for v in operands):
+                    raise OnnxImportError(f"{where}: mixes a shape computed from symbolic dimensions with "
+                                          f"run-time tensors, which nnc cannot express")
+                outs = SYM_OPS[node.op_type](NodeCtx(b, node, opset, env, where))
+            elif (operands and all(type(v) is np.ndarray or v is None for v in operands)
                     and node.op_type not in _NEVER_FOLD):
                 outs = fold_node(lower, node, opset, operands, where)
             else:
@@ -385,6 +402,16 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
     used = {n.attr["name"] for n in b.nodes if n.op == "arg"}
     weights = {k: v for k, v in weights.items() if k in used}
     return b, outputs, inputs, weights
+
+
+def _symbolic(op_type: str, operands) -> bool:
+    """Whether a node computes on a shape vector holding symbolic dimensions (symbolic.py)."""
+    from .symbolic import OPS as SYM_OPS
+    if op_type not in SYM_OPS or not operands:
+        return False
+    if isinstance(operands[0], SymInts):
+        return True
+    return op_type in ("Concat", "Mul", "Add", "Div") and any(isinstance(v, SymInts) for v in operands)
 
 
 # attributes that do not change an inference result (a random seed of an op nnc runs as the identity)

@@ -12,12 +12,21 @@ import numpy as np
 from ..ir.primitives import norm_axes
 from ..ir.shapes import broadcast_shapes, dim_div, numel
 from .importer import const_node
+from .symbolic import SymInts
 
 INT_MAX = 2 ** 62
 
 
 def _ints(cx, i: int, what: str) -> list[int]:
     return [int(v) for v in cx.const(i, what).reshape(-1)]
+
+
+def _dims(cx, i: int, what: str) -> list:
+    """A shape operand: ints, or symbolic dims where it was computed from a symbolic shape."""
+    v = cx.value(i)
+    if isinstance(v, SymInts):
+        return list(v.dims)
+    return _ints(cx, i, what)
 
 
 def _reshape_to(cx, x: int, shape) -> int:
@@ -27,7 +36,7 @@ def _reshape_to(cx, x: int, shape) -> int:
 def reshape(cx):
     x = cx.x(0)
     src = tuple(cx.b.shape(x))
-    target = _ints(cx, 1, "shape")
+    target = _dims(cx, 1, "shape")
     allowzero = cx.attr("allowzero", 0)
     out, unknown = [], None
     for k, d in enumerate(target):
@@ -208,7 +217,7 @@ def scatter_elements(cx):
 
 def expand(cx):
     x = cx.x(0)
-    shape = _ints(cx, 1, "shape")
+    shape = _dims(cx, 1, "shape")
     out = broadcast_shapes(tuple(cx.b.shape(x)), tuple(shape))
     return cx.b.broadcast_to(x, shape=out)
 
@@ -276,7 +285,7 @@ def shape(cx):
     start, end = cx.attr("start", 0), cx.attr("end", len(s))
     part = s[slice(start, end)]
     if not all(isinstance(d, int) for d in part):
-        raise cx.fail(f"Shape of symbolic dimensions {list(part)}: nnc needs static shapes for shape arithmetic")
+        return SymInts(part)          # shape arithmetic on it happens at import time (symbolic.py)
     return np.asarray(part, dtype=np.int64)
 
 
@@ -288,9 +297,11 @@ def size(cx):
 
 
 def constant_of_shape(cx):
-    shape = _ints(cx, 0, "shape")
+    shape = _dims(cx, 0, "shape")
     value = cx.attr("value")
     value = np.zeros(1, np.float32) if value is None else value.reshape(-1)
+    if not all(isinstance(d, int) for d in shape):     # a batch-sized constant: a broadcast scalar
+        return cx.b.broadcast_to(const_node(cx.b, value.reshape(())), shape=tuple(shape))
     return np.full(shape, value[0], dtype=value.dtype)
 
 

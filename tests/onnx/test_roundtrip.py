@@ -137,3 +137,25 @@ def test_transformer_encoder_layer_matches_torch():
     x = torch.randn(2, 5, 16)
     m = nnc.from_onnx(_export(net, x, dynamic=False))
     np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=2e-6)
+
+
+def test_dynamic_batch_flatten_by_view_matches_torch():
+    """x.view(x.size(0), -1) exports as Shape -> Gather -> Unsqueeze -> Concat -> Reshape on the
+    dynamic batch; the importer evaluates that on the symbolic dimension."""
+    torch.manual_seed(5)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 6 * 6, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            return self.fc(h.view(h.size(0), -1))
+
+    net = Net().eval()
+    m = nnc.from_onnx(_export(net, torch.randn(2, 1, 8, 8)))
+    assert m.lowered.inputs["x"].shape == ("batch", 1, 8, 8)
+    for n in (1, 3):
+        x = torch.randn(n, 1, 8, 8)
+        np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
