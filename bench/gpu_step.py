@@ -123,7 +123,7 @@ class NncStep:
     def __init__(self, model, batch):
         self.m = model
         self.cg = model.compiled("train_step")
-        self.args = model._args("train_step", batch, ("input", "target"))
+        self.args = model.arguments("train_step", batch, ("input", "target"))
 
     def __call__(self):
         out = self.cg(self.args)
@@ -134,7 +134,7 @@ class NncStep:
 
 
 def nnc_plan_kernels(model, kind="train_step"):
-    return model._backend.plan(model.graph(kind)).launches()
+    return model.backend.plan(model.graph(kind)).launches()
 
 
 # ---- torch peers ------------------------------------------------------------------------------

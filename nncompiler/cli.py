@@ -405,7 +405,7 @@ def _fmt_value(v) -> str:
 
 def cmd_predict(args) -> int:
     import nncompiler as nnc
-    from .train.loop import _batched
+    from .train.steps import is_batched
     m = nnc.compile(args.file, backend=args.backend, model=args.model)
     if args.weights:
         nnc.load_weights(m, args.weights)
@@ -417,7 +417,7 @@ def cmd_predict(args) -> int:
     chunks = [feeds]
     outs_batched = all(m.graph("predict").output(n).shape and isinstance(m.graph("predict").output(n).shape[0], str)
                        for n in names)
-    if _batched(m) and outs_batched and len(rows) == 1 and rows.pop() > args.batch:
+    if is_batched(m) and outs_batched and len(rows) == 1 and rows.pop() > args.batch:
         n = len(next(iter(feeds.values())))
         chunks = [{k: v[i:i + args.batch] for k, v in feeds.items()} for i in range(0, n, args.batch)]
     results = []

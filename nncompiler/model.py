@@ -1,10 +1,9 @@
-"""The embedding API's `Model`: compiled graphs plus the state the runtime owns.
+"""The embedding API's `Model`: a thin facade over compiled graphs, a `State` and a backend.
 
-The runtime owns parameters, buffers, optimizer state and the learning rate;
-generated code is pure (arrays in, arrays out). State lives in one dict of
-*device arrays* (numpy arrays for the numpy backend, torch tensors on the GPU
-for triton, IREE buffers for mlir) and stays there between steps; only what a
-user asks for (`m.params`, outputs, the loss) is copied back as numpy.
+The runtime's `State` (runtime.py) owns parameters, buffers, optimizer slots, the
+hyper-parameters, the step and the random key, each array with its declared dtype and
+kept on the backend's device between steps; generated code is pure (arrays in, arrays
+out). Only what a user asks for (`m.params`, outputs, the loss) is copied back as numpy.
 Graphs are derived, optimised and compiled on first use, so
 `nnc.compile(...).forward(x=...)` never pays for the backward pass.
 """
@@ -17,11 +16,28 @@ from .ir.graph import Graph
 from .ir.shapes import NUMPY_DTYPE
 from .program import (LoweredModel, build_apply_update, build_grad_step, build_init, build_train_step,
                       initial_state, optimizer_hyper, select_outputs)
+from .runtime import State
 
 
 def _optimize(graph: Graph) -> Graph:
     from .passes.pipeline import optimize
     return optimize(graph)[0]
+
+
+def _declared(lowered: LoweredModel, optimizer) -> tuple[dict[str, str], dict[str, np.dtype]]:
+    """Every state entry's kind and dtype, from the IR types: a parameter's or buffer's declared
+    type; an optimizer slot has its parameter's dtype (the update graph types it so) and the
+    step count is f32 (as `program._optimizer_update` declares it)."""
+    kinds, dtypes = {}, {}
+    for kind, decls in (("param", lowered.params), ("buffer", lowered.buffers)):
+        for name, decl in decls.items():
+            kinds[name], dtypes[name] = kind, _NP_DTYPES[decl.type.dtype]
+    if optimizer is not None:
+        kinds["opt.step"], dtypes["opt.step"] = "opt", _NP_DTYPES["f32"]
+        for p, decl in lowered.params.items():
+            for slot, _ in optimizer.slots:
+                kinds[f"opt.{slot}.{p}"], dtypes[f"opt.{slot}.{p}"] = "opt", _NP_DTYPES[decl.type.dtype]
+    return kinds, dtypes
 
 
 class Model:
@@ -36,72 +52,96 @@ class Model:
         self._compiled: dict[str, object] = {}
         self._plans: dict[tuple, tuple] = {}
         self._optimizer = None
-        self._hyper: dict[str, float] = {}
+        hyper: dict[str, float] = {}
         if lowered.optimizer is not None:
             from .library.optimizers import OPTIMIZERS
             self._optimizer = OPTIMIZERS[lowered.optimizer.name]
-            self._hyper = optimizer_hyper(lowered, self._optimizer)
-        has_state = lowered.params or lowered.buffers
-        # initial values always come from the numpy backend, so every backend starts from the same numbers
-        from .backends.numpy import compile_graph
-        init = compile_graph(build_init(lowered))({}) if has_state else {}
-        # the state, on the backend's device (np.array copies: an initialiser may be a read-only view)
-        self._state: dict[str, object] = {}
-        for name in [*lowered.params, *lowered.buffers]:
-            self._state[name] = self._backend.to_device(np.array(init[name], dtype=np.float32))
-        self.steps_taken = 0      # advances the random stream of dropout and friends
+            hyper = optimizer_hyper(lowered, self._optimizer)
+        kinds, dtypes = _declared(lowered, self._optimizer)
+        self._state = State(self._backend, kinds, dtypes, hyper,
+                            seed=lowered.train.seed if lowered.train else 0)
+        if lowered.params or lowered.buffers:
+            # initial values always come from the numpy backend, whatever this model's backend,
+            # so every backend starts from the same numbers (and no backend compiles a graph
+            # that runs once)
+            from .backends.numpy import Backend as Numpy
+            numpy = Numpy()
+            init = numpy.run(numpy.compile(build_init(lowered)), {})
+            self._state.assign({name: init[name] for name in [*lowered.params, *lowered.buffers]})
         self.reset_optimizer()
 
     # -- state ------------------------------------------------------------------
-    def _numpy(self, names) -> dict[str, np.ndarray]:
-        # copies, so that a caller's arrays never change under it when training goes on
-        return {k: np.array(self._backend.to_numpy(self._state[k])) for k in names}
+    @property
+    def state(self) -> State:
+        """The runtime state (parameters, buffers, optimizer slots, hyper-parameters, step)."""
+        return self._state
+
+    @property
+    def backend(self):
+        """The backend object (`nncompiler.backends.base.Backend`) running this model."""
+        return self._backend
 
     @property
     def params(self) -> dict[str, np.ndarray]:
-        """Trainable parameters by name, as numpy arrays."""
-        return self._numpy(self.lowered.params)
+        """Trainable parameters by name, as numpy arrays of their declared dtypes."""
+        return self._state.numpy(self.lowered.params)
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:
         """Non-trainable state (batchnorm's moving statistics) by name."""
-        return self._numpy(self.lowered.buffers)
+        return self._state.numpy(self.lowered.buffers)
 
     @property
     def opt_state(self) -> dict[str, np.ndarray]:
         """Optimizer slots and step count by name (`opt.m.h.kernel`, `opt.step`)."""
-        return self._numpy(k for k in self._state if k.startswith("opt."))
+        return self._state.numpy(self._state.names("opt"))
 
     def set_params(self, values: dict) -> None:
-        """Replace parameters (or buffers) by name; shapes must match, values become float32."""
-        known = [*self.lowered.params, *self.lowered.buffers]
+        """Replace parameters (or buffers) by name; shapes must match, values take the declared dtype."""
+        known = {**self.lowered.params, **self.lowered.buffers}
         for name, value in values.items():
             if name not in known:
                 raise KeyError(f"unknown parameter '{name}'{did_you_mean(name, known)}")
             arr = np.asarray(value)
-            want = self._backend.to_numpy(self._state[name]).shape
+            want = tuple(known[name].type.shape)    # static: an initialiser needs it
             if arr.shape != want:
                 raise ValueError(f"parameter '{name}' has shape {list(want)}, got {list(arr.shape)}")
-            self._state[name] = self._backend.to_device(arr.astype(np.float32))
+        self._state.assign(values)
 
     def set_opt_state(self, values: dict) -> None:
-        for name, value in values.items():
-            self._state[name] = self._backend.to_device(np.asarray(value, dtype=np.float32))
+        """Replace optimizer slots (or `opt.step`) by name; values take the declared dtype."""
+        self._state.assign(values)
+
+    @property
+    def hyper(self) -> dict[str, float]:
+        """The optimizer's hyper-parameters (a copy; set the learning rate through `lr`)."""
+        return self._state.hyper
 
     @property
     def lr(self) -> float:
-        return float(self._hyper.get("lr", 0.0))
+        return self._state.lr
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._hyper["lr"] = float(value)
+        self._state.lr = value
+
+    @property
+    def steps_taken(self) -> int:
+        """Optimizer steps taken; it advances the random stream of dropout and friends."""
+        return self._state.step
+
+    @steps_taken.setter
+    def steps_taken(self, value: int) -> None:
+        self._state.step = int(value)
+
+    def rng_key(self):
+        """The random key the next step's graphs take (`rng.key`)."""
+        return self._state.rng_key()
 
     def reset_optimizer(self) -> None:
-        for name in [k for k in self._state if k.startswith("opt.")]:
-            del self._state[name]
+        self._state.drop("opt")
         if self._optimizer:
-            start = initial_state(self._optimizer, self._hyper, self.params)
-            self._state.update({k: self._backend.to_device(v) for k, v in start.items()})
+            self._state.assign(initial_state(self._optimizer, self._state.hyper, self.params))
 
     # -- graphs -------------------------------------------------------------------
     def unoptimized_graph(self, kind: str) -> Graph:
@@ -122,7 +162,7 @@ class Model:
             if self._optimizer is None:
                 raise ValueError(f"model {m.name} has no optimizer")
             build = build_train_step if kind == "train_step" else build_apply_update
-            return build(m, self._optimizer, self._hyper)
+            return build(m, self._optimizer, self._state.hyper)
         if kind == "grad_step":   # data parallelism: grad_step -> all-reduce -> apply_update
             return build_grad_step(m)
         raise KeyError(kind)
@@ -136,18 +176,8 @@ class Model:
     def compiled(self, kind: str):
         if kind not in self._compiled:
             g = self.graph(kind)
-            self._compiled[kind] = self._backend.compile(g, **self._donation(g))
+            self._compiled[kind] = self._backend.compile(g, donate=_donation(g))
         return self._compiled[kind]
-
-    def _donation(self, g: Graph) -> dict:
-        """State the step may overwrite in place: arguments it returns a `new.` value for. The runtime
-        owns these arrays (users get copies), so a backend that supports donation can reuse them."""
-        import inspect
-        if "donate" not in inspect.signature(self._backend.compile).parameters:
-            return {}
-        outs = {name for name, _ in g.outputs}
-        return {"donate": tuple(a.attr["name"] for a in g.args_with_role("param", "state", "buffer")
-                                if f"new.{a.attr['name']}" in outs)}
 
     def _plan(self, kind: str, roles) -> tuple:
         """What a graph takes, worked out once: (state names, feed declarations, needs rng, needs lr)."""
@@ -159,15 +189,16 @@ class Model:
             self._plans[key] = (state, feeds, bool(g.args_with_role("rng")), bool(g.args_with_role("hyper")))
         return self._plans[key]
 
-    def _args(self, kind: str, feeds: dict, roles) -> dict:
-        """Everything a graph takes: the state it names, the step's random key, the lr, the checked data."""
+    def arguments(self, kind: str, feeds: dict, roles=("input",)) -> dict:
+        """Everything the graph of one kind takes, on the device: the state it names, the step's
+        random key, the lr, and `feeds` (the arguments of `roles`) checked against their types."""
         state, wanted, rng, hyper = self._plan(kind, roles)
         st = self._state
         args = {name: st[name] for name in state}
         if rng:
-            args["rng.key"] = self._rng_key()
+            args["rng.key"] = st.rng_key()
         if hyper:
-            args["opt.lr"] = np.float32(self._hyper["lr"])
+            args["opt.lr"] = np.float32(st.lr)
         to_device = self._backend.to_device
         for name, arr in self.check_feeds(feeds, wanted).items():
             args[name] = to_device(arr)
@@ -180,21 +211,23 @@ class Model:
         if key not in self._compiled:
             self._compiled[key] = (graph, self._backend.compile(graph))
         _, fn = self._compiled[key]
-        args = {a.attr["name"]: self._state[a.attr["name"]] for a in graph.args if a.attr["name"] in self._state}
+        st = self._state
+        args = {a.attr["name"]: st[a.attr["name"]] for a in graph.args if a.attr["name"] in st}
         if graph.args_with_role("rng"):
-            args["rng.key"] = self._rng_key()
+            args["rng.key"] = st.rng_key()
         if graph.args_with_role("hyper"):
-            args["opt.lr"] = np.float32(self._hyper["lr"])
+            args["opt.lr"] = np.float32(st.lr)
         wanted = {a.attr["name"]: a.type for a in graph.args_with_role("input", "target")}
         args.update(self.check_feeds(feeds, wanted))
-        return {k: np.asarray(self._backend.to_numpy(v)) for k, v in fn(args).items()}
+        return {k: np.asarray(self._backend.to_numpy(v)) for k, v in self._backend.run(fn, args).items()}
 
-    def _rng_key(self):
-        seed = self.lowered.train.seed if self.lowered.train else 0
-        return np.int32((seed * 1000003 + self.steps_taken) & 0x7FFFFFFF)
-
-    def _run(self, kind: str, feeds: dict, roles=("input",)) -> dict:
-        return self.compiled(kind)(self._args(kind, feeds, roles))
+    def run(self, kind: str, feeds: dict, roles=("input",), args: dict | None = None) -> dict:
+        """Run the compiled graph of one kind on `feeds` and the current state; device outputs.
+        `args`, from `arguments`, replaces the arguments it would work out (data-parallel
+        training changes the random key per rank)."""
+        if args is None:
+            args = self.arguments(kind, feeds, roles)
+        return self._backend.run(self.compiled(kind), args)
 
     def check_dataset(self, data: dict) -> dict:
         """A whole data set, checked once: names, dtypes, shapes and finite values (DataError otherwise)."""
@@ -240,7 +273,7 @@ class Model:
 
     # -- the API ----------------------------------------------------------------
     def forward(self, **inputs):
-        out = self._run("predict", inputs)
+        out = self.run("predict", inputs)
         values = tuple(self._backend.to_numpy(out[n]) for n in self.lowered.output_names)
         return values[0] if len(values) == 1 else values
 
@@ -248,14 +281,14 @@ class Model:
     predict = forward
 
     def loss_and_grads(self, **data) -> tuple[float, dict[str, np.ndarray]]:
-        out = self._run("gradients", data, roles=("input", "target"))
+        out = self.run("gradients", data, roles=("input", "target"))
         grads = {name: (self._backend.to_numpy(out[f"grad.{name}"]) if f"grad.{name}" in out
                         else np.zeros_like(value))              # a parameter the loss does not use
                  for name, value in self.params.items()}
         return float(self._backend.to_numpy(out["loss"])), grads
 
     def evaluate(self, **data) -> dict[str, float]:
-        from .train.loop import evaluate
+        from .train.steps import evaluate
         return evaluate(self, data)
 
     def fit(self, epochs: int = 1, batch_size: int | str | None = 32, shuffle: bool = True,
@@ -274,7 +307,8 @@ class Model:
                    save_every=save_every, resume=resume, nan_check=nan_check)
 
     def save(self, path) -> None:
-        """Write parameters, buffers, optimizer state, steps taken and lr to a checkpoint (.npz).
+        """Write parameters, buffers, optimizer state, steps taken and lr to a checkpoint (.npz),
+        each array in its declared dtype.
 
         Read it back with `nnc.load_weights(model, path)`."""
         from .train.checkpoint import save_checkpoint
@@ -282,11 +316,9 @@ class Model:
 
     def step(self, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics."""
-        out = self.compiled("train_step")(self._args("train_step", batch, ("input", "target")))
-        for key, value in out.items():
-            if key.startswith("new."):   # a parameter the loss does not use has no new value
-                self._state[key[len("new."):]] = value
-        self.steps_taken += 1
+        out = self.run("train_step", batch, ("input", "target"))
+        self._state.take_outputs(out, "new.")   # a parameter the loss does not use has no new value
+        self._state.step += 1
         return {k: float(self._backend.to_numpy(v)) for k, v in out.items() if not k.startswith("new.")}
 
     def summary(self) -> str:
@@ -295,6 +327,14 @@ class Model:
 
 
 _NP_DTYPES = {k: np.dtype(v) for k, v in NUMPY_DTYPE.items()}
+
+
+def _donation(g: Graph) -> tuple[str, ...]:
+    """State the step may overwrite in place: arguments it returns a `new.` value for. The runtime
+    owns these arrays (users get copies), so a backend that supports donation can reuse them."""
+    outs = {name for name, _ in g.outputs}
+    return tuple(a.attr["name"] for a in g.args_with_role("param", "state", "buffer")
+                 if f"new.{a.attr['name']}" in outs)
 
 
 def _shape_ok(actual, declared, bindings: dict) -> bool:

@@ -31,20 +31,18 @@ def summary(m) -> str:
         lines.append(f"  total params: {trainable + frozen} (trainable {trainable}, non-trainable {frozen})")
     if low.kind == "model":
         opt = low.optimizer
-        hyper = ", ".join(f"{k}={v:g}" for k, v in m._hyper.items())
+        hyper = ", ".join(f"{k}={v:g}" for k, v in m.hyper.items())
         lines.append(f"  loss {low.loss_kind or 'expression'}; optimizer {opt.name}({hyper})")
         graphs = ("predict", "train_step")
     else:
         graphs = ("predict",)
-    extra = getattr(m._backend, "summary_lines", None)
     lines.append("  ops after optimisation:")
     for kind in graphs:
         g = m.graph(kind)
         counts = g.op_counts()
         body = ", ".join(f"{op} {n}" for op, n in counts.items())
         lines.append(f"    {kind}: {sum(counts.values())} ops ({body})")
-    if extra is not None:  # e.g. the triton backend's "kernels per training step: N"
-        lines.extend(extra(m))
+    lines.extend(m.backend.summary_lines(m))   # e.g. the triton backend's "kernels per training step: N"
     return "\n".join(lines)
 
 
@@ -92,11 +90,11 @@ def stage_owner(stage: str) -> str | None:
 def emit(m, stage: str, target: str | None = None) -> str | bytes:
     """One stage of the compilation as text (or bytes for binary stages such as cubin).
 
-    Stages other than the core ones belong to the backend (`backend.emit_stage`)."""
+    Stages other than the core ones belong to the backend (`Backend.stages`, `Backend.emit_stage`)."""
     low = m.lowered
     if stage not in CORE_STAGES:
         from .errors import NNCError, did_you_mean
-        stages = getattr(m._backend, "STAGES", ())
+        stages = m.backend.stages
         if stage not in stages:
             known = list(CORE_STAGES) + list(stages)
             owner = stage_owner(stage)
@@ -104,7 +102,7 @@ def emit(m, stage: str, target: str | None = None) -> str | bytes:
                     else did_you_mean(stage, known))
             raise NNCError(f"--emit {stage}: not a stage of backend '{m.backend_name}'{hint} "
                            f"(stages: {', '.join(known)})")
-        return m._backend.emit_stage(m, stage, target)
+        return m.backend.emit_stage(m, stage, target)
     if stage == "ir":
         return print_graph(low.forward)
     if stage == "grad":

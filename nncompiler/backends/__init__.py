@@ -1,13 +1,9 @@
 """Backends: each lowers optimised IR graphs to runnable code.
 
-A backend is a module `nncompiler.backends.<name>` exporting a class `Backend` with
-
-    compile(graph) -> callable(dict of argument name -> device array) -> dict of outputs
-    emit(graph) -> str                 the generated source, for `--emit`
-    to_device(np.ndarray) -> device array      (numpy: identity; triton: a CUDA tensor; ...)
-    to_numpy(device array) -> np.ndarray
-
-The `Model` keeps all state as device arrays between steps.
+A backend is a module `nncompiler.backends.<name>` exporting a class `Backend` that
+subclasses the protocol in `base.py` (compile a graph to a callable, place and fetch
+arrays, run; optional `--emit` stages and summary lines). The runtime's `State`
+keeps all state as device arrays between steps.
 """
 from __future__ import annotations
 
@@ -60,6 +56,7 @@ def get_backend(name: str):
         module = importlib.import_module(f"{__name__}.{name}")
     except ImportError as e:
         raise NNCError(f"backend '{name}' is not available: {e}") from None
-    if not hasattr(module, "Backend"):
+    from .base import Backend
+    if not (isinstance(getattr(module, "Backend", None), type) and issubclass(module.Backend, Backend)):
         raise NNCError(f"backend '{name}' is not available in this version")
     return module.Backend()

@@ -1,6 +1,6 @@
 """Checkpoints: a model's whole training state in one `.npz` file.
 
-    param/<name>      every parameter            (float32, as m.params)
+    param/<name>      every parameter            (its declared dtype, as m.params)
     buffer/<name>     every buffer               (moving statistics)
     opt/<name>        optimizer slots and step   (opt.m.h.kernel, opt.step)
     callback/<key>/<name>  arrays a callback keeps (early stopping's best weights)

@@ -52,6 +52,7 @@ import zlib
 import numpy as np
 
 from ..errors import NNCError
+from .steps import count_rows, evaluate, is_batched
 
 TIMEOUT_ENV = "NNC_DIST_TIMEOUT"        # seconds a collective may wait for the other ranks
 BUCKET_ENV = "NNC_DIST_BUCKET_MB"       # gradient bucket size in MiB
@@ -278,8 +279,7 @@ class DistributedTrainer:
         self.rank, self.world = self.dist.get_rank(), self.dist.get_world_size()
         self.timeout = _group_timeout(self.dist)
         self.bucket_bytes = _bucket_bytes()
-        from .loop import _batched
-        self.sharded = _batched(model)    # data with a batch axis is split; otherwise every rank takes all
+        self.sharded = is_batched(model)    # data with a batch axis is split; otherwise every rank takes all
         self.steps = 0
         self.buckets = None     # worked out on the first step
         self._rule = None       # the loss's rule, "mean" or "sum": see loss_rule
@@ -287,10 +287,15 @@ class DistributedTrainer:
         # gloo (also "cpu:gloo,cuda:nccl"), this rank's GPU with NCCL alone
         kind = str(self.dist.get_backend())
         self._device = "cpu" if "gloo" in kind or "nccl" not in kind else f"cuda:{torch.cuda.current_device()}"
-        sample = next(iter(model._state.values()), None)
+        st = model.state
+        sample = st[next(iter(st))] if len(st) else None
         if "gloo" not in kind and isinstance(sample, (np.ndarray, np.generic)):
             raise NNCError(f"the {model.backend_name} backend keeps its arrays on the CPU: initialise the process "
                            f"group with backend 'gloo' (it is {kind!r})")
+        odd = [f"{k} ({st.dtype(k).name})" for k in st if st.dtype(k) != np.float32]
+        if odd:   # the buckets and the broadcast carry float32
+            raise NNCError(f"data-parallel training keeps float32 state only; model {model.lowered.name} "
+                           f"declares {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''}: train it in one process")
         self._check_agree(agree)
         self._sync_state()
 
@@ -301,7 +306,7 @@ class DistributedTrainer:
     def _check_agree(self, values: dict) -> None:
         """Fail on every rank (rather than hang) when the ranks disagree on the data, the
         schedule or the model's state layout."""
-        st = self.model._state
+        st = self.model.state
         layout = ";".join(f"{k}:{_shape(st[k])}" for k in sorted(st))
         values = {**values, "model": float(zlib.crc32(f"{self.model.lowered.name}|{layout}".encode()))}
         names = list(values)
@@ -319,15 +324,16 @@ class DistributedTrainer:
         """Rank 0's parameters, buffers, optimizer state, step count and lr on every rank
         (one broadcast), so that `--weights`/`--resume` or a user's set_params cannot diverge."""
         m = self.model
-        names = sorted(m._state)
-        sample = m._state[names[0]] if names else np.zeros(0, np.float32)
-        ops = _Ops(self.torch, m._backend, sample)
-        shapes = [_shape(m._state[k]) for k in names]
+        st = m.state
+        names = sorted(st)
+        sample = st[names[0]] if names else np.zeros(0, np.float32)
+        ops = _Ops(self.torch, m.backend, sample)
+        shapes = [_shape(st[k]) for k in names]
         sizes = [int(np.prod(s)) for s in shapes]
         flat = ops.empty(sum(sizes) + 2)
         off = 0
         for k, size in zip(names, sizes):
-            ops.put(flat, off, size, m._state[k], 1.0)
+            ops.put(flat, off, size, st[k], 1.0)
             off += size
         flat[off] = float(m.steps_taken)
         flat[off + 1] = float(m.lr)
@@ -337,10 +343,10 @@ class DistributedTrainer:
             return
         off = 0
         for k, size, shape in zip(names, sizes, shapes):
-            m._state[k] = ops.view(flat, off, size, shape)
+            st.assign_device({k: ops.view(flat, off, size, shape)})
             off += size
         m.steps_taken = int(flat[off])
-        if "lr" in m._hyper:
+        if "lr" in m.hyper:
             m.lr = float(flat[off + 1])   # float32 on the wire; equal on every rank, which is what counts
 
     def _build_layout(self) -> None:
@@ -355,9 +361,9 @@ class DistributedTrainer:
         self.stat_names = [n for n in outs if not n.startswith(("grad.", "update."))]
         reduced = [n for n in outs if n.startswith(("grad.", "update."))]
         reduced.sort(key=lambda n: pos[outs[n]])
-        state = m._state
+        state = m.state
         sample = state[reduced[0].split(".", 1)[1]] if reduced else np.zeros(0, np.float32)
-        ops = _Ops(self.torch, m._backend, sample)
+        ops = _Ops(self.torch, m.backend, sample)
         buckets, items, used = [], [], 0
         for name in reduced:
             key = name.split(".", 1)[1]
@@ -391,8 +397,7 @@ class DistributedTrainer:
         return self._rule
 
     def _find_loss_rule(self, data: dict) -> str:
-        from .loop import _rows, evaluate
-        n = min(_rows(data), 64)
+        n = min(count_rows(data), 64)
         if not self.sharded or n < 2:
             return "mean"      # not split, or one row: every rule weighs the one rank with rows by 1
         h = n // 2
@@ -414,7 +419,7 @@ class DistributedTrainer:
 
     def _rng_key(self):
         # rank 0 keeps the single-process key; the other ranks' dropout masks differ from it
-        return np.int32((int(self.model._rng_key()) + self.rank * 0x9E3779B) & 0x7FFFFFFF)
+        return np.int32((int(self.model.rng_key()) + self.rank * 0x9E3779B) & 0x7FFFFFFF)
 
     def step(self, data: dict, idx: np.ndarray) -> tuple[dict, dict[str, float]]:
         """One optimizer step on the global batch `data[idx]`: this rank computes the gradients
@@ -429,11 +434,11 @@ class DistributedTrainer:
         batch = {k: v[local] for k, v in data.items()}
         out = None
         if hi > lo:
-            args = m._args("grad_step", batch, ("input", "target"))
+            args = m.arguments("grad_step", batch, ("input", "target"))
             if "rng.key" in args:
                 args["rng.key"] = self._rng_key()
-            out = m.compiled("grad_step")(args)
-        to_numpy = m._backend.to_numpy
+            out = m.run("grad_step", batch, args=args)
+        to_numpy = m.backend.to_numpy
         stats = [(wl if k == "loss" else w) * float(to_numpy(out[k])) if out is not None else 0.0
                  for k in self.stat_names]
         ops, flats, works = self.ops, [], []
@@ -456,21 +461,17 @@ class DistributedTrainer:
         for (items, _), flat in zip(self.buckets, flats):
             for name, off, size, shape in items:
                 reduced[name] = ops.view(flat, off, size, shape)
-        args = m._args("apply_update", {}, ())
+        args = m.arguments("apply_update", {}, ())
         args.update({k: v for k, v in reduced.items() if k.startswith("grad.")})
-        for key, value in m.compiled("apply_update")(args).items():
-            m._state[key[len("new."):]] = value
-        for key, value in reduced.items():
-            if key.startswith("update."):
-                m._state[key[len("update."):]] = value
+        m.state.take_outputs(m.run("apply_update", {}, args=args), "new.")
+        m.state.take_outputs(reduced, "update.")
         m.steps_taken += 1
         self.steps += 1
         return batch, dict(zip(self.stat_names, stats))
 
     def evaluate(self, model, data: dict) -> dict[str, float]:
         """Loss and metrics over `data`, each rank evaluating its slice (the same on every rank)."""
-        from .loop import _rows, evaluate
-        n = _rows(data)
+        n = count_rows(data)
         lo, hi, w = self.shard(n)
         mine = evaluate(model, {k: v[lo:hi] for k, v in data.items()}) if hi > lo else None
         if mine is None:   # the names without running: the evaluate graph's outputs

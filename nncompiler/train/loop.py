@@ -11,30 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 from .data import batches, split_validation
-
-
-def _rows(data: dict) -> int:
-    sizes = {name: len(np.asarray(a)) if np.ndim(a) else 1 for name, a in data.items()}
-    if len(set(sizes.values())) > 1:
-        raise DataError("arrays have different numbers of rows: "
-                        + ", ".join(f"{k}={v}" for k, v in sizes.items()))
-    return next(iter(sizes.values()), 0)
-
-
-def _feed_names(model) -> list[str]:
-    return list(model.lowered.inputs) + list(model.lowered.targets)
-
-
-def _batched(model) -> bool:
-    """Whether the data has a batch axis: the first dim of every input is symbolic."""
-    decls = {**model.lowered.inputs, **model.lowered.targets}
-    return all(t.shape and isinstance(t.shape[0], str) for t in decls.values())
-
-
-def evaluate(model, data: dict) -> dict[str, float]:
-    from ..library.metrics import epoch_value
-    out = model._run("evaluate", data, roles=("input", "target"))
-    return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(v) for k, v in out.items()})
+from .steps import count_rows, evaluate, feed_names, is_batched
 
 
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
@@ -61,7 +38,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     from .callbacks import (CallbackList, LambdaCallback, LearningRateScheduler, TrainState,
                             early_stopping_callback)
     data = {k: np.asarray(v) for k, v in data.items()}
-    missing = [n for n in _feed_names(model) if n not in data]
+    missing = [n for n in feed_names(model) if n not in data]
     if missing:
         raise DataError(f"missing training data for {', '.join(repr(m) for m in missing)}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -85,8 +62,8 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
         history = {k: list(v) for k, v in (ckpt.meta.get("history") or {}).items()}
         if ckpt.meta.get("rng") is not None:
             rng.bit_generator.state = ckpt.meta["rng"]
-    n = _rows(data)
-    if batch_size in ("all", None) or not _batched(model):
+    n = count_rows(data)
+    if batch_size in ("all", None) or not is_batched(model):
         batch_size = "all"
     steps = 1 if batch_size == "all" else max(1, -(-n // int(batch_size)))
     partial = None
@@ -125,7 +102,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
             if saved is not None:
                 c.set_state(saved)
 
-    has_val = validation_data is not None and _rows(validation_data) > 0
+    has_val = validation_data is not None and count_rows(validation_data) > 0
     state = TrainState(model=model, epochs=epochs, epoch=start, steps_per_epoch=steps, rows=n,
                        history=history, rng=rng, seed=seed, has_validation=has_val,
                        extra={"callbacks": chain, "partial": partial, "batch_size": batch_size})

@@ -75,17 +75,6 @@ def _finite(value) -> bool:
     return arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
 
 
-def _copy(value, into=None):
-    if isinstance(value, np.ndarray):
-        if into is not None and into is not value and into.shape == value.shape and into.dtype == value.dtype:
-            np.copyto(into, value)
-            return into
-        return value.copy()
-    if hasattr(value, "clone"):        # torch tensors (the triton backend)
-        return value.clone()
-    return np.array(value, copy=True)
-
-
 def resume_point(ckpt, batch_size, rows: int) -> dict:
     """The `partial` record of a checkpoint written in the middle of an epoch, checked against this run."""
     partial = dict(ckpt.meta["partial"])
@@ -132,9 +121,9 @@ class TrainingGuard(Callback):
             self.checkpoint = self.ckpt_cb.path
         self.done, self.seen, self.totals = 0, 0, {}
         if self.nan_check:
-            self._params = [p for p in self.model.lowered.params if p in self.model._state]
+            self._params = [p for p in self.model.lowered.params if p in self.model.state]
             self._every: int | None = None
-            self._snap: dict = {}
+            self._snap = None
             self._take_snapshot()
         if self.signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -237,7 +226,7 @@ class TrainingGuard(Callback):
     # -- NaN check ------------------------------------------------------------------------
     def _params_finite(self) -> str | None:
         """The first parameter that is not finite, or None."""
-        st = self.model._state
+        st = self.model.state
         try:   # one sum per parameter (NaN and Inf propagate); confirmed one by one if not finite
             if math.isfinite(sum(float(st[p].sum()) for p in self._params)):
                 return None
@@ -247,10 +236,7 @@ class TrainingGuard(Callback):
 
     def _take_snapshot(self):
         """Copy the state aside (into the buffers of the previous copy) and start a new log."""
-        snap = self._snap
-        for name, value in self.model._state.items():
-            snap[name] = _copy(value, into=snap.get(name))
-        self._snap_steps = self.model.steps_taken
+        self._snap = self.model.state.snapshot(into=self._snap)
         self._mark()
 
     def _mark(self):
@@ -265,23 +251,21 @@ class TrainingGuard(Callback):
     def _fail(self, state):
         """Something is not finite: find the first bad step since the snapshot, stop there."""
         model = self.model
+        st = model.state
         log = self._log
-        model._state.clear()
-        model._state.update({k: _copy(v) for k, v in self._snap.items()})
-        model.steps_taken = self._snap_steps
+        # the arrays and step of the snapshot; the lr stays: a schedule may have moved it since
+        st.restore(self._snap, hyper=False)
         self.done, self.seen, totals = self._at
         self.totals = dict(totals)
         epoch_start = state.epoch
         for batch_data, rows in log:       # replay, checking every step
-            before = {k: _copy(v) for k, v in model._state.items()}
+            before = st.snapshot()
             stats = model.step(**batch_data)
             loss = stats.get("loss")
             bad_loss = loss is not None and not math.isfinite(loss)
             bad_param = self._params_finite()
             if bad_loss or bad_param:
-                model._state.clear()
-                model._state.update(before)            # back to the last good state
-                model.steps_taken -= 1
+                st.restore(before, hyper=False)        # back to the last good state
                 self._report(state, epoch_start, batch_data, loss, bad_loss, bad_param)
             self.done += 1
             self.seen += rows
@@ -289,9 +273,7 @@ class TrainingGuard(Callback):
                 self.totals[k] = self.totals.get(k, 0.0) + v * rows
         # not reproduced (a backend that is not deterministic, or data-parallel steps, which a
         # single process cannot replay): keep the last state that was checked, report the step
-        model._state.clear()
-        model._state.update({k: _copy(v) for k, v in self._snap.items()})
-        model.steps_taken = self._snap_steps
+        st.restore(self._snap, hyper=False)
         self.done, self.seen, totals = self._at
         self.totals = dict(totals)
         self._report(state, epoch_start, log[-1][0] if log else state.last_batch, None, True, None,
@@ -360,11 +342,11 @@ def first_non_finite_op(model, batch: dict):
         if role in ("input", "target"):
             args[name] = model.check_feeds({name: batch[name]}, {name: a.type})[name]
         elif role == "rng":
-            args[name] = model._rng_key()
+            args[name] = model.rng_key()
         elif role == "hyper":
-            args[name] = np.float32(model._hyper["lr"])
+            args[name] = np.float32(model.lr)
         else:
-            args[name] = np.array(model._backend.to_numpy(model._state[name]))
+            args[name] = model.state.numpy([name])[name]
     with np.errstate(all="ignore"):
         out = fn(args)
     values = {}

@@ -130,14 +130,11 @@ def test_grad_step_then_apply_update_is_the_fused_train_step():
         batch = {k: v[:24] for k, v in data.items()}
         for _ in range(3):
             stats = fused.step(**batch)
-            out = split.compiled("grad_step")(split._args("grad_step", batch, ("input", "target")))
-            args = split._args("apply_update", {}, ())
+            out = split.run("grad_step", batch, ("input", "target"))
+            args = split.arguments("apply_update", {}, ())
             args.update({k: v for k, v in out.items() if k.startswith("grad.")})
-            for k, v in split.compiled("apply_update")(args).items():
-                split._state[k[len("new."):]] = v
-            for k, v in out.items():
-                if k.startswith("update."):
-                    split._state[k[len("update."):]] = v
+            split.state.take_outputs(split.run("apply_update", {}, args=args), "new.")
+            split.state.take_outputs(out, "update.")
             split.steps_taken += 1
             assert float(out["loss"]) == stats["loss"]
         g = split.graph("apply_update")

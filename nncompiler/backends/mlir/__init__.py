@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base import Backend as _Protocol
 from .emit import emit_module
 from .plan import build_plan
 
 STAGES = ("mlir", "vmfb")
 
 
-class Backend:
+class Backend(_Protocol):
     """IREE device arrays; one compiled IREE function per graph."""
 
     name = "mlir"
-    STAGES = STAGES
+    stages = STAGES
 
     def __init__(self):
         self._runtime = None
@@ -41,21 +42,14 @@ class Backend:
     def emit(self, graph) -> str:
         return emit_module([graph])[0]
 
-    def compile(self, graph):
-        """One graph -> a callable; a function `compile_model` already built is reused."""
+    def compile(self, graph, donate=()):
+        """One graph -> a callable; a function `compile_model` already built is reused.
+        (`donate` is not used: IREE allocates each call's results.)"""
         from .emit import emit_function
-        if graph.name == "init" and not graph.args:
-            return self._numpy_init(graph)
         text, _ = emit_function(graph)
         if text in self._functions:
             return self._functions[text]
         return self.compile_many([graph])[graph.name]
-
-    def _numpy_init(self, graph):
-        """Parameter initialisers run on numpy whatever the backend (docs/design.md): the
-        same numbers everywhere, and no IREE compile for a graph that runs once."""
-        from ..numpy import compile_graph
-        return compile_graph(graph)  # numpy arrays: the Model moves them to the device
 
     def compile_many(self, graphs, module_name: str | None = None, header: str | None = None) -> dict:
         """Several graphs as one module (one IREE compile): {graph name: callable}."""

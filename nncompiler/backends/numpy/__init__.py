@@ -1,8 +1,11 @@
 """The numpy backend: IR graph -> generated Python source calling numpy."""
+import numpy as np
+
+from ..base import Backend as _Protocol
 from .codegen import CompiledGraph, compile_graph, evaluate, generate, py_name
 
 
-class Backend:
+class Backend(_Protocol):
     """The reference backend: generated straight-line numpy code; device arrays are numpy arrays."""
 
     name = "numpy"
@@ -17,8 +20,14 @@ class Backend:
         return array
 
     def to_numpy(self, value):
-        import numpy as np
         return np.asarray(value)
+
+    def copy(self, value, into=None):
+        value = np.asarray(value)
+        if into is not None and into is not value and into.shape == value.shape and into.dtype == value.dtype:
+            np.copyto(into, value)
+            return into
+        return value.copy()
 
 
 __all__ = ["Backend", "CompiledGraph", "compile_graph", "evaluate", "generate", "py_name"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base import Backend as _Protocol
+
 STAGES = ("kernels", "triton", "ttir", "ttgir", "llir", "ptx", "cubin")
 
 
@@ -26,12 +28,12 @@ def _kinds(model) -> tuple[str, ...]:
     return ("predict", "train_step") if model.lowered.kind == "model" else ("predict",)
 
 
-class Backend:
+class Backend(_Protocol):
     """Kernels generated with Triton; device arrays are torch tensors (`cuda`, or CPU tensors
     run through the Triton interpreter on a machine without a GPU)."""
 
     name = "triton"
-    STAGES = STAGES
+    stages = STAGES
 
     def __init__(self, fallback_ops=(), host_rng: bool = False):
         # fallback_ops: primitives run through torch instead of a kernel (exercises the
@@ -70,6 +72,15 @@ class Backend:
             return value.detach().cpu().numpy()
         return np.asarray(value)
 
+    def copy(self, value, into=None):
+        import torch
+        if not isinstance(value, torch.Tensor):
+            return super().copy(value, into)
+        if into is not None and into is not value and isinstance(into, torch.Tensor) \
+                and into.shape == value.shape and into.dtype == value.dtype and into.device == value.device:
+            return into.copy_(value)
+        return value.clone()   # stays on the GPU
+
     # -- compilation ----------------------------------------------------------------------
     def plan(self, graph):
         return self.generated(graph)[0]
@@ -87,13 +98,8 @@ class Backend:
             self._generated[key] = hit
         return hit
 
-    def compile(self, graph):
-        if graph.name == "init" and not graph.args:
-            # parameter initialisers are seeded constants, evaluated once by the numpy
-            # backend whatever the training backend is (docs/design.md), so every backend
-            # starts from the same numbers
-            from ..numpy import compile_graph
-            return compile_graph(graph)
+    def compile(self, graph, donate=()):
+        # `donate` is not used: the runtime's memory plan owns its buffers already
         from .runtime import CompiledGraph
         plan, text, kernels = self.generated(graph)
         return CompiledGraph(graph, plan, kernels, text, self.device, self.interpret)

@@ -89,7 +89,7 @@ def test_example_agrees_with_numpy(example_pair, name):
         close(b.buffers[k][keep], v[keep], f"{name} buffer {k} after 3 steps", atol=1e-5)
     # the state never left the device
     from iree.runtime import DeviceArray
-    assert all(isinstance(v, DeviceArray) for v in b._state.values())
+    assert all(isinstance(b.state[k], DeviceArray) for k in b.state)
 
 
 def test_cli_run_trains_like_numpy(capsys):

@@ -1,0 +1,72 @@
+"""The one protocol every backend implements (`nncompiler.backends.<name>.Backend`).
+
+The runtime (`Model`, `State`), the CLI and `report` talk to a backend only through
+these methods, never through `inspect` or a backend's private attributes, so adding a
+backend means subclassing this class and filling in the abstract methods.
+
+Arrays live on the backend's device between calls ("device arrays": numpy arrays for
+numpy, torch tensors for triton, IREE buffers for mlir); the runtime moves values in
+with `to_device` and out with `to_numpy`, and keeps everything else on the device.
+
+A backend compiles whatever graph it is given: it never looks at a graph's name to
+decide how. Where a graph should run somewhere else (the `init` graph, which always
+runs on numpy so every backend starts from the same numbers), the caller picks that
+backend explicitly.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+#: A compiled graph: {argument name: device array} -> {output name: device array}.
+Compiled = Callable[[dict], dict]
+
+
+class Backend:
+    """A backend: compile a graph to a callable, place and fetch arrays, run.
+
+    Required: `compile`, `emit`, `to_device`, `to_numpy`. The rest have defaults that
+    are right for a backend with no stages of its own and no special copying."""
+
+    #: the name `--backend` and `nnc.compile(..., backend=...)` use
+    name: str = ""
+    #: `--emit` stages this backend adds to the core ones (ir, grad, opt, python, passes)
+    stages: tuple[str, ...] = ()
+
+    # -- compiling and running ----------------------------------------------------------
+    def compile(self, graph, donate: tuple[str, ...] = ()) -> Compiled:
+        """The graph as a callable. `donate` names arguments the callable may overwrite in
+        place (state the step returns a `new.` value for); a backend may ignore it."""
+        raise NotImplementedError
+
+    def run(self, compiled: Compiled, args: dict) -> dict:
+        """Call a compiled graph on device arrays; outputs stay on the device."""
+        return compiled(args)
+
+    def emit(self, graph) -> str:
+        """The generated source of one graph (what `--emit` prints for it)."""
+        raise NotImplementedError
+
+    # -- arrays ---------------------------------------------------------------------------
+    def to_device(self, array):
+        """A numpy array (or a value of this backend) as a device array."""
+        raise NotImplementedError
+
+    def to_numpy(self, value) -> np.ndarray:
+        """A device array's value on the host (a copy or a read-only view: copy before writing)."""
+        raise NotImplementedError
+
+    def copy(self, value, into=None):
+        """A device array equal to `value` that later steps cannot change; `into`, a previous
+        copy of the same shape and dtype, may be overwritten and returned to save an allocation."""
+        return self.to_device(np.array(self.to_numpy(value), copy=True))
+
+    # -- nnc compile --------------------------------------------------------------------------
+    def emit_stage(self, model, stage: str, target: str | None = None) -> str | bytes:
+        """One of `stages` for a model's graphs (text, or bytes for a binary stage)."""
+        raise ValueError(f"backend '{self.name}' has no stage '{stage}'")
+
+    def summary_lines(self, model) -> list[str]:
+        """Lines `nnc compile`'s summary adds for this backend (kernel counts, ...)."""
+        return []

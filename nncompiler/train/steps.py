@@ -1,0 +1,37 @@
+"""What the single-process loop (loop.py) and data-parallel training (distributed.py) share:
+counting rows, telling batched data from unbatched, and evaluating over the model's state.
+
+In its own module so that neither of the two imports the other's private helpers."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def count_rows(data: dict) -> int:
+    """The number of rows every array of `data` has (a DataError if they differ)."""
+    sizes = {name: len(np.asarray(a)) if np.ndim(a) else 1 for name, a in data.items()}
+    if len(set(sizes.values())) > 1:
+        raise DataError("arrays have different numbers of rows: "
+                        + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    return next(iter(sizes.values()), 0)
+
+
+def feed_names(model) -> list[str]:
+    return list(model.lowered.inputs) + list(model.lowered.targets)
+
+
+def is_batched(model) -> bool:
+    """Whether the data has a batch axis: the first dim of every input is symbolic."""
+    decls = {**model.lowered.inputs, **model.lowered.targets}
+    return all(t.shape and isinstance(t.shape[0], str) for t in decls.values())
+
+
+def evaluate(model, data: dict) -> dict[str, float]:
+    """Loss and metrics over `data` (inference mode), keyed `loss` and the metrics' names (a ratio
+    metric's parts divided: `library.metrics.epoch_value`)."""
+    from ..library.metrics import epoch_value
+    out = model.run("evaluate", data, roles=("input", "target"))
+    to_numpy = model.backend.to_numpy
+    return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(to_numpy(v)) for k, v in out.items()})
