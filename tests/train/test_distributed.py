@@ -84,10 +84,16 @@ WORKER = textwrap.dedent(r"""
             refused = None
         except NNCError as e:
             refused = str(e)
+        try:                                              # float64 state: refused, not rounded
+            nnc.compile(MAX_LOSS.replace("f32", "f64").replace("p = dense(x, 1)", "param w: f64[2, 1] = 0.5\n p = x @ w")
+                        .replace("max(", "mean(")).fit(x=np.ones((6, 2)), y=np.ones(6), epochs=1, batch_size=6)
+            refused64 = None
+        except NNCError as e:
+            refused64 = str(e)
         np.savez(f"{out}.{rank}.npz", **arrays)
         with open(f"{out}.{rank}.json", "w") as f:
             json.dump({"iris": hist, "res": rhist, "line": shist, "refused": refused,
-                       "steps": [m.steps_taken, r.steps_taken]}, f)
+                       "refused64": refused64, "steps": [m.steps_taken, r.steps_taken]}, f)
     else:
         m = nnc.compile(sys.argv[7])
         data = training_data(m.lowered, m.lowered.train, None)
@@ -148,7 +154,7 @@ def test_two_ranks_equal_single_process_training_api(tmp_path):
     """fit() in an initialised process group: 2 ranks, 120 rows in batches of 13 (the last of 3
     rows splits 1/2), equal single-process training; so does a loss summed over the rows (3
     rows, 1/2); a batchnorm+dropout model stays identical on both ranks; a loss that is neither
-    a mean nor a sum over the rows is refused."""
+    a mean nor a sum over the rows is refused, and so is float64 state (the buckets are float32)."""
     procs, out = _spawn(tmp_path, "train")
     single = nnc.compile(IRIS)
     hist = _iris_fit(single)
@@ -171,6 +177,8 @@ def test_two_ranks_equal_single_process_training_api(tmp_path):
         np.testing.assert_allclose(ranks[0][f"line/{name}"], value, rtol=1e-5, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(meta[0]["line"]["loss"], line_hist["loss"], rtol=1e-5)
     assert meta[0]["refused"].startswith("model M: its loss is neither a mean nor a sum over the batch's rows")
+    assert meta[0]["refused64"] == ("data-parallel training keeps float32 state only; model M declares "
+                                    "w (float64), opt.velocity.w (float64): train it in one process")
 
 
 def test_nnc_run_nproc_2_equals_single_process(tmp_path):
