@@ -4,8 +4,8 @@
 the default; `nnc run` also asks it to handle signals):
 
 * **NaN check.** After every step it checks that the loss and every new parameter
-  are finite. One step's parameters are kept (by reference, or copied when the
-  backend overwrote them in place), so on a non-finite value the model is put back
+  are finite. A snapshot of the state is kept on the device (`State.snapshot`, every
+  few steps), so on a non-finite value the model is put back
   to its state before the failing step, the failing step is re-run through the
   numpy backend with every IR node of its train_step graph as an output, and the
   error names the epoch, the step, the first parameter that went non-finite and the
