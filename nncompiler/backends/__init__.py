@@ -57,6 +57,8 @@ def get_backend(name: str):
     except ImportError as e:
         raise NNCError(f"backend '{name}' is not available: {e}") from None
     from .base import Backend
-    if not (isinstance(getattr(module, "Backend", None), type) and issubclass(module.Backend, Backend)):
+    make = getattr(module, "Backend", None)
+    backend = make() if callable(make) else None
+    if not isinstance(backend, Backend):
         raise NNCError(f"backend '{name}' is not available in this version")
-    return module.Backend()
+    return backend

@@ -20,11 +20,6 @@ from nncompiler.program import build_init  # noqa: E402
 REQUIRED = ("compile", "emit", "to_device", "to_numpy")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.mark.parametrize("name", KNOWN)
 def test_every_backend_implements_the_protocol(name):
     b = get_backend(name)
