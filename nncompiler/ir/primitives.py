@@ -14,6 +14,13 @@ Kinds group ops the way fusion and codegen think about them:
   reduce    over `axes`, optional `keepdims`
   movement  reshape / transpose / broadcast_to / slice / pad / concat / gather / scatter_add
   matmul    batched matrix product
+
+Besides its type rule, each entry declares once the properties that passes and
+backends would otherwise keep as their own lists of op names (`commutative`,
+`view`, `overwrites`, `identity`), and, for the ops whose numerics are easy to
+get subtly different, the one `formula` every backend's rule follows (and the
+cross-backend test checks at extreme values). `docs/design.md` lists every place
+a new primitive needs an edit.
 """
 from __future__ import annotations
 
@@ -33,6 +40,21 @@ class Primitive:
     attrs: tuple[str, ...]       # attribute names, in printing order
     infer: Callable[[list[TensorType], dict], TensorType]
     differentiable: bool = True
+    # a op b == b op a (CSE sorts the operands of these)
+    commutative: bool = False
+    # the result only re-indexes its first operand: a backend may return a view of it
+    view: bool = False
+    # operands whose buffer the result may be computed into once they are dead: every
+    # operand of an elementwise op (output element k reads only element k of each)
+    overwrites: tuple[int, ...] = ()
+    # a reduction's starting value: "zero" (sum) or "lowest" (max: -inf, or the dtype's minimum)
+    identity: str | None = None
+    # the canonical formula, where backends could plausibly disagree; every rule follows it
+    formula: str = ""
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind in ELEMENTWISE_KINDS
 
 
 def _norm_axes(axes, rank: int) -> tuple[int, ...]:
@@ -265,8 +287,25 @@ def _scatter_add(ts, attrs):
 PRIMITIVES: dict[str, Primitive] = {}
 
 
-def _def(name, kind, arity, infer, attrs=(), differentiable=True):
-    PRIMITIVES[name] = Primitive(name, kind, arity, tuple(attrs), infer, differentiable)
+def _def(name, kind, arity, infer, attrs=(), differentiable=True, **props):
+    if kind in ELEMENTWISE_KINDS and not props.get("view"):
+        props.setdefault("overwrites", tuple(range(arity)))
+    PRIMITIVES[name] = Primitive(name, kind, arity, tuple(attrs), infer, differentiable, **props)
+
+
+ELEMENTWISE_KINDS = ("unary", "binary", "compare", "select")
+
+# The formulas of the ops whose numerics are decided here, once.
+SIGMOID = ("e = exp(-|x|); sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e): never exponentiates a positive "
+           "number, so it neither overflows nor loses the tiny values below x = -88 (float32 denormals)")
+POW = ("numpy's power for real results: 1 when b == 0 or a == 1; for a == 0, 0 when b > 0 and inf "
+       "when b < 0; for a < 0, |a|**b signed by b's parity when b is integral, else nan; |a|**b "
+       "otherwise. Constant exponents 0, 1, 2, 3, 0.5 and -1 are rewritten by passes/decompose.py "
+       "into 1, x, x*x, x*x*x, sqrt(x) and 1/x before any backend sees them")
+DIV = "IEEE division, correctly rounded (no reciprocal-multiply, no fast-math)"
+SIGN = "1 for x > 0, -1 for x < 0, x itself otherwise (0 stays 0, -0 stays -0, nan stays nan)"
+LOG1P = "log(1 + x), accurate near 0 (not the naive log of the rounded 1 + x)"
+MINMAX = "numpy's: nan if either operand is nan"
 
 
 # sources
@@ -284,37 +323,40 @@ _def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "s
 _def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False)
 _def("rng_uniform", "random", 1, _source, ("seed", "dtype", "shape"), differentiable=False)
 # elementwise
-for _n in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid"):
+for _n in ("exp", "log", "sqrt", "tanh"):
     _def(_n, "unary", 1, _unary_float)
+_def("log1p", "unary", 1, _unary_float, formula=LOG1P)
+_def("sigmoid", "unary", 1, _unary_float, formula=SIGMOID)
 for _n in ("neg", "abs"):
     _def(_n, "unary", 1, _unary_any)
-_def("sign", "unary", 1, _unary_any)
-_def("stop_gradient", "unary", 1, _unary_any)
-for _n in ("add", "sub", "mul", "maximum", "minimum"):
-    _def(_n, "binary", 2, _binary)
-for _n in ("div", "pow"):
-    _def(_n, "binary", 2, _binary_float)
+_def("sign", "unary", 1, _unary_any, formula=SIGN)
+_def("stop_gradient", "unary", 1, _unary_any, view=True)
+for _n in ("add", "mul"):
+    _def(_n, "binary", 2, _binary, commutative=True)
+_def("sub", "binary", 2, _binary)
+for _n in ("maximum", "minimum"):
+    _def(_n, "binary", 2, _binary, commutative=True, formula=MINMAX)
+_def("div", "binary", 2, _binary_float, formula=DIV)
+_def("pow", "binary", 2, _binary_float, formula=POW)
 for _n in ("lt", "le", "gt", "ge", "eq", "ne"):
-    _def(_n, "compare", 2, _compare, differentiable=False)
+    _def(_n, "compare", 2, _compare, differentiable=False, commutative=_n in ("eq", "ne"))
 _def("where", "select", 3, _where)
 _def("cast", "unary", 1, _cast, ("dtype",))
 # reductions
-_def("sum", "reduce", 1, _reduce, ("axes", "keepdims"))
-_def("max", "reduce", 1, _reduce, ("axes", "keepdims"))
+_def("sum", "reduce", 1, _reduce, ("axes", "keepdims"), identity="zero")
+_def("max", "reduce", 1, _reduce, ("axes", "keepdims"), identity="lowest")
 _def("argmax", "reduce", 1, _argmax, ("axis", "keepdims"), differentiable=False)
 _def("size", "reduce", 1, _size, ("axes", "dtype"), differentiable=False)
 # linear algebra and movement
 _def("matmul", "matmul", 2, _matmul)
-_def("reshape", "movement", 1, _reshape, ("shape",))
-_def("transpose", "movement", 1, _transpose, ("perm",))
-_def("broadcast_to", "movement", 1, _broadcast_to, ("shape",))
-_def("slice", "movement", 1, _slice, ("start", "stop", "step"))
+_def("reshape", "movement", 1, _reshape, ("shape",), view=True)
+_def("transpose", "movement", 1, _transpose, ("perm",), view=True)
+_def("broadcast_to", "movement", 1, _broadcast_to, ("shape",), view=True)
+_def("slice", "movement", 1, _slice, ("start", "stop", "step"), view=True)
 _def("pad", "movement", 1, _pad, ("lo", "hi", "interior"))
 _def("concat", "movement", None, _concat, ("axis",))
 _def("gather", "movement", 2, _gather, ("axis",))
 _def("scatter_add", "movement", 2, _scatter_add, ("axis", "shape"))
-
-ELEMENTWISE_KINDS = ("unary", "binary", "compare", "select")
 
 
 def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:

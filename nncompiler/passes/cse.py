@@ -18,9 +18,6 @@ import time
 from ..ir.graph import Graph, rebuild
 from .pipeline import PassRecord, value_names
 
-COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum", "eq", "ne"})
-
-
 def attr_key(v):
     """A hashable key telling apart attribute values that == conflates: 0.0 and -0.0,
     1, 1.0 and True (and making nan equal to itself)."""
@@ -39,7 +36,7 @@ def cse(graph: Graph) -> tuple[Graph, PassRecord]:
     def visit(b, node, ins):
         if node.op == "arg":
             return None
-        operands = tuple(sorted(ins)) if node.op in COMMUTATIVE else ins
+        operands = tuple(sorted(ins)) if node.prim.commutative else ins
         key = (node.op, operands, attr_key(node.attrs), node.type)
         if key in seen:
             changes.append(f"merged {names[node.id]} into {first_name[seen[key]]} (same op and operands)")

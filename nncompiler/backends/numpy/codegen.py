@@ -1,6 +1,6 @@
 """numpy backend: turn an IR graph into straight-line Python source calling numpy.
 
-Codegen is one table from primitive to an expression template. The generated
+Codegen reads one table from primitive to an expression template (rules.py). The generated
 function takes the graph's arguments, binds the symbolic dimensions it needs
 from their shapes, and computes each node on its own line, commented with the
 IR op and the .nn position it came from:
@@ -21,192 +21,9 @@ from typing import Callable
 import numpy as np
 
 from ...ir.graph import Graph, Node
-from ...ir.primitives import norm_axes
-from ...ir.shapes import NUMPY_DTYPE, symbols
+from ...ir.shapes import symbols
 from ...sourcetext import loc_text
-
-# Helpers the generated module may call; kept tiny and numerically careful.
-PRELUDE = '''\
-import numpy as np
-from numpy import inf, nan
-
-def _sigmoid(x, out=None):
-    # 1 / (1 + exp(-x)): for x < -88 exp overflows to inf and the result is exactly 0
-    with np.errstate(over="ignore"):
-        if out is None or np.ndim(x) == 0:
-            return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
-        np.negative(x, out=out)
-        np.exp(out, out=out)
-    np.add(out, 1, out=out)
-    return np.reciprocal(out, out=out)
-
-def _where(c, x, y, out):
-    if out is not y:
-        np.copyto(out, y)
-    np.copyto(out, x, where=c)
-    return out
-
-_BITS = {4: (np.uint32, np.uint32(0xFFFFFFFF)), 8: (np.uint64, np.uint64(0xFFFFFFFFFFFFFFFF))}
-
-def _where0(c, x, out):
-    # where(c, x, 0.0) without a branch per element (a masked copy mispredicts on random
-    # masks, ~10x slower): x's bits AND an all-ones or all-zeros word; exact, NaN and inf included
-    bits, ones = _BITS[out.dtype.itemsize]
-    mask = np.multiply(c, ones, dtype=bits)
-    np.bitwise_and(np.asarray(x).view(bits), mask, out=out.view(bits))
-    return out
-
-def _cast(x, out):
-    np.copyto(out, x, casting="unsafe")
-    return out
-
-def _buf(ws, key, shape, dtype):
-    # a workspace buffer, kept across calls while the shape stays
-    a = ws.get(key)
-    if a is None or a.shape != shape:
-        a = ws[key] = np.empty(shape, dtype)
-    return a
-
-def _outbuf(ws, key, shape, dtype):
-    # an output buffer: last call's is reused only when nobody else holds it any more
-    a = ws.get(key)
-    if a is None or a.shape != shape or _refs(a) > 3:
-        a = ws[key] = np.empty(shape, dtype)
-    return a
-
-from sys import getrefcount as _refs
-
-def _pad(x, lo, hi, interior):
-    shape = tuple(l + h + n + max(n - 1, 0) * k for n, l, h, k in zip(x.shape, lo, hi, interior))
-    out = np.zeros(shape, dtype=x.dtype)
-    out[tuple(slice(l, l + n + max(n - 1, 0) * k, k + 1) for n, l, k in zip(x.shape, lo, interior))] = x
-    return out
-
-_IOTAS = {}
-
-def _iota(shape, axis, dtype):
-    # read-only and memoised: a one-hot's index grid is the same every step
-    key = (shape, axis, dtype)
-    r = _IOTAS.get(key)
-    if r is None:
-        r = np.arange(shape[axis], dtype=dtype).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-        r = _IOTAS[key] = np.broadcast_to(r, shape)
-    return r
-
-def _swish(x, out=None, tmp=None):
-    # x * sigmoid(x) as x / (1 + exp(-x)): four passes instead of five
-    with np.errstate(over="ignore"):
-        t = np.negative(x, out=tmp)
-        if not isinstance(t, np.ndarray):   # a rank-0 x gives numpy scalars, which take no out=
-            return np.divide(x, np.add(np.exp(t), 1))
-        np.exp(t, out=t)
-    np.add(t, 1, out=t)
-    return np.divide(x, t, out=out)
-
-def _uniform(seed, low, high, shape, dtype):
-    return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
-
-def _rng_uniform(key, seed, shape, dtype):
-    return np.random.default_rng([seed, int(key) & 0xFFFFFFFF]).random(shape, dtype=dtype)
-
-def _normal(seed, mean, stddev, shape, dtype):
-    return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
-
-def _scatter_add(u, idx, axis, shape):
-    axis = axis % len(shape)
-    out = np.zeros(shape, dtype=u.dtype)
-    np.add.at(out, (slice(None),) * axis + (np.clip(idx, 0, shape[axis] - 1),), u)
-    return out
-'''
-
-
-def _axes(n: Node, g: Graph) -> tuple[int, ...]:
-    return norm_axes(n.attr["axes"], g[n.inputs[0]].type.rank)
-
-
-def _slice_expr(n: Node, x: str) -> str:
-    a = n.attr
-    if not a["start"]:  # a rank-0 slice is the value itself
-        return x
-    parts = []
-    for start, stop, step in zip(a["start"], a["stop"], a["step"]):
-        s = f"{start or ''}:{'' if stop is None else stop}"
-        parts.append(s + (f":{step}" if step != 1 else ""))
-    return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
-
-
-def _dt(n: Node) -> str:
-    return f"np.{NUMPY_DTYPE[n.dtype]}"
-
-
-_UFUNC = {"neg": "negative", "exp": "exp", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "tanh": "tanh",
-          "abs": "absolute", "sign": "sign", "add": "add", "sub": "subtract", "mul": "multiply",
-          "div": "divide", "pow": "power", "maximum": "maximum", "minimum": "minimum", "lt": "less",
-          "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
-
-# primitive -> function(operand expressions, buffer expression) -> expression writing into the buffer
-OUT_OPS: dict[str, Callable] = {op: (lambda f: lambda a, out: f"np.{f}({', '.join(a)}, out={out})")(f)
-                                for op, f in _UFUNC.items()}
-OUT_OPS.update({
-    "sigmoid": lambda a, out: f"_sigmoid({a[0]}, {out})",
-    "where": lambda a, out: f"_where({a[0]}, {a[1]}, {a[2]}, {out})",
-    "cast": lambda a, out: f"_cast({a[0]}, {out})",
-    "matmul": lambda a, out: f"np.matmul({a[0]}, {a[1]}, out={out})",
-})
-
-# primitive -> function(node, operand expressions, ctx) -> expression string
-OPS: dict[str, Callable] = {
-    "neg": lambda n, a, c: f"-{a[0]}",
-    "exp": lambda n, a, c: f"np.exp({a[0]})",
-    "log": lambda n, a, c: f"np.log({a[0]})",
-    "log1p": lambda n, a, c: f"np.log1p({a[0]})",
-    "sqrt": lambda n, a, c: f"np.sqrt({a[0]})",
-    "tanh": lambda n, a, c: f"np.tanh({a[0]})",
-    "sigmoid": lambda n, a, c: f"_sigmoid({a[0]})",
-    "abs": lambda n, a, c: f"np.abs({a[0]})",
-    "sign": lambda n, a, c: f"np.sign({a[0]})",
-    "stop_gradient": lambda n, a, c: a[0],
-    "add": lambda n, a, c: f"{a[0]} + {a[1]}",
-    "sub": lambda n, a, c: f"{a[0]} - {a[1]}",
-    "mul": lambda n, a, c: f"{a[0]} * {a[1]}",
-    "div": lambda n, a, c: f"{a[0]} / {a[1]}",
-    "pow": lambda n, a, c: f"np.power({a[0]}, {a[1]})",
-    "maximum": lambda n, a, c: f"np.maximum({a[0]}, {a[1]})",
-    "minimum": lambda n, a, c: f"np.minimum({a[0]}, {a[1]})",
-    "lt": lambda n, a, c: f"{a[0]} < {a[1]}",
-    "le": lambda n, a, c: f"{a[0]} <= {a[1]}",
-    "gt": lambda n, a, c: f"{a[0]} > {a[1]}",
-    "ge": lambda n, a, c: f"{a[0]} >= {a[1]}",
-    "eq": lambda n, a, c: f"{a[0]} == {a[1]}",
-    "ne": lambda n, a, c: f"{a[0]} != {a[1]}",
-    "where": lambda n, a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
-    "cast": lambda n, a, c: f"{a[0]}.astype({_dt(n)})",
-    # ufunc.reduce directly: np.sum's wrapper costs more than the work on small arrays
-    "sum": lambda n, a, c: (f"np.add.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}"
-                            + (")" if n.dtype in ("f32", "f64") else f", dtype={_dt(n)})")),
-    "max": lambda n, a, c: f"np.maximum.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
-    "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
-                               f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
-    "size": lambda n, a, c: f"{_dt(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
-    "matmul": lambda n, a, c: f"{a[0]} @ {a[1]}",
-    "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
-    "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
-                                 f"{a[0]}.transpose({tuple(n.attr['perm'])})",
-    "broadcast_to": lambda n, a, c: f"np.broadcast_to({a[0]}, {c.shape(n.attr['shape'])})",
-    "slice": lambda n, a, c: _slice_expr(n, a[0]),
-    "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
-    "concat": lambda n, a, c: f"np.concatenate([{', '.join(a)}], axis={n.attr['axis']})",
-    "gather": lambda n, a, c: f"np.take({a[0]}, {a[1]}, axis={n.attr['axis']}, mode='clip')",
-    "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
-    "const": lambda n, a, c: c.constant(n),
-    "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {_dt(n)})",
-    "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
-                                       f"{c.shape(n.shape)}, {_dt(n)})"),
-    "rng_uniform": lambda n, a, c: f"_rng_uniform({a[0]}, {n.attr['seed']}, {c.shape(n.shape)}, {_dt(n)})",
-    "random_normal": lambda n, a, c: (f"_normal({n.attr['seed']}, {n.attr['mean']!r}, {n.attr['stddev']!r}, "
-                                      f"{c.shape(n.shape)}, {_dt(n)})"),
-}
-
+from .rules import OPS, OUT_OPS, PRELUDE, np_dtype
 
 def py_name(arg_name: str) -> str:
     """An argument's name in generated code: `h.kernel` -> `a_h_kernel`."""
@@ -228,10 +45,10 @@ class _Context:
         value = n.attr["value"]
         name = f"c{n.id}"
         if not n.shape:  # hoisted: built once at import, not on every call
-            self.constants.append(f"{name} = {_dt(n)}({value!r})")
+            self.constants.append(f"{name} = {np_dtype(n)}({value!r})")
             return name
         shape = self.shape(n.shape)
-        self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={_dt(n)}).reshape({shape})")
+        self.constants.append(f"{name} = np.array({_pylist(value)}, dtype={np_dtype(n)}).reshape({shape})")
         return name
 
 
@@ -279,12 +96,12 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
         if node.id in fused:
             sg = graph[fused[node.id]]
             x = names[sg.inputs[0]]
-            tmp = (f"_buf(_ws, {mem.slot[sg.id]}, {ctx.shape(sg.shape)}, {_dt(sg)})" if sg.id in mem.slot
+            tmp = (f"_buf(_ws, {mem.slot[sg.id]}, {ctx.shape(sg.shape)}, {np_dtype(sg)})" if sg.id in mem.slot
                    else "None")
             out = (names[mem.inplace[node.id]] if node.id in mem.inplace else
-                   f"_outbuf(_ws, 'out{node.id}', {ctx.shape(node.shape)}, {_dt(node)})"
+                   f"_outbuf(_ws, 'out{node.id}', {ctx.shape(node.shape)}, {np_dtype(node)})"
                    if mem.kind.get(node.id) == "out" else
-                   f"_buf(_ws, {mem.slot[node.id]}, {ctx.shape(node.shape)}, {_dt(node)})"
+                   f"_buf(_ws, {mem.slot[node.id]}, {ctx.shape(node.shape)}, {np_dtype(node)})"
                    if node.id in mem.slot else "None")
             names[node.id] = f"t{node.id}"
             where = f"  {loc_text(node.loc)}" if node.loc else ""
@@ -302,13 +119,13 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
         elif node.id in mem.kind and _is_where0(graph, node):
             out = mem.kind[node.id] == "out"
             key = f"'out{node.id}'" if out else mem.slot[node.id]
-            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {_dt(node)})"
+            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {np_dtype(node)})"
             expr = f"_where0({operands[0]}, {operands[1]}, {buf})"
             note = " (output buffer)" if out else " (workspace)"
         elif node.id in mem.kind:
             out = mem.kind[node.id] == "out"
             key = f"'out{node.id}'" if out else mem.slot[node.id]
-            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {_dt(node)})"
+            buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {np_dtype(node)})"
             alloc = "_outbuf" if out else "_buf"
             expr = OUT_OPS[node.op](operands, buf)
             note = " (output buffer)" if alloc == "_outbuf" else " (workspace)"

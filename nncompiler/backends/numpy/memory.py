@@ -24,14 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...ir.graph import Graph, Node
+from ...ir.primitives import PRIMITIVES
 from ...ir.shapes import numel
+from .rules import OUT_OPS   # the ops with a rule that writes into a given buffer
 
-# ops whose result shares memory with (or is) their first operand
-VIEW_OPS = {"reshape", "transpose", "broadcast_to", "slice", "stop_gradient"}
-# ops that can write into a given buffer (see codegen's OUT templates)
-OUT_OPS = {"neg", "exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "abs", "sign",
-           "add", "sub", "mul", "div", "pow", "maximum", "minimum",
-           "lt", "le", "gt", "ge", "eq", "ne", "where", "cast", "matmul"}
+# ops whose result shares memory with (or is) their first operand: the table's views
+VIEW_OPS = frozenset(name for name, p in PRIMITIVES.items() if p.view)
 LARGE = 1 << 15          # elements; below this numpy's allocator wins
 SYMBOL_GUESS = 64        # what a symbolic dimension (a batch) is assumed to be when sizing
 
@@ -136,12 +134,11 @@ def _join(p: Plan, members: dict, node: int, r: int) -> None:
 
 
 def _candidates(n: Node):
-    """Operands an op may overwrite: where(c, x, y) can only write into y (copyto x where c)."""
+    """Operands an op may overwrite (the table's `overwrites`), less one our rules cannot:
+    where(c, x, y)'s helper copies y into the buffer first, so only y's may be it."""
     if n.op == "where":
         return (n.inputs[2],)
-    if n.op == "matmul":
-        return ()          # matmul's output may not alias its operands
-    return n.inputs
+    return tuple(n.inputs[k] for k in n.prim.overwrites)
 
 
 def _dense(graph: Graph, n: Node) -> bool:

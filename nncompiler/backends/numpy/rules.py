@@ -1,0 +1,202 @@
+"""numpy backend's rule table: primitive -> Python/numpy expression.
+
+`OPS` maps every primitive to a function (node, operand expressions, ctx) ->
+expression; `OUT_OPS` maps the ones that can compute into a given buffer (the
+memory plan's workspaces, or a dead operand) to (operands, buffer) -> expression.
+`PRELUDE` holds the helpers the generated module calls. The formulas follow the
+primitive table's `formula` entries (ir/primitives.py): sigmoid's stable form,
+numpy's own power/sign/division, which are the reference the other backends meet.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ...ir.graph import Graph, Node
+from ...ir.primitives import norm_axes
+from ...ir.shapes import NUMPY_DTYPE
+
+# Helpers the generated module may call; kept tiny and numerically careful.
+PRELUDE = '''\
+import numpy as np
+from numpy import inf, nan
+
+def _sigmoid(x, out=None):
+    # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing
+    e = np.exp(np.negative(np.abs(x)))
+    num = np.where(x >= 0, e.dtype.type(1), e)
+    if np.ndim(x) == 0:                 # numpy scalars take no out=
+        return (num / (e + 1)).astype(x.dtype, copy=False)
+    return np.divide(num, np.add(e, 1, out=e), out=out)
+
+def _where(c, x, y, out):
+    if out is not y:
+        np.copyto(out, y)
+    np.copyto(out, x, where=c)
+    return out
+
+_BITS = {4: (np.uint32, np.uint32(0xFFFFFFFF)), 8: (np.uint64, np.uint64(0xFFFFFFFFFFFFFFFF))}
+
+def _where0(c, x, out):
+    # where(c, x, 0.0) without a branch per element (a masked copy mispredicts on random
+    # masks, ~10x slower): x's bits AND an all-ones or all-zeros word; exact, NaN and inf included
+    bits, ones = _BITS[out.dtype.itemsize]
+    mask = np.multiply(c, ones, dtype=bits)
+    np.bitwise_and(np.asarray(x).view(bits), mask, out=out.view(bits))
+    return out
+
+def _cast(x, out):
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+def _buf(ws, key, shape, dtype):
+    # a workspace buffer, kept across calls while the shape stays
+    a = ws.get(key)
+    if a is None or a.shape != shape:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
+
+def _outbuf(ws, key, shape, dtype):
+    # an output buffer: last call's is reused only when nobody else holds it any more
+    a = ws.get(key)
+    if a is None or a.shape != shape or _refs(a) > 3:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
+
+from sys import getrefcount as _refs
+
+def _pad(x, lo, hi, interior):
+    shape = tuple(l + h + n + max(n - 1, 0) * k for n, l, h, k in zip(x.shape, lo, hi, interior))
+    out = np.zeros(shape, dtype=x.dtype)
+    out[tuple(slice(l, l + n + max(n - 1, 0) * k, k + 1) for n, l, k in zip(x.shape, lo, interior))] = x
+    return out
+
+_IOTAS = {}
+
+def _iota(shape, axis, dtype):
+    # read-only and memoised: a one-hot's index grid is the same every step
+    key = (shape, axis, dtype)
+    r = _IOTAS.get(key)
+    if r is None:
+        r = np.arange(shape[axis], dtype=dtype).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+        r = _IOTAS[key] = np.broadcast_to(r, shape)
+    return r
+
+def _swish(x, out=None, tmp=None):
+    # x * sigmoid(x) in sigmoid's stable form: (x >= 0 ? x : x * e) / (1 + e), e = exp(-|x|)
+    t = np.abs(x, out=tmp)
+    if not isinstance(t, np.ndarray):   # a rank-0 x gives numpy scalars, which take no out=
+        e = np.exp(-t)
+        return np.where(x >= 0, x, x * e) / (e + 1)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    if out is not None and np.may_share_memory(out, x):   # written into x: x is read below
+        out[...] = np.where(x >= 0, x, x * t) / (t + 1)
+        return out
+    num = np.multiply(x, t, out=out)
+    np.copyto(num, x, where=x >= 0)
+    np.add(t, 1, out=t)
+    return np.divide(num, t, out=num)
+
+def _uniform(seed, low, high, shape, dtype):
+    return np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
+
+def _rng_uniform(key, seed, shape, dtype):
+    return np.random.default_rng([seed, int(key) & 0xFFFFFFFF]).random(shape, dtype=dtype)
+
+def _normal(seed, mean, stddev, shape, dtype):
+    return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
+
+def _scatter_add(u, idx, axis, shape):
+    axis = axis % len(shape)
+    out = np.zeros(shape, dtype=u.dtype)
+    np.add.at(out, (slice(None),) * axis + (np.clip(idx, 0, shape[axis] - 1),), u)
+    return out
+'''
+
+
+def _axes(n: Node, g: Graph) -> tuple[int, ...]:
+    return norm_axes(n.attr["axes"], g[n.inputs[0]].type.rank)
+
+
+def _slice_expr(n: Node, x: str) -> str:
+    a = n.attr
+    if not a["start"]:  # a rank-0 slice is the value itself
+        return x
+    parts = []
+    for start, stop, step in zip(a["start"], a["stop"], a["step"]):
+        s = f"{start or ''}:{'' if stop is None else stop}"
+        parts.append(s + (f":{step}" if step != 1 else ""))
+    return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
+
+
+def np_dtype(n: Node) -> str:
+    return f"np.{NUMPY_DTYPE[n.dtype]}"
+
+
+_UFUNC = {"neg": "negative", "exp": "exp", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "tanh": "tanh",
+          "abs": "absolute", "sign": "sign", "add": "add", "sub": "subtract", "mul": "multiply",
+          "div": "divide", "pow": "power", "maximum": "maximum", "minimum": "minimum", "lt": "less",
+          "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
+
+# primitive -> function(operand expressions, buffer expression) -> expression writing into the buffer
+OUT_OPS: dict[str, Callable] = {op: (lambda f: lambda a, out: f"np.{f}({', '.join(a)}, out={out})")(f)
+                                for op, f in _UFUNC.items()}
+OUT_OPS.update({
+    "sigmoid": lambda a, out: f"_sigmoid({a[0]}, {out})",
+    "where": lambda a, out: f"_where({a[0]}, {a[1]}, {a[2]}, {out})",
+    "cast": lambda a, out: f"_cast({a[0]}, {out})",
+    "matmul": lambda a, out: f"np.matmul({a[0]}, {a[1]}, out={out})",
+})
+
+# primitive -> function(node, operand expressions, ctx) -> expression string
+OPS: dict[str, Callable] = {
+    "neg": lambda n, a, c: f"-{a[0]}",
+    "exp": lambda n, a, c: f"np.exp({a[0]})",
+    "log": lambda n, a, c: f"np.log({a[0]})",
+    "log1p": lambda n, a, c: f"np.log1p({a[0]})",
+    "sqrt": lambda n, a, c: f"np.sqrt({a[0]})",
+    "tanh": lambda n, a, c: f"np.tanh({a[0]})",
+    "sigmoid": lambda n, a, c: f"_sigmoid({a[0]})",
+    "abs": lambda n, a, c: f"np.abs({a[0]})",
+    "sign": lambda n, a, c: f"np.sign({a[0]})",
+    "stop_gradient": lambda n, a, c: a[0],
+    "add": lambda n, a, c: f"{a[0]} + {a[1]}",
+    "sub": lambda n, a, c: f"{a[0]} - {a[1]}",
+    "mul": lambda n, a, c: f"{a[0]} * {a[1]}",
+    "div": lambda n, a, c: f"{a[0]} / {a[1]}",
+    "pow": lambda n, a, c: f"np.power({a[0]}, {a[1]})",
+    "maximum": lambda n, a, c: f"np.maximum({a[0]}, {a[1]})",
+    "minimum": lambda n, a, c: f"np.minimum({a[0]}, {a[1]})",
+    "lt": lambda n, a, c: f"{a[0]} < {a[1]}",
+    "le": lambda n, a, c: f"{a[0]} <= {a[1]}",
+    "gt": lambda n, a, c: f"{a[0]} > {a[1]}",
+    "ge": lambda n, a, c: f"{a[0]} >= {a[1]}",
+    "eq": lambda n, a, c: f"{a[0]} == {a[1]}",
+    "ne": lambda n, a, c: f"{a[0]} != {a[1]}",
+    "where": lambda n, a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
+    "cast": lambda n, a, c: f"{a[0]}.astype({np_dtype(n)})",
+    # ufunc.reduce directly: np.sum's wrapper costs more than the work on small arrays
+    "sum": lambda n, a, c: (f"np.add.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}"
+                            + (")" if n.dtype in ("f32", "f64") else f", dtype={np_dtype(n)})")),
+    "max": lambda n, a, c: f"np.maximum.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
+    "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
+                               f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
+    "size": lambda n, a, c: f"{np_dtype(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
+    "matmul": lambda n, a, c: f"{a[0]} @ {a[1]}",
+    "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
+    "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
+                                 f"{a[0]}.transpose({tuple(n.attr['perm'])})",
+    "broadcast_to": lambda n, a, c: f"np.broadcast_to({a[0]}, {c.shape(n.attr['shape'])})",
+    "slice": lambda n, a, c: _slice_expr(n, a[0]),
+    "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
+    "concat": lambda n, a, c: f"np.concatenate([{', '.join(a)}], axis={n.attr['axis']})",
+    "gather": lambda n, a, c: f"np.take({a[0]}, {a[1]}, axis={n.attr['axis']}, mode='clip')",
+    "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
+    "const": lambda n, a, c: c.constant(n),
+    "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {np_dtype(n)})",
+    "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
+                                       f"{c.shape(n.shape)}, {np_dtype(n)})"),
+    "rng_uniform": lambda n, a, c: f"_rng_uniform({a[0]}, {n.attr['seed']}, {c.shape(n.shape)}, {np_dtype(n)})",
+    "random_normal": lambda n, a, c: (f"_normal({n.attr['seed']}, {n.attr['mean']!r}, {n.attr['stddev']!r}, "
+                                      f"{c.shape(n.shape)}, {np_dtype(n)})"),
+}
