@@ -1,11 +1,12 @@
-"""Graph-to-graph optimisation passes: fold, simplify, cse, dce, and the pipeline."""
+"""Graph-to-graph optimisation passes: decompose, fold, simplify, cse, dce, and the pipeline."""
 # pipeline first: it defines PassRecord, which the pass modules import from it
 from .pipeline import (DEFAULT_PASSES, PASSES, PassRecord, format_records, optimize, run_pass,
                        value_names)
 from .cse import cse
 from .dce import dce
+from .decompose import decompose
 from .fold import fold
 from .simplify import simplify
 
 __all__ = ["DEFAULT_PASSES", "PASSES", "PassRecord", "format_records", "optimize", "run_pass",
-           "value_names", "cse", "dce", "fold", "simplify"]
+           "value_names", "cse", "dce", "decompose", "fold", "simplify"]

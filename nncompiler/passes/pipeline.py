@@ -48,10 +48,11 @@ class PassRecord:
 # imported only after those are defined (the package __init__ imports us first).
 from .cse import cse  # noqa: E402
 from .dce import dce  # noqa: E402
+from .decompose import decompose  # noqa: E402
 from .fold import fold  # noqa: E402
 from .simplify import simplify  # noqa: E402
 
-DEFAULT_PASSES = [("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)]
+DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)]
 PASSES = dict(DEFAULT_PASSES)
 MAX_ROUNDS = 10
 
