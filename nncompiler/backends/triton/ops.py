@@ -3,9 +3,14 @@
 Each entry takes the node and its operand expressions (variable names) and returns
 an expression string. A few primitives need more than one line of Triton; they call
 small `@triton.jit` helpers that the generated module defines (`HELPERS`), only
-when used. Numerics follow the numpy backend (the reference): a stable sigmoid, an
-accurate log1p and tanh near 0, numpy's NaN-propagating maximum/minimum, numpy's
-pow for negative bases with integral exponents, IEEE division and square root.
+when used. Numerics follow the primitive table's `formula` entries
+(ir/primitives.py): its stable sigmoid, an accurate log1p and tanh near 0, numpy's
+NaN-propagating maximum/minimum, numpy's pow (constant exponents were already
+rewritten by passes/decompose.py), IEEE division and square root.
+
+Primitives that are not elementwise have no expression: `STRUCTURAL` names the part of
+the code generator that handles each, and `TORCH_FALLBACK` the ones that always run as
+one torch op (runtime.py's table `fallback.TORCH_RULES`).
 """
 from __future__ import annotations
 
@@ -43,9 +48,9 @@ HELPERS = {
     "_sigmoid": '''
 @triton.jit
 def _sigmoid(x):
-    # numpy backend's stable form: never exponentiates a positive number
+    # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing
     e = tl.exp(-tl.abs(x))
-    return tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return tl.where(x >= 0, 1.0, e) / (1.0 + e)
 ''',
     "_log1p": '''
 @triton.jit
@@ -80,11 +85,13 @@ def _isign(x):
     "_pow": '''
 @triton.jit
 def _pow(a, b):
-    # numpy semantics for real results: a negative base needs an integral exponent
+    # the table's formula (numpy's power): |a| ** b (0 ** b is 0 or inf through log2(0) = -inf),
+    # signed by b's parity for a negative base and integral b, nan for a fractional one
     r = tl.exp2(b * tl.log2(tl.abs(a)))
     is_int = tl.floor(b) == b
     odd = tl.floor(b * 0.5) * 2.0 != b
     r = tl.where(a < 0, tl.where(is_int, tl.where(odd, -r, r), float("nan")), r)
+    r = tl.where(a == 1.0, 1.0, r)
     return tl.where(b == 0, 1.0, r)
 ''',
 }
@@ -111,26 +118,11 @@ def _minmax(fn):
     return emit
 
 
-def _pow(n, a, ctx):
-    """Constant exponents the numpy backend (np.power's fast paths) computes exactly."""
-    b = ctx.const_value(n.inputs[1])
-    if b == 2.0:
-        return f"{a[0]} * {a[0]}"
-    if b == 1.0:
-        return a[0]
-    if b == 0.5:
-        return f"tl.sqrt_rn({a[0]})"
-    if b == -1.0:
-        return f"1.0 / {a[0]}"
-    ctx.helper("_pow")
-    return f"_pow({a[0]}, {a[1]})"
-
-
 def _helper(name, int_name=None):
     def emit(n, a, ctx):
         h = int_name if (int_name and not _float(n)) else name
         ctx.helper(h)
-        return f"{h}({a[0]})"
+        return f"{h}({', '.join(a)})"
     return emit
 
 
@@ -154,7 +146,7 @@ TRITON_OPS = {
     "sub": lambda n, a, c: f"{a[0]} - {a[1]}",
     "mul": lambda n, a, c: f"{a[0]} * {a[1]}" if n.dtype != "bool" else f"{a[0]} & {a[1]}",
     "div": lambda n, a, c: f"{a[0]} / {a[1]}",
-    "pow": _pow,
+    "pow": _helper("_pow"),
     "maximum": _minmax("maximum"),
     "minimum": _minmax("minimum"),
     "lt": lambda n, a, c: f"{a[0]} < {a[1]}",
@@ -166,3 +158,24 @@ TRITON_OPS = {
     "where": lambda n, a, c: f"tl.where({a[0]}, {a[1]}, {a[2]})",
     "cast": _cast,
 }
+
+# primitive -> the part of codegen.py / plan.py that handles it (no one expression does)
+STRUCTURAL = {
+    "arg": "a kernel parameter (a buffer pointer)",
+    "const": "an inline literal, or a constant buffer uploaded once",
+    "random_uniform": "a constant buffer drawn by the numpy backend at compile time",
+    "random_normal": "a constant buffer drawn by the numpy backend at compile time",
+    "rng_uniform": "a Philox draw in the kernel (tl.rand)",
+    "iota": "the index itself, in the kernel's iteration space",
+    "size": "an inline scalar from the kernel's size parameters",
+    "sum": "a reduction kernel (codegen reduction)", "max": "a reduction kernel (codegen reduction)",
+    "argmax": "a reduction kernel (codegen reduction)",
+    "matmul": "a matmul kernel (codegen matmul)",
+    "reshape": "addressing (index.py)", "transpose": "addressing (index.py)",
+    "broadcast_to": "addressing (index.py)", "slice": "addressing (index.py)",
+    "pad": "addressing with a mask (index.py)", "concat": "addressing with a select per part (index.py)",
+    "gather": "addressing through the loaded indices (index.py)",
+}
+
+# primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)
+TORCH_FALLBACK = frozenset({"scatter_add"})

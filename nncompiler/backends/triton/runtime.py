@@ -27,19 +27,13 @@ import numpy as np
 
 from ...errors import NNCError
 from ...ir.graph import Builder, Graph
-from ...ir.primitives import norm_axes
 from ...ir.shapes import NUMPY_DTYPE, canon_dim, numel
 from .cache import write_module
+from .fallback import torch_dtype, torch_op
 from .index import View, eval_dim, eval_shape
 from .tuning import candidates, choose
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
-
-
-def torch_dtype(dt: str):
-    import torch
-    return {"f32": torch.float32, "f64": torch.float64, "i32": torch.int32, "i64": torch.int64,
-            "bool": torch.bool}[dt]
 
 
 # ---- mode ------------------------------------------------------------------------------
@@ -84,118 +78,6 @@ def load_module(graph_name: str, source: str):
             exec(compile(source, key, "exec"), mod.__dict__)
         _MODULES[key] = mod
     return _MODULES[key]
-
-
-# ---- torch fallback --------------------------------------------------------------------
-
-def _axes(n, g):
-    return norm_axes(n.attr.get("axes"), len(g[n.inputs[0]].shape))
-
-
-def _t_pad(x, lo, hi, interior):
-    shape = [a + b + n + max(n - 1, 0) * k for n, a, b, k in zip(x.shape, lo, hi, interior)]
-    out = x.new_zeros(shape)
-    out[tuple(slice(a, a + n + max(n - 1, 0) * k, k + 1) for n, a, k in zip(x.shape, lo, interior))] = x
-    return out
-
-
-def _t_sum(x, axes, keep, dtype):
-    import torch
-    if not axes:
-        return x.to(dtype)
-    if dtype == torch.bool:
-        return torch.amax(x.to(torch.int32), dim=axes, keepdim=keep) != 0
-    return torch.sum(x, dim=axes, keepdim=keep, dtype=dtype)
-
-
-def _t_matmul(a, b):
-    import torch
-    if a.dtype == torch.bool:
-        return torch.matmul(a.double(), b.double()) > 0
-    if a.dtype in (torch.int32, torch.int64) and a.device.type == "cuda":
-        return torch.matmul(a.double(), b.double()).to(a.dtype)   # exact below 2**53
-    return torch.matmul(a, b)
-
-
-def _t_iota(n, g, dev):
-    import torch
-    shape = tuple(n.shape)
-    axis = n.attr["axis"] % len(shape)
-    r = torch.arange(shape[axis], device=dev).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-    return r.expand(shape).to(torch_dtype(n.dtype))
-
-
-def _t_rng(n, key, dev, shape):
-    """numpy's stream, exactly as the reference backend draws it (Backend(host_rng=True)): generated
-    on the host and uploaded -- a host-side random source, no device data comes back."""
-    import torch
-    rng = np.random.default_rng([int(n.attr["seed"]), int(key) & 0xFFFFFFFF])
-    arr = rng.random(shape, dtype=np.dtype(NUMPY_DTYPE[n.dtype]))
-    return torch.from_numpy(arr).to(dev)
-
-
-def sizes_shape(n, a):
-    """The output shape of a gather from its operands' actual shapes."""
-    axis = n.attr["axis"] % a[0].dim()
-    return tuple(a[0].shape[:axis]) + tuple(a[1].shape) + tuple(a[0].shape[axis + 1:])
-
-
-def _torch_op(n, a, g, dev, sizes=None):
-    import torch
-    op = n.op
-    simple = {
-        "neg": lambda: -a[0], "exp": lambda: torch.exp(a[0]), "log": lambda: torch.log(a[0]),
-        "log1p": lambda: torch.log1p(a[0]), "sqrt": lambda: torch.sqrt(a[0]), "tanh": lambda: torch.tanh(a[0]),
-        "sigmoid": lambda: torch.sigmoid(a[0]), "abs": lambda: torch.abs(a[0]), "sign": lambda: torch.sign(a[0]),
-        "stop_gradient": lambda: a[0], "add": lambda: a[0] + a[1], "sub": lambda: a[0] - a[1],
-        "mul": lambda: a[0] * a[1], "div": lambda: a[0] / a[1], "pow": lambda: torch.pow(a[0], a[1]),
-        "maximum": lambda: torch.maximum(a[0], a[1]), "minimum": lambda: torch.minimum(a[0], a[1]),
-        "lt": lambda: a[0] < a[1], "le": lambda: a[0] <= a[1], "gt": lambda: a[0] > a[1],
-        "ge": lambda: a[0] >= a[1], "eq": lambda: a[0] == a[1], "ne": lambda: a[0] != a[1],
-        "where": lambda: torch.where(a[0], a[1], a[2]),
-        "cast": lambda: (a[0] != 0) if n.dtype == "bool" else a[0].to(torch_dtype(n.dtype)),
-        "matmul": lambda: _t_matmul(a[0], a[1]),
-    }
-    if op in simple:
-        return simple[op]()
-    if op == "sum":
-        return _t_sum(a[0], _axes(n, g), bool(n.attr.get("keepdims")), torch_dtype(n.dtype))
-    if op == "max":
-        ax = _axes(n, g)
-        return torch.amax(a[0], dim=ax, keepdim=bool(n.attr.get("keepdims"))) if ax else a[0]
-    if op == "argmax":
-        return torch.argmax(a[0], dim=n.attr["axis"], keepdim=bool(n.attr.get("keepdims"))).to(torch.int32)
-    if op == "reshape":
-        return a[0].reshape(tuple(n.shape))
-    if op == "transpose":
-        return a[0].permute(*n.attr["perm"]) if n.attr["perm"] else a[0]
-    if op == "broadcast_to":
-        return a[0].broadcast_to(tuple(n.shape))
-    if op == "slice":
-        if not n.attr["start"]:
-            return a[0]
-        return a[0][tuple(slice(s, e, st) for s, e, st in zip(n.attr["start"], n.attr["stop"], n.attr["step"]))]
-    if op == "pad":
-        return _t_pad(a[0], n.attr["lo"], n.attr["hi"], n.attr["interior"])
-    if op == "concat":
-        return torch.cat(list(a), dim=n.attr["axis"])
-    if op == "gather":
-        axis = n.attr["axis"] % a[0].dim()
-        idx = a[1].reshape(-1).clamp(0, a[0].shape[axis] - 1).long()
-        return a[0].index_select(axis, idx).reshape(tuple(sizes_shape(n, a)))
-    if op == "scatter_add":
-        u, idx = a
-        shape = tuple(int(d) for d in eval_shape(n.attr["shape"], sizes or {}))
-        axis = n.attr["axis"] % len(shape)
-        flat = idx.reshape(-1).clamp(0, shape[axis] - 1).long()
-        u = u.reshape(shape[:axis] + (flat.numel(),) + shape[axis + 1:])
-        out = torch.zeros(shape, dtype=u.dtype, device=u.device)
-        return out.index_add_(axis, flat, u)
-    if op == "iota":
-        return _t_iota(n, g, dev)
-    if op == "rng_uniform":
-        return _t_rng(n, a[0].item(), dev, eval_shape(n.shape, sizes or {}))
-    raise NotImplementedError(op)
 
 
 # ---- the compiled graph ------------------------------------------------------------------
@@ -485,13 +367,13 @@ class CompiledGraph:
                 total = eval_dim(numel([g[n.inputs[0]].shape[a] for a in _axes(n, g)]), sizes)
                 v = torch.tensor(total, dtype=torch_dtype(n.dtype), device=self.device)
             else:
-                v = _torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
+                v = torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
             memo[i] = v
             return v
 
         for nid in k.nodes:
             n = g[nid]
-            out = _torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
+            out = torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
             bufs[nid] = out.to(torch_dtype(n.dtype)).contiguous().reshape(eval_shape(n.shape, sizes))
         self.launches += 1
 
