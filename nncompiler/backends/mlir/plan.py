@@ -30,10 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...ir.graph import Graph, Node
-from ...ir.primitives import norm_axes
+from ...ir.primitives import ELEMENTWISE_KINDS, norm_axes
 from ...ir.shapes import canon_dim, numel
 
-ELEMENTWISE = ("unary", "binary", "compare", "select")
+ELEMENTWISE = ELEMENTWISE_KINDS
 REMAP = ("broadcast_to", "transpose", "reshape")
 REDUCTIONS = ("sum", "max", "argmax")
 

@@ -1,0 +1,261 @@
+"""The mlir backend's rules for primitives that are not scalar code in a generic region:
+gather, scatter_add, slice, pad, concat, matmul and seeded random constants.
+
+`SINGLE_RULES` maps each to a function (function emitter, node) -> the result's SSA
+value; `FunctionEmitter.emit_single` looks a node's op up here. (Reshapes, transposes
+and broadcasts that head no fused cluster are `FunctionEmitter.emit_named_remap`.)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import NNCError
+from ...ir.graph import Node
+from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim
+from .types import ELEM, FLOATS, _amap, dense_literal, tensor_type
+
+
+def op_desc(n: Node) -> str:
+    return f"{n.loc}: {n.op}" if n.loc else n.op
+
+
+def clamp_index(fe, v: str, dtype: str, n_dim, body: list[str], node: Node) -> str:
+    """An index value (i32/i64) clamped to [0, n) as an `index`, like np.take(mode='clip')."""
+    pad = fe.ind
+    c0 = fe.index_const(0)
+    last = fe.fresh("last")
+    if isinstance(n_dim, int):
+        fe.emit(f"{last} = arith.constant {max(n_dim - 1, 0)} : index")
+    else:
+        fe.emit(f"{last} = arith.subi {fe.dim(n_dim)}, {fe.index_const(1)} : index")
+    i, lo, hi = fe.fresh("ix"), fe.fresh("ix"), fe.fresh("ix")
+    body.append(f"{pad}{i} = arith.index_cast {v} : {ELEM[dtype]} to index{fe.loc(node)}")
+    body.append(f"{pad}{lo} = arith.maxsi {i}, {c0} : index{fe.loc(node)}")
+    body.append(f"{pad}{hi} = arith.minsi {lo}, {last} : index{fe.loc(node)}")
+    return hi
+
+
+def gather(fe, n: Node) -> str:
+    """np.take(x, idx, axis, mode='clip'): a generic over the output reading idx, whose
+    region extracts the element of x (tensor.extract) at the clamped index."""
+    g = fe.g
+    x, idx = g[n.inputs[0]], g[n.inputs[1]]
+    axis = n.attr["axis"] % x.type.rank
+    r, k = n.type.rank, idx.type.rank
+    xs, ids = fe.tensor(x.id), fe.tensor(idx.id)
+    e = fe.empty(n.dtype, n.shape, n)
+    name = fe.node_name(n)
+    body: list[str] = []
+    a_in, a_out = fe.fresh("i"), fe.fresh("out")
+    pos = clamp_index(fe, a_in, idx.dtype, x.shape[axis], body, n)
+    coords = []
+    for d in range(x.type.rank):
+        if d == axis:
+            coords.append(pos)
+        else:
+            loop = d if d < axis else d + k - 1
+            v = fe.fresh("idx")
+            body.append(f"{fe.ind}{v} = linalg.index {loop} : index{fe.loc(n)}")
+            coords.append(v)
+    val = fe.fresh("t")
+    body.append(f"{fe.ind}{val} = tensor.extract {xs}[{', '.join(coords)}] : {tensor_type(x.type)}{fe.loc(n)}")
+    body.append(f"{fe.ind}linalg.yield {val} : {ELEM[n.dtype]}")
+    maps = [_amap(r, list(range(axis, axis + k))), _amap(r, list(range(r)))]
+    iters = ", ".join(['"parallel"'] * r)
+    pad = fe.ind * 2
+    fe.comment(f"%{fe.printed[n.id]} gather (np.take along axis {axis}, indices clamped)")
+    fe.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+                      f"[{iters}]}} ins({ids} : {tensor_type(idx.type)}) outs({e} : {tensor_type(n.type)}) {{")
+    fe.lines.append(f"{pad}^bb0({a_in}: {ELEM[idx.dtype]}, {a_out}: {ELEM[n.dtype]}):")
+    fe.lines += [pad + b for b in body]
+    fe.lines.append(f"{pad}}} -> {tensor_type(n.type)}{fe.loc(n)}")
+    return name
+
+
+def scatter_add(fe, n: Node) -> str:
+    """zeros(shape); out[..., clip(idx[j]), ...] += u[..., j, ...], as a contraction with a
+    one-hot: out[p, c, q] = sum over j of (clip(idx[j]) == c ? u[p, j, q] : 0)."""
+    g = fe.g
+    u, idx = g[n.inputs[0]], g[n.inputs[1]]
+    r, k = n.type.rank, idx.type.rank
+    axis = n.attr["axis"] % r
+    us, ids = fe.tensor(u.id), fe.tensor(idx.id)
+    init = fe.filled(n.dtype, n.shape, 0, n)
+    name = fe.node_name(n)
+    nl = r + k                     # loops: the output's axes, then the index axes (reduced)
+    jl = list(range(r, r + k))
+    u_map = list(range(axis)) + jl + list(range(axis + 1, r))
+    maps = [_amap(nl, u_map), _amap(nl, jl), _amap(nl, list(range(r)))]
+    iters = ", ".join(['"parallel"'] * r + ['"reduction"'] * k)
+    body: list[str] = []
+    a_u, a_i, a_acc = fe.fresh("u"), fe.fresh("i"), fe.fresh("acc")
+    pos = clamp_index(fe, a_i, idx.dtype, n.shape[axis], body, n)
+    here, hit, val, s = fe.fresh("idx"), fe.fresh("hit"), fe.fresh("t"), fe.fresh("sum")
+    e = ELEM[n.dtype]
+    zero = fe.top_const(0, n.dtype)
+    add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
+    body += [f"{fe.ind}{here} = linalg.index {axis} : index{fe.loc(n)}",
+             f"{fe.ind}{hit} = arith.cmpi eq, {here}, {pos} : index{fe.loc(n)}",
+             f"{fe.ind}{val} = arith.select {hit}, {a_u}, {zero} : {e}{fe.loc(n)}",
+             f"{fe.ind}{s} = {add} {a_acc}, {val} : {e}{fe.loc(n)}",
+             f"{fe.ind}linalg.yield {s} : {e}"]
+    pad = fe.ind * 2
+    fe.comment(f"%{fe.printed[n.id]} scatter_add along axis {axis}: a contraction with a one-hot "
+                 f"of the indices")
+    fe.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+                      f"[{iters}]}} ins({us}, {ids} : {tensor_type(u.type)}, {tensor_type(idx.type)}) "
+                      f"outs({init} : {tensor_type(n.type)}) {{")
+    fe.lines.append(f"{pad}^bb0({a_u}: {e}, {a_i}: {ELEM[idx.dtype]}, {a_acc}: {e}):")
+    fe.lines += [pad + b for b in body]
+    fe.lines.append(f"{pad}}} -> {tensor_type(n.type)}{fe.loc(n)}")
+    return name
+
+
+def random_constant(fe, n: Node) -> str:
+    if not all(isinstance(d, int) for d in n.shape):
+        raise NNCError(f"{op_desc(n)}: the mlir backend needs a static shape for {n.op}")
+    a = n.attr
+    shape = tuple(n.shape)
+    gen = np.random.default_rng(a["seed"])
+    if n.op == "random_uniform":
+        arr = gen.uniform(a["low"], a["high"], size=shape).astype(NUMPY_DTYPE[n.dtype])
+    else:
+        arr = gen.normal(a["mean"], a["stddev"], size=shape).astype(NUMPY_DTYPE[n.dtype])
+    name = fe.node_name(n)
+    fe.comment(f"%{fe.printed[n.id]} {n.op}(seed={a['seed']}): drawn by numpy at compile time")
+    fe.emit(f"{name} = arith.constant {dense_literal(arr, n.dtype)} : {tensor_type(n.type)}", n)
+    return name
+
+
+def tensor_slice(fe, n: Node) -> str:
+    x = fe.g[n.inputs[0]]
+    a = n.attr
+    if not a["start"]:
+        return fe.tensor(x.id)
+    offs = ", ".join(str(s) for s in a["start"])
+    sizes = ", ".join(str(d) if isinstance(d, int) else fe.dim(d) for d in n.shape)
+    strides = ", ".join(str(s) for s in a["step"])
+    name = fe.node_name(n)
+    fe.emit(f"{name} = tensor.extract_slice {fe.tensor(x.id)}[{offs}] [{sizes}] [{strides}] : "
+              f"{tensor_type(x.type)} to {tensor_type(n.type)}", n)
+    return name
+
+
+def tensor_pad(fe, n: Node) -> str:
+    x = fe.g[n.inputs[0]]
+    a = n.attr
+    lo, hi, interior = a["lo"], a["hi"], a["interior"]
+    if not lo:
+        return fe.tensor(x.id)
+    zero = fe.top_const(0, n.dtype)
+    name = fe.node_name(n)
+    if not any(interior):
+        idx = ", ".join(f"{fe.fresh('i')}: index" for _ in lo)
+        fe.lines.append(f"{fe.ind * 2}{name} = tensor.pad {fe.tensor(x.id)} "
+                          f"low[{', '.join(map(str, lo))}] high[{', '.join(map(str, hi))}] {{")
+        fe.lines.append(f"{fe.ind * 2}^bb0({idx}):")
+        fe.lines.append(f"{fe.ind * 3}tensor.yield {zero} : {ELEM[n.dtype]}")
+        fe.lines.append(f"{fe.ind * 2}}} : {tensor_type(x.type)} to {tensor_type(n.type)}{fe.loc(n)}")
+        return name
+    base = fe.filled(n.dtype, n.shape, 0, n)
+    sizes = ", ".join(str(d) if isinstance(d, int) else fe.dim(d) for d in x.shape)
+    fe.emit(f"{name} = tensor.insert_slice {fe.tensor(x.id)} into {base}[{', '.join(map(str, lo))}] "
+              f"[{sizes}] [{', '.join(str(k + 1) for k in interior)}] : {tensor_type(x.type)} into "
+              f"{tensor_type(n.type)}", n)
+    return name
+
+
+def matmul(fe, n: Node) -> str:
+    g, plan = fe.g, fe.plan
+    ai, bi = plan.inputs[n.id]
+    ta, tb = plan.folded.get((n.id, 0), False), plan.folded.get((n.id, 1), False)
+    A, B, out = g[ai].type, g[bi].type, n.type
+    a, b = fe.tensor(ai), fe.tensor(bi)
+    init = fe.filled(n.dtype, out.shape, 0, n)
+    name = fe.node_name(n)
+    tys = f"{tensor_type(A)}, {tensor_type(B)}"
+    t_out = tensor_type(out)
+    note = [f"%{fe.printed[i]} transpose" for k, i in enumerate(n.inputs) if plan.folded.get((n.id, k))]
+    if note:
+        fe.comment(f"%{fe.printed[n.id]} matmul reads {' and '.join(note)} through its indexing map")
+    if A.rank == 2 and B.rank == 2 and n.dtype != "bool":
+        if not (ta or tb):
+            fe.emit(f"{name} = linalg.matmul ins({a}, {b} : {tys}) outs({init} : {t_out}) -> {t_out}", n)
+        else:
+            maps = [_amap(3, [2, 0] if ta else [0, 2]), _amap(3, [1, 2] if tb else [2, 1]), _amap(3, [0, 1])]
+            fe.emit(f"{name} = linalg.matmul indexing_maps = [{', '.join(maps)}] ins({a}, {b} : {tys}) "
+                      f"outs({init} : {t_out}) -> {t_out}", n)
+        return name
+    if (A.rank == 3 and B.rank == 3 and not (ta or tb) and n.dtype != "bool"
+            and canon_dim(A.shape[0]) == canon_dim(B.shape[0])):
+        fe.emit(f"{name} = linalg.batch_matmul ins({a}, {b} : {tys}) outs({init} : {t_out}) -> {t_out}", n)
+        return name
+    # a contraction generic: batch loops (broadcast like numpy), m, n, k
+    nb = out.rank - 2
+    m_, n_, k_ = nb, nb + 1, nb + 2
+
+    def operand_map(t: TensorType, inner):
+        shift = nb - (t.rank - 2)
+        ex = []
+        for j, d in enumerate(t.shape[:-2]):
+            ex.append(None if (d == 1 and out.shape[j + shift] != 1) else j + shift)
+        return _amap(nb + 3, ex + inner)
+    maps = [operand_map(A, [k_, m_] if ta else [m_, k_]), operand_map(B, [n_, k_] if tb else [k_, n_]),
+            _amap(nb + 3, list(range(nb + 2)))]
+    iters = ", ".join(['"parallel"'] * (nb + 2) + ['"reduction"'])
+    e = ELEM[n.dtype]
+    x, y, acc, p, s = (fe.fresh(v) for v in ("a", "b", "acc", "prod", "sum"))
+    if n.dtype in FLOATS:
+        mul, add = "arith.mulf", "arith.addf"
+    elif n.dtype == "bool":
+        mul, add = "arith.andi", "arith.ori"
+    else:
+        mul, add = "arith.muli", "arith.addi"
+    pad = fe.ind * 2
+    fe.comment(f"%{fe.printed[n.id]} matmul: a batched contraction")
+    fe.lines += [
+        f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = [{iters}]}} "
+        f"ins({a}, {b} : {tys}) outs({init} : {t_out}) {{",
+        f"{pad}^bb0({x}: {e}, {y}: {e}, {acc}: {e}):",
+        f"{pad}{fe.ind}{p} = {mul} {x}, {y} : {e}",
+        f"{pad}{fe.ind}{s} = {add} {acc}, {p} : {e}",
+        f"{pad}{fe.ind}linalg.yield {s} : {e}",
+        f"{pad}}} -> {t_out}{fe.loc(n)}",
+    ]
+    return name
+
+
+def concat(fe, n: Node) -> str:
+    g = fe.g
+    xs = [fe.tensor(i) for i in n.inputs]
+    if len(xs) == 1:
+        return xs[0]
+    axis = n.attr["axis"] % n.type.rank
+    name = fe.node_name(n)
+    tys = ", ".join(tensor_type(g[i].type) for i in n.inputs)
+    fe.emit(f"{name} = tensor.concat dim({axis}) {', '.join(xs)} : ({tys}) -> {tensor_type(n.type)}", n)
+    return name
+
+
+def reshape(fe, n: Node) -> str:
+    x = fe.g[n.inputs[0]]
+    return fe.reshape(fe.tensor(x.id), x.type, n.type, n, name=fe.node_name(n))
+
+
+def constant(fe, n: Node) -> str:
+    return fe.tensor(n.id)
+
+
+# primitive -> rule(function emitter, node) -> SSA value of the result
+SINGLE_RULES = {
+    "const": constant,
+    "random_uniform": random_constant,
+    "random_normal": random_constant,
+    "matmul": matmul,
+    "reshape": reshape,
+    "slice": tensor_slice,
+    "pad": tensor_pad,
+    "concat": concat,
+    "gather": gather,
+    "scatter_add": scatter_add,
+}
