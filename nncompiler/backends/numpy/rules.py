@@ -200,3 +200,6 @@ OPS: dict[str, Callable] = {
     "random_normal": lambda n, a, c: (f"_normal({n.attr['seed']}, {n.attr['mean']!r}, {n.attr['stddev']!r}, "
                                       f"{c.shape(n.shape)}, {np_dtype(n)})"),
 }
+
+# primitives with no expression: generate() handles them itself
+STRUCTURAL = {"arg": "a parameter of the generated function"}
