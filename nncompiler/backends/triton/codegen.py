@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...ir.graph import Graph
-from ...ir.primitives import ELEMENTWISE_KINDS
+from ...ir.primitives import ELEMENTWISE_KINDS, PRIMITIVES
 from ...ir.shapes import fmt_shape, numel, symbols
 from ...sourcetext import loc_text, quote
 from .address import Addressing
@@ -365,7 +365,7 @@ class _Body(Addressing):
         if op == "sum" and dt == "bool":
             op, inp = "max", f"{inp}.to(tl.int32)"
             dt = "i32"
-        ident = zero(dt) if op == "sum" else lowest(dt)
+        ident = zero(dt) if PRIMITIVES[op].identity == "zero" else lowest(dt)   # argmax: lowest too
         mask = "xmask & rmask"
         cast = f".to({TL_DTYPE[n.dtype]})" if n.dtype != dt and op != "argmax" else ""
         if n.dtype == "bool" and n.op == "sum":
