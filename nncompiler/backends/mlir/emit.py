@@ -33,7 +33,7 @@ from ...ir.graph import Graph, Node
 from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
-from .rules import _Region
+from .rules import Region
 from .singles import SINGLE_RULES, op_desc  # noqa: F401
 from .types import (ELEM, FLOATS, INTS, _amap, _groups, _reassoc, _tt, dense_literal,  # noqa: F401
                     float_literal, lowest, scalar_literal, symbol_name, tensor_type)
@@ -313,7 +313,7 @@ class FunctionEmitter:
         block_args = [f"{leaves[k]}: {ELEM[g[k[0]].dtype]}" for k in leaves]
         out_args = [self.fresh("acc" if red else "out") for _ in outs]
         block_args += [f"{a}: {ELEM[dt]}" for a, (_, dt, _) in zip(out_args, outs)]
-        region = _Region(self, body, leaves, c)
+        region = Region(self, body, leaves, c)
         for nid in c.nodes:
             if not (nid == c.root and red):
                 region.compute(g[nid])

@@ -1,18 +1,24 @@
 """The mlir backend's rule table: primitive -> scalar MLIR inside a `linalg.generic` region.
 
-`SCALAR_RULES` maps every elementwise primitive (and `iota`, and the remappings a
-fused cluster reads through) to a function (region, node, operand SSA values, operand
-dtypes) -> result SSA value. Reductions combine through `_Region.combine`. Numerics
+`SCALAR_RULES` maps every elementwise primitive to a function (region, node, operand
+SSA values, operand dtypes) -> result SSA value; `REGION_STRUCTURAL` names what a
+region handles without one (remappings read through indexing maps, `iota` from
+`linalg.index`, reductions combining through `Region.combine`). Numerics
 follow the primitive table's `formula` entries (ir/primitives.py): its stable
 sigmoid, numpy's power (constant exponents were rewritten by passes/decompose.py),
 numpy's sign, IEEE `arith.divf`, NaN-propagating `arith.maximumf`/`minimumf`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...errors import NNCError
 from ...ir.graph import Node
 from .plan import REMAP, Cluster, operand_access, reduced_axes, splat_value
 from .types import ELEM, FLOATS, INTS, scalar_literal
+
+if TYPE_CHECKING:  # emit.py imports this module
+    from .emit import FunctionEmitter
 
 _CMP_F = {"lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge", "eq": "oeq", "ne": "une"}
 _CMP_I = {"lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge", "eq": "eq", "ne": "ne"}
@@ -27,7 +33,7 @@ _BIN_B = {"add": "arith.ori", "sub": "arith.xori", "mul": "arith.andi", "maximum
           "minimum": "arith.andi"}
 
 
-class _Region:
+class Region:
     """Scalar code inside one generic's region."""
 
     def __init__(self, fn: FunctionEmitter, body: list[str], leaves: dict, cluster: Cluster):
@@ -280,8 +286,8 @@ REGION_STRUCTURAL = {
     "stop_gradient": "the operand's value itself",
     "broadcast_to": "an indexing map", "transpose": "an indexing map", "reshape": "an indexing map",
     "iota": "linalg.index",
-    "sum": "a reduction generic (_Region.combine)", "max": "a reduction generic (_Region.combine)",
-    "argmax": "a reduction generic (_Region.combine)",
+    "sum": "a reduction generic (Region.combine)", "max": "a reduction generic (Region.combine)",
+    "argmax": "a reduction generic (Region.combine)",
     "size": "a scalar from tensor.dim",
     "arg": "a function argument", "rng_uniform": "an extra function argument filled by the runtime",
 }
