@@ -21,12 +21,18 @@ import numpy as np
 from numpy import inf, nan
 
 def _sigmoid(x, out=None):
-    # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing
-    e = np.exp(np.negative(np.abs(x)))
-    num = np.where(x >= 0, e.dtype.type(1), e)
+    # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
+    # (x >= 0 ? 1 : e) is max(x >= 0, e) (np.where and np.heaviside are ~10x slower passes)
     if np.ndim(x) == 0:                 # numpy scalars take no out=
-        return (num / (e + 1)).astype(x.dtype, copy=False)
-    return np.divide(num, np.add(e, 1, out=e), out=out)
+        e = np.exp(-np.abs(x))
+        return (np.maximum(e, x >= 0) / (e + 1)).astype(x.dtype, copy=False)
+    num = np.greater_equal(x, 0, out=np.empty(x.shape, x.dtype), casting="unsafe")  # before x is overwritten
+    e = np.abs(x, out=out)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.maximum(num, e, out=num)
+    np.add(e, 1, out=e)
+    return np.divide(num, e, out=e)
 
 def _where(c, x, y, out):
     if out is not y:
