@@ -297,11 +297,13 @@ ELEMENTWISE_KINDS = ("unary", "binary", "compare", "select")
 
 # The formulas of the ops whose numerics are decided here, once.
 SIGMOID = ("e = exp(-|x|); sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e): never exponentiates a positive "
-           "number, so it neither overflows nor loses the tiny values below x = -88 (float32 denormals)")
+           "number, so it neither overflows nor loses the tiny values below x = -88 (float32 denormals; "
+           "IREE's CPU code, alone, flushes those to 0)")
 POW = ("numpy's power for real results: 1 when b == 0 or a == 1; for a == 0, 0 when b > 0 and inf "
        "when b < 0; for a < 0, |a|**b signed by b's parity when b is integral, else nan; |a|**b "
        "otherwise. Constant exponents 0, 1, 2, 3, 0.5 and -1 are rewritten by passes/decompose.py "
-       "into 1, x, x*x, x*x*x, sqrt(x) and 1/x before any backend sees them")
+       "into 1, x, x*x, x*x*x, sqrt(x) and 1/x before any backend sees them (so pow(-inf, 0.5) "
+       "is sqrt's nan, and x**3 rounds twice)")
 DIV = "IEEE division, correctly rounded (no reciprocal-multiply, no fast-math)"
 SIGN = "1 for x > 0, -1 for x < 0, x itself otherwise (0 stays 0, -0 stays -0, nan stays nan)"
 LOG1P = "log(1 + x), accurate near 0 (not the naive log of the rounded 1 + x)"
