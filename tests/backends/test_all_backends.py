@@ -26,6 +26,7 @@ from nncompiler.backends.mlir.runtime import iree_available
 from nncompiler.backends.numpy import rules as numpy_rules
 from nncompiler.backends.triton import fallback as triton_fallback
 from nncompiler.backends.triton import ops as triton_ops
+from nncompiler.backends.triton.address import MOVE_RULES
 from nncompiler.backends.triton.plan import plan_graph
 from nncompiler.ir import Builder, TensorType
 from nncompiler.ir.primitives import PRIMITIVES
@@ -66,6 +67,11 @@ def test_triton_declared_fallbacks_run_through_torch():
         if n.op in triton_ops.TORCH_FALLBACK:
             assert plan.is_fallback(n.id), f"{n.op} is declared a torch fallback but the plan fuses it"
     assert set(triton_ops.TORCH_FALLBACK) <= set(triton_fallback.TORCH_RULES)
+
+
+def test_triton_ops_declared_as_addressing_have_a_move_rule():
+    declared = {op for op, how in triton_ops.STRUCTURAL.items() if "MOVE_RULES" in how}
+    assert declared == set(MOVE_RULES)
 
 
 # ---- the same numbers everywhere ----------------------------------------------------------

@@ -171,10 +171,13 @@ STRUCTURAL = {
     "sum": "a reduction kernel (codegen reduction)", "max": "a reduction kernel (codegen reduction)",
     "argmax": "a reduction kernel (codegen reduction)",
     "matmul": "a matmul kernel (codegen matmul)",
-    "reshape": "addressing (index.py)", "transpose": "addressing (index.py)",
-    "broadcast_to": "addressing (index.py)", "slice": "addressing (index.py)",
-    "pad": "addressing with a mask (index.py)", "concat": "addressing with a select per part (index.py)",
-    "gather": "addressing through the loaded indices (index.py)",
+    "reshape": "addressing (address.MOVE_RULES)",
+    "transpose": "addressing (address.MOVE_RULES)",
+    "broadcast_to": "addressing (address.MOVE_RULES)",
+    "slice": "addressing (address.MOVE_RULES)",
+    "pad": "addressing with a mask (address.MOVE_RULES)",
+    "concat": "addressing with a select per part (address.MOVE_RULES)",
+    "gather": "addressing through the loaded indices (address.MOVE_RULES)",
 }
 
 # primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)
