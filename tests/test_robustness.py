@@ -12,7 +12,7 @@ import pytest
 
 import nncompiler as nnc
 from nncompiler.errors import CompileError, NNCError
-from nncompiler.train import data as data_module
+from nncompiler.train import csvfile as data_module
 from nncompiler.train.checkpoint import read_checkpoint
 from nncompiler.train.safety import NonFiniteError
 
