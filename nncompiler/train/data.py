@@ -8,7 +8,7 @@ declarations).
 from .arrays import read_array, read_npz
 from .batching import batches, split_validation
 from .csvfile import BLOCK_ROWS, read_csv
-from .datacheck import check_against
+from .datacheck import check_against, check_labels, label_classes
 
-__all__ = ["BLOCK_ROWS", "batches", "check_against", "read_array", "read_csv", "read_npz",
+__all__ = ["BLOCK_ROWS", "batches", "check_against", "check_labels", "label_classes", "read_array", "read_csv", "read_npz",
            "split_validation"]

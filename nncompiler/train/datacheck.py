@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -174,3 +174,64 @@ def _cast(name: str, arr: np.ndarray, dtype: str, want: str) -> np.ndarray:
             i = _first_index(out)
             raise DataError(f"input '{name}': value {arr[i]} at index {i} does not fit in {dtype}")
     return arr.astype(target)
+
+
+# --------------------------------------------------------------------------- class labels
+
+# Ops an integer label passes through, unchanged in value, on its way to a one-hot comparison.
+_LABEL_PASS = {"cast", "reshape", "broadcast_to"}
+
+
+def label_classes(graph) -> dict[str, int]:
+    """{target name: number of classes} for every integer target the graph compares against an
+    iota over a class axis (how `one_hot`, and so every sparse loss and metric, uses labels).
+
+    A label outside [0, classes) matches no class: its one-hot row is all zeros and the example
+    silently contributes nothing to the loss, so such labels must be refused before training."""
+    users: dict[int, list] = {}
+    for n in graph:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n)
+    out: dict[str, int] = {}
+    for arg in graph.args_with_role("target"):
+        if arg.dtype not in ("i32", "i64"):
+            continue
+        seen, stack = set(), [arg.id]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            for u in users.get(v, ()):
+                if u.op in _LABEL_PASS:
+                    stack.append(u.id)
+                elif u.op == "eq":
+                    other = graph[u.inputs[0] if u.inputs[1] == v else u.inputs[1]]
+                    while other.op in _LABEL_PASS:
+                        other = graph[other.inputs[0]]
+                    if other.op == "iota":
+                        c = other.shape[other.attr["axis"]]
+                        if isinstance(c, int):
+                            name = arg.attr["name"]
+                            out[name] = min(c, out.get(name, c))
+    return out
+
+
+def check_labels(arrays: Mapping[str, np.ndarray], classes: Mapping[str, int], where=None) -> None:
+    """Refuse integer labels outside [0, classes) (Keras raises too: otherwise they are ignored).
+
+    `where(name, index)` says where the bad value came from (a file and data row); by default
+    the message names the array and its index."""
+    for name, c in classes.items():
+        if name not in arrays:
+            continue
+        a = np.asarray(arrays[name])
+        if a.dtype.kind not in "iuf" or a.size == 0:
+            continue
+        bad = (a < 0) | (a >= c)
+        if bad.any():
+            i = _first_index(bad)
+            place = where(name, i) if where else f"target '{name}': label {a[i]:g} at index {i}"
+            raise DataError(f"{place} is not a class id: the model has {c} classes, so labels must "
+                            f"be integers in [0, {c}) (a label outside that range would silently "
+                            "count for nothing in the loss)")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import DataError, did_you_mean
-from .data import check_against, read_array, read_csv, read_npz
+from .data import check_against, check_labels, label_classes, read_array, read_csv, read_npz
 
 
 def _resolve(path: str, base_dir: str) -> str:
@@ -56,6 +56,18 @@ def _batch_hint(name: str, arr, ty, lowered) -> str:
 
 
 def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
+    arrays = _load_file(path, lowered, label)
+    csv = not path.endswith((".npz", ".npy"))
+
+    def where(name, i):
+        if csv:
+            return f"{path}: error: label {arrays[name][i]:g} in data row {i[0] + 1} (target '{name}')"
+        return f"{path}: error: array '{name}': label {arrays[name][i]:g} at index {i}"
+    check_labels(arrays, label_classes(lowered.forward), where)
+    return arrays
+
+
+def _load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
     inputs, targets = list(lowered.inputs), list(lowered.targets)
     if path.endswith(".npz"):
         arrays = read_npz(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from .data import batches, split_validation
+from .data import batches, check_labels, label_classes, split_validation
 from .steps import count_rows, evaluate, feed_names, is_batched
 
 
@@ -43,6 +43,10 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
         raise DataError(f"missing training data for {', '.join(repr(m) for m in missing)}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise DataError(f"epochs must be a non-negative integer, got {epochs!r}")
+    classes = label_classes(model.lowered.forward)
+    check_labels(data, classes)
+    if validation_data is not None:
+        check_labels(validation_data, classes)
 
     ckpt = None
     if resume is not None:

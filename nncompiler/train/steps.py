@@ -32,6 +32,8 @@ def evaluate(model, data: dict) -> dict[str, float]:
     """Loss and metrics over `data` (inference mode), keyed `loss` and the metrics' names (a ratio
     metric's parts divided: `library.metrics.epoch_value`)."""
     from ..library.metrics import epoch_value
+    from .datacheck import check_labels, label_classes
+    check_labels(data, label_classes(model.lowered.forward))
     out = model.run("evaluate", data, roles=("input", "target"))
     to_numpy = model.backend.to_numpy
     return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(to_numpy(v)) for k, v in out.items()})
