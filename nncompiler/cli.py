@@ -9,6 +9,7 @@ import argparse
 import ast as pyast
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -501,6 +502,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Compile warnings are diagnostics (FILE:LINE:COL: warning: ...): print them as such,
+    without the Python file and line that raised them."""
+    from .frontend.checks import CompileWarning
+    if issubclass(category, CompileWarning):
+        print(str(message), file=file or sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
@@ -508,7 +519,9 @@ def main(argv=None) -> int:
                 "eval": cmd_eval, "export": cmd_export}
     from .train.safety import Interrupted
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():    # restores the default printer when the command ends
+            warnings.showwarning = _show_warning
+            return commands[args.command](args)
     except NNCError as e:
         print(str(e), file=sys.stderr)
         return 1

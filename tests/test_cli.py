@@ -107,3 +107,14 @@ def test_syntax_error_through_the_console_script_has_no_traceback(tmp_path):
     assert proc.stderr.startswith(f"{bad}:3:1: error: ")
     assert "Traceback" not in proc.stderr
     assert "    }" in proc.stderr and "^" in proc.stderr
+
+
+def test_compile_warning_prints_as_a_diagnostic(capsys, tmp_path):
+    p = tmp_path / "perceptron.nn"
+    p.write_text("model P {\n    input x: f32[B, 2]\n    target y: f32[B, 1]\n"
+                 "    out = dense(x, 1, activation=step)\n    output out\n    loss mse(out, y)\n"
+                 "    optimizer sgd(lr=0.1)\n}\n")
+    assert main(["compile", str(p)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"{p}:4:11: warning: the loss's gradient is zero for every parameter"), err
+    assert "CompileWarning" not in err and "compile.py" not in err

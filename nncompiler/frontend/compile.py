@@ -9,6 +9,7 @@ from ..errors import CompileError, did_you_mean, error
 from ..program import CALLBACK_OPTIONS, LoweredModel, TrainConfig
 from ..resources import check_model
 from . import ast
+from .checks import warn_zero_gradient
 from .lower import lower_block
 from .parse import parse
 
@@ -140,4 +141,6 @@ def compile_source(text: str, file: str = "<string>", seed: int | None = None) -
         raise e.with_sources({file: text}) from None
     for m in lowered:
         m.sources = {file: text}
+        if m.kind == "model":
+            warn_zero_gradient(m.forward, m.sources)
     return lowered

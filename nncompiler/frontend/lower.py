@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import batch_broadcast, unbound_symbols
 from ..errors import CompileError, Loc, ShapeError, did_you_mean, error
 from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
@@ -400,6 +401,8 @@ class BlockLowerer:
         if lt.dtype != rt.dtype:
             raise error(e.loc, f"dtype mismatch: '{e.op}' between {lt} and {rt}; "
                         f"convert one side with cast(..., {lt.dtype})")
+        if e.op != "@" and (err := batch_broadcast(e.loc, e.op, lt, rt)) is not None:
+            raise err
         try:
             with self.b.at(e.loc):
                 if e.op == "@":
@@ -540,6 +543,7 @@ def lower_block(block: ast.ModelBlock, train: TrainConfig | None, file: str) -> 
     updates) and in inference mode (what predict and evaluate run), as Keras does."""
     seed = train.seed if train else 0
     model = BlockLowerer(block, train, file, seed, training=True).lower()
+    unbound_symbols(model.forward, [*model.inputs.values(), *model.targets.values()])
     model.inference = BlockLowerer(block, train, file, seed, training=False).lower().forward
     return model
 

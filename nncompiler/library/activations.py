@@ -62,11 +62,21 @@ def linear(ctx: LayerContext, x: Tensor) -> Value:
     return Value(vid(x))
 
 
-def step(ctx: LayerContext, x: Tensor) -> Value:
-    """1 where x >= 0, else 0 (the perceptron's step, 1 at x = 0 as in the course and Keras)."""
-    # compare + cast are non-differentiable, so the gradient is exactly zero
+def step(ctx: LayerContext, x: Tensor, gradient: str = "zero") -> Value:
+    """1 where x >= 0, else 0 (the perceptron's step, 1 at x = 0 as in the course and Keras).
+    Its true derivative is zero (compare + cast), so a loss behind a step cannot train
+    anything; gradient=straight_through passes the gradient on unchanged, as if step were
+    the identity (the straight-through estimator). With sgd and a squared error that is
+    Rosenblatt's perceptron rule: w += lr * (y - step(w.x + b)) * x."""
     b, x = ctx.b, vid(x)
-    return Value(b.cast(b.ge(x, const(b, 0.0, x)), dtype=b.dtype(x)))
+    s = b.cast(b.ge(x, const(b, 0.0, x)), dtype=b.dtype(x))
+    if gradient == "zero":
+        return Value(s)
+    if gradient != "straight_through":
+        raise ShapeError(f"gradient must be zero or straight_through, got '{gradient}'")
+    # s + (x - stop_gradient(x)): the added term is exactly 0 in the forward pass (x - x),
+    # so the value is s bit for bit, while its derivative with respect to x is 1.
+    return Value(b.add(s, b.sub(x, b.stop_gradient(x))))
 
 
 def sigmoid(ctx: LayerContext, x: Tensor) -> Value:
