@@ -104,12 +104,13 @@ def from_onnx(path, trainable: bool = False, loss: str | None = None, backend: s
     return m
 
 
-def load_weights(model: Model, path) -> None:
+def load_weights(model: Model, path, allow_nonfinite: bool = False) -> None:
     """Set a model's parameters and buffers from a checkpoint written by `Model.save` or `nnc run --save`.
 
-    The checkpoint must fit the model (the same parameter names and shapes)."""
+    The checkpoint must fit the model (the same parameter names and shapes); NaN/Inf weights
+    are refused unless `allow_nonfinite`."""
     from .train.checkpoint import load_weights as _load
-    _load(model, path)
+    _load(model, path, allow_nonfinite)
 
 
 __all__ = ["compile", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

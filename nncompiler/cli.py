@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--save-every", type=int, metavar="N", help="with --save: also every N epochs")
     r.add_argument("--resume", metavar="CKPT.npz", help="continue from a checkpoint; --epochs counts the total")
     r.add_argument("--weights", metavar="CKPT.npz", help="start from a checkpoint's weights (fine-tuning)")
+    r.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint even if its arrays hold NaN or Inf (refused by default)")
     r.add_argument("--logdir", metavar="DIR", help="write TensorBoard logs (scalars, histograms, graph) to DIR")
     r.add_argument("--plot", metavar="FILE", help="draw the training curves to FILE (.png, .svg, .pdf)")
     r.add_argument("--nan-check", action=argparse.BooleanOptionalAction, default=True,
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="run a trained model on new inputs")
     pr.add_argument("file")
     pr.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
+    pr.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint even if its arrays hold NaN or Inf (refused by default)")
     pr.add_argument("--input", action="append", default=[], metavar="[NAME=]PATH",
                     help="input data: .csv/.tsv, .npy, or .npz with one array per input")
     pr.add_argument("-o", "--output", help="OUT.csv (default: CSV to standard output), .npy or .npz")
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="print a trained model's loss and metrics on data")
     e.add_argument("file")
     e.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
+    e.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint even if its arrays hold NaN or Inf (refused by default)")
     e.add_argument("--data", help="data file (default: the train block's data)")
     e.add_argument("--split", choices=("all", "train", "validation"), default="all",
                    help="evaluate on all rows, or the train block's training or validation part")
@@ -208,7 +211,7 @@ def cmd_run(args) -> int:
     resume = None
     if args.resume:
         from .train.checkpoint import read_checkpoint
-        resume = read_checkpoint(args.resume)
+        resume = read_checkpoint(args.resume, args.allow_nonfinite)
         if args.lr is not None:
             resume.meta["lr"] = None          # an explicit --lr wins over the checkpoint's
         if resume.epoch >= epochs:
@@ -216,7 +219,7 @@ def cmd_run(args) -> int:
                   f"(--epochs counts the total: ask for more than {resume.epoch})", file=sys.stderr)
     if args.weights:
         from .train.checkpoint import load_weights
-        load_weights(m, args.weights)
+        load_weights(m, args.weights, args.allow_nonfinite)
     schedule = None
     if args.lr_schedule:
         from .train.callbacks import parse_schedule
@@ -409,7 +412,7 @@ def cmd_predict(args) -> int:
     from .train.steps import is_batched
     m = nnc.compile(args.file, backend=args.backend, model=args.model)
     if args.weights:
-        nnc.load_weights(m, args.weights)
+        nnc.load_weights(m, args.weights, args.allow_nonfinite)
     if args.batch < 1:
         raise NNCError(f"--batch must be a positive integer, got {args.batch}")
     feeds = _read_inputs(m, args.input)
@@ -477,7 +480,7 @@ def cmd_eval(args) -> int:
     if low.kind != "model":
         raise NNCError(f"{low.name} is a graph block: it has no loss to evaluate (use nnc run --feed)")
     if args.weights:
-        nnc.load_weights(m, args.weights)
+        nnc.load_weights(m, args.weights, args.allow_nonfinite)
     cfg = low.train or TrainConfig()
     data = training_data(low, cfg, args.data)
     if args.split != "all":

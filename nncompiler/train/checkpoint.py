@@ -13,8 +13,11 @@ Nothing is pickled (`np.load(..., allow_pickle=False)` reads it all), and a file
 is written atomically: to a temporary file beside it, flushed and fsync'ed, then
 renamed over the target, so a crash never leaves half a checkpoint.
 
-Loading checks that the checkpoint fits the model (the same parameter names and
-shapes) and says what differs otherwise.
+Loading reads every array header before decompressing anything (a zip bomb or a
+forged header is refused against the memory limit), validates every meta field by
+type and range and every array by dtype and values (ckptcheck.py), then checks
+that the checkpoint fits the model (the same parameter names and shapes) and says
+what differs otherwise.
 """
 from __future__ import annotations
 
@@ -26,15 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NNCError
+from .arrays import check_headers
 from .callbacks import Callback
+from .ckptcheck import CheckpointError, check_array, check_meta
 
 FORMAT = "nncompiler-checkpoint"
 VERSION = 1
 META = "__meta__"
-
-
-class CheckpointError(NNCError):
-    """A checkpoint that cannot be read, or that does not fit the model."""
 
 
 @dataclass
@@ -118,12 +119,16 @@ def _atomic_savez(path: str, arrays: dict) -> None:
         raise CheckpointError(f"{path}: cannot write checkpoint: {e.strerror or e}") from None
 
 
-def read_checkpoint(path: str) -> Checkpoint:
+def read_checkpoint(path: str, allow_nonfinite: bool = False) -> Checkpoint:
+    """Read and validate a checkpoint; NaN/Inf in its arrays only with `allow_nonfinite`."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: not a regular file")
+    check_headers(path, lambda m: CheckpointError(f"{path}: error: {m}"))
     try:
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
@@ -141,9 +146,13 @@ def read_checkpoint(path: str) -> Checkpoint:
             raise CheckpointError(f"{path}: damaged checkpoint: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nncompiler checkpoint")
-    if meta.get("version", 0) > VERSION:
+    version = meta.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')} is newer than this "
                               f"nncompiler reads ({VERSION}); upgrade nncompiler")
+    check_meta(path, meta, VERSION)
+    for key, value in arrays.items():
+        check_array(path, key, value, allow_nonfinite)
     ck = Checkpoint(path, meta)
     for key, value in arrays.items():
         kind, _, name = key.partition("/")
@@ -189,9 +198,10 @@ def check_fits(model, ck: Checkpoint, optimizer: bool = False) -> None:
                               f"{model.lowered.name}: {'; '.join(problems[:3])}{more}")
 
 
-def load_weights(model, path_or_checkpoint) -> Checkpoint:
+def load_weights(model, path_or_checkpoint, allow_nonfinite: bool = False) -> Checkpoint:
     """Set the model's parameters and buffers from a checkpoint (its optimizer state is left alone)."""
-    ck = path_or_checkpoint if isinstance(path_or_checkpoint, Checkpoint) else read_checkpoint(path_or_checkpoint)
+    ck = path_or_checkpoint if isinstance(path_or_checkpoint, Checkpoint) else \
+        read_checkpoint(path_or_checkpoint, allow_nonfinite)
     check_fits(model, ck)
     model.set_params({**ck.params, **ck.buffers})
     return ck
