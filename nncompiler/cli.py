@@ -176,6 +176,8 @@ def cmd_run(args) -> int:
     low = m.lowered
     if low.kind == "graph":
         feeds = dict(_parse_feed(f) for f in args.feed)
+        from .train.memcheck import check_call
+        check_call(m, "predict", feeds, f"running graph {low.name}", "feed smaller arrays")
         outs = m.forward(**feeds)
         outs = outs if isinstance(outs, tuple) else (outs,)
         for name, value in zip(low.output_names, outs):
@@ -424,6 +426,9 @@ def cmd_predict(args) -> int:
     if is_batched(m) and outs_batched and len(rows) == 1 and rows.pop() > args.batch:
         n = len(next(iter(feeds.values())))
         chunks = [{k: v[i:i + args.batch] for k, v in feeds.items()} for i in range(0, n, args.batch)]
+    from .train.memcheck import check_call
+    check_call(m, "predict", chunks[0], f"predicting {len(next(iter(chunks[0].values()), []))} rows at once",
+               "use a smaller --batch")
     results = []
     for chunk in chunks:
         out = m.forward(**chunk)

@@ -33,7 +33,10 @@ def evaluate(model, data: dict) -> dict[str, float]:
     metric's parts divided: `library.metrics.epoch_value`)."""
     from ..library.metrics import epoch_value
     from .datacheck import check_labels, label_classes
+    from .memcheck import check_call
     check_labels(data, label_classes(model.lowered.forward))
+    check_call(model, "evaluate", data, f"evaluating {count_rows(data)} rows at once",
+               "evaluate a part of the data at a time")
     out = model.run("evaluate", data, roles=("input", "target"))
     to_numpy = model.backend.to_numpy
     return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(to_numpy(v)) for k, v in out.items()})

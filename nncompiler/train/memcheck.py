@@ -1,0 +1,34 @@
+"""Memory checks before running a model's graph on whole arrays: predict, evaluate, graph blocks.
+
+Training has its own (resources.check_fit); these cover the other ways to run a model,
+which otherwise met an 18.6 GiB allocation with a MemoryError traceback. The estimate is
+the numpy backend's memory plan for the graph with the symbols bound from the arrays'
+shapes (resources.step_bytes), checked against the memory available (NNC_MEMORY_LIMIT,
+else what the system reports).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..resources import ResourceError, available_memory, bind_symbols, fmt_bytes, nbytes, step_bytes
+
+
+def check_call(model, kind: str, data: dict, what: str, hint: str) -> None:
+    """ResourceError if one call of graph `kind` on `data` would not fit in memory.
+    `what` names the call ("predicting 5000000 rows at once"), `hint` the way out."""
+    available = available_memory()
+    if available is None:
+        return
+    data = {k: v for k, v in data.items() if np.ndim(v)}
+    bindings = bind_symbols(model, data, None)
+    total, largest = step_bytes(model.graph(kind), bindings)
+    if total <= available:
+        return
+    where = ""
+    if largest is not None:
+        name = (f"{largest.attr['role']} '{largest.attr['name']}'" if largest.op == "arg"
+                else f"{largest.op} at {largest.loc}" if largest.loc else largest.op)
+        where = f"; the largest array is {name}, {largest.type} = {fmt_bytes(nbytes(largest.type, bindings))}"
+    sizes = ", ".join(f"{k} = {v}" for k, v in bindings.items())
+    raise ResourceError(f"{what} needs about {fmt_bytes(total)} of memory ({sizes}{where}), more than the "
+                        f"{fmt_bytes(available)} available; {hint}")
