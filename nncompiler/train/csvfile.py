@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import did_you_mean
 from .datacheck import _DTYPE_NAMES, _DTYPES
-from .datafile import _error, _open_text
+from .datafile import MAX_COLUMNS, MAX_LINE, _error, _open_text, limit, show, show_list
 
 BLOCK_ROWS = 65536
 
@@ -30,9 +30,25 @@ def _delimiter(path) -> str:
     return "\t" if str(path).lower().endswith(".tsv") else ","
 
 
+def _lines(path, f, most: int) -> Iterator[str]:
+    """The file's lines, refusing one longer than `most` characters before reading it whole
+    (a 2 GiB line would otherwise be read into memory before the csv module sees it)."""
+    number = 0
+    while True:
+        line = f.readline(most + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > most and not line.endswith(("\n", "\r")):
+            raise _error(path, f"line {number} is longer than {most} characters (the limit; set "
+                               "NNC_CSV_MAX_LINE to change it)", number)
+        yield line
+
+
 def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for every non-blank record of a CSV file."""
-    reader = csv.reader(f, delimiter=_delimiter(path))
+    most_columns = limit(MAX_COLUMNS)
+    reader = csv.reader(_lines(path, f, limit(MAX_LINE)), delimiter=_delimiter(path))
     while True:
         try:
             cells = next(reader)
@@ -45,6 +61,9 @@ def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
             raise _error(path, "not a UTF-8 text file", line or reader.line_num + 1) from None
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
+        if len(cells) > most_columns:
+            raise _error(path, f"row has {len(cells)} values, more than the limit of {most_columns} columns "
+                               "(set NNC_CSV_MAX_COLUMNS to change it)", reader.line_num)
         yield reader.line_num, cells
 
 
@@ -99,21 +118,21 @@ def _cell_problem(s: str, kind: str, col: str) -> str | None:
     try:
         v = float(text)
     except ValueError:
-        return f"non-numeric value '{text}' in {col} (expected {expected})"
+        return f"non-numeric value {show(text)} in {col} (expected {expected})"
     if math.isnan(v):
-        return f"NaN value '{text}' in {col} (expected a finite number)"
+        return f"NaN value {show(text)} in {col} (expected a finite number)"
     if math.isinf(v):
-        return f"infinite value '{text}' in {col} (expected a finite number)"
+        return f"infinite value {show(text)} in {col} (expected a finite number)"
     if kind in _INT_RANGE:
         lo, hi = _INT_RANGE[kind]
         if kind == "bool" and v not in (0, 1):
-            return f"value '{text}' in {col} is not 0 or 1 (expected a bool)"
+            return f"value {show(text)} in {col} is not 0 or 1 (expected a bool)"
         if v != int(v):
-            return f"non-integer value '{text}' in {col} (expected an integer)"
+            return f"non-integer value {show(text)} in {col} (expected an integer)"
         if not lo <= v <= hi:
-            return f"value '{text}' in {col} does not fit in {np.dtype(_KIND_DTYPE[kind])}"
+            return f"value {show(text)} in {col} does not fit in {np.dtype(_KIND_DTYPE[kind])}"
     elif kind != "f64" and abs(v) > _F32_MAX:
-        return f"value '{text}' in {col} is out of float32 range (expected |x| <= 3.4e38)"
+        return f"value {show(text)} in {col} is out of float32 range (expected |x| <= 3.4e38)"
     return None
 
 
@@ -226,7 +245,7 @@ def _read_blocks(path, rows: Iterator[tuple[int, list[str]]], cols: list[str],
                 raise _error(path, f"row has {len(cells)} values, expected {ncols} "
                                    f"(missing a value for {cols[len(cells)]})", line, len(cells) + 1)
             raise _error(path, f"row has {len(cells)} values, expected {ncols} "
-                               f"(extra value '{cells[ncols].strip()}')", line, ncols + 1)
+                               f"(extra value {show(cells[ncols].strip())})", line, ncols + 1)
         block.append(cells)
         lines.append(line)
         if len(block) >= BLOCK_ROWS:
@@ -304,13 +323,13 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
             if not h:
                 raise _error(path, f"empty column name in the header (column {i + 1})", hline, i + 1)
             if h in seen:
-                raise _error(path, f"duplicate column name '{h}' in the header "
+                raise _error(path, f"duplicate column name {show(h)} in the header "
                                    f"(columns {seen[h] + 1} and {i + 1})", hline, i + 1)
             seen[h] = i
         label_idx = []
         for name in label_names:
             if name not in seen:
-                hint = did_you_mean(name, header) or f"; the columns are {', '.join(header)}"
+                hint = did_you_mean(name, header) or f"; the columns are {show_list(header)}"
                 raise _error(path, f"no label column '{name}' in the header{hint}", hline)
             if seen[name] in label_idx:
                 raise _error(path, f"label column '{name}' given twice", hline)
@@ -333,9 +352,9 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
         groups += label_groups
 
         def hint(i: int) -> str:
-            return f"; pass label='{header[i]}' if it is the label column"
+            return f"; pass label={show(header[i])} if it is the label column"
 
-        n = _read_blocks(path, _chain(second, rows), [f"column '{h}'" for h in header], groups,
+        n = _read_blocks(path, _chain(second, rows), [f"column {show(h)}" for h in header], groups,
                          None if label_names else hint)
 
     features = groups[0].result(n)
@@ -384,7 +403,7 @@ def _read_numeric_csv(path) -> np.ndarray:
         line, cells = first
         ncols = len(cells)
         if not any(_is_number(c.strip()) for c in cells):   # a header row of names
-            cols = [f"column '{c.strip()}'" if c.strip() else f"column {i + 1}"
+            cols = [f"column {show(c.strip())}" if c.strip() else f"column {i + 1}"
                     for i, c in enumerate(cells)]
             if (nxt := next(rows, None)) is None:
                 raise _error(path, "no data rows (the file holds only a header)", line + 1)

@@ -9,26 +9,106 @@ and the column (1-based), and says what was expected:
 from __future__ import annotations
 
 import os
+import stat
 
-from ..errors import DataError
+from ..errors import DataError, NNCError
+from ..resources import available_memory, fmt_bytes, parse_size
+
+# Limits on what a data file may hold, each overridable by an environment variable
+# (documented in docs/robustness.md): a hostile or broken file gives one clear error,
+# not minutes of parsing and a MemoryError.
+MAX_LINE = ("NNC_CSV_MAX_LINE", 1 << 20)          # characters in one line of a CSV file
+MAX_COLUMNS = ("NNC_CSV_MAX_COLUMNS", 100_000)    # values in one row
+MAX_BYTES = ("NNC_DATA_MAX_BYTES", None)           # size of a data file; default: the memory available
+
+SHOW = 24          # characters of a value from a file echoed in a message
+
+
+def limit(setting: tuple[str, int | None]) -> int | None:
+    """A limit's value: its environment variable if set (a count, or a size like 512M), else the default."""
+    name, default = setting
+    text = os.environ.get(name)
+    if not text:
+        return default if name != MAX_BYTES[0] else available_memory()
+    try:
+        value = parse_size(text)
+    except NNCError:
+        value = -1
+    if value <= 0:
+        raise DataError(f"{name}: expected a positive number such as 1000000 or 4M, got {show(text)}")
+    return value
+
+
+def printable(text) -> str:
+    """`text` with control and format characters (escape sequences, \\r, U+202E, ...) written as
+    escapes, so that nothing read from a file or a path can drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def show(text, width: int = SHOW) -> str:
+    """A value from a file as echoed in a message: quoted, printable, at most about `width` characters."""
+    return f"'{_cut(printable(text), width)}'"
+
+
+def show_list(names, width: int = SHOW, count: int = 10) -> str:
+    """Names from a file (a header's columns), each shortened, at most `count` of them."""
+    names = list(names)
+    out = ", ".join(_cut(printable(n), width) for n in names[:count])
+    return out + (f", ... ({len(names)} in all)" if len(names) > count else "")
+
+
+def _where(path) -> str:
+    """A path as shown in a message: printable, and shortened in the middle when very long
+    (the file name at the end is what tells the user which file)."""
+    text = printable(os.fspath(path) if not isinstance(path, str) else path)
+    return text if len(text) <= 160 else text[:60] + "..." + text[-97:]
 
 
 def _error(path, message: str, row: int | None = None, col: int | None = None) -> DataError:
-    where = str(path)
+    where = _where(path)
     if row is not None:
         where += f":{row}"
         if col is not None:
             where += f":{col}"
-    err = DataError(f"{where}: error: {message}")
+    err = DataError(f"{where}: error: {printable(message)}")
     err.file, err.row, err.col = str(path), row, col
     return err
 
 
+def check_file(path) -> None:
+    """Refuse, before opening anything, a path that cannot be a data file: one with a NUL byte,
+    a missing file, a directory, anything not a regular file (/dev/zero, a FIFO, whose open or
+    read would block or never end), or a file larger than NNC_DATA_MAX_BYTES (default: the
+    memory available)."""
+    text = os.fspath(path) if not isinstance(path, str) else path
+    if "\0" in str(text):
+        raise _error(path, "the path contains a NUL byte")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _error(path, "file not found") from None
+    except PermissionError:
+        raise _error(path, "permission denied") from None
+    except OSError as e:
+        raise _error(path, f"cannot open file: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _error(path, "is a directory, not a data file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _error(path, "is not a regular file (a device, FIFO or socket); data must be a file")
+    most = limit(MAX_BYTES)
+    if most is not None and st.st_size > most:
+        raise _error(path, f"the file is {fmt_bytes(st.st_size)}, more than the {fmt_bytes(most)} a data file "
+                           "may be (the limit: NNC_DATA_MAX_BYTES, by default the memory available)")
+
+
 def _open_text(path):
     """Open a text file for the csv module, turning OS errors into DataErrors."""
+    check_file(path)
     try:
-        if os.path.isdir(path):
-            raise _error(path, "is a directory, not a data file")
         return open(path, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise _error(path, "file not found") from None
@@ -38,9 +118,5 @@ def _open_text(path):
         raise _error(path, f"cannot open file: {e.strerror or e}") from None
 
 
-
 def _check_exists(path) -> None:
-    if os.path.isdir(path):
-        raise _error(path, "is a directory, not a data file")
-    if not os.path.exists(path):
-        raise _error(path, "file not found")
+    check_file(path)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError, did_you_mean
 from .data import check_against, check_labels, label_classes, read_array, read_csv, read_npz
+from .datafile import show_list
 
 
 def _resolve(path: str, base_dir: str) -> str:
@@ -99,7 +100,7 @@ def _load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
     x_type = lowered.inputs[inputs[0]]
     shape = tuple(x_type.shape)
     if len(shape) == 2 and isinstance(shape[1], int) and features.shape[1] != shape[1]:
-        cols = ", ".join(info["features"]) or "none"
+        cols = show_list(info["features"]) or "none"
         beside = f" besides the label column{'s' if len(info['labels']) > 1 else ''} " \
                  f"{', '.join(repr(c) for c in info['labels'])}" if info["labels"] else ""
         raise DataError(f"{path}: error: {features.shape[1]} feature column{'s' if features.shape[1] != 1 else ''} "
@@ -121,7 +122,7 @@ def _load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
 
     def what(name):
         if name == inputs[0]:
-            return f"the feature columns ({', '.join(info['features'])}) for input '{name}'"
+            return f"the feature columns ({show_list(info['features'])}) for input '{name}'"
         return f"the label column{'s' if len(info['labels']) > 1 else ''} " \
                f"{', '.join(repr(c) for c in info['labels'])} for target '{name}'"
     return _against_model(path, out, lowered, what)
