@@ -151,3 +151,10 @@ def check_array(path: str, key: str, value: np.ndarray, allow_nonfinite: bool) -
             what = "NaN" if np.isnan(value[i]) else "an infinite value"
             raise CheckpointError(f"{path}: error: array '{key}' holds {what} at index {i}; "
                                   "load it anyway with allow_nonfinite=True (--allow-nonfinite)")
+    if kind in "fiu" and not allow_nonfinite and value.size and value.dtype.itemsize > 4:
+        # float64 / int64 weights become float32 on load: beyond its range they would turn into inf
+        big = np.abs(value.astype(np.float64)) > np.finfo(np.float32).max
+        if big.any():
+            i = tuple(int(x) for x in np.argwhere(big)[0])
+            raise CheckpointError(f"{path}: error: array '{key}' holds {value[i].item():g} at index {i}, beyond "
+                                  "float32's range (it would load as infinity)")

@@ -113,6 +113,12 @@ def test_nonfinite_weights_refused_unless_asked(saved, bad, what):
     assert m.params["out.kernel"][1, 0] == bad or np.isnan(m.params["out.kernel"][1, 0])
 
 
+def test_weights_beyond_float32_refused(saved):
+    rewrite(saved, arrays_change=lambda a: a.update({"param/out.bias": np.array([1.0, 1e300])}))
+    with pytest.raises(CheckpointError, match=r"'param/out.bias' holds 1e\+300 at index \(1,\), beyond float32's range"):
+        read_checkpoint(saved)
+
+
 def test_complex_weights_refused(saved):
     rewrite(saved, arrays_change=lambda a: a.update(
         {"param/out.bias": a["param/out.bias"].astype(np.complex64) + 1j}))
