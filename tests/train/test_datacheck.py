@@ -1,4 +1,4 @@
-"""Arrays against a model's declarations: class labels (nncompiler.train.datacheck)."""
+"""Arrays against a model's declarations: shapes, dtypes, class labels (nncompiler.train.datacheck)."""
 from __future__ import annotations
 
 import re
@@ -8,7 +8,8 @@ import pytest
 
 import nncompiler as nnc
 from nncompiler.errors import DataError
-from nncompiler.train.data import check_labels, label_classes
+from datahelpers import raises
+from nncompiler.train.data import check_against, check_labels, label_classes
 from nncompiler.train.dataset import load_file
 
 TWO_CLASS = """
@@ -91,3 +92,71 @@ def test_npz_label_names_array_and_index(tmp_path):
 def test_check_labels_passes_in_range_and_other_arrays():
     check_labels({"y": np.array([0, 1, 2]), "x": np.array([9.0])}, {"y": 3})
     _raises("label 3", check_labels, {"y": np.array([[0], [3]])}, {"y": 3})
+
+
+# ----------------------------------------------------------------- check_against
+
+def test_check_against_binds_symbols():
+    b = {}
+    x = check_against("x", np.zeros((5, 4), np.float32), "f32", ("B", 4), b)
+    assert x.dtype == np.float32 and b == {"B": 5}
+    y = check_against("y", np.zeros(5, np.int32), "i32", ("B",), b)
+    assert y.shape == (5,)
+    e = raises(r"input 'y': expected shape i32\[B\], got shape \(6,\): dimension 0 is 6, but B = 5 "
+               r"from an earlier array", check_against, "y", np.zeros(6, np.int32), "i32", ("B",), b)
+    assert isinstance(e, DataError)
+
+
+def test_check_against_shape_mismatches():
+    raises(r"input 'x': expected shape f32\[B, 4\], got shape \(5, 3\): dimension 1 is 3, expected 4",
+           check_against, "x", np.zeros((5, 3), np.float32), "f32", ("B", 4), {})
+    raises(r"input 'x': expected shape f32\[B, 4\] \(2 dimensions\), got shape \(2, 5, 4\) \(3 dimensions\)",
+           check_against, "x", np.zeros((2, 5, 4), np.float32), "f32", ("B", 4), {})
+    raises(r"dimension 1 is 3, expected B = 2",
+           check_against, "x", np.zeros((2, 3)), "f32", ("B", "B"), {})
+
+
+def test_check_against_products():
+    b = {}
+    check_against("x", np.zeros((3, 8)), "f32", ("B", "4*T"), b)
+    assert b == {"B": 3, "T": 2}
+    check_against("z", np.zeros((6,)), "f32", ("B*T",), b)
+    raises(r"dimension 0 is 7, expected B\*T = 6", check_against, "z", np.zeros((7,)), "f32", ("B*T",), b)
+    raises(r"not a multiple of 4", check_against, "w", np.zeros((5,)), "f32", ("4*N",), {})
+    assert check_against("w", np.zeros((8,)), "f32", ("4*N",), b2 := {}).shape == (8,) and b2 == {"N": 2}
+
+
+def test_check_against_trailing_unit_axis():
+    assert check_against("y", np.zeros(5), "f32", ("B", 1), {}).shape == (5, 1)
+    assert check_against("y", np.zeros((5, 1)), "f32", ("B",), {}).shape == (5,)
+
+
+def test_check_against_casts():
+    i = np.array([[1, 2], [3, 4]], np.int64)
+    f = check_against("x", i, "f32", ("B", 2), {})
+    assert f.dtype == np.float32 and f.tolist() == [[1, 2], [3, 4]]
+    y = check_against("y", np.array([0.0, 2.0, 1.0], np.float32), "i32", ("B",), {})
+    assert y.dtype == np.int32 and y.tolist() == [0, 2, 1]
+    d = check_against("x", np.array([0.5], np.float64), "f32", ("B",), {})
+    assert d.dtype == np.float32 and d[0] == 0.5
+    same = np.zeros(3, np.float32)
+    assert check_against("x", same, "f32", ("B",), {}) is same
+    assert check_against("m", np.array([0, 1, 1]), "bool", ("B",), {}).dtype == np.bool_
+    assert check_against("x", np.array([True, False]), "f32", ("B",), {}).tolist() == [1.0, 0.0]
+
+
+def test_check_against_lossy_casts_rejected():
+    raises(r"input 'y': expected i32\[B\], got f32 data with a non-integer value 0\.5 at index \(1,\)",
+           check_against, "y", np.array([1.0, 0.5], np.float32), "i32", ("B",), {})
+    raises(r"input 'y': value 3000000000\.0 at index \(0,\) does not fit in i32",
+           check_against, "y", np.array([3e9]), "i32", ("B",), {})
+    raises(r"input 'x': NaN at index \(0, 1\)",
+           check_against, "x", np.array([[1, np.nan]]), "f32", ("B", 2), {})
+    raises(r"input 'x': infinite value at index \(0,\)",
+           check_against, "x", np.array([np.inf], np.float32), "f32", ("B",), {})
+    raises(r"input 'x': value 1e\+300 at index \(0,\) does not fit in f32",
+           check_against, "x", np.array([1e300]), "f32", ("B",), {})
+    raises(r"input 'm': expected bool\[B\] \(0/1 values\)",
+           check_against, "m", np.array([0, 2]), "bool", ("B",), {})
+    raises(r"input 's': expected f32\[B\], got <U1 data",
+           check_against, "s", np.array(["a"]), "f32", ("B",), {})
