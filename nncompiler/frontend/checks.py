@@ -48,10 +48,27 @@ def batch_broadcast(loc: Loc, op: str, left, right) -> CompileError | None:
                 f"is {fmt_shape(out)}, every element of one side against every element of the other "
                 f"(axes {i} and {axis} are both {d})",
                 f"to combine them element by element, give both the same shape, e.g. "
-                f"expand_dims(y, -1) for the {fmt_shape(short)} side or squeeze(p, -1) for the "
+                f"expand_dims(..., -1) on the {fmt_shape(short)} side or squeeze(..., -1) on the "
                 f"{fmt_shape(long_)} side",
                 f"if the {fmt_shape(out)} table is what you want, ask for it: "
                 f"broadcast_to(..., {fmt_shape(out)})")
+    return None
+
+
+# Library functions that combine their tensor arguments elementwise, with broadcasting.
+ELEMENTWISE_FUNCTIONS = frozenset({
+    "pow", "maximum", "minimum", "where", "equal", "not_equal", "less", "less_equal", "greater",
+    "greater_equal", "logical_and", "logical_or"})
+
+
+def elementwise_call(loc: Loc, func: str, types: list) -> CompileError | None:
+    """batch_broadcast for a call such as maximum(y, p): every pair of its tensor arguments."""
+    if func not in ELEMENTWISE_FUNCTIONS:
+        return None
+    for i, a in enumerate(types):
+        for b in types[i + 1:]:
+            if (err := batch_broadcast(loc, f"{func}()", a, b)) is not None:
+                return err
     return None
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import batch_broadcast, unbound_symbols
+from .checks import batch_broadcast, elementwise_call, unbound_symbols
 from ..errors import CompileError, Loc, ShapeError, did_you_mean, error
 from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
@@ -451,6 +451,9 @@ class BlockLowerer:
                 count += 1
             self.layer_counts[e.func] = count
             prefix = f"{e.func}_{count}"
+        types = [self.b.type_of(v.id) for v in bound.values() if isinstance(v, Value)]
+        if (err := elementwise_call(e.func_loc, e.func, types)) is not None:
+            raise err
         ctx = self.context(prefix or "", e.func_loc)
         try:
             with self.b.at(e.func_loc):

@@ -35,7 +35,15 @@ def test_batch_against_new_axis_is_an_error_with_hints():
     text = info.value.render()
     assert text.startswith("<string>:7:24: error: '-' between f32[B] and f32[B,1]"), text
     assert "the result is [B, B]" in text
-    assert "expand_dims(y, -1)" in text and "broadcast_to(..., [B, B])" in text
+    assert "expand_dims(..., -1) on the [B] side" in text and "broadcast_to(..., [B, B])" in text
+
+
+@pytest.mark.parametrize("call", ["maximum(y, p)", "where(p > 0.0, y, p)", "pow(p, y)"])
+def test_elementwise_functions_are_checked_too(call):
+    with pytest.raises(CompileError, match=r"<string>:7:\d+: error: '\w+\(\)' between .* broadcasts B against a new axis"):
+        nnc.compile(REGRESSION.format(ydim="", loss=f"mean({call})"))
+    m, _ = _compile_quietly(REGRESSION.format(ydim=", 1", loss=f"mean({call})"))
+    assert "loss" in dict(m.lowered.forward.outputs)
 
 
 @pytest.mark.parametrize("ydim, loss", [
