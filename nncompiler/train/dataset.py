@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DataError, did_you_mean
 from .data import check_against, check_labels, label_classes, read_array, read_csv, read_npz
-from .datafile import show_list
+from .datafile import show, show_list
 
 
 def _resolve(path: str, base_dir: str) -> str:
@@ -57,18 +57,23 @@ def _batch_hint(name: str, arr, ty, lowered) -> str:
 
 
 def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
-    arrays = _load_file(path, lowered, label)
+    names: dict[str, list[str]] = {}      # target -> the CSV's class names, when its labels are names
+    arrays = _load_file(path, lowered, label, names)
     csv = not path.endswith((".npz", ".npy"))
 
     def where(name, i):
-        if csv:
-            return f"{path}: error: label {arrays[name][i]:g} in data row {i[0] + 1} (target '{name}')"
-        return f"{path}: error: array '{name}': label {arrays[name][i]:g} at index {i}"
+        v = arrays[name][i]
+        if not csv:
+            return f"{path}: error: array '{name}': label {v:g} at index {i}"
+        classes = names.get(name)
+        what = f"class {show(classes[int(v)])} (label {v:g}; the file has {len(classes)} classes)" \
+            if classes and 0 <= v < len(classes) else f"label {v:g}"
+        return f"{path}: error: {what} in data row {i[0] + 1} (target '{name}')"
     check_labels(arrays, label_classes(lowered.forward), where)
     return arrays
 
 
-def _load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
+def _load_file(path: str, lowered, label=None, names=None) -> dict[str, np.ndarray]:
     inputs, targets = list(lowered.inputs), list(lowered.targets)
     if path.endswith(".npz"):
         arrays = read_npz(path)
@@ -109,6 +114,8 @@ def _load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
     out = {inputs[0]: features}
     if targets:
         out[targets[0]] = labels
+        if info["classes"] and names is not None:
+            names[targets[0]] = info["classes"]
         y_type = lowered.targets[targets[0]]
         if y_type.dtype in ("i32", "i64", "bool") and labels is not None and labels.dtype.kind == "f":
             bad = np.argwhere(labels != np.round(labels)) if y_type.dtype != "bool" else \

@@ -82,6 +82,14 @@ def test_csv_with_more_classes_than_units_names_file_and_row(tmp_path):
     assert msg.count("\n") == 0
 
 
+def test_class_names_in_a_csv_are_named(tmp_path):
+    p = tmp_path / "four.csv"
+    p.write_text("a,b,label\n0,1,x\n1,0,y\n1,1,z\n0,0,w\n")      # 4 classes, sorted: w x y z
+    m = nnc.compile(TWO_CLASS)
+    _raises(r"four\.csv: error: class 'y' \(label 2; the file has 4 classes\) in data row 2 \(target 'y'\) "
+            r"is not a class id: the model has 2 classes", load_file, str(p), m.lowered, label="label")
+
+
 def test_npz_label_names_array_and_index(tmp_path):
     p = tmp_path / "d.npz"
     np.savez(p, x=np.zeros((3, 2), np.float32), y=np.array([0, -4, 1], np.int32))
