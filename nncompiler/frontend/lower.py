@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import batch_broadcast, elementwise_call, unbound_symbols
 from ..errors import CompileError, Loc, ShapeError, did_you_mean, error
 from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
@@ -26,6 +25,7 @@ from ..library.tensor_ops import TENSOR_OPS, matmul_any
 from ..program import LayerInfo, LoweredModel, TrainConfig
 from ..resources import MAX_DIM, check_type
 from . import ast
+from .checks import batch_broadcast, elementwise_call, unbound_symbols
 from .indexing import lower_index
 
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow",
