@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import did_you_mean
 from .datacheck import _DTYPE_NAMES, _DTYPES
-from .datafile import MAX_COLUMNS, MAX_LINE, _error, _open_text, limit, show, show_list
+from .datafile import MAX_COLUMNS, MAX_LINE, _error, _open_text, show, show_list
 
 BLOCK_ROWS = 65536
 
@@ -41,14 +41,14 @@ def _lines(path, f, most: int) -> Iterator[str]:
         number += 1
         if len(line) > most and not line.endswith(("\n", "\r")):
             raise _error(path, f"line {number} is longer than {most} characters (the limit; set "
-                               "NNC_CSV_MAX_LINE to change it)", number)
+                               "read_csv's max_line to change it)", number)
         yield line
 
 
-def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
+def _rows(path, f, max_line: int = MAX_LINE, max_columns: int = MAX_COLUMNS) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for every non-blank record of a CSV file."""
-    most_columns = limit(MAX_COLUMNS)
-    reader = csv.reader(_lines(path, f, limit(MAX_LINE)), delimiter=_delimiter(path))
+    most_columns = max_columns
+    reader = csv.reader(_lines(path, f, max_line), delimiter=_delimiter(path))
     while True:
         try:
             cells = next(reader)
@@ -63,7 +63,7 @@ def _rows(path, f) -> Iterator[tuple[int, list[str]]]:
             continue  # blank line
         if len(cells) > most_columns:
             raise _error(path, f"row has {len(cells)} values, more than the limit of {most_columns} columns "
-                               "(set NNC_CSV_MAX_COLUMNS to change it)", reader.line_num)
+                               "(set read_csv's max_columns to change it)", reader.line_num)
         yield reader.line_num, cells
 
 
@@ -272,7 +272,8 @@ def _feature_kind(dtype_hint) -> str:
     raise ValueError(f"read_csv: dtype_hint must be one of {', '.join(_DTYPES)}, got {dtype_hint!r}")
 
 
-def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
+def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None, *,
+             max_line: int = MAX_LINE, max_columns: int = MAX_COLUMNS
              ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Read a CSV file with a header row into (features, labels, info).
 
@@ -296,6 +297,10 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
         categorical column, else None),
         "label_classes" ({column: class names} for every categorical label column)}.
 
+    max_line, max_columns: the longest line (in characters) and the most values in a row
+        accepted (defaults: 2**20 and 100000); a longer line is refused after reading that
+        much of it, so a file of one 2 GiB line costs 1 MiB.
+
     A `.tsv` file is read with tab as the separator.  Blank lines are skipped;
     row numbers in errors are line numbers in the file.
     """
@@ -309,7 +314,7 @@ def read_csv(path, label: str | Sequence[str] | None = None, dtype_hint=None
     feature_kind = _feature_kind(dtype_hint)
 
     with _open_text(path) as f:
-        rows = _rows(path, f)
+        rows = _rows(path, f, max_line, max_columns)
         first = next(rows, None)
         if first is None:
             raise _error(path, "empty file (expected a header row naming the columns)")

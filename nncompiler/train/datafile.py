@@ -11,32 +11,16 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import DataError, NNCError
-from ..resources import available_memory, fmt_bytes, parse_size
+from ..errors import DataError
+from ..resources import available_memory, fmt_bytes
 
-# Limits on what a data file may hold, each overridable by an environment variable
-# (documented in docs/robustness.md): a hostile or broken file gives one clear error,
-# not minutes of parsing and a MemoryError.
-MAX_LINE = ("NNC_CSV_MAX_LINE", 1 << 20)          # characters in one line of a CSV file
-MAX_COLUMNS = ("NNC_CSV_MAX_COLUMNS", 100_000)    # values in one row
-MAX_BYTES = ("NNC_DATA_MAX_BYTES", None)           # size of a data file; default: the memory available
+# Limits on what a CSV file may hold, so that a hostile or broken file gives one clear error,
+# not minutes of parsing and a MemoryError (docs/robustness.md); read_csv's max_line and
+# max_columns arguments override them. A data file's size is bounded by NNC_MEMORY_LIMIT.
+MAX_LINE = 1 << 20          # characters in one line
+MAX_COLUMNS = 100_000       # values in one row
 
 SHOW = 24          # characters of a value from a file echoed in a message
-
-
-def limit(setting: tuple[str, int | None]) -> int | None:
-    """A limit's value: its environment variable if set (a count, or a size like 512M), else the default."""
-    name, default = setting
-    text = os.environ.get(name)
-    if not text:
-        return default if name != MAX_BYTES[0] else available_memory()
-    try:
-        value = parse_size(text)
-    except NNCError:
-        value = -1
-    if value <= 0:
-        raise DataError(f"{name}: expected a positive number such as 1000000 or 4M, got {show(text)}")
-    return value
 
 
 def printable(text) -> str:
@@ -82,8 +66,7 @@ def _error(path, message: str, row: int | None = None, col: int | None = None) -
 def check_file(path) -> None:
     """Refuse, before opening anything, a path that cannot be a data file: one with a NUL byte,
     a missing file, a directory, anything not a regular file (/dev/zero, a FIFO, whose open or
-    read would block or never end), or a file larger than NNC_DATA_MAX_BYTES (default: the
-    memory available)."""
+    read would block or never end), or a file larger than the memory available (NNC_MEMORY_LIMIT)."""
     text = os.fspath(path) if not isinstance(path, str) else path
     if "\0" in str(text):
         raise _error(path, "the path contains a NUL byte")
@@ -99,10 +82,10 @@ def check_file(path) -> None:
         raise _error(path, "is a directory, not a data file")
     if not stat.S_ISREG(st.st_mode):
         raise _error(path, "is not a regular file (a device, FIFO or socket); data must be a file")
-    most = limit(MAX_BYTES)
+    most = available_memory()
     if most is not None and st.st_size > most:
-        raise _error(path, f"the file is {fmt_bytes(st.st_size)}, more than the {fmt_bytes(most)} a data file "
-                           "may be (the limit: NNC_DATA_MAX_BYTES, by default the memory available)")
+        raise _error(path, f"the file is {fmt_bytes(st.st_size)}, more than the {fmt_bytes(most)} of memory "
+                           "available (NNC_MEMORY_LIMIT)")
 
 
 def _open_text(path):
