@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--feed", action="append", default=[], metavar="NAME=VALUE",
                    help="a graph input: a literal like [1, 2] or a .npy/.csv path")
     r.add_argument("--backend", default="numpy")
+    r.add_argument("--autotune", action="store_true",
+                   help="with --backend triton on a GPU: time candidate kernel configs once per shape and keep "
+                        "the fastest (default: the shape table decides)")
     r.add_argument("--model", help="which block, when the file has several")
     r.add_argument("--quiet", action="store_true", help="print only the final line")
     r.add_argument("--json", action="store_true", help="print one JSON object per epoch (epoch, loss, metrics, lr)")
@@ -161,6 +164,16 @@ def _print_array(name: str, value) -> None:
     print(f"{name} = {text}")
 
 
+def _autotune(args) -> None:
+    """--autotune reaches the Triton backend as NNC_AUTOTUNE=1 (Backend(autotune=...) in the API);
+    without a GPU the backend refuses it when it compiles."""
+    if not getattr(args, "autotune", False):
+        return
+    if args.backend != "triton":
+        raise NNCError(f"--autotune times Triton kernels on a GPU: use it with --backend triton, not {args.backend}")
+    os.environ["NNC_AUTOTUNE"] = "1"
+
+
 def cmd_run(args) -> int:
     import nncompiler as nnc
     from .train import distributed
@@ -169,6 +182,7 @@ def cmd_run(args) -> int:
     if (args.nproc or 1) > 1 and not distributed.launched():   # under a launcher, --nproc is done
         if nnc.compile(args.file, model=args.model, seed=args.seed).lowered.kind == "model":  # errors once, here
             return distributed.launch(args.nproc, args.argv)
+    _autotune(args)
     rank = distributed.init_from_env(args.backend)   # a rank started by torchrun joins its process group
     from .train.dataset import training_data
     # parameters are initialised from the seed, so --seed is a compile-time setting

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import NNCError
 from ..base import Backend as _Protocol
 
 STAGES = ("kernels", "triton", "ttir", "ttgir", "llir", "ptx", "cubin")
@@ -28,6 +29,14 @@ def _kinds(model) -> tuple[str, ...]:
     return ("predict", "train_step") if model.lowered.kind == "model" else ("predict",)
 
 
+def _batch_sizes(model) -> dict:
+    """The sizes a report assumes: the train block's batch if it names one, else a large batch."""
+    from .tuning import ASSUMED
+    train = getattr(model.lowered, "train", None)
+    batch = getattr(train, "batch", None)
+    return {"B": batch if isinstance(batch, int) else ASSUMED}
+
+
 class Backend(_Protocol):
     """Kernels generated with Triton; device arrays are torch tensors (`cuda`, or CPU tensors
     run through the Triton interpreter on a machine without a GPU)."""
@@ -35,11 +44,17 @@ class Backend(_Protocol):
     name = "triton"
     stages = STAGES
 
-    def __init__(self, fallback_ops=(), host_rng: bool = False):
+    def __init__(self, fallback_ops=(), host_rng: bool = False, autotune: bool | None = None):
         # fallback_ops: primitives run through torch instead of a kernel (exercises the
         # fallback path); host_rng: draw rng_uniform (dropout) from numpy's stream on the
-        # host, exactly as the reference backend does, instead of Philox on the device.
+        # host, exactly as the reference backend does, instead of Philox on the device;
+        # autotune: time candidate configs once per shape on a GPU (None: NNC_AUTOTUNE=1),
+        # refused without one (the shape table in tuning.py decides there).
         self.fallback_ops, self.host_rng = tuple(fallback_ops), host_rng
+        if autotune is None:
+            import os
+            autotune = os.environ.get("NNC_AUTOTUNE") == "1"
+        self.autotune = bool(autotune)
         self._device = None
         self._interpret = None
         self._generated: dict = {}
@@ -102,7 +117,10 @@ class Backend(_Protocol):
         # `donate` is not used: the runtime's memory plan owns its buffers already
         from .runtime import CompiledGraph
         plan, text, kernels = self.generated(graph)
-        return CompiledGraph(graph, plan, kernels, text, self.device, self.interpret)
+        if self.autotune and (self.device != "cuda" or self.interpret):
+            raise NNCError("--autotune times kernels on a GPU and there is none here (or TRITON_INTERPRET=1); "
+                           "without one the shape table in tuning.py chooses every config")
+        return CompiledGraph(graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune)
 
     def emit(self, graph) -> str:
         return self.generated(graph)[1]
@@ -111,7 +129,14 @@ class Backend(_Protocol):
     def emit_stage(self, model, stage: str, target: str | None = None):
         from ...errors import NNCError
         if stage == "kernels":
-            parts = [self.plan(model.graph(k)).describe() for k in _kinds(model)]
+            from .aot import parse_target
+            from .tuning import launch_lines
+            arch = parse_target(target)[1]
+            parts = []
+            for k in _kinds(model):
+                _, _, kernels = self.generated(model.graph(k))
+                parts.append(self.plan(model.graph(k)).describe() + "\n"
+                             + "\n".join(launch_lines(kernels, _batch_sizes(model), arch)))
             return "\n\n".join(parts + self.summary_lines(model))
         if stage == "triton":
             return "\n\n".join(self.generated(model.graph(k))[1] for k in _kinds(model))

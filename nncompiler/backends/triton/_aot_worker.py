@@ -14,6 +14,7 @@ import hashlib
 import json
 import linecache
 import os
+import re
 import sys
 import tempfile
 import types
@@ -57,18 +58,42 @@ def compile_job(job: dict) -> dict:
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
         fn = getattr(_module(job["module"], job["module_sha256"]), job["name"])
-        src = ASTSource(fn=fn, signature=job["signature"], constexprs=job["constexprs"])
-        ck = triton.compile(src, target=GPUTarget(*job["target"]), options={"num_warps": job["num_warps"]})
+        # the attributes the JIT derives for an aligned pointer or a size divisible by 16
+        attrs = {(i,): [["tt.divisibility", 16]] for i in job.get("divisible_by_16", [])}
+        src = ASTSource(fn=fn, signature=job["signature"], constexprs=job["constexprs"], attrs=attrs)
+        options = {"num_warps": job["num_warps"]}
+        if job.get("num_stages") is not None:
+            options["num_stages"] = job["num_stages"]
+        ck = triton.compile(src, target=GPUTarget(*job["target"]), options=options)
     asm = ck.asm
     out = {"name": job["name"], "target": job["target"], "signature": job["signature"],
-           "constexprs": job["constexprs"], "num_warps": job["num_warps"],
+           "constexprs": job["constexprs"], "divisible_by_16": job.get("divisible_by_16", []),
+           "num_warps": job["num_warps"], "num_stages": job.get("num_stages"),
            "shared": int(getattr(ck.metadata, "shared", 0) or 0), "triton": triton.__version__}
     for stage in ("ttir", "ttgir", "llir", "ptx"):
         if stage in asm:
             out[stage] = asm[stage] if isinstance(asm[stage], str) else asm[stage].decode()
+    out["entry_params"] = entry_params(job["signature"], out.get("ptx", ""))
     if "cubin" in asm:
         out["cubin"] = base64.b64encode(asm["cubin"]).decode()
     _write(job["out"], json.dumps(out))
+    return out
+
+
+def entry_params(signature: dict, ptx: str) -> list[dict]:
+    """Every parameter of the PTX entry, in order: the kernel's non-constexpr arguments, then the
+    pointers Triton appends (global and profile scratch, which a launcher passes too; null when
+    their size in the metadata is 0)."""
+    m = re.search(r"\.entry\s+\w+\s*\((.*?)\)", ptx, re.S)
+    params = re.findall(r"\.param\s+\.(\w+)\s+(?:\.ptr\s+\.global\s+\.align\s+\d+\s+)?(\w+)", m.group(1)) if m else []
+    named = [(k, v) for k, v in signature.items() if v != "constexpr"]
+    out = []
+    for i, (ptype, _) in enumerate(params):
+        if i < len(named):
+            out.append({"name": named[i][0], "type": named[i][1], "ptx": ptype})
+        else:
+            out.append({"name": ("global_scratch", "profile_scratch")[min(i - len(named), 1)] if i - len(named) < 2
+                        else f"hidden{i - len(named)}", "type": "*i8", "ptx": ptype, "hidden": True})
     return out
 
 

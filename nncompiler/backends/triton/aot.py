@@ -26,7 +26,7 @@ from pathlib import Path
 from ...cachefs import ENTRY_FORMAT, read_entry
 from ...errors import NNCError
 from .cache import cache_dir, digest
-from .tuning import choose
+from .tuning import choose, grid as launch_grid
 
 STATS = {"hits": 0, "misses": 0}
 _COMMENT = {"ttir": "//", "ttgir": "//", "llir": ";", "ptx": "//"}
@@ -60,19 +60,53 @@ def _versions() -> tuple[str, str]:
     return triton.__version__, nncompiler.__version__
 
 
-def job_for(ks, module_path: Path, target) -> dict:
-    blocks, warps = choose(ks, None, interpret=False)
+def specialization(ks, sizes: dict | None, blocks: dict) -> tuple[dict, dict, list[int]]:
+    """(signature, int arguments fixed as constexprs, indices of arguments known divisible by 16):
+    what Triton's JIT would derive from a launch (its `specialize_impl`): an int equal to 1
+    becomes a constant, an int divisible by 16 and a 16-byte-aligned pointer get
+    `tt.divisibility = 16`. Pointers are the runtime's buffers, whole torch allocations (aligned
+    to 256 bytes); a size is known only where `sizes` binds it (unbound: no attribute, the
+    kernel valid for every size)."""
+    sig = dict(ks.signature)
+    consts: dict = {}
+    aligned: list[int] = []
+    ints = iter([])
+    if sizes is not None:
+        try:
+            ints = iter(launch_grid(ks, sizes, blocks)[1])
+        except KeyError:
+            sizes = None
+    for i, p in enumerate(ks.params):
+        if p.kind in ("buf", "scratch"):
+            aligned.append(i)
+            continue
+        value = None
+        if sizes is not None:
+            value = next(ints) if p.kind == "int" else sizes.get(p.ref)
+        if value == 1:
+            sig[p.name] = "constexpr"
+            consts[p.name] = 1
+        elif value is not None and value % 16 == 0:
+            aligned.append(i)
+    return sig, consts, aligned
+
+
+def job_for(ks, module_path: Path, target, sizes: dict | None = None) -> dict:
+    from .tuning import sm_count
+    blocks, warps, stages = choose(ks, sizes, interpret=False, sms=sm_count(target[1]))
+    sig, consts, aligned = specialization(ks, sizes, blocks)
     from .ops import HELPERS
     helpers = "".join(HELPERS[h] for h in sorted(ks.helpers))
     tv, nv = _versions()
-    key = digest(ks.name, ks.text, helpers, json.dumps(ks.signature, sort_keys=True),
-                 json.dumps(blocks, sort_keys=True), warps, target, tv, nv, ENTRY_FORMAT)
+    key = digest(ks.name, ks.text, helpers, json.dumps(sig, sort_keys=True),
+                 json.dumps({**blocks, **consts}, sort_keys=True), json.dumps(aligned), warps, stages,
+                 target, tv, nv, ENTRY_FORMAT)
     out = cache_dir() / "aot" / key[:2] / f"{key}.json"
     # the worker executes the module only if the file still holds the text hashed here
     source_hash = hashlib.sha256(Path(module_path).read_bytes()).hexdigest()
     return {"module": str(module_path), "module_sha256": source_hash, "name": ks.name,
-            "signature": ks.signature, "constexprs": blocks,
-            "num_warps": warps, "target": list(target), "out": str(out)}
+            "signature": sig, "constexprs": {**blocks, **consts}, "divisible_by_16": aligned,
+            "num_warps": warps, "num_stages": stages, "target": list(target), "out": str(out)}
 
 
 def read_cached(path: Path) -> dict | None:
@@ -87,12 +121,12 @@ def read_cached(path: Path) -> dict | None:
         return None
 
 
-def compile_kernels(module_path: Path, kernels: list, target) -> dict[str, dict]:
+def compile_kernels(module_path: Path, kernels: list, target, sizes: dict | None = None) -> dict[str, dict]:
     """name -> compiled kernel (stages and metadata), from the cache or freshly compiled."""
-    return compile_all([(module_path, kernels)], target)[0]
+    return compile_all([(module_path, kernels)], target, sizes)[0]
 
 
-def compile_all(items: list, target) -> list[dict[str, dict]]:
+def compile_all(items: list, target, sizes: dict | None = None) -> list[dict[str, dict]]:
     """Compile the kernels of several generated modules in one batch of workers (one dict per
     (module path, kernels) item). Identical kernels (same cache key) compile once."""
     results: list[dict[str, dict]] = [{} for _ in items]
@@ -100,7 +134,7 @@ def compile_all(items: list, target) -> list[dict[str, dict]]:
     wanted: list[tuple[int, str, str]] = []
     for k, (module_path, kernels) in enumerate(items):
         for ks in kernels:
-            job = job_for(ks, module_path, target)
+            job = job_for(ks, module_path, target, sizes)
             path = Path(job["out"])
             hit = read_cached(path) if job["out"] not in todo else None
             if hit is not None:
@@ -171,7 +205,10 @@ def cubin_archive(compiled: list[tuple[str, str, dict]], target) -> bytes:
             tar.addfile(info, io.BytesIO(data))
             manifest.append({"graph": graph_kind, "kernel": name, "file": info.name,
                              "signature": res["signature"], "constexprs": res["constexprs"],
-                             "num_warps": res["num_warps"], "shared": res.get("shared", 0)})
+                             "divisible_by_16": res.get("divisible_by_16", []),
+                             "entry_params": res.get("entry_params", []),
+                             "num_warps": res["num_warps"], "num_stages": res.get("num_stages"),
+                             "shared": res.get("shared", 0)})
         data = json.dumps({"target": target_name(target), "kernels": manifest}, indent=1).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)

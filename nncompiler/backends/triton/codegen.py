@@ -26,6 +26,9 @@ from .index import add_terms, dim_expr, mul_expr, right_align, size_arg, static_
 from .ops import HELPERS, SIGNATURE, TL_DTYPE, TRITON_OPS, literal, lowest, zero
 from .plan import REDUCE_OPS, Group, Plan
 
+# a matmul's constexprs (tuning.choose fills them): tile, split-K factor, grouped-order width
+MATMUL_BLOCKS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M")
+
 
 def templates():
     """The kernel template modules (`nncompiler.kernels`, the top-level kernels/ folder)."""
@@ -64,7 +67,8 @@ class KernelSource:
 # names the templates use; a model's argument called `a` or `tl` must not shadow them
 RESERVED = set("""tl triton pid pid_m pid_n pid_b rm rn rk kk k0 a b acc M N K xnumel rnumel xoffset xindex
 xmask rindex rmask rbase roffset i_m i_n mmask nnmask nmask a_base b_base XBLOCK RBLOCK BLOCK_M BLOCK_N BLOCK_K
-float int range min max""".split())
+SPLIT_K GROUP_M pid_k tile tiles_m tiles_n group first_m group_m kblocks kb last tile_id WS ws_tile ws_mine r_mn
+s ws_s theirs done ws_ptr lock_ptr float int range min max""".split())
 
 
 class _Kernel:
@@ -106,6 +110,14 @@ class _Kernel:
             self.params.append(Param(name, "size", sym, "i32"))
         return self._by_ref[key]
 
+    def scratch(self, name: str, sig: str) -> str:
+        """A runtime-owned scratch buffer (split-K partials and tile counters), not a graph value."""
+        key = ("scratch", name)
+        if key not in self._by_ref:
+            self._by_ref[key] = name
+            self.params.append(Param(name, "scratch", name, sig))
+        return self._by_ref[key]
+
     def int_param(self, name: str, ref) -> str:
         key = ("int", ref)
         if key not in self._by_ref:
@@ -130,9 +142,10 @@ class _Kernel:
         ins = sorted((p for p in bufs if p.ref in reads or p.ref not in self.group.stores),
                      key=lambda p: order[p.ref])
         outs = sorted((p for p in bufs if p not in ins), key=lambda p: order[p.ref])
+        scratch = [p for p in self.params if p.kind == "scratch"]
         sizes = [p for p in self.params if p.kind == "size"]
         ints = [p for p in self.params if p.kind == "int"]
-        return ins + outs + sizes + ints
+        return ins + outs + scratch + sizes + ints
 
 
 class _Body(Addressing):
@@ -444,10 +457,10 @@ class ModuleGen:
         return "\n".join("    " + x for x in lines)
 
     def decorator(self, kern: _Kernel) -> str:
-        dyn = [p.name for p in kern.params if p.kind in ("size", "int")]
-        if not dyn:
-            return "@triton.jit"
-        return "@triton.jit(do_not_specialize=[" + ", ".join(f'"{d}"' for d in dyn) + "])"
+        # Sizes are specialised as Triton's JIT does by default (a size divisible by 16 and a
+        # 16-byte-aligned pointer get tt.divisibility=16, a size of 1 becomes a constant), so
+        # loads and stores vectorise; a new batch size recompiles only when that changes.
+        return "@triton.jit"
 
     def params_text(self, kern: _Kernel, blocks) -> str:
         ps = [p.name for p in kern.ordered_params()] + [f"{b}: tl.constexpr" for b in blocks]
@@ -528,7 +541,7 @@ class ModuleGen:
                     "rinner": max(k.space.raxes) == len(k.space.shape) - 1 if k.space.raxes else True}
         else:
             text, grid, info = self.matmul(kern, k, stores)
-            blocks = ("BLOCK_M", "BLOCK_N", "BLOCK_K")
+            blocks = MATMUL_BLOCKS
         text = text.replace("{decorator}", self.decorator(kern)).replace("{params}", self.params_text(kern, blocks))
         text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
         return KernelSource(k.name, k.kind, k.index, text, kern.ordered_params(), blocks, grid, k, info,
@@ -540,8 +553,7 @@ class ModuleGen:
     def _riders(self, body: _Body, k: Group, section: str = "body"):
         if not k.riders:
             return
-        pid = "tl.program_id(0) == 0" if k.kind != "matmul" else \
-            "(tl.program_id(0) == 0) & (tl.program_id(1) == 0) & (tl.program_id(2) == 0)"
+        pid = "tl.program_id(0) == 0"      # every kind launches a 1-D grid
         for nid in k.riders:
             v = body.inline(nid)
             ptr = body.k.buffer(nid)
@@ -581,17 +593,26 @@ class ModuleGen:
         dt = mn.dtype
         acc_dtype = {"f32": "tl.float32", "f64": "tl.float64", "i32": "tl.int32", "i64": "tl.int64"}[dt]
         dot = self.t["matmul"].DOT_FLOAT if dt in ("f32", "f64") else self.t["matmul"].DOT_INT
-        cs_init, cs_loop = [], []
+        cs_init, cs_loop, split_store, split_sum = [], [], [], []
+        ws_extra = ""
         for rnode, pos in k.colsums.items():
             cvar = f"colsum{self.num(rnode)}"
+            length = "BLOCK_N" if pos == 1 else "BLOCK_M"
+            cs_init.append(f"{cvar} = tl.zeros([{length}], dtype={acc_dtype})")
             if pos == 1:
-                cs_init.append(f"{cvar} = tl.zeros([BLOCK_N], dtype={acc_dtype})")
                 cs_loop.append(f"{cvar} += tl.sum(b, 0)" + body.comment(rnode) + " (column sums of B)")
                 body.vars[rnode] = f"{cvar}[None, :]"
             else:
-                cs_init.append(f"{cvar} = tl.zeros([BLOCK_M], dtype={acc_dtype})")
                 cs_loop.append(f"{cvar} += tl.sum(a, 1)" + body.comment(rnode) + " (row sums of A)")
                 body.vars[rnode] = f"{cvar}[:, None]"
+            # split-K: this partial sum lives after the tile (and earlier sums) in the workspace
+            at = f"BLOCK_M * BLOCK_N{ws_extra} + tl.arange(0, {length})"
+            split_store.append(f"tl.store(ws_mine + {at}, {cvar})")
+            split_sum.append(f"{cvar} += tl.load(ws_s + {at}, mask=tl.arange(0, {length}) * 0 + theirs != 0, "
+                             f"other=0.0, cache_modifier=\".cg\")")
+            ws_extra += f" + {length}"
+        kern.scratch("ws_ptr", "*fp32")
+        kern.scratch("lock_ptr", "*i32")
         # epilogue
         body.vars[mm] = "acc"
         if mm in stores:
@@ -617,10 +638,13 @@ class ModuleGen:
             dot=dot,
             colsum_init="\n".join("    " + x for x in cs_init),
             colsum="\n".join("        " + x for x in cs_loop),
+            ws_extra=ws_extra,
+            split_store="\n".join("        " + x for x in split_store),
+            split_sum="\n".join("            " + x for x in split_sum),
             epilogue="\n".join("    " + x for x in body.sections["body"]))
         batch = numel(D[:-2]) if r > 2 else 1
-        grid = [("cdiv", M, "BLOCK_M"), ("cdiv", N, "BLOCK_N"), ("prod", batch)]
-        info = {"M": M, "N": N, "K": K, "dtype": dt}
+        grid = [("matmul", M, N, batch)]
+        info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums)}
         return text, grid, info
 
     def module_text(self, title: str = "") -> str:

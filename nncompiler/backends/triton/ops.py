@@ -145,7 +145,8 @@ TRITON_OPS = {
     "add": lambda n, a, c: f"{a[0]} + {a[1]}" if n.dtype != "bool" else f"{a[0]} | {a[1]}",
     "sub": lambda n, a, c: f"{a[0]} - {a[1]}",
     "mul": lambda n, a, c: f"{a[0]} * {a[1]}" if n.dtype != "bool" else f"{a[0]} & {a[1]}",
-    "div": lambda n, a, c: f"{a[0]} / {a[1]}",
+    # `/` on float32 lowers to div.full.f32 (2 ulp); div_rn is IEEE round-to-nearest, like numpy
+    "div": lambda n, a, c: f"tl.math.div_rn({a[0]}, {a[1]})" if n.dtype in ("f32", "f64") else f"{a[0]} / {a[1]}",
     "pow": _helper("_pow"),
     "maximum": _minmax("maximum"),
     "minimum": _minmax("minimum"),

@@ -31,7 +31,7 @@ from ...ir.shapes import NUMPY_DTYPE, canon_dim, numel
 from .cache import write_module
 from .fallback import torch_dtype, torch_op
 from .index import View, eval_dim, eval_shape
-from .tuning import candidates, choose
+from .tuning import candidates, choose, grid as launch_grid, split_scratch
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
@@ -93,7 +93,8 @@ def constant_value(node) -> np.ndarray:
 class CompiledGraph:
     """A graph compiled to Triton kernels; call with a dict of argument name -> array."""
 
-    def __init__(self, graph: Graph, plan, kernels, source: str, device: str, interpret: bool):
+    def __init__(self, graph: Graph, plan, kernels, source: str, device: str, interpret: bool,
+                 autotune: bool = False):
         import torch
         self.graph = graph
         self.plan = plan
@@ -122,7 +123,8 @@ class CompiledGraph:
         self._dtypes = {n.id: torch_dtype(n.dtype) for n in graph.nodes}
         self._tuned: dict = {}
         self._scalars: OrderedDict = OrderedDict()
-        self.autotune = device == "cuda" and not interpret and os.environ.get("NNC_AUTOTUNE") == "1"
+        self.autotune = device == "cuda" and not interpret and autotune
+        self._pinned: dict = {}
         self._graphs = None
         if device == "cuda" and not interpret and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0":
             self._graphs = _CudaGraphs(self)
@@ -168,6 +170,7 @@ class CompiledGraph:
         if pool is None:
             pool = [torch.empty(eval_dim(n, sizes), dtype=torch_dtype(dt), device=self.device) for dt, n in self.slots]
             self._pools[key] = pool
+            self._prepared.pop(key, None)    # its launches name split-K scratch slots of the old pool
             while len(self._pools) > 4:
                 self._pools.popitem(last=False)
         return pool
@@ -266,57 +269,61 @@ class CompiledGraph:
                     self._torch.empty(shape, dtype=self._dtypes[n], device=self.device)
             if launch is None:          # first run at these sizes: block sizes, grid, argument recipe
                 ks = self.kernels[k.index]
-                blocks, warps = self._config(ks, bufs, sizes)
-                grid, ints = self._grid(ks, sizes, blocks)
-                recipe = [(p.kind == "buf", p.ref if p.kind == "buf" else int(sizes[p.ref]))
-                          for p in ks.params if p.kind in ("buf", "size")]
-                launch = (self._fns[ks.index], grid, recipe, ints, blocks, warps)
+                blocks, warps, stages = self._config(ks, bufs, sizes)
+                grid, ints = launch_grid(ks, sizes, blocks)
+                recipe = self._recipe(ks, sizes, blocks, pool)
+                opts = {"num_warps": warps} if stages is None else {"num_warps": warps, "num_stages": stages}
+                launch = (self._fns[ks.index], grid, recipe, ints, blocks, opts)
                 if not self.autotune or (ks.index, key) in self._tuned:
                     prepared[i] = (k, shapes, launch)
-            fn, grid, recipe, ints, blocks, warps = launch
+            fn, grid, recipe, ints, blocks, opts = launch
             if 0 in grid:
                 continue
-            args = [bufs[r] if is_buf else r for is_buf, r in recipe]
-            fn[grid](*args, *ints, **blocks, num_warps=warps)
+            args = [bufs[r] if how == 0 else pool[r] if how == 2 else r for how, r in recipe]
+            fn[grid](*args, *ints, **blocks, **opts)
             self.launches += 1
 
-    def _launch(self, ks, bufs, sizes, config=None):
-        fn = self._fns[ks.index]
-        args = []
+    def _recipe(self, ks, sizes, blocks, pool) -> list[tuple[int, object]]:
+        """How to get each argument at launch: (0, node id) a buffer, (1, value) an int, (2, slot)
+        a split-K scratch tensor held in this size's pool (so a captured CUDA graph keeps it)."""
+        ws, locks = split_scratch(ks, sizes, blocks)
+        recipe = []
         for p in ks.params:
             if p.kind == "buf":
-                args.append(bufs[p.ref])
+                recipe.append((0, p.ref))
             elif p.kind == "size":
-                args.append(int(sizes[p.ref]))
-        if config is None:
-            config = self._config(ks, bufs, sizes)
-        blocks, warps = config
-        grid, ints = self._grid(ks, sizes, blocks)
-        args.extend(ints)
+                recipe.append((1, int(sizes[p.ref])))
+            elif p.kind == "scratch":
+                # counters start at 0 and the last split resets them: zeros once, reused every launch
+                n, dt = (ws, self._torch.float32) if p.ref == "ws_ptr" else (locks, self._torch.int32)
+                pool.append(self._torch.zeros(max(n, 1), dtype=dt, device=self.device))
+                recipe.append((2, len(pool) - 1))
+        return recipe
+
+    def pin(self, kernel_name: str, config: tuple[dict, int, int | None]):
+        """Launch kernel `kernel_name` with this (constexprs, num_warps, num_stages) at every size:
+        what tests use to run split-K and grouped orders under the interpreter."""
+        idx = next(k.index for k in self.kernels.values() if k.name == kernel_name)
+        self._pinned[idx] = config
+        self._prepared.clear()
+
+    def _launch(self, ks, bufs, sizes, config, scratch: list):
+        fn = self._fns[ks.index]
+        blocks, warps, stages = config
+        grid, ints = launch_grid(ks, sizes, blocks)
+        recipe = self._recipe(ks, sizes, blocks, scratch)
+        args = [bufs[r] if how == 0 else scratch[r] if how == 2 else r for how, r in recipe]
         if any(x == 0 for x in grid):
             return
-        fn[grid](*args, **blocks, num_warps=warps)
+        opts = {"num_warps": warps} if stages is None else {"num_warps": warps, "num_stages": stages}
+        fn[grid](*args, *ints, **blocks, **opts)
         self.launches += 1
 
-    def _grid(self, ks, sizes, blocks):
-        grid, ints = [], []
-        for entry in ks.grid:
-            if entry[0] == "cdiv":
-                n = eval_dim(entry[1], sizes)
-                grid.append(-(-n // blocks[entry[2]]))
-            elif entry[0] == "prod":
-                grid.append(eval_dim(entry[1], sizes))
-            else:   # combo: segment block counts, cumulative ends passed as ints
-                total = 0
-                for d in entry[1]:
-                    total += -(-eval_dim(d, sizes) // blocks[entry[2]])
-                    ints.append(total)
-                grid.append(total)
-        return tuple(grid), ints
-
     def _config(self, ks, bufs, sizes):
+        if ks.index in self._pinned:
+            return self._pinned[ks.index]
         if not self.autotune:
-            key = (ks.index, tuple(sorted(sizes.items())) if self.interpret else ())
+            key = (ks.index, tuple(sorted(sizes.items())))
             cfg = self._tuned.get(key)
             if cfg is None:
                 cfg = choose(ks, sizes, self.interpret)
@@ -328,18 +335,19 @@ class CompiledGraph:
         return self._tuned[key]
 
     def _autotune(self, ks, bufs, sizes):
-        """The GPU autotune hook: time each candidate config (kernels are pure: outputs never
-        alias inputs) and keep the fastest for these sizes."""
+        """`--autotune`: time each candidate config (kernels are pure: outputs never alias
+        inputs) once for these sizes and keep the fastest."""
         import torch
         best, best_t = None, float("inf")
-        for cfg in candidates(ks):
+        for cfg in candidates(ks, sizes):
             try:
-                self._launch(ks, bufs, sizes, cfg)
+                scratch: list = []
+                self._launch(ks, bufs, sizes, cfg, scratch)
                 torch.cuda.synchronize()
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 for _ in range(5):
-                    self._launch(ks, bufs, sizes, cfg)
+                    self._launch(ks, bufs, sizes, cfg, scratch)
                 end.record()
                 torch.cuda.synchronize()
                 t = start.elapsed_time(end)
