@@ -190,14 +190,27 @@ def split_scratch(ks, sizes: dict, blocks: dict) -> tuple[int, int]:
     return tiles * split * per_tile, tiles
 
 
+def _bound(d, sizes: dict | None) -> int:
+    if isinstance(d, int):
+        return d
+    try:
+        return eval_dim(d, sizes) if sizes is not None else ASSUMED
+    except KeyError:
+        return ASSUMED
+
+
 def candidates(ks, sizes: dict | None = None, sms: int | None = None) -> list[tuple[dict, int, int | None]]:
     """Configs `--autotune` times on a GPU (the table's choice first)."""
     base = choose(ks, sizes, False, sms)
     out = [base]
     if ks.kind == "matmul" and ks.info["dtype"] == "f32":
+        # the table's tiles that fit the shape, unsplit and split as the table would split them
+        M, N = (_bound(ks.info[d], sizes) for d in ("M", "N"))
         for bm, bn, bk, w, st in MM_CONFIGS:
-            for split in (1, 2, 4):
-                out.append(({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split, "GROUP_M": GROUP_M}, w, st))
+            if bm <= max(16, np2(M)) and bn <= max(16, np2(N)):
+                for split in sorted({1, base[0]["SPLIT_K"]}):
+                    out.append(({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
+                                 "GROUP_M": GROUP_M}, w, st))
     elif ks.kind in ("pointwise", "combo"):
         for xb, w in ((256, 4), (512, 4), (2048, 8), (4096, 8)):
             out.append(({"XBLOCK": xb}, w, None))
