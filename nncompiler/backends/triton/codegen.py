@@ -8,9 +8,10 @@ line per IR op (an expression from the rule table `ops.TRITON_OPS`, a comment wi
 the op's printed name and its `.nn` position), and the stores of the values other kernels or the caller need (masked to
 one representative when the value is smaller than the iteration space).
 
-Symbolic dimensions are runtime int arguments (`s_B`), excluded from Triton's
-specialization, so a new batch size never recompiles. Block sizes are `constexpr`
-arguments chosen at launch (`tuning.py`).
+Symbolic dimensions are runtime int arguments (`s_B`), specialised by Triton's JIT
+rules (divisible by 16, equal to 1), so kernels vectorise and a new batch size
+recompiles only when those facts change. Block sizes, split-K and grouped order are
+`constexpr` arguments chosen at launch (`tuning.py`).
 """
 from __future__ import annotations
 
