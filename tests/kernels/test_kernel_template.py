@@ -30,7 +30,7 @@ def test_a_slot_can_be_left_for_a_later_stage():
     (reduce.LOOPED, {"decorator", "name", "params", "header", "xnumel", "rnumel", "pre", "loop", "post"}),
     (matmul.MATMUL, {"decorator", "name", "params", "header", "M", "N", "K", "top", "a_base", "b_base",
                      "acc_dtype", "other", "a_sm", "a_sk", "b_sk", "b_sn", "dot", "colsum_init", "colsum",
-                     "epilogue"}),
+                     "ws_extra", "split_store", "split_sum", "epilogue"}),
 ])
 def test_the_backends_templates_have_the_slots_codegen_fills(template, slots):
     assert template.slots == slots
