@@ -307,17 +307,21 @@ class CompiledGraph:
         self._pinned[idx] = config
         self._prepared.clear()
 
-    def _launch(self, ks, bufs, sizes, config, scratch: list):
+    def _launcher(self, ks, bufs, sizes, config):
+        """A launch of kernel `ks` with `config`, its arguments (split-K scratch included) bound
+        once, so timing it times the kernel alone."""
         fn = self._fns[ks.index]
         blocks, warps, stages = config
         grid, ints = launch_grid(ks, sizes, blocks)
+        scratch: list = []
         recipe = self._recipe(ks, sizes, blocks, scratch)
         args = [bufs[r] if how == 0 else scratch[r] if how == 2 else r for how, r in recipe]
-        if any(x == 0 for x in grid):
-            return
         opts = {"num_warps": warps} if stages is None else {"num_warps": warps, "num_stages": stages}
-        fn[grid](*args, *ints, **blocks, **opts)
-        self.launches += 1
+
+        def launch():
+            if all(x > 0 for x in grid):
+                fn[grid](*args, *ints, **blocks, **opts)
+        return launch
 
     def _config(self, ks, bufs, sizes):
         if ks.index in self._pinned:
@@ -341,13 +345,13 @@ class CompiledGraph:
         best, best_t = None, float("inf")
         for cfg in candidates(ks, sizes):
             try:
-                scratch: list = []
-                self._launch(ks, bufs, sizes, cfg, scratch)
+                launch = self._launcher(ks, bufs, sizes, cfg)
+                launch()                # compiles
                 torch.cuda.synchronize()
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 for _ in range(5):
-                    self._launch(ks, bufs, sizes, cfg, scratch)
+                    launch()
                 end.record()
                 torch.cuda.synchronize()
                 t = start.elapsed_time(end)

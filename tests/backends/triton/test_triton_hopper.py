@@ -113,6 +113,22 @@ def test_split_k_and_grouped_order_match_numpy_through_generated_kernels(split, 
             np.testing.assert_allclose(be.to_numpy(got[name]), v, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+def test_split_k_over_a_flattened_batch_matches_numpy():
+    # [3, 19, 21] @ [21, 17]: three batches of 2 x 2 tiles, K split 3 ways, all on grid x
+    b = Builder("bmm_split")
+    x = b.argument("x", "input", T("f32", (3, 19, 21)))
+    w = b.argument("w", "param", T("f32", (21, 17)))
+    graph = b.build({"y": b.matmul(x, w)})
+    be = get_backend("triton")
+    cg = be.compile(graph)
+    (k,) = cg.kernels.values()
+    cg.pin(k.name, ({"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "SPLIT_K": 3, "GROUP_M": 2}, 4, None))
+    rng = np.random.default_rng(1)
+    args = {"x": rng.standard_normal((3, 19, 21)).astype(np.float32),
+            "w": rng.standard_normal((21, 17)).astype(np.float32)}
+    np.testing.assert_allclose(be.to_numpy(cg(args)["y"]), compile_graph(graph)(args)["y"], rtol=1e-4, atol=1e-5)
+
+
 def test_autotune_is_accepted_and_refused_clearly_without_a_gpu(capsys, monkeypatch):
     monkeypatch.setenv("NNC_AUTOTUNE", "0")     # restored after the test: the CLI sets it to 1
     be = get_backend("triton").__class__(autotune=True)
