@@ -23,7 +23,7 @@ from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMI
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
 from ..program import LayerInfo, LoweredModel, TrainConfig
-from ..resources import MAX_DIM, check_type
+from ..ir.limits import MAX_DIM, check_type
 from . import ast
 from .checks import batch_broadcast, elementwise_call, unbound_symbols
 from .indexing import lower_index

@@ -27,7 +27,7 @@ from ..backends.numpy.codegen import evaluate
 from ..ir.graph import Builder, Graph, Node, rebuild
 from ..ir.primitives import norm_axes
 from ..ir.shapes import is_static, numel
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 MAX_ELEMENTS = 1024
 _NEVER = ("arg", "random_uniform", "random_normal")

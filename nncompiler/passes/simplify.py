@@ -33,7 +33,7 @@ import time
 from ..ir.graph import Builder, Graph, Node
 from ..ir.primitives import norm_axes
 from ..ir.shapes import broadcast_shapes
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 MAX_SWEEPS = 50
 _NO = object()  # "not a splat constant"; equal to no number
