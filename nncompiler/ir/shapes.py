@@ -63,6 +63,12 @@ class Monomial:
         return _make(coef, tuple(rest))
 
     @property
+    def symbol(self) -> str | None:
+        """The symbol when the dimension is one bare symbol ("B"), else None: the axes an
+        argument's array binds a size from."""
+        return self.syms[0] if self.coef == 1 and len(self.syms) == 1 else None
+
+    @property
     def dim(self) -> Dim:
         """The canonical IR form: an int, or "4*B" with the symbols sorted."""
         return _make(self.coef, self.syms)

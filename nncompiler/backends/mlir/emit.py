@@ -118,7 +118,7 @@ class FunctionEmitter:
         self.symbol_src: dict[str, tuple[str, int, str]] = {}
         for a in self.g.args:
             for axis, d in enumerate(a.shape):
-                if isinstance(d, str) and re.fullmatch(r"[A-Za-z_]\w*", d) and d not in self.symbol_src:
+                if Monomial.parse(d).symbol is not None and d not in self.symbol_src:
                     self.symbol_src[d] = (self.val[a.id], axis, tensor_type(a.type))
 
     def dim(self, d) -> str | None:

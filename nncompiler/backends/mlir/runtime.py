@@ -25,7 +25,7 @@ import numpy as np
 
 from ...cachefs import ENTRY_FORMAT, CacheUnavailable, read_entry, write_entry
 from ...errors import NNCError
-from ...ir.shapes import NUMPY_DTYPE, eval_dim
+from ...ir.shapes import NUMPY_DTYPE, Monomial, eval_dim
 from .plan import work, work_terms
 
 INSTALL_HINT = "pip install 'nncompiler[mlir]'"
@@ -257,7 +257,7 @@ class CompiledFunction:
         self.symbols: dict[str, tuple[int, int]] = {}
         for k, a in enumerate(g.args):
             for axis, d in enumerate(a.shape):
-                if isinstance(d, str) and d.isidentifier() and d not in self.symbols:
+                if Monomial.parse(d).symbol is not None and d not in self.symbols:
                     self.symbols[d] = (k, axis)
         self.work_terms = work_terms(g)
         self._static_work = None if self.symbols else work(self.work_terms, {})
