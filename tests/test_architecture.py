@@ -21,7 +21,7 @@ LAYERS = [
     ("ir",),
     ("autodiff", "passes"),
     ("library", "frontend", "onnx", "program"),
-    ("backends",),
+    ("backends", "kernels"),
     ("runtime", "state", "viz", "report"),
     ("model", "train"),
     ("cli", "docs", "__init__", "__main__"),
@@ -51,6 +51,8 @@ def unit(module: str) -> str:
 
 def _resolve(name: str) -> str | None:
     """The longest prefix of a dotted name that is one of our modules."""
+    if name.startswith(PKG + ".kernels"):   # kernels/ is mounted as nncompiler.kernels (see __init__)
+        return PKG + ".kernels"
     parts = name.split(".")
     while parts:
         if ".".join(parts) in MODULES:
