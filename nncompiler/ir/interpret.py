@@ -5,8 +5,8 @@ operands' values. It is what the passes evaluate through (constant folding) and 
 the library uses to draw an initial value at compile time, so neither has to reach up
 into a backend. It computes exactly what the numpy backend's generated code computes
 (tests/ir/test_interpret.py runs every primitive through both): float32 stays float32
-(constants are built in the node's dtype, reductions keep it), sigmoid is 1 / (1 +
-exp(-x)) with overflow to exactly 0, gathers clip their indices, and random sources
+(constants are built in the node's dtype, reductions keep it), sigmoid is the
+table's stable form (exp(-|x|), never overflowing), gathers clip their indices, and random sources
 draw from numpy's generator seeded as the backend seeds it.
 """
 from __future__ import annotations
@@ -51,8 +51,10 @@ def _const(n, a, env):
 
 
 def _sigmoid(n, a, env):
-    with np.errstate(over="ignore"):   # exp(-x) overflows for x < -88: the result is exactly 0
-        return (1 / (1 + np.exp(-a[0]))).astype(a[0].dtype, copy=False)
+    # the table's stable form: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing
+    x = a[0]
+    e = np.exp(-np.abs(x))
+    return (np.maximum(e, x >= 0) / (e + 1)).astype(x.dtype, copy=False)
 
 
 def _sum(n, a, env):

@@ -107,7 +107,7 @@ def test_values_against_numpy_formulas():
     xv = np.array([[-100.0, 0.0], [2.0, 100.0], [1.0, -1.0]], np.float32)
     out = interpret(g, {"x": xv})
     np.testing.assert_allclose(out["s"], 1 / (1 + np.exp(-xv.astype(np.float64))), rtol=1e-6, atol=1e-30)
-    assert out["s"].dtype == np.float32 and out["s"][0, 0] == 0.0
+    assert out["s"].dtype == np.float32 and 0 < out["s"][0, 0] < 1e-40   # no overflow, no flush to 0
     assert out["n"] == 3 and out["n"].dtype == np.int32
     np.testing.assert_array_equal(out["t"], xv[[0, 2]])    # index 9 clips to the last row
 
