@@ -12,8 +12,7 @@ import re
 
 from .errors import CompileError, DataError, NNCError
 from .model import Model
-
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def _mount_kernels() -> None:

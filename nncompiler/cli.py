@@ -1,4 +1,4 @@
-"""The `nnc` command: compile | run | graph | predict | eval.
+"""The `nnc` command: compile | run | graph | predict | eval | opt.
 
 Every user error (a bad program, bad data, a bad flag value) is printed as a
 diagnostic and exits 1; a Python traceback means a bug in nnc.
@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print a JSON object")
     e.add_argument("--backend", default="numpy")
     e.add_argument("--model", help="which block, when the file has several")
+
+    o = sub.add_parser("opt", help="run optimisation passes on textual IR and print the result (like mlir-opt)")
+    o.add_argument("file", help="a .ir file (the text `nnc compile --emit ir` prints)")
+    o.add_argument("--pass", dest="passes", action="append", default=[], metavar="NAME",
+                   help="run this pass (repeat for several, in order); default: the whole pipeline to a fixed point")
+    o.add_argument("--records", action="store_true", help="also print what each pass changed (to standard error)")
+    o.add_argument("-o", "--output", help="write to this file instead of standard output")
     return p
 
 
@@ -143,6 +150,30 @@ def cmd_compile(args) -> int:
         _write_binary(args.output, lambda f: f.write(text))
         return 0
     _write(text, args.output)
+    return 0
+
+
+def cmd_opt(args) -> int:
+    from .ir.text import parse_graphs, print_graphs
+    from .passes.pipeline import PASSES, format_records, optimize, run_pass
+    unknown = [p for p in args.passes if p not in PASSES]
+    if unknown:
+        raise NNCError(f"unknown pass '{unknown[0]}' (known: {', '.join(PASSES)})")
+    with open(args.file, encoding="utf-8") as f:
+        graphs = parse_graphs(f.read(), args.file)
+    out, records = [], []
+    for g in graphs:
+        if args.passes:
+            for name in args.passes:
+                g, record = run_pass(g, name)
+                records.append(record)
+        else:
+            g, recs = optimize(g)
+            records.extend(recs)
+        out.append(g)
+    if args.records:
+        print(format_records(records, verbose=True), file=sys.stderr)
+    _write(print_graphs(out), args.output)
     return 0
 
 
@@ -538,7 +569,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
     commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
-                "eval": cmd_eval, "export": cmd_export}
+                "eval": cmd_eval, "export": cmd_export, "opt": cmd_opt}
     from .train.safety import Interrupted
     try:
         with warnings.catch_warnings():    # restores the default printer when the command ends

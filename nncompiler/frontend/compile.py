@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import CompileError, did_you_mean, error
 from ..program import CALLBACK_OPTIONS, LoweredModel, TrainConfig
-from ..resources import check_model
+from .memory import check_model
 from . import ast
 from .checks import warn_zero_gradient
 from .lower import lower_block

@@ -14,35 +14,7 @@ from ..ir.shapes import DTYPES
 from ..library import ACTIVATIONS, INITIALIZERS, REGULARIZERS
 from ..library.context import Spec
 from . import ast
-
-
-def _literal(lowerer, e: ast.Expr, what: str):
-    from .lower import Literal
-    v = lowerer.expr(e)
-    if not isinstance(v, Literal):
-        raise error(ast.start_loc(e), f"{what} must be a constant, not a tensor expression")
-    return v.value
-
-
-def _int(lowerer, e, what):
-    v = _literal(lowerer, e, what)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise error(ast.start_loc(e), f"{what} must be an integer, got {v!r}")
-    return v
-
-
-def _float(lowerer, e, what):
-    v = _literal(lowerer, e, what)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise error(ast.start_loc(e), f"{what} must be a number, got {v!r}")
-    return float(v)
-
-
-def _bool(lowerer, e, what):
-    v = _literal(lowerer, e, what)
-    if not isinstance(v, bool):
-        raise error(ast.start_loc(e), f"{what} must be true or false, got {v!r}")
-    return v
+from .literals import _bool, _float, _int
 
 
 def _word(e, what) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import error
 from ..ir.primitives import slice_len
 from . import ast
+from .literals import Literal, _int
 
 _TENSOR_INDEX = "tensor index"
 
@@ -30,13 +31,11 @@ _TENSOR_INDEX = "tensor index"
 def _int_or_none(lowerer, e, what):
     if e is None:
         return None
-    from .convert import _int
     return _int(lowerer, e, what)
 
 
 def _index_value(lowerer, it, dim, axis):
     """An index item that is not a slice: ('int', i) or ('tensor', node id)."""
-    from .lower import Literal
     b = lowerer.b
     loc = ast.start_loc(it)
     v = lowerer.expr(it)

@@ -12,7 +12,6 @@ binding of a literal (`slope = 0.64`) is a constant, never a parameter.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,25 +22,15 @@ from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMI
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
 from ..program import LayerInfo, LoweredModel, TrainConfig
-from ..resources import MAX_DIM, check_type
+from ..ir.limits import MAX_DIM, check_type
 from . import ast
 from .checks import batch_broadcast, elementwise_call, unbound_symbols
+from .convert import convert_argument, to_spec
 from .indexing import lower_index
+from .literals import Literal
 
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow",
               "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
-
-
-@dataclass(frozen=True)
-class Literal:
-    """A number, bool or (nested) list literal not yet given a dtype."""
-
-    value: object
-    loc: Loc
-
-    @property
-    def is_float(self) -> bool:
-        return np.asarray(self.value).dtype.kind == "f"
 
 
 def _function_tables():
@@ -507,7 +496,6 @@ class BlockLowerer:
         return out
 
     def convert(self, ann: str, e: ast.Expr, what: str):
-        from .convert import convert_argument
         return convert_argument(self, ann, e, what)
 
     def number(self, e: ast.Expr, what: str) -> float:
@@ -517,7 +505,6 @@ class BlockLowerer:
         return float(v.value)
 
     def spec(self, e: ast.Expr, table: dict, skip: int) -> Spec:
-        from .convert import to_spec
         return to_spec(self, e, table, skip)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import Loc, ShapeError
-from ..resources import check_type
+from .limits import check_type
 from .primitives import PRIMITIVES, infer_type
 from .shapes import TensorType
 

@@ -7,6 +7,7 @@ statically even with an unknown batch size.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -21,9 +22,63 @@ NUMPY_DTYPE = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
-def _monomial(d: Dim) -> tuple[int, tuple[str, ...]]:
-    if isinstance(d, int):
-        return d, ()
+@dataclass(frozen=True)
+class Monomial:
+    """A dimension read as an exact monomial: an integer coefficient times symbols
+    (sorted, with repeats): 16 -> (16, ()), "4*B" -> (4, ("B",)), "B*T*B" -> (1, ("B", "B", "T")).
+
+    The one reader of dimension strings: the front end, the passes, every backend's
+    plan and runtime, the size limits and the data checks parse through it."""
+    coef: int
+    syms: tuple[str, ...] = ()
+
+    @staticmethod
+    def parse(d: Dim) -> "Monomial":
+        """ShapeError unless `d` is an int or a product of integers and identifiers."""
+        return _parse(d) if isinstance(d, str) else Monomial(int(d))
+
+    @property
+    def is_static(self) -> bool:
+        return not self.syms or self.coef == 0
+
+    def evaluate(self, bindings, default: int | None = None) -> int:
+        """The size with every symbol bound; an unbound symbol counts as `default`
+        (a KeyError naming it when there is no default)."""
+        out = self.coef
+        for s in self.syms:
+            v = bindings.get(s, default)
+            if v is None:
+                raise KeyError(s)
+            out *= int(v)
+        return out
+
+    def bind(self, bindings) -> Dim:
+        """The dimension with the bound symbols substituted (the others stay symbols)."""
+        coef, rest = self.coef, []
+        for s in self.syms:
+            if s in bindings:
+                coef *= int(bindings[s])
+            else:
+                rest.append(s)
+        return _make(coef, tuple(rest))
+
+    @property
+    def symbol(self) -> str | None:
+        """The symbol when the dimension is one bare symbol ("B"), else None: the axes an
+        argument's array binds a size from."""
+        return self.syms[0] if self.coef == 1 and len(self.syms) == 1 else None
+
+    @property
+    def dim(self) -> Dim:
+        """The canonical IR form: an int, or "4*B" with the symbols sorted."""
+        return _make(self.coef, self.syms)
+
+    def __str__(self) -> str:
+        return str(self.dim)
+
+
+@functools.lru_cache(maxsize=4096)  # the builder checks every node it emits: parse each text once
+def _parse(d: str) -> Monomial:
     coef, syms = 1, []
     for part in d.split("*"):
         part = part.strip()
@@ -33,7 +88,21 @@ def _monomial(d: Dim) -> tuple[int, tuple[str, ...]]:
             syms.append(part)
         else:
             raise ShapeError(f"bad dimension '{d}'")
-    return coef, tuple(sorted(syms))
+    return Monomial(coef, tuple(sorted(syms)))
+
+
+def _monomial(d: Dim) -> tuple[int, tuple[str, ...]]:
+    m = Monomial.parse(d)
+    return m.coef, m.syms
+
+
+def eval_dim(d: Dim, bindings, default: int | None = None) -> int:
+    """A dimension's size with its symbols bound (see Monomial.evaluate)."""
+    return d if type(d) is int else Monomial.parse(d).evaluate(bindings, default)
+
+
+def eval_shape(shape, bindings, default: int | None = None) -> tuple[int, ...]:
+    return tuple(eval_dim(d, bindings, default) for d in shape)
 
 
 def _make(coef: int, syms: tuple[str, ...]) -> Dim:

@@ -25,6 +25,8 @@ from typing import Callable
 from ..errors import Loc
 from ..ir.graph import Builder
 from ..ir.shapes import TensorType
+from .regularizers import apply_regularizer
+from .spec import Spec
 
 
 @dataclass(frozen=True)
@@ -71,18 +73,6 @@ class Initializer:
 
 class Regularizer:
     """Annotation: a regulariser spec."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A named library function with keyword arguments, e.g. l2(0.01) or normal(stddev=0.1)."""
-
-    name: str
-    kwargs: tuple[tuple[str, object], ...] = ()
-
-    @property
-    def kw(self) -> dict:
-        return dict(self.kwargs)
 
 
 @dataclass
@@ -163,7 +153,6 @@ class LayerContext:
         pid = self.b.argument(name, "param", ty, loc=self.loc)
         self.param_ids[name] = pid
         if regularizer is not None:
-            from .regularizers import apply_regularizer
             self.penalties.append(apply_regularizer(self.b, regularizer, pid))
         return pid
 

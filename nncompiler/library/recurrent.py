@@ -40,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from ..ir.graph import Builder
+from ..ir.interpret import interpret
 from . import initializers, regularizers
 from .activations import vid
 from .context import (Activation, Initializer, LayerContext, Regularizer, Spec, Tensor, Value,
@@ -189,10 +191,8 @@ def _lstm_bias(ctx: LayerContext, use_bias: bool, init, regularizer, unit_forget
 
 def _forget_bias_value(ctx: LayerContext, spec: Spec, units: int) -> tuple:
     """The initial lstm bias as a literal: the i and (c, o) parts drawn from `spec` (evaluated
-    here through the numpy backend, with seeds derived from the parameter's name like any
+    here through the IR's reference interpreter, with seeds derived from the parameter's name like any
     parameter's), the f part ones."""
-    from ..backends.numpy import compile_graph
-    from ..ir.graph import Builder
     if spec.name in ("zeros", "ones", "constant"):
         fill = {"zeros": 0.0, "ones": 1.0}.get(spec.name, spec.kw.get("value", 0.0))
         i_part, co_part = np.full(units, fill, np.float32), np.full(2 * units, fill, np.float32)
@@ -202,7 +202,7 @@ def _forget_bias_value(ctx: LayerContext, spec: Spec, units: int) -> tuple:
         fn = initializers.INITIALIZERS[spec.name]
         outs = {"i": fn(ib, (units,), _stable_seed(ctx.seed_base, f"{name}#i"), **spec.kw),
                 "co": fn(ib, (2 * units,), _stable_seed(ctx.seed_base, f"{name}#co"), **spec.kw)}
-        vals = compile_graph(ib.build(outs))({})
+        vals = interpret(ib.build(outs))
         i_part, co_part = np.asarray(vals["i"], np.float32), np.asarray(vals["co"], np.float32)
     value = np.concatenate([i_part, np.ones(units, np.float32), co_part])
     return tuple(float(v) for v in value)

@@ -8,7 +8,7 @@ over the weights as in Keras.
 
 from ..errors import did_you_mean
 from ..ir.graph import Builder
-from .context import Spec
+from .spec import Spec
 
 
 def _penalty(b: Builder, w: int, l1: float, l2: float) -> int:

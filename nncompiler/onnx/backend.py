@@ -3,15 +3,18 @@
 `prepare` checks and imports the model once with its declared input shapes; `run`
 re-imports it specialised to the shapes of the arrays it is given when those differ
 (or are symbolic), because nnc compiles for static shapes except the symbolic ones
-the IR can carry. Execution is the numpy backend, the reference semantics; "CUDA"
-is not claimed here (the Triton backend needs a GPU and is not wired in yet).
+the IR can carry. Execution is the IR's reference interpreter (ir/interpret.py, the
+numpy backend's semantics, one numpy call per primitive); "CUDA" is not claimed here (the Triton backend needs a GPU and is not wired in yet).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
+from ..ir.interpret import interpret
 from .importer import OnnxImportError, import_graph, load
 
 
@@ -31,10 +34,10 @@ class NncRep(BackendRep):
         key = (tuple(sorted(shapes.items())) if shapes else None,
                tuple((k, v.dtype.str, v.tobytes()) for k, v in sorted((pinned or {}).items())))
         if key not in self._compiled:
-            from ..backends.numpy.codegen import compile_graph
             b, outputs, inputs, weights = import_graph(self.model, input_shapes=shapes, pinned=pinned)
             graph = b.build(outputs)
-            self._compiled[key] = (compile_graph(graph), inputs, weights, [n for n, _ in outputs])
+            # the IR's reference interpreter computes what the numpy backend does, from layer 1
+            self._compiled[key] = (functools.partial(interpret, graph), inputs, weights, [n for n, _ in outputs])
         return self._compiled[key]
 
     def run(self, inputs, **kwargs):

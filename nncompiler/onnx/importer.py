@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import NNCError, ShapeError
 from ..ir.graph import Builder
+from ..ir.interpret import interpret
 from ..ir.shapes import TensorType
 from .symbolic import SymInts
 
@@ -196,7 +197,6 @@ def const_node(b: Builder, arr: np.ndarray, where: str = "") -> int:
 
 def fold_node(lower, node, opset: int, values: list, where: str) -> list:
     """Run one lowering on import-time arrays and evaluate it (reference semantics)."""
-    from ..backends.numpy.codegen import evaluate
     sb = Builder("fold")
     env = dict(zip(node.input, values))
     cx = NodeCtx(sb, node, opset, env, where)
@@ -209,7 +209,7 @@ def fold_node(lower, node, opset: int, values: list, where: str) -> list:
     if not ids:
         return list(outs)
     with np.errstate(all="ignore"):
-        res = evaluate(sb.build(list(ids.items())))
+        res = interpret(sb.build(list(ids.items())))
     return [res[f"o{k}"] if f"o{k}" in res else outs[k] for k in range(len(outs))]
 
 

@@ -1,5 +1,4 @@
 """Graph-to-graph optimisation passes: decompose, fold, simplify, cse, dce, and the pipeline."""
-# pipeline first: it defines PassRecord, which the pass modules import from it
 from .pipeline import (DEFAULT_PASSES, PASSES, PassRecord, format_records, optimize, run_pass,
                        value_names)
 from .cse import cse

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 from ..ir.graph import Graph, rebuild
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 def attr_key(v):
     """A hashable key telling apart attribute values that == conflates: 0.0 and -0.0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from ..ir.graph import Graph
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 
 def dce(graph: Graph) -> tuple[Graph, PassRecord]:

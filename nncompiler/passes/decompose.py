@@ -19,7 +19,7 @@ import time
 
 from ..ir.graph import Builder, Graph, Node
 from ..ir.shapes import broadcast_shapes
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 
 def _splat(node: Node):

@@ -1,10 +1,11 @@
 """Constant folding: replace nodes computable at compile time by `const` nodes.
 
 A node folds when every operand is a constant (a `const`, or a node folding in
-this same pass) and its result is small and static. Values come from the numpy
-backend's `evaluate` -- the reference semantics -- run on the original
-constant subgraph in one go, so each folded value is bit-identical to what the
-unfolded graph computes (in the node's own dtype, float32 included).
+this same pass) and its result is small and static. Values come from the IR's
+reference interpreter (ir/interpret.py, which computes what the numpy backend
+computes) run on the original constant subgraph in one go, so each folded value
+is bit-identical to what the unfolded graph computes (in the node's own dtype,
+float32 included).
 
 Not folded:
   - arg and random_* nodes (inputs, and values we'd rather not freeze);
@@ -23,11 +24,11 @@ import time
 
 import numpy as np
 
-from ..backends.numpy.codegen import evaluate
 from ..ir.graph import Builder, Graph, Node, rebuild
+from ..ir.interpret import interpret
 from ..ir.primitives import norm_axes
 from ..ir.shapes import is_static, numel
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 MAX_ELEMENTS = 1024
 _NEVER = ("arg", "random_uniform", "random_normal")
@@ -93,7 +94,7 @@ def fold(graph: Graph) -> tuple[Graph, PassRecord]:
     if not folds:
         return graph, PassRecord.of("fold", graph, graph, [], t0)
     with np.errstate(all="ignore"):  # log(0) etc. warn at run time, not at compile time
-        values = evaluate(sub.build([(f"n{n.id}", sub_id[n.id]) for n in folds]))
+        values = interpret(sub.build([(f"n{n.id}", sub_id[n.id]) for n in folds]))
 
     # 2. rewrite: each folded node becomes a const holding its value
     names = value_names(graph)

@@ -1,5 +1,9 @@
 """Algebraic simplification, repeated until nothing matches.
 
+The rewrites are data: `RULES`, a list of (Pattern, rewrite) pairs that one driver
+(`rewrite`) tries in order on every live node, in the spirit of tinygrad's
+PatternMatcher. Adding a simplification means adding a rule.
+
 Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   add(x, 0), add(0, x), sub(x, 0), mul(x, 1), mul(1, x), div(x, 1), pow(x, 1) -> x
   pow(x, 2) -> mul(x, x)          sub(0, x) -> neg(x)        mul(x, -1), mul(-1, x) -> neg(x)
@@ -29,11 +33,13 @@ the marker has done its job, so it is dropped like an identity.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from ..ir.graph import Builder, Graph, Node
 from ..ir.primitives import norm_axes
 from ..ir.shapes import broadcast_shapes
-from .pipeline import PassRecord, value_names
+from .records import PassRecord, value_names
 
 MAX_SWEEPS = 50
 _NO = object()  # "not a splat constant"; equal to no number
@@ -58,83 +64,162 @@ def splat(node: Node):
     return vals[0]
 
 
-def _rule(b: Builder, n: Node, ins: tuple[int, ...], uses: dict[int, int] | None = None):
-    """(replacement id, description) for old node `n` whose operands are now `ins`, or None.
-    `uses` counts the users of each new node so far (for rules that delete a shared value)."""
-    get = lambda i: b.nodes[i]  # noqa: E731 -- a fresh Builder numbers nodes 0, 1, ...
-    op, a = n.op, n.attr
-    if n.prim.kind == "binary":
-        x, y = ins
-        cx, cy = splat(get(x)), splat(get(y))
-        if op in ("add", "sub") and cy == 0:
-            return x, f"{op}(x, 0)"
-        if op == "add" and cx == 0:
-            return y, "add(0, x)"
-        if op == "sub" and cx == 0:
-            return b.neg(y), "sub(0, x)"
-        if op in ("mul", "div", "pow") and cy == 1:
-            return x, f"{op}(x, 1)"
-        if op == "mul" and cx == 1:
-            return y, "mul(1, x)"
-        if op == "mul" and cy == -1:
-            return b.neg(x), "mul(x, -1)"
-        if op == "mul" and cx == -1:
-            return b.neg(y), "mul(-1, x)"
-        if op == "pow" and cy == 2:
-            return b.mul(x, x), "pow(x, 2)"
-    if op == "where":
-        hit = _leaky(b, ins, uses or {})
-        if hit is not None:
-            return hit
-    if n.prim.kind in ("binary", "compare", "select"):
-        return _implicit_broadcast(b, n, ins)
-    if not ins:
+# ---- the rules: (pattern, rewrite) pairs, tried in order by one driver --------------------
+
+@dataclass(frozen=True)
+class Pattern:
+    """Which nodes a rule looks at: the node's op (or its primitive's kind), and optionally
+    the op of the node producing its first operand (after the rewrites so far)."""
+    ops: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    inner: tuple[str, ...] = ()
+
+    def matches(self, n: Node, b: Builder, ins: tuple[int, ...]) -> bool:
+        if not (n.op in self.ops or n.prim.kind in self.kinds):
+            return False
+        return not self.inner or (bool(ins) and b.nodes[ins[0]].op in self.inner)
+
+
+@dataclass
+class Match:
+    """A node `n` of the old graph, its operands `ins` in the new one (being built by `b`),
+    and `uses`: the users of each new node so far (for rules that delete a shared value)."""
+    b: Builder
+    n: Node
+    ins: tuple[int, ...]
+    uses: dict[int, int]
+
+    def node(self, i: int) -> Node:
+        return self.b.nodes[i]     # a fresh Builder numbers nodes 0, 1, ...
+
+    @property
+    def x(self) -> int:
+        return self.ins[0]
+
+    @property
+    def inner(self) -> Node:
+        return self.b.nodes[self.ins[0]]
+
+    @property
+    def cx(self):
+        return splat(self.node(self.ins[0]))
+
+    @property
+    def cy(self):
+        return splat(self.node(self.ins[1]))
+
+
+def _neg_mul_neg(m: Match):
+    a, c = m.inner.inputs   # neg(mul(neg(a), c)) -> mul(a, c): the signs cancel
+    if m.node(a).op == "neg":
+        return m.b.mul(m.node(a).inputs[0], c), "neg(mul(neg(a), c))"
+    if m.node(c).op == "neg":
+        return m.b.mul(a, m.node(c).inputs[0]), "neg(mul(a, neg(c)))"
+    return None
+
+
+def _unary_of_broadcast(m: Match):
+    # compute on the small tensor, broadcast the result: same values, less work
+    if m.n.op == "stop_gradient":
         return None
-    x = ins[0]
-    inner = get(x)
-    if op == "neg" and inner.op == "neg":
-        return inner.inputs[0], "neg(neg(x))"
-    if op == "neg" and inner.op == "mul" and any(b.nodes[i].op == "neg" for i in inner.inputs):
-        a, c = inner.inputs   # neg(mul(neg(a), c)) -> mul(a, c): the signs cancel
-        if b.nodes[a].op == "neg":
-            return b.mul(b.nodes[a].inputs[0], c), "neg(mul(neg(a), c))"
-        return b.mul(a, b.nodes[c].inputs[0]), "neg(mul(a, neg(c)))"
-    if n.prim.kind == "unary" and inner.op == "broadcast_to" and op != "stop_gradient":
-        # compute on the small tensor, broadcast the result: same values, less work
-        return b.broadcast_to(b.copy(n, (inner.inputs[0],)), shape=n.shape), f"{op}(broadcast_to(x))"
-    if op == "broadcast_to" and inner.op == "reshape" and b.nodes[inner.inputs[0]].shape == ():
-        return b.broadcast_to(inner.inputs[0], shape=a["shape"]), "broadcast_to(reshape(scalar))"
-    if op == "reshape" and inner.op == "broadcast_to" and b.nodes[inner.inputs[0]].shape == ():
-        return b.broadcast_to(inner.inputs[0], shape=a["shape"]), "reshape(broadcast_to(scalar))"
-    if op == "reshape" and inner.op == "sum" and inner.attr.get("keepdims"):
-        src = b.nodes[inner.inputs[0]]
-        axes = norm_axes(inner.attr["axes"], len(src.shape))
-        dropped = tuple(d for k, d in enumerate(src.shape) if k not in axes)
-        if dropped == tuple(n.shape):
-            return b.sum(inner.inputs[0], axes=axes, keepdims=False), "reshape(sum(keepdims)) -> sum"
-    if op == "stop_gradient":
-        return x, "stop_gradient(x)"
-    if op == "cast" and inner.dtype == a["dtype"]:
-        return x, "cast to the same dtype"
-    if op in ("reshape", "broadcast_to"):
-        if inner.shape == n.shape:
-            return x, f"{op} to the same shape"
-        if inner.op == op:
-            return b.emit(op, (inner.inputs[0],), shape=a["shape"]), f"{op}({op}(x))"
-    if op == "transpose":
-        perm = tuple(a["perm"])
-        if perm == tuple(range(len(perm))):
-            return x, "transpose by the identity"
-        if inner.op == "transpose":
-            composed = tuple(inner.attr["perm"][p] for p in perm)
-            if composed == tuple(range(len(perm))):
-                return inner.inputs[0], "transpose(transpose(x))"
-            return b.transpose(inner.inputs[0], perm=composed), "transpose(transpose(x))"
-    if op == "slice" and inner.shape == n.shape and all(s in (0, None) for s in a["start"]) \
-            and all(s == 1 for s in a["step"]):
-        return x, "slice of the whole tensor"
-    if op in ("sum", "max") and norm_axes(a["axes"], len(inner.shape)) == ():
-        return x, f"{op} over no axes"
+    return m.b.broadcast_to(m.b.copy(m.n, (m.inner.inputs[0],)), shape=m.n.shape), f"{m.n.op}(broadcast_to(x))"
+
+
+def _of_scalar(m: Match):
+    """broadcast_to(reshape(scalar)), reshape(broadcast_to(scalar)) -> broadcast_to(scalar)."""
+    if m.node(m.inner.inputs[0]).shape != ():
+        return None
+    return m.b.broadcast_to(m.inner.inputs[0], shape=m.n.attr["shape"]), f"{m.n.op}({m.inner.op}(scalar))"
+
+
+def _reshape_of_keepdims_sum(m: Match):
+    inner = m.inner
+    if not inner.attr.get("keepdims"):
+        return None
+    src = m.node(inner.inputs[0])
+    axes = norm_axes(inner.attr["axes"], len(src.shape))
+    dropped = tuple(d for k, d in enumerate(src.shape) if k not in axes)
+    if dropped != tuple(m.n.shape):
+        return None
+    return m.b.sum(inner.inputs[0], axes=axes, keepdims=False), "reshape(sum(keepdims)) -> sum"
+
+
+def _same_shape(m: Match):
+    return (m.x, f"{m.n.op} to the same shape") if m.inner.shape == m.n.shape else None
+
+
+def _movement_of_itself(m: Match):
+    """reshape(reshape(x)), broadcast_to(broadcast_to(x)): one of them, from x."""
+    if m.inner.op != m.n.op:
+        return None
+    return m.b.emit(m.n.op, (m.inner.inputs[0],), shape=m.n.attr["shape"]), f"{m.n.op}({m.n.op}(x))"
+
+
+def _transpose_identity(m: Match):
+    perm = tuple(m.n.attr["perm"])
+    return (m.x, "transpose by the identity") if perm == tuple(range(len(perm))) else None
+
+
+def _transpose_of_transpose(m: Match):
+    perm = tuple(m.n.attr["perm"])
+    composed = tuple(m.inner.attr["perm"][p] for p in perm)
+    if composed == tuple(range(len(perm))):
+        return m.inner.inputs[0], "transpose(transpose(x))"
+    return m.b.transpose(m.inner.inputs[0], perm=composed), "transpose(transpose(x))"
+
+
+def _whole_slice(m: Match):
+    a = m.n.attr
+    if m.inner.shape == m.n.shape and all(s in (0, None) for s in a["start"]) and all(s == 1 for s in a["step"]):
+        return m.x, "slice of the whole tensor"
+    return None
+
+
+def _over_no_axes(m: Match):
+    if norm_axes(m.n.attr["axes"], len(m.inner.shape)) == ():
+        return m.x, f"{m.n.op} over no axes"
+    return None
+
+
+# Tried in this order; the first rewrite that returns (new id, description) wins.
+RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
+    (Pattern(ops=("add", "sub")), lambda m: (m.x, f"{m.n.op}(x, 0)") if m.cy == 0 else None),
+    (Pattern(ops=("add",)), lambda m: (m.ins[1], "add(0, x)") if m.cx == 0 else None),
+    (Pattern(ops=("sub",)), lambda m: (m.b.neg(m.ins[1]), "sub(0, x)") if m.cx == 0 else None),
+    (Pattern(ops=("mul", "div", "pow")), lambda m: (m.x, f"{m.n.op}(x, 1)") if m.cy == 1 else None),
+    (Pattern(ops=("mul",)), lambda m: (m.ins[1], "mul(1, x)") if m.cx == 1 else None),
+    (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.x), "mul(x, -1)") if m.cy == -1 else None),
+    (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.ins[1]), "mul(-1, x)") if m.cx == -1 else None),
+    (Pattern(ops=("pow",)), lambda m: (m.b.mul(m.x, m.x), "pow(x, 2)") if m.cy == 2 else None),
+    (Pattern(ops=("where",)), lambda m: _leaky(m.b, m.ins, m.uses)),
+    (Pattern(kinds=("binary", "compare", "select")), lambda m: _implicit_broadcast(m.b, m.n, m.ins)),
+    (Pattern(ops=("neg",), inner=("neg",)), lambda m: (m.inner.inputs[0], "neg(neg(x))")),
+    (Pattern(ops=("neg",), inner=("mul",)), _neg_mul_neg),
+    (Pattern(kinds=("unary",), inner=("broadcast_to",)), _unary_of_broadcast),
+    (Pattern(ops=("broadcast_to",), inner=("reshape",)), _of_scalar),
+    (Pattern(ops=("reshape",), inner=("broadcast_to",)), _of_scalar),
+    (Pattern(ops=("reshape",), inner=("sum",)), _reshape_of_keepdims_sum),
+    (Pattern(ops=("stop_gradient",)), lambda m: (m.x, "stop_gradient(x)")),
+    (Pattern(ops=("cast",)), lambda m: (m.x, "cast to the same dtype") if m.inner.dtype == m.n.attr["dtype"]
+     else None),
+    (Pattern(ops=("reshape", "broadcast_to")), _same_shape),
+    (Pattern(ops=("reshape", "broadcast_to")), _movement_of_itself),
+    (Pattern(ops=("transpose",)), _transpose_identity),
+    (Pattern(ops=("transpose",), inner=("transpose",)), _transpose_of_transpose),
+    (Pattern(ops=("slice",)), _whole_slice),
+    (Pattern(ops=("sum", "max")), _over_no_axes),
+]
+
+
+def rewrite(b: Builder, n: Node, ins: tuple[int, ...], uses: dict[int, int] | None = None):
+    """The driver: (replacement id, description) from the first rule that rewrites old node
+    `n` (whose operands are now `ins`), or None. A rule emits nodes only when it rewrites."""
+    m = Match(b, n, ins, uses or {})
+    for pattern, fn in RULES:
+        if pattern.matches(n, b, ins):
+            hit = fn(m)
+            if hit is not None:
+                return hit
     return None
 
 
@@ -202,7 +287,7 @@ def _sweep(graph: Graph, labels: dict[int, str], changes: list[str]):
         ins = tuple(mapping[i] for i in n.inputs)
         start = len(b.nodes)
         with b.at(n.loc):
-            hit = _rule(b, n, ins, new_uses) if n.id in live and n.op != "arg" else None
+            hit = rewrite(b, n, ins, new_uses) if n.id in live and n.op != "arg" else None
             if hit is None:
                 new = b.copy(n, ins)
             else:

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from ..resources import available_memory, fmt_bytes
+from ..ir.limits import available_memory, fmt_bytes
 from .csvfile import _read_numeric_csv
 from .datafile import _check_exists, _error
 

@@ -12,7 +12,7 @@ import os
 import stat
 
 from ..errors import DataError
-from ..resources import available_memory, fmt_bytes
+from ..ir.limits import available_memory, fmt_bytes
 
 # Limits on what a CSV file may hold, so that a hostile or broken file gives one clear error,
 # not minutes of parsing and a MemoryError (docs/robustness.md); read_csv's max_line and

@@ -74,7 +74,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     if ckpt is not None and ckpt.meta.get("partial"):   # saved mid-epoch: skip the batches done
         from .safety import resume_point
         partial = resume_point(ckpt, batch_size, n)
-    from ..resources import check_fit     # refuse a batch whose step would not fit in memory
+    from .memory import check_fit     # refuse a batch whose step would not fit in memory
     check_fit(model, data, batch_size, n, validation_data)
     from .distributed import trainer_for   # data parallel when a torch.distributed group runs
     dist = trainer_for(model, rows=n, steps=steps, epochs=epochs, start=start)

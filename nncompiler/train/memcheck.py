@@ -1,16 +1,17 @@
 """Memory checks before running a model's graph on whole arrays: predict, evaluate, graph blocks.
 
-Training has its own (resources.check_fit); these cover the other ways to run a model,
+Training has its own (train/memory.py's check_fit); these cover the other ways to run a model,
 which otherwise met an 18.6 GiB allocation with a MemoryError traceback. The estimate is
 the numpy backend's memory plan for the graph with the symbols bound from the arrays'
-shapes (resources.step_bytes), checked against the memory available (NNC_MEMORY_LIMIT,
+shapes (train/memory.py's step_bytes), checked against the memory available (NNC_MEMORY_LIMIT,
 else what the system reports).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..resources import ResourceError, available_memory, bind_symbols, fmt_bytes, nbytes, step_bytes
+from ..ir.limits import available_memory, fmt_bytes, nbytes
+from .memory import ResourceError, bind_symbols, step_bytes
 
 
 def check_call(model, kind: str, data: dict, what: str, hint: str) -> None:

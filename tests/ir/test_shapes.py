@@ -185,3 +185,28 @@ def test_parse_type_values():
 def test_parse_type_errors(text):
     with pytest.raises(ShapeError):
         parse_type(text)
+
+
+# ---- Monomial: the one reader of dimension strings --------------------------------------
+
+@pytest.mark.parametrize("dim,coef,syms", [
+    (7, 7, ()), ("B", 1, ("B",)), ("4*B", 4, ("B",)), ("T*2*B*3", 6, ("B", "T")), ("B*B", 1, ("B", "B")),
+])
+def test_monomial_parse(dim, coef, syms):
+    from nncompiler.ir.shapes import Monomial
+    m = Monomial.parse(dim)
+    assert (m.coef, m.syms) == (coef, syms)
+    assert m.dim == canon_dim(dim) and str(m) == str(canon_dim(dim))
+
+
+def test_monomial_evaluate_and_bind():
+    from nncompiler.ir.shapes import Monomial, eval_dim, eval_shape
+    m = Monomial.parse("3*B*T*B")
+    assert m.evaluate({"B": 2, "T": 5}) == 3 * 2 * 5 * 2
+    assert m.evaluate({"B": 2}, default=1) == 12
+    with pytest.raises(KeyError, match="T"):
+        m.evaluate({"B": 2})
+    assert m.bind({"B": 2}) == "12*T" and m.bind({"B": 2, "T": 1}) == 12 and m.bind({}) == "3*B*B*T"
+    assert eval_shape(("B", 4, "2*B"), {"B": 3}) == (3, 4, 6) and eval_dim(9, {}) == 9
+    with pytest.raises(ShapeError, match="bad dimension"):
+        Monomial.parse("B+1")

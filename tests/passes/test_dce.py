@@ -11,23 +11,6 @@ def run(text: str):
     return print_graph(out, with_locs=False), record
 
 
-def test_removes_unreachable_nodes_and_names_them():
-    text, record = run("""
-        graph g(%x: f32[4] input) {
-          %0 = exp(%x) : f32[4]
-          %1 = neg(%0) : f32[4]
-          %2 = tanh(%x) : f32[4]
-          return out=%2
-        }""")
-    assert text == dedent("""\
-        graph g(%x: f32[4] input) {
-          %0 = tanh(%x) : f32[4]
-          return out=%0
-        }""")
-    assert record.changes == ["removed %0 exp (unused)", "removed %1 neg (unused)"]
-    assert (record.nodes_before, record.nodes_after) == (4, 2)
-
-
 def test_keeps_unused_args():
     src = """\
         graph g(%x: f32[4] input, %unused: f32[2,2] param, %t: i32[4] target) {

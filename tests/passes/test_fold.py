@@ -16,25 +16,6 @@ def run(text: str):
     return print_graph(out, with_locs=False), record
 
 
-def test_folds_a_chain_of_constant_ops():
-    text, record = run("""
-        graph g(%x: f32[2] input) {
-          %0 = const() {value=1.5} : f32[]
-          %1 = const() {value=[2.0, 3.0]} : f32[2]
-          %2 = add(%0, %1) : f32[2]
-          %3 = mul(%2, %2) : f32[2]
-          %4 = add(%x, %3) : f32[2]
-          return out=%4
-        }""")
-    assert text == dedent("""\
-        graph g(%x: f32[2] input) {
-          %0 = const() {value=[12.25, 20.25]} : f32[2]
-          %1 = add(%x, %0) : f32[2]
-          return out=%1
-        }""")
-    assert record.changes == ["folded %2 add of constants", "folded %3 mul of constants"]
-
-
 def test_values_are_float32_and_ints_and_bools_stay_typed():
     text, _ = run("""
         graph g() {

@@ -7,7 +7,7 @@ import pytest
 
 import nncompiler as nnc
 from nncompiler.cli import main
-from nncompiler.resources import ResourceError
+from nncompiler.train.memory import ResourceError
 
 OUTER = """
 graph G {

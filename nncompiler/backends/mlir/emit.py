@@ -30,7 +30,7 @@ import numpy as np
 
 from ...errors import NNCError
 from ...ir.graph import Graph, Node
-from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, numel
+from ...ir.shapes import NUMPY_DTYPE, Monomial, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
 from .rules import Region
@@ -118,7 +118,7 @@ class FunctionEmitter:
         self.symbol_src: dict[str, tuple[str, int, str]] = {}
         for a in self.g.args:
             for axis, d in enumerate(a.shape):
-                if isinstance(d, str) and re.fullmatch(r"[A-Za-z_]\w*", d) and d not in self.symbol_src:
+                if Monomial.parse(d).symbol is not None and d not in self.symbol_src:
                     self.symbol_src[d] = (self.val[a.id], axis, tensor_type(a.type))
 
     def dim(self, d) -> str | None:
@@ -128,8 +128,8 @@ class FunctionEmitter:
         d = canon_dim(d)
         if d in self.dims:
             return self.dims[d]
-        parts = d.split("*")
-        if len(parts) == 1:
+        m = Monomial.parse(d)
+        if m.coef == 1 and len(m.syms) == 1:
             if d not in self.symbol_src:
                 raise NNCError(f"{self.g.name}: dimension {d} is not bound by any argument")
             arg, axis, ty = self.symbol_src[d]
@@ -137,8 +137,8 @@ class FunctionEmitter:
             self.emit(f"{name} = tensor.dim {arg}, {self.index_const(axis)} : {ty}")
         else:
             acc = None
-            for p in parts:
-                v = self.index_const(int(p)) if p.isdigit() else self.dim(p)
+            for p in ([m.coef] if m.coef != 1 else []) + list(m.syms):
+                v = self.index_const(p) if isinstance(p, int) else self.dim(p)
                 if acc is None:
                     acc = v
                 else:

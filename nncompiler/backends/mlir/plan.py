@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ...ir.graph import Graph, Node
 from ...ir.primitives import ELEMENTWISE_KINDS, norm_axes
-from ...ir.shapes import canon_dim, numel
+from ...ir.shapes import Monomial, canon_dim, numel
 
 ELEMENTWISE = ELEMENTWISE_KINDS
 REMAP = ("broadcast_to", "transpose", "reshape")
@@ -251,18 +251,6 @@ def _join_target(n: Node, users: list[int], outputs, member_of, clusters, graph)
 
 # ---- work estimate --------------------------------------------------------------------
 
-def _monomial(d) -> tuple[int, tuple[str, ...]]:
-    if isinstance(d, int):
-        return d, ()
-    coef, syms = 1, []
-    for part in str(d).split("*"):
-        if part.isdigit():
-            coef *= int(part)
-        else:
-            syms.append(part)
-    return coef, tuple(sorted(syms))
-
-
 def work_terms(graph: Graph) -> dict[tuple[str, ...], int]:
     """Elements of work of a graph as a polynomial in its symbolic dimensions:
     {symbols: coefficient}, each node counting its output's elements (a matmul its
@@ -276,8 +264,8 @@ def work_terms(graph: Graph) -> dict[tuple[str, ...], int]:
             d = numel(tuple(n.shape) + (graph[n.inputs[0]].shape[-1],))
         elif n.op in REDUCTIONS or n.op == "size":
             d = numel(graph[n.inputs[0]].shape) if n.op != "size" else 1
-        coef, syms = _monomial(d)
-        terms[syms] = terms.get(syms, 0) + coef
+        m = Monomial.parse(d)
+        terms[m.syms] = terms.get(m.syms, 0) + m.coef
     return terms
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ...cachefs import ENTRY_FORMAT, CacheUnavailable, read_entry, write_entry
 from ...errors import NNCError
-from ...ir.shapes import NUMPY_DTYPE
+from ...ir.shapes import NUMPY_DTYPE, Monomial, eval_dim
 from .plan import work, work_terms
 
 INSTALL_HINT = "pip install 'nncompiler[mlir]'"
@@ -257,7 +257,7 @@ class CompiledFunction:
         self.symbols: dict[str, tuple[int, int]] = {}
         for k, a in enumerate(g.args):
             for axis, d in enumerate(a.shape):
-                if isinstance(d, str) and d.isidentifier() and d not in self.symbols:
+                if Monomial.parse(d).symbol is not None and d not in self.symbols:
                     self.symbols[d] = (k, axis)
         self.work_terms = work_terms(g)
         self._static_work = None if self.symbols else work(self.work_terms, {})
@@ -316,7 +316,7 @@ class CompiledFunction:
         if isinstance(key, self._DeviceArray):
             key = key.to_host()
         sizes = {s: int(np.shape(args[self.arg_names[k]])[axis]) for s, (k, axis) in self.symbols.items()}
-        shape = tuple(d if isinstance(d, int) else _eval_dim(d, sizes) for d in n.shape)
+        shape = tuple(d if isinstance(d, int) else eval_dim(d, sizes) for d in n.shape)
         gen = np.random.default_rng([n.attr["seed"], int(key) & 0xFFFFFFFF])
         return gen.random(shape, dtype=np.dtype(NUMPY_DTYPE[n.dtype]))
 
@@ -349,10 +349,3 @@ def result_array_class(rt):
                 return bool(self.to_host())
         _RESULT_CLASS = NncDeviceArray
     return _RESULT_CLASS
-
-
-def _eval_dim(d: str, sizes: dict) -> int:
-    out = 1
-    for p in d.split("*"):
-        out *= int(p) if p.isdigit() else sizes[p]
-    return out

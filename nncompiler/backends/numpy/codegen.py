@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ...ir.graph import Graph, Node
-from ...ir.shapes import symbols
+from ...ir.shapes import Monomial, symbols
 from ...sourcetext import loc_text
 from .rules import OPS, OUT_OPS, PRELUDE, np_dtype
 
@@ -38,7 +38,8 @@ class _Context:
     def shape(self, dims) -> str:
         out = []
         for d in dims:
-            out.append(str(d) if isinstance(d, int) else re.sub(r"[A-Za-z_]\w*", lambda m: "s_" + m.group(), d))
+            m = Monomial.parse(d)
+            out.append("*".join(([str(m.coef)] if m.coef != 1 or not m.syms else []) + ["s_" + s for s in m.syms]))
         return "(" + ", ".join(out) + ("," if len(out) == 1 else "") + ")"
 
     def constant(self, n: Node) -> str:
@@ -80,7 +81,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
             names[node.id] = name
             params.append(names[node.id])
             for axis, d in enumerate(node.shape):
-                if isinstance(d, str) and re.fullmatch(r"[A-Za-z_]\w*", d) and d not in bound:
+                if Monomial.parse(d).symbol is not None and d not in bound:
                     bound.add(d)
                     body.append(f"    s_{d} = {names[node.id]}.shape[{axis}]")
     needed = {s for n in graph.nodes for s in symbols(n.shape)}

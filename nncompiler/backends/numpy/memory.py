@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ...ir.graph import Graph, Node
 from ...ir.primitives import PRIMITIVES
-from ...ir.shapes import numel
+from ...ir.shapes import Monomial, numel
 from .rules import OUT_OPS   # the ops with a rule that writes into a given buffer
 
 # ops whose result shares memory with (or is) their first operand: the table's views
@@ -35,13 +35,7 @@ SYMBOL_GUESS = 64        # what a symbolic dimension (a batch) is assumed to be 
 
 
 def estimated_size(shape) -> int:
-    n = numel(shape)
-    if isinstance(n, int):
-        return n
-    coef, rest = 1, n.split("*")
-    for part in rest:
-        coef *= int(part) if part.isdigit() else SYMBOL_GUESS
-    return coef
+    return Monomial.parse(numel(shape)).evaluate({}, default=SYMBOL_GUESS)
 
 
 @dataclass

@@ -56,8 +56,8 @@ def target_name(t) -> str:
 def _versions() -> tuple[str, str]:
     import triton
 
-    import nncompiler
-    return triton.__version__, nncompiler.__version__
+    from ...version import __version__
+    return triton.__version__, __version__
 
 
 def specialization(ks, sizes: dict | None, blocks: dict) -> tuple[dict, dict, list[int]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ...ir.graph import Graph
 from ...ir.primitives import ELEMENTWISE_KINDS, PRIMITIVES
-from ...ir.shapes import fmt_shape, numel, symbols
+from ...ir.shapes import Monomial, fmt_shape, numel, symbols
 from ...sourcetext import loc_text, quote
 from .address import Addressing
 from .index import add_terms, dim_expr, mul_expr, right_align, size_arg, static_numel
@@ -129,11 +129,8 @@ class _Kernel:
 
     def dim(self, d) -> str:
         """A dimension as an expression, registering the size arguments it needs."""
-        if not isinstance(d, int):
-            for p in str(d).split("*"):
-                p = p.strip()
-                if not p.isdigit():
-                    self.size(p)
+        for s in Monomial.parse(d).syms:
+            self.size(s)
         return dim_expr(d)
 
     def ordered_params(self) -> list[Param]:

@@ -16,9 +16,7 @@ import re
 from dataclasses import dataclass
 
 from ...ir.primitives import norm_axes
-from ...ir.shapes import canon_dim, dim_mul, numel
-
-_SYM = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+from ...ir.shapes import Monomial, canon_dim, dim_mul, eval_dim, eval_shape, numel  # noqa: F401  (eval_*: re-exported)
 
 
 def size_arg(sym: str) -> str:
@@ -30,11 +28,8 @@ def dim_expr(d) -> str:
     """A dimension as an expression over the kernel's size arguments: 16 -> '16', '4*B' -> '4 * s_B'."""
     if isinstance(d, int):
         return str(d)
-    parts = []
-    for p in str(d).split("*"):
-        p = p.strip()
-        parts.append(p if p.isdigit() else size_arg(p))
-    return " * ".join(parts)
+    m = Monomial.parse(d)
+    return " * ".join(([str(m.coef)] if m.coef != 1 else []) + [size_arg(s) for s in m.syms])
 
 
 def paren(e: str) -> str:
@@ -55,20 +50,6 @@ def mul_expr(a: str, b: str) -> str:
 def add_terms(terms) -> str:
     terms = [t for t in terms if t != "0"]
     return " + ".join(terms) if terms else "0"
-
-
-def eval_dim(d, sizes: dict) -> int:
-    if isinstance(d, int):
-        return d
-    out = 1
-    for p in str(d).split("*"):
-        p = p.strip()
-        out *= int(p) if p.isdigit() else int(sizes[p])
-    return out
-
-
-def eval_shape(shape, sizes: dict) -> tuple[int, ...]:
-    return tuple(eval_dim(d, sizes) for d in shape)
 
 
 def is_static(shape) -> bool:

@@ -5,6 +5,7 @@ A mixin of `plan.Plan` (it reads `groups`, `why`, `output_views`, `output_ids`).
 from __future__ import annotations
 
 from ...ir.shapes import fmt_shape
+from ...ir.text import value_names
 from ...sourcetext import loc_text
 from .plan_types import REDUCE_OPS, Group
 
@@ -71,7 +72,6 @@ class Describe:
     # ---- reporting ---------------------------------------------------------------------
     def name(self, nid: int) -> str:
         if not hasattr(self, "_names"):
-            from ...passes.pipeline import value_names
             self._names = value_names(self.graph)
         return self._names[nid]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import linecache
 import os
-import re
 import sys
 import types
 import warnings
@@ -27,13 +26,11 @@ import numpy as np
 
 from ...errors import NNCError
 from ...ir.graph import Builder, Graph
-from ...ir.shapes import NUMPY_DTYPE, canon_dim, numel
+from ...ir.shapes import NUMPY_DTYPE, Monomial, canon_dim, numel
 from .cache import write_module
 from .fallback import torch_dtype, torch_op
 from .index import View, eval_dim, eval_shape
 from .tuning import candidates, choose, grid as launch_grid, split_scratch
-
-_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
 # ---- mode ------------------------------------------------------------------------------
@@ -114,7 +111,7 @@ class CompiledGraph:
         self._binds = []
         for a in graph.args:
             for axis, d in enumerate(a.shape):
-                if isinstance(d, str) and _SYMBOL.fullmatch(d):
+                if Monomial.parse(d).symbol is not None:
                     self._binds.append((a.attr["name"], axis, d))
         self._plan_memory()
         self._pools: OrderedDict = OrderedDict()
