@@ -1,4 +1,4 @@
-"""Graph-to-graph optimisation passes: decompose, fold, simplify, cse, dce, and the pipeline."""
+"""Graph-to-graph optimisation passes: decompose, fold, simplify, pads_to_concat, cse, dce, and the pipeline."""
 # pipeline first: it defines PassRecord, which the pass modules import from it
 from .pipeline import (DEFAULT_PASSES, PASSES, PassRecord, format_records, optimize, run_pass,
                        value_names)
@@ -6,7 +6,8 @@ from .cse import cse
 from .dce import dce
 from .decompose import decompose
 from .fold import fold
+from .pads import pads_to_concat
 from .simplify import simplify
 
 __all__ = ["DEFAULT_PASSES", "PASSES", "PassRecord", "format_records", "optimize", "run_pass",
-           "value_names", "cse", "dce", "decompose", "fold", "simplify"]
+           "value_names", "cse", "dce", "decompose", "fold", "simplify", "pads_to_concat"]

@@ -50,9 +50,12 @@ from .cse import cse  # noqa: E402
 from .dce import dce  # noqa: E402
 from .decompose import decompose  # noqa: E402
 from .fold import fold  # noqa: E402
+from .pads import pads_to_concat  # noqa: E402
 from .simplify import simplify  # noqa: E402
 
-DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)]
+# pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents
+DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
+                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce)]
 PASSES = dict(DEFAULT_PASSES)
 MAX_ROUNDS = 10
 
