@@ -105,11 +105,9 @@ class Backend(_Protocol):
         key = id(graph)
         hit, source = self._generated.get(key, (None, None))
         if hit is None or source is not graph:
-            from ...passes.decompose import decompose
             from .codegen import generate
             from .plan import plan_graph
-            # fused primitives (sparse_xent, ...) have no rule here: plan their basic form
-            plan = plan_graph(decompose(graph), self.fallback_ops, self.host_rng)
+            plan = plan_graph(graph, self.fallback_ops, self.host_rng)   # plan.graph: fused primitives expanded
             text, kernels = generate(plan)
             hit = (plan, text, kernels)
             self._generated[key] = (hit, graph)
