@@ -115,7 +115,7 @@ def test_iris_step_is_a_short_numpy_program():
     ops = g.op_counts()
     assert ops["sparse_xent"] == 1 and ops["sparse_xent_grad"] == 1
     assert not {"iota", "eq", "log", "exp"} & set(ops)       # no one-hot or log-softmax chain
-    src = m._backend.emit(g)
+    src = m.backend.emit(g)
     lines = [ln for ln in src[src.index("def train_step"):].splitlines() if "  # %" in ln]
     # 48 generated lines with the one-hot chain; the fused loss leaves the layers and the update
     assert len(lines) <= 32, "\n".join(lines)
