@@ -7,10 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from nncompiler.ir.text import value_names
-
 import nncompiler as nnc
 from nncompiler.cli import main
+from nncompiler.ir.text import value_names
 from nncompiler.viz import layer_groups, line_key, to_dot
 
 NODE = re.compile(r'^\s*"([^"]+)" \[')
