@@ -274,7 +274,7 @@ def _sparse_xent_type(ts, grad: bool):
     sparse_xent is -log(softmax(z))[label] per row ([...]), sparse_xent_grad its gradient
     softmax(z) - one_hot(label) ([..., C]); a label outside [0, C) gives a row of zeros in both
     (the one-hot formulation's values). Fused, so a backend can compute each in a handful of
-    operations; passes/decompose.py expands them into the one-hot form for the others."""
+    operations; passes/expand_fused.py expands them into the one-hot form for the others."""
     z, y = ts
     name = "sparse_xent_grad" if grad else "sparse_xent"
     if z.dtype not in FLOAT_DTYPES or not z.rank:
@@ -375,7 +375,7 @@ _def("pad", "movement", 1, _pad, ("lo", "hi", "interior"))
 _def("concat", "movement", None, _concat, ("axis",))
 _def("gather", "movement", 2, _gather, ("axis",))
 _def("scatter_add", "movement", 2, _scatter_add, ("axis", "shape"))
-# fused losses (decomposed by passes/decompose.py for backends without a rule)
+# fused losses (expanded by passes/expand_fused.py for backends without a rule)
 _def("sparse_xent", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, False))
 _def("sparse_xent_grad", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, True))
 

@@ -1,9 +1,12 @@
 """Expand fused primitives into basic ones, for backends that have no rule of their own.
 
+(Not a pipeline pass: which primitives are native depends on the backend; compare
+passes/decompose.py, which rewrites for every backend.)
+
 `sparse_xent` and `sparse_xent_grad` (softmax cross-entropy with integer labels, and its
 gradient with respect to the logits) are single primitives so that the numpy backend can
 compute each in a handful of numpy calls instead of the ~24 of the one-hot chain. A
-backend without a rule for them (MLIR, Triton) calls `decompose(graph, native)` first and
+backend without a rule for them (MLIR, Triton) calls `expand_fused(graph, native)` first and
 gets the one-hot formulation, which is also the primitives' definition:
 
     one_hot = cast(eq(iota over classes, labels), float)
@@ -40,7 +43,7 @@ def expand(b: Builder, n: Node, z: int, y: int) -> int:
     return b.sub(b.mul(b.sum(hot, axes=(-1,), keepdims=True), b.div(e, total)), hot)
 
 
-def decompose(graph: Graph, native=()) -> Graph:
+def expand_fused(graph: Graph, native=()) -> Graph:
     """`graph` with every fused primitive not in `native` expanded (the same object when none is)."""
     if not any(n.op in FUSED and n.op not in native for n in graph.nodes):
         return graph
