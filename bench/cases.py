@@ -14,6 +14,11 @@ gets the same data.
     E  train step of a CNN on the 8x8 digits: conv2d 3x3 (16 filters, same padding, relu)
        -> maxpool 2 -> dense 10, batch 128, SGD lr 0.01, softmax cross-entropy
        (needs conv2d/maxpool2d in nncompiler.library.LAYERS; skipped otherwise)
+    F  train step of a CNN on 32x32x3 images: conv3x3x32 same+relu -> maxpool2 ->
+       conv3x3x64 same+relu -> maxpool2 -> dense 10, batch 64, SGD lr 0.01
+    G  train step of an LSTM (16 units, 8 features) + dense 1, mse, Adam, batch 32, at
+       T = 10, 50 and 200 (keys G10, G50, G200; `--cases G` runs all three)
+F and G have no hand-written numpy version: torch eager is their reference (Problem.reference).
 
 `--quick` shrinks every case to tiny sizes (for the smoke test): the point there is that
 the harness runs and the numbers agree, not the timings.
@@ -73,6 +78,34 @@ class CNN:
 
 
 @dataclass(frozen=True)
+class DeepCNN:
+    """x [B, H, W, C] -> for each f in `filters`: conv2d(f, 3x3, same) + bias -> relu -> maxpool 2
+    -> flatten (NHWC order) -> dense(classes). nnc parameters: c1.kernel [3, 3, C, f1], c1.bias,
+    c2.kernel, c2.bias, ..., out.kernel [H/2^n * W/2^n * f_n, classes], out.bias."""
+    image: tuple[int, int, int]
+    filters: tuple[int, ...]
+    classes: int
+    kernel: int = 3
+    pool: int = 2
+
+    @property
+    def pooled(self) -> tuple[int, int, int]:
+        h, w, _ = self.image
+        k = self.pool ** len(self.filters)
+        return h // k, w // k, self.filters[-1]
+
+
+@dataclass(frozen=True)
+class LSTMNet:
+    """x [B, T, F] -> lstm(units) (last state; Keras gate order i, f, c, o, sigmoid gates)
+    -> dense(1); mse. nnc parameters: h.kernel [F, 4U], h.recurrent_kernel [U, 4U], h.bias [4U],
+    out.kernel [U, 1], out.bias [1]."""
+    steps: int
+    features: int
+    units: int
+
+
+@dataclass(frozen=True)
 class Elementwise:
     """y = swish(leaky_relu(a*x + b, slope)) on n float32s."""
     n: int
@@ -98,6 +131,7 @@ class Problem:
     max_reps: int = 1000
     warmup: int = 3
     note: str = ""
+    reference: str = "numpy"       # the implementation every other one is checked against
 
 
 # ---- the .nn sources ------------------------------------------------------------------------
@@ -149,6 +183,44 @@ model DigitsCNN {{
 """
 
 
+DEEP_CNN_NN = """\
+model DeepCNN {{
+    input  x: f32[B, {h}, {w}, {c}]
+    target y: i32[B]
+{convs}
+    f   = flatten(p{n})
+    out = dense(f, {classes}, activation=softmax)
+    output out
+    loss sparse_categorical_crossentropy(out, y)
+    optimizer sgd(lr={lr})
+}}
+"""
+
+LSTM_NN = """\
+model LSTMRegressor {{
+    input  x: f32[B, {steps}, {features}]
+    target y: f32[B, 1]
+    h   = lstm(x, {units})
+    out = dense(h, 1)
+    output out
+    loss mse(out, y)
+    optimizer adam(lr={lr}, epsilon={eps})
+}}
+"""
+ADAM_LR, ADAM_EPS = 0.001, 1e-8   # torch's eps: every peer uses the same Adam
+
+
+def _deep_cnn_source(net: DeepCNN, lr: float) -> str:
+    convs, prev = [], "x"
+    for i, f in enumerate(net.filters, 1):
+        convs.append(f"    c{i}  = conv2d({prev}, {f}, kernel={net.kernel}, padding=same, activation=relu)")
+        convs.append(f"    p{i}  = maxpool2d(c{i}, {net.pool})")
+        prev = f"p{i}"
+    h, w, c = net.image
+    return DEEP_CNN_NN.format(h=h, w=w, c=c, convs="\n".join(convs), n=len(net.filters),
+                              classes=net.classes, lr=lr)
+
+
 # ---- initial weights and data -------------------------------------------------------------------
 
 def _glorot(rng, shape, fan_in, fan_out) -> np.ndarray:
@@ -179,6 +251,28 @@ def cnn_params(net: CNN, rng) -> dict:
             "out.bias": _bias(rng, net.classes)}
 
 
+def deep_cnn_params(net: DeepCNN, rng) -> dict:
+    params, c, k = {}, net.image[2], net.kernel
+    for i, f in enumerate(net.filters, 1):
+        params[f"c{i}.kernel"] = _glorot(rng, (k, k, c, f), k * k * c, k * k * f)
+        params[f"c{i}.bias"] = _bias(rng, f)
+        c = f
+    ph, pw, pc = net.pooled
+    flat = ph * pw * pc
+    params["out.kernel"] = _glorot(rng, (flat, net.classes), flat, net.classes)
+    params["out.bias"] = _bias(rng, net.classes)
+    return params
+
+
+def lstm_params(net: LSTMNet, rng) -> dict:
+    f, u = net.features, net.units
+    return {"h.kernel": _glorot(rng, (f, 4 * u), f, 4 * u),
+            "h.recurrent_kernel": _glorot(rng, (u, 4 * u), u, 4 * u),
+            "h.bias": _bias(rng, 4 * u),
+            "out.kernel": _glorot(rng, (u, 1), u, 1),
+            "out.bias": _bias(rng, 1)}
+
+
 def load_digits(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n rows of examples/data/digits.csv: images [n, 8, 8, 1] scaled to [0, 1], labels."""
     data = np.loadtxt(DIGITS_CSV, delimiter=",", skiprows=1, max_rows=n, dtype=np.float32)
@@ -198,11 +292,12 @@ def has_conv_layers() -> str | None:
 
 # ---- the cases ------------------------------------------------------------------------------------
 
-CASE_KEYS = ("A", "B", "C", "D", "E")
+CASE_KEYS = ("A", "B", "C", "D", "E", "F", "G10", "G50", "G200")
+CASE_GROUPS = {"G": ("G10", "G50", "G200")}     # `--cases G` runs every sequence length
 
 
 def make_case(key: str, quick: bool = False, seed: int = 0) -> Problem:
-    rng = np.random.default_rng([seed, ord(key)])
+    rng = np.random.default_rng([seed, *map(ord, key)])
     if key in ("A", "C"):
         d_in, d_h, d_out = (32, 16, 10) if quick else (784, 512, 10)
         net = MLP((d_in, d_h, d_h, d_out))
@@ -247,4 +342,28 @@ def make_case(key: str, quick: bool = False, seed: int = 0) -> Problem:
                        "train", net, src, {"x": x, "y": y}, cnn_params(net, rng),
                        target_s=1.5, min_reps=20, max_reps=2000, warmup=5, update_rtol=3e-2,
                        note=MAXPOOL_NOTE)
+    if key == "F":
+        net = DeepCNN(image=(8, 8, 3) if quick else (32, 32, 3), filters=(4, 8) if quick else (32, 64),
+                      classes=10)
+        batch = 4 if quick else 64
+        x = rng.random((batch,) + net.image, dtype=np.float32)
+        y = rng.integers(0, net.classes, size=batch).astype(np.int32)
+        return Problem("F", f"train step, CNN conv3x3x{net.filters[0]}-pool2-conv3x3x{net.filters[1]}-pool2-dense10 "
+                       f"on {'x'.join(map(str, net.image))} images, batch {batch}, SGD",
+                       "train", net, _deep_cnn_source(net, LR), {"x": x, "y": y}, deep_cnn_params(net, rng),
+                       target_s=2.0, min_reps=5, max_reps=500, warmup=2, update_rtol=3e-2,
+                       note=MAXPOOL_NOTE, reference="torch")
+    if key in CASE_GROUPS["G"]:
+        steps = int(key[1:])
+        net = LSTMNet(steps=max(1, steps // 10) if quick else steps, features=8, units=16)
+        batch = 4 if quick else 32
+        x = rng.standard_normal((batch, net.steps, net.features), dtype=np.float32)
+        y = rng.standard_normal((batch, 1), dtype=np.float32)
+        src = LSTM_NN.format(steps=net.steps, features=net.features, units=net.units, lr=ADAM_LR, eps=ADAM_EPS)
+        # Adam's first step is lr * g / (|g| + eps) per entry: entries with tiny gradients are
+        # sensitive to the last bits of g, hence the looser update check
+        return Problem(key, f"train step, LSTM {net.units} units, T={net.steps}, +dense 1, mse, Adam, batch {batch}",
+                       "train", net, src, {"x": x, "y": y}, lstm_params(net, rng), lr=ADAM_LR,
+                       target_s=1.5, min_reps=5, max_reps=1000, warmup=2, update_rtol=2e-2,
+                       reference="torch")
     raise KeyError(f"unknown case '{key}' (known: {', '.join(CASE_KEYS)})")

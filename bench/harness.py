@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from . import cases as cases_mod
-from .peers import NumpyPeer, Unsupported, all_impls, configure_threads
+from .peers import Unsupported, all_impls, configure_threads
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
               "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS",
@@ -276,7 +276,7 @@ def _line_profile(call, n: int, top: int = 20) -> str:
 def _prepare(impl, p: cases_mod.Problem, ref: dict, args) -> tuple[dict, object]:
     """Set up one implementation, check its first call, warm it up; returns (row, runner)."""
     row = {"impl": impl.name, "nnc": impl.is_nnc}
-    if isinstance(impl, NumpyPeer):              # the reference: already set up and called once
+    if impl.name == ref["impl"]:                 # the reference: already set up and called once
         runner = ref["runner"]
         row["setup_s"], row["first_ms"] = ref["setup_s"], ref["first_ms"]
         row["check"] = {"ok": True, "reference": True}
@@ -290,6 +290,14 @@ def _prepare(impl, p: cases_mod.Problem, ref: dict, args) -> tuple[dict, object]
         row["check"] = check(p, first, runner.params() if runner.params else None, ref)
     if runner.info:
         row["info"] = runner.info
+    if runner.graph_nodes is not None:
+        row["graph_nodes"] = runner.graph_nodes
+    # compile time: cold = the first setup + first call in this process; warm = the same again
+    # (in-process and on-disk caches filled); for the lazy compilers the first call compiles
+    row["cold_s"] = row["setup_s"] + row["first_ms"] / 1e3
+    t0 = time.perf_counter()
+    impl.setup(p).call()
+    row["warm_s"] = time.perf_counter() - t0
     row["warmup"] = 1 if args.quick else p.warmup
     est = _timed(runner.call, row["warmup"])
     if args.reps:
@@ -309,16 +317,21 @@ def run_case(p: cases_mod.Problem, impls, args, log) -> dict:
     untimed call, so that a change in the machine's background load hits all of them alike."""
     result = {"key": p.key, "title": p.title, "kind": p.kind, "note": p.note, "rows": [], "skipped": [],
               "loadavg_start": list(os.getloadavg())}
-    ref_impl = NumpyPeer()
+    ref_impl = next(i for i in all_impls() if i.name == p.reference)
+    reason = ref_impl.unavailable()
+    if reason:
+        raise Unsupported(f"its reference {p.reference} is unavailable: {reason}")
     t0 = time.perf_counter()
     ref_runner = ref_impl.setup(p)
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     first = _copy(ref_runner.call())
-    ref = {"first": first, "params": ref_runner.params() if ref_runner.params else None,
+    ref = {"impl": ref_impl.name, "first": first, "params": ref_runner.params() if ref_runner.params else None,
            "runner": ref_runner, "setup_s": setup_s, "first_ms": (time.perf_counter() - t0) * 1e3}
 
     ready = []                                   # (impl, row, runner)
+    if all(i.name != ref_impl.name for i in impls):
+        impls = [ref_impl] + list(impls)         # the reference's row is always shown
     for impl in impls:
         reason = impl.unavailable()
         if reason:
@@ -390,8 +403,9 @@ def _fmt_ms(v: float) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | implementation | median ms | p10–p90 ms | min ms | × best peer | reps | first call ms | check |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| case | implementation | median ms | p10–p90 ms | min ms | × best peer | reps | first call ms | check "
+             "| compile cold / warm s | graph nodes |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for res in results:
         for r in res["rows"]:
             ratio = r["ratio_to_best_peer"]
@@ -411,7 +425,8 @@ def table(results: list[dict]) -> str:
             name = f"**{r['impl']}**" if r["nnc"] else r["impl"]
             lines.append(f"| {res['key']} | {name} | {_fmt_ms(r['median_ms'])} | "
                          f"{_fmt_ms(r['p10_ms'])}–{_fmt_ms(r['p90_ms'])} | {_fmt_ms(r['min_ms'])} | "
-                         f"{ratio_s} | {r['reps']} | {_fmt_ms(r['first_ms'])} | {chk} |")
+                         f"{ratio_s} | {r['reps']} | {_fmt_ms(r['first_ms'])} | {chk} | "
+                         f"{r['cold_s']:.2f} / {r['warm_s']:.2f} | {r.get('graph_nodes', '—')} |")
     return "\n".join(lines)
 
 
@@ -473,6 +488,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     keys = [k.strip().upper() for k in args.cases.split(",") if k.strip()]
+    keys = [g for k in keys for g in cases_mod.CASE_GROUPS.get(k, (k,))]
     for k in keys:
         if k not in cases_mod.CASE_KEYS:
             print(f"unknown case '{k}' (known: {', '.join(cases_mod.CASE_KEYS)})", file=sys.stderr)
@@ -502,7 +518,11 @@ def main(argv=None) -> int:
                 continue
         p = cases_mod.make_case(key, quick=args.quick, seed=args.seed)
         log(f"case {key}: {p.title}")
-        results.append(run_case(p, impls, args, log))
+        try:
+            results.append(run_case(p, impls, args, log))
+        except Unsupported as e:
+            skipped_cases.append({"key": key, "reason": str(e)})
+            log(f"case {key} skipped: {e}")
     elapsed = time.perf_counter() - t_run
 
     info = machine_info(env_at_start)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .cases import CNN, MLP, Elementwise, Problem
+from .cases import CNN, MLP, DeepCNN, Elementwise, LSTMNet, Problem
 
 
 THREADS: int | None = None          # --threads N: every library limited to N threads (None: their defaults)
@@ -70,6 +70,7 @@ class Runner:
     call: Callable[[], object]
     params: Callable[[], dict] | None = None
     info: str = ""
+    graph_nodes: int | None = None      # nnc: nodes of the optimised graph the call runs
 
 
 def _version(module: str) -> str | None:
@@ -138,9 +139,10 @@ class NNC(Impl):
             m.set_params(p.params)
         feeds = dict(p.feeds)
         if p.kind == "train":
-            return Runner(lambda: m.step(**feeds)["loss"], lambda: m.params)
+            return Runner(lambda: m.step(**feeds)["loss"], lambda: m.params,
+                          graph_nodes=len(m.graph("train_step").nodes))
         x = feeds["x"]
-        return Runner(lambda: m.forward(x=x))
+        return Runner(lambda: m.forward(x=x), graph_nodes=len(m.graph("predict").nodes))
 
 
 # ---- hand-written numpy (the reference) -----------------------------------------------------------
@@ -173,7 +175,8 @@ class NumpyPeer(Impl):
             return self._mlp_train(p) if p.kind == "train" else self._mlp_predict(p)
         if isinstance(p.net, CNN):
             return self._cnn_train(p)
-        raise Unsupported(f"no numpy version of {type(p.net).__name__}")
+        raise Unsupported(f"no hand-written numpy version of {type(p.net).__name__} "
+                          f"(the case's reference is {p.reference})")
 
     @staticmethod
     def _elementwise(p: Problem) -> Runner:
@@ -352,9 +355,13 @@ class TorchPeer(Impl):
                     return f(x).numpy()
             return Runner(call)
 
-        model, to_nnc = self._build(p)
+        if isinstance(p.net, (DeepCNN, LSTMNet)):
+            from .peers_deep import torch_model
+            model, to_nnc = torch_model(p)
+        else:
+            model, to_nnc = self._build(p)
         x = torch.from_numpy(p.feeds["x"])
-        if isinstance(p.net, CNN):
+        if isinstance(p.net, (CNN, DeepCNN)):
             x = x.permute(0, 3, 1, 2).contiguous()        # torch's layout, NCHW (once, untimed)
         if p.kind == "predict":
             fwd = self._maybe_compile(lambda x: Fn.softmax(model(x), dim=-1))
@@ -363,9 +370,16 @@ class TorchPeer(Impl):
                 with torch.no_grad():
                     return fwd(x).numpy()
             return Runner(predict)
-        y = torch.from_numpy(p.feeds["y"].astype(np.int64))
-        loss_fn = self._maybe_compile(lambda x, y: Fn.cross_entropy(model(x), y))
-        opt = torch.optim.SGD(model.parameters(), lr=p.lr)
+        params = [w for w in model.parameters() if w.requires_grad]
+        if isinstance(p.net, LSTMNet):          # regression: mse, Adam with nnc's hyper-parameters
+            from .cases import ADAM_EPS
+            y = torch.from_numpy(p.feeds["y"])
+            loss_fn = self._maybe_compile(lambda x, y: Fn.mse_loss(model(x), y))
+            opt = torch.optim.Adam(params, lr=p.lr, eps=ADAM_EPS)
+        else:
+            y = torch.from_numpy(p.feeds["y"].astype(np.int64))
+            loss_fn = self._maybe_compile(lambda x, y: Fn.cross_entropy(model(x), y))
+            opt = torch.optim.SGD(params, lr=p.lr)
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -473,7 +487,10 @@ class JaxPeer(Impl):
             f = jax.jit(lambda x: jax.nn.silu(jax.nn.leaky_relu(x * net.a + net.b, net.slope)))
             return Runner(lambda: np.asarray(f(x)))
 
-        if isinstance(p.net, MLP):
+        if isinstance(p.net, (DeepCNN, LSTMNet)):
+            from .peers_deep import jax_model
+            params, logits_fn, to_nnc = jax_model(p, put)
+        elif isinstance(p.net, MLP):
             names = p.net.layers
             params = [(put(p.params[f"{n}.kernel"]), put(p.params[f"{n}.bias"])) for n in names]
 
@@ -512,6 +529,8 @@ class JaxPeer(Impl):
 
         y = put(p.feeds["y"])
         lr = np.float32(p.lr)
+        if isinstance(p.net, LSTMNet):
+            return self._adam_mse(p, jax, jnp, params, logits_fn, to_nnc, x, y)
 
         def loss_fn(params, x, y):
             logp = jax.nn.log_softmax(logits_fn(params, x), axis=-1)
@@ -527,6 +546,35 @@ class JaxPeer(Impl):
             state["params"], loss = step_jit(state["params"], x, y)
             return float(loss)
         return Runner(step, lambda: to_nnc(state["params"]))
+
+
+    @staticmethod
+    def _adam_mse(p: Problem, jax, jnp, params, forward, to_nnc, x, y) -> Runner:
+        """mse + Adam (nnc's and torch's formula: eps added to sqrt(v_hat)), all in one jit."""
+        from .cases import ADAM_EPS
+        lr, b1, b2, eps = np.float32(p.lr), np.float32(0.9), np.float32(0.999), np.float32(ADAM_EPS)
+
+        def loss_fn(params, x, y):
+            return jnp.mean((forward(params, x) - y) ** 2)
+
+        def step_fn(state, x, y):
+            params, m, v, t = state
+            loss, g = jax.value_and_grad(loss_fn)(params, x, y)
+            t = t + 1
+            tm = jax.tree_util.tree_map
+            m = tm(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+            v = tm(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+            new = tm(lambda w, m, v: w - lr * (m / (1 - b1 ** t)) / (jnp.sqrt(v / (1 - b2 ** t)) + eps),
+                     params, m, v)
+            return (new, m, v, t), loss
+        step_jit = jax.jit(step_fn, donate_argnums=0)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        state = {"s": (params, zeros, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.float32(0))}
+
+        def step():
+            state["s"], loss = step_jit(state["s"], x, y)
+            return float(loss)
+        return Runner(step, lambda: to_nnc(state["s"][0]))
 
 
 # ---- TensorFlow and Keras ---------------------------------------------------------------------------
@@ -563,6 +611,8 @@ class TFPeer(Impl):
                 "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
     def setup(self, p: Problem) -> Runner:
+        if isinstance(p.net, (DeepCNN, LSTMNet)):
+            raise Unsupported(f"no TensorFlow version of {type(p.net).__name__} in the bench")
         tf = _import_tf()
         with tf.device("/CPU:0"):
             return self._setup(tf, p)
@@ -628,6 +678,8 @@ class KerasPeer(TFPeer):
         return {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
 
     def setup(self, p: Problem) -> Runner:
+        if isinstance(p.net, (DeepCNN, LSTMNet)):
+            raise Unsupported(f"no Keras version of {type(p.net).__name__} in the bench")
         tf = _import_tf()
         import keras
         from keras import layers

@@ -171,6 +171,9 @@ def every_primitive_graph() -> Graph:
     outs["concat"] = b.concat(x, y, p, axis=0)
     outs["gather"] = b.gather(m, i, axis=0)
     outs["scatter_add"] = b.scatter_add(x, i, axis=0, shape=(4,))
+    labels = b.reshape(b.slice(i, start=(0, 0), stop=(None, 1), step=(1, 1)), shape=(2,))  # some out of range
+    outs["sparse_xent"] = b.sparse_xent(x, labels)
+    outs["sparse_xent_grad"] = b.sparse_xent_grad(x, labels)
     outs["const"] = b.constant(((1.0, -2.5), (3.0, 4.0)), "f32", (2, 2))
     outs["iota"] = b.iota(axis=1, dtype="i32", shape=(2, 5))
     outs["random_uniform"] = b.random_uniform(low=-1.0, high=1.0, seed=7, dtype="f32", shape=(3,))

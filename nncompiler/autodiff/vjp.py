@@ -120,6 +120,26 @@ def _concat(b: Builder, n: Node, g: int, *xs):
     return tuple(out)
 
 
+def _sparse_xent(b: Builder, n: Node, g: int, z, y):
+    # d/dz of -log softmax(z)[y] is softmax(z) - one_hot(y): one fused node, scaled per row
+    row = b.reshape(g, shape=tuple(z.shape[:-1]) + (1,))
+    return b.mul(row, b.sparse_xent_grad(z.id, y.id)), None
+
+
+def _sparse_xent_grad(b: Builder, n: Node, g: int, z, y):
+    # softmax's Jacobian (symmetric): p * (g - sum(g * p)); rows whose label is out of range
+    # are constant zeros, so they pass no gradient
+    m = b.max(z.id, axes=(-1,), keepdims=True)
+    e = b.exp(b.sub(z.id, m))
+    p = b.div(e, b.sum(e, axes=(-1,), keepdims=True))
+    gp = b.mul(g, p)
+    out = b.sub(gp, b.mul(p, b.sum(gp, axes=(-1,), keepdims=True)))
+    lo, hi = b.scalar(0, y.dtype), b.scalar(z.shape[-1], y.dtype)
+    valid = b.cast(b.mul(b.cast(b.ge(y.id, lo), dtype=z.dtype), b.cast(b.lt(y.id, hi), dtype=z.dtype)),
+                   dtype=z.dtype)
+    return b.mul(out, b.reshape(valid, shape=tuple(z.shape[:-1]) + (1,))), None
+
+
 def _inverse(perm):
     inv = [0] * len(perm)
     for i, p in enumerate(perm):
@@ -162,4 +182,6 @@ VJP = {
     "concat": _concat,
     "gather": lambda b, n, g, x, i: (b.scatter_add(g, i.id, axis=n.attr["axis"], shape=x.shape), None),
     "scatter_add": lambda b, n, g, u, i: (b.gather(g, i.id, axis=n.attr["axis"]), None),
+    "sparse_xent": _sparse_xent,
+    "sparse_xent_grad": _sparse_xent_grad,
 }

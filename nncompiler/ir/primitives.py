@@ -269,6 +269,22 @@ def _gather(ts, attrs):
     return TensorType(x.dtype, x.shape[:axis] + idx.shape + x.shape[axis + 1:])
 
 
+def _sparse_xent_type(ts, grad: bool):
+    """Softmax cross-entropy of logits z [..., C] against integer labels [...]:
+    sparse_xent is -log(softmax(z))[label] per row ([...]), sparse_xent_grad its gradient
+    softmax(z) - one_hot(label) ([..., C]); a label outside [0, C) gives a row of zeros in both
+    (the one-hot formulation's values). Fused, so a backend can compute each in a handful of
+    operations; passes/expand_fused.py expands them into the one-hot form for the others."""
+    z, y = ts
+    name = "sparse_xent_grad" if grad else "sparse_xent"
+    if z.dtype not in FLOAT_DTYPES or not z.rank:
+        raise ShapeError(f"{name}: logits must be floats of rank >= 1, got {z}")
+    _int_indices(y, name)
+    if tuple(y.shape) != tuple(z.shape[:-1]):
+        raise ShapeError(f"{name}: labels {fmt_shape(y.shape)} do not match logits {fmt_shape(z.shape)}")
+    return z if grad else TensorType(z.dtype, z.shape[:-1])
+
+
 def _scatter_add(ts, attrs):
     """The transpose of gather: zeros(shape), then out[..., indices[j], ...] += updates[..., j, ...]
     along `axis` of `shape` (indices clamped to [0, n) like gather's)."""
@@ -359,6 +375,9 @@ _def("pad", "movement", 1, _pad, ("lo", "hi", "interior"))
 _def("concat", "movement", None, _concat, ("axis",))
 _def("gather", "movement", 2, _gather, ("axis",))
 _def("scatter_add", "movement", 2, _scatter_add, ("axis", "shape"))
+# fused losses (expanded by passes/expand_fused.py for backends without a rule)
+_def("sparse_xent", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, False))
+_def("sparse_xent_grad", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, True))
 
 
 def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:

@@ -126,6 +126,18 @@ def one_hot(b: Builder, labels: int, like: int) -> int:
 
 def sparse_categorical_crossentropy(ctx: LayerContext, pred: Tensor, target: Tensor) -> int:
     b = ctx.b
+    if isinstance(pred, Value) and pred.activation == "softmax" and pred.logits is not None:
+        # one fused primitive (and one for its gradient) instead of the one-hot chain
+        z = pred.logits
+        labels = vid(target)
+        if b.dtype(labels) != "i32":
+            labels = b.cast(labels, dtype="i32")
+        zs, ls = tuple(b.shape(z)), tuple(b.shape(labels))
+        if ls == zs[:-1] + (1,):             # Keras also accepts [B, 1] labels
+            labels = b.reshape(labels, shape=zs[:-1])
+        elif ls != zs[:-1]:
+            raise ShapeError(f"sparse labels of shape {list(ls)} do not match predictions {list(zs)}")
+        return _batch_mean(b, b.sparse_xent(z, labels))
     ref = pred.logits if isinstance(pred, Value) and pred.logits is not None else vid(pred)
     return _crossentropy_onehot(b, pred, one_hot(b, vid(target), ref))
 

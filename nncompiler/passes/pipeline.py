@@ -17,10 +17,13 @@ from .cse import cse
 from .dce import dce
 from .decompose import decompose
 from .fold import fold
+from .pads import pads_to_concat
 from .records import PassRecord, format_records
 from .simplify import simplify
 
-DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify), ("cse", cse), ("dce", dce)]
+# pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents
+DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
+                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce)]
 PASSES = dict(DEFAULT_PASSES)
 MAX_ROUNDS = 10
 

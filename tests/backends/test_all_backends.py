@@ -31,6 +31,7 @@ from nncompiler.backends.triton.plan import plan_graph
 from nncompiler.ir import Builder, TensorType
 from nncompiler.ir.primitives import PRIMITIVES
 from nncompiler.passes import decompose
+from nncompiler.passes.expand_fused import FUSED
 
 try:
     from tests.oracle import every_primitive_args, every_primitive_graph, missing_primitives
@@ -41,9 +42,11 @@ except ImportError:  # tests/ itself is on sys.path
 COVERAGE = {
     "numpy": {"rule": set(numpy_rules.OPS), "structural": set(numpy_rules.STRUCTURAL)},
     "triton": {"rule": set(triton_ops.TRITON_OPS), "structural": set(triton_ops.STRUCTURAL),
-               "fallback: torch": set(triton_ops.TORCH_FALLBACK)},
+               "fallback: torch": set(triton_ops.TORCH_FALLBACK),
+               "expanded (passes/expand_fused.py)": set(FUSED)},
     "mlir": {"scalar rule": set(mlir_rules.SCALAR_RULES), "tensor rule": set(mlir_singles.SINGLE_RULES),
-             "structural": set(mlir_rules.REGION_STRUCTURAL) - set(mlir_singles.SINGLE_RULES)},
+             "structural": set(mlir_rules.REGION_STRUCTURAL) - set(mlir_singles.SINGLE_RULES),
+             "expanded (passes/expand_fused.py)": set(FUSED)},
 }
 
 

@@ -21,6 +21,8 @@ BOOL = lambda *s: T(*s, dtype="bool")    # noqa: E731
 OK = [
     ("gather", [F(5, 3), T(2, 4, dtype="i32")], {"axis": 0}, F(2, 4, 3)),
     ("scatter_add", [F(2, 4, 3), T(2, 4, dtype="i32")], {"axis": 0, "shape": (5, 3)}, F(5, 3)),
+    ("sparse_xent", [F("B", 3), T("B", dtype="i32")], {}, F("B")),
+    ("sparse_xent_grad", [F(2, 4, 3), T(2, 4, dtype="i64")], {}, F(2, 4, 3)),
     # sources
     ("arg", [], {"name": "x", "role": "input", "dtype": "f32", "shape": ("B", 3)}, F("B", 3)),
     ("const", [], {"value": 1.0, "dtype": "f64", "shape": ()}, F64()),
@@ -176,6 +178,9 @@ ERRORS = [
     ("concat", [F(2, 3), F(2, 3)], {"axis": 2}, "out of range"),
     ("concat", [F("B", 3), F("T", 3)], {"axis": 0}, "cannot add dimensions"),
     ("concat", [F("B", 3), F(2, 3)], {"axis": 0}, "cannot add dimensions"),
+    ("sparse_xent", [F(2, 3), F(2)], {}, "indices must be i32 or i64"),
+    ("sparse_xent", [F(2, 3), T(3, dtype="i32")], {}, r"labels \[3\] do not match logits \[2, 3\]"),
+    ("sparse_xent_grad", [T(2, 3, dtype="i32"), T(2, dtype="i32")], {}, "logits must be floats"),
     # the table's own checks
     ("softmax", [F(3)], {}, "unknown primitive 'softmax'"),
     ("exp", [F(3), F(3)], {}, "exp takes 1 operands, got 2"),

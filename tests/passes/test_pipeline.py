@@ -44,8 +44,8 @@ def test_reaches_the_expected_fixed_point():
           return a=%1, b=%2
         }""")
     # the last round changed nothing, and running again changes nothing either
-    assert [r.name for r in records[-5:]] == ["decompose", "fold", "simplify", "cse", "dce"]
-    assert not any(r.changed for r in records[-5:])
+    assert [r.name for r in records[-6:]] == ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce"]
+    assert not any(r.changed for r in records[-6:])
     again, records2 = optimize(out)
     assert again is out and len(records2) == len(DEFAULT_PASSES) and not any(r.changed for r in records2)
 
@@ -76,7 +76,7 @@ def test_format_records():
 
 
 def test_pass_table_runs_passes_one_by_one():
-    assert list(PASSES) == ["decompose", "fold", "simplify", "cse", "dce"] == [n for n, _ in DEFAULT_PASSES]
+    assert list(PASSES) == ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce"] == [n for n, _ in DEFAULT_PASSES]
     assert PASSES["cse"] is cse and PASSES["dce"] is dce
     assert PASSES["fold"] is fold and PASSES["simplify"] is simplify
     g = parse_graph(SRC)
@@ -111,7 +111,7 @@ def test_submodules_import_in_any_order():
     # pass modules import PassRecord from pipeline, which imports them: check no order breaks
     saved = {k: v for k, v in sys.modules.items() if k.startswith("nncompiler.passes")}
     try:
-        for mod in ("dce", "cse", "decompose", "fold", "simplify", "pipeline"):
+        for mod in ("dce", "cse", "decompose", "fold", "simplify", "pads", "pipeline"):
             for k in saved:
                 sys.modules.pop(k, None)
             importlib.import_module(f"nncompiler.passes.{mod}")

@@ -447,7 +447,9 @@ class FunctionEmitter:
 # ---- modules --------------------------------------------------------------------------------------
 
 def emit_function(graph: Graph, fn_name: str | None = None) -> tuple[str, FunctionEmitter]:
-    fe = FunctionEmitter(graph, fn_name)
+    from ...passes.expand_fused import expand_fused
+    # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form
+    fe = FunctionEmitter(expand_fused(graph), fn_name)
     fe.text = fe.build()
     return fe.text, fe
 

@@ -91,8 +91,18 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
     mem = memory_plan(graph, {d: f"new.{d}" for d in donate})
     swish = _swish_pairs(graph)   # sigmoid node -> the mul that consumes it as x * sigmoid(x)
     fused = {m: sg for sg, m in swish.items()}
+    xent = _xent_pairs(graph)     # sparse_xent node -> sparse_xent_grad node of the same operands
+    early = set(xent.values())
     for node in graph.nodes:
-        if node.op == "arg" or node.id in swish:
+        if node.op == "arg" or node.id in swish or node.id in early:
+            continue
+        if node.id in xent:       # one call computes both: max, exp and sum are shared
+            gnode = graph[xent[node.id]]
+            z, y = (names[i] for i in node.inputs)
+            names[node.id], names[gnode.id] = f"t{node.id}", f"t{gnode.id}"
+            where = f"  {loc_text(node.loc)}" if node.loc else ""
+            body.append(f"    t{node.id}, t{gnode.id} = _sparse_xent_and_grad({z}, {y})  # %{node.id} sparse_xent "
+                        f"and %{gnode.id} sparse_xent_grad{where}")
             continue
         if node.id in fused:
             sg = graph[fused[node.id]]
@@ -153,6 +163,13 @@ def _is_where0(graph: Graph, node: Node) -> bool:
         return False
     import math
     return math.copysign(1.0, y.attr["value"]) > 0
+
+
+def _xent_pairs(graph: Graph) -> dict[int, int]:
+    """sparse_xent nodes mapped to the sparse_xent_grad node of the same operands (a training
+    step has both: the loss and its gradient), which the generated code computes in one call."""
+    grads = {n.inputs: n.id for n in graph.nodes if n.op == "sparse_xent_grad"}
+    return {n.id: grads[n.inputs] for n in graph.nodes if n.op == "sparse_xent" and n.inputs in grads}
 
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:

@@ -112,6 +112,39 @@ def _rng_uniform(key, seed, shape, dtype):
 def _normal(seed, mean, stddev, shape, dtype):
     return np.random.default_rng(seed).normal(mean, stddev, size=shape).astype(dtype)
 
+_EYES = {}
+
+def _xent_parts(z, y, grad):
+    # (per-row loss, softmax - one_hot or None): the one-hot form, with max, exp and sum shared
+    # by the two. The one-hot rows are taken from a cached identity with a zero row appended;
+    # a label outside [0, c) (negative ones wrap to huge unsigned values) is clipped onto
+    # that row, so its loss and gradient are 0. Everything stays float32, and ufunc methods
+    # replace np.max/np.sum: on tiny arrays the cost is the number of calls.
+    c = z.shape[-1]
+    eye = _EYES.get((c, z.dtype))
+    if eye is None:
+        eye = _EYES[(c, z.dtype)] = np.eye(c + 1, c, dtype=z.dtype)
+    hot = np.take(eye, y.astype(np.uint32), axis=0, mode="clip")
+    s = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    e = np.exp(s)
+    total = np.add.reduce(e, axis=-1, keepdims=True)
+    np.subtract(s, np.log(total), out=s)
+    np.multiply(s, hot, out=s)
+    loss = np.negative(np.add.reduce(s, axis=-1))
+    if not grad:
+        return loss, None
+    np.multiply(e, np.divide(np.add.reduce(hot, axis=-1, keepdims=True), total), out=e)
+    return loss, np.subtract(e, hot, out=e)
+
+def _sparse_xent(z, y):
+    return _xent_parts(z, y, False)[0]
+
+def _sparse_xent_grad(z, y):
+    return _xent_parts(z, y, True)[1]
+
+def _sparse_xent_and_grad(z, y):
+    return _xent_parts(z, y, True)
+
 def _scatter_add(u, idx, axis, shape):
     axis = axis % len(shape)
     out = np.zeros(shape, dtype=u.dtype)
@@ -197,6 +230,8 @@ OPS: dict[str, Callable] = {
     "pad": lambda n, a, c: f"_pad({a[0]}, {tuple(n.attr['lo'])}, {tuple(n.attr['hi'])}, {tuple(n.attr['interior'])})",
     "concat": lambda n, a, c: f"np.concatenate([{', '.join(a)}], axis={n.attr['axis']})",
     "gather": lambda n, a, c: f"np.take({a[0]}, {a[1]}, axis={n.attr['axis']}, mode='clip')",
+    "sparse_xent": lambda n, a, c: f"_sparse_xent({a[0]}, {a[1]})",
+    "sparse_xent_grad": lambda n, a, c: f"_sparse_xent_grad({a[0]}, {a[1]})",
     "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
     "const": lambda n, a, c: c.constant(n),
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {np_dtype(n)})",

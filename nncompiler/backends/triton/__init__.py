@@ -103,14 +103,14 @@ class Backend(_Protocol):
     def generated(self, graph):
         """(plan, module source, kernel sources) of a graph, cached per graph."""
         key = id(graph)
-        hit = self._generated.get(key)
-        if hit is None or hit[0].graph is not graph:
+        hit, source = self._generated.get(key, (None, None))
+        if hit is None or source is not graph:
             from .codegen import generate
             from .plan import plan_graph
-            plan = plan_graph(graph, self.fallback_ops, self.host_rng)
+            plan = plan_graph(graph, self.fallback_ops, self.host_rng)   # plan.graph: fused primitives expanded
             text, kernels = generate(plan)
             hit = (plan, text, kernels)
-            self._generated[key] = hit
+            self._generated[key] = (hit, graph)
         return hit
 
     def compile(self, graph, donate=()):
@@ -120,7 +120,7 @@ class Backend(_Protocol):
         if self.autotune and (self.device != "cuda" or self.interpret):
             raise NNCError("--autotune times kernels on a GPU and there is none here (or TRITON_INTERPRET=1); "
                            "without one the shape table in tuning.py chooses every config")
-        return CompiledGraph(graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune)
+        return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune)
 
     def emit(self, graph) -> str:
         return self.generated(graph)[1]

@@ -98,5 +98,7 @@ class Plan(Classify, IterationSpace, Fuse, Describe):
 
 
 def plan_graph(graph: Graph, fallback_ops=(), host_rng: bool = False) -> Plan:
-    return Plan(graph, fallback_ops, host_rng)
+    from ...passes.expand_fused import expand_fused
+    # fused primitives (sparse_xent, ...) have no kernel rule here: plan their basic form
+    return Plan(expand_fused(graph), fallback_ops, host_rng)
 
