@@ -1,9 +1,4 @@
-<<<<<<< HEAD
-"""Graph-to-graph optimisation passes: decompose, fold, simplify, cse, dce, and the pipeline."""
-=======
 """Graph-to-graph optimisation passes: decompose, fold, simplify, pads_to_concat, cse, dce, and the pipeline."""
-# pipeline first: it defines PassRecord, which the pass modules import from it
->>>>>>> slice
 from .pipeline import (DEFAULT_PASSES, PASSES, PassRecord, format_records, optimize, run_pass,
                        value_names)
 from .cse import cse
