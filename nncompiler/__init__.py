@@ -112,4 +112,11 @@ def load_weights(model: Model, path, allow_nonfinite: bool = False) -> None:
     _load(model, path, allow_nonfinite)
 
 
-__all__ = ["compile", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]
+def load(path, backend: str = "numpy") -> Model:
+    """A model saved as .nnx (`Model.save("m.nnx")`, `nnc export m.nn -o m.nnx`), without its .nn
+    source: it predicts, evaluates, and fine-tunes when the file holds the training graph."""
+    from .train.nnx import load_nnx
+    return load_nnx(path, backend=backend)
+
+
+__all__ = ["compile", "load", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--model", help="which block, when the file has several")
 
     pr = sub.add_parser("predict", help="run a trained model on new inputs")
-    pr.add_argument("file")
+    pr.add_argument("file", help="a .nn program, or a model saved as .nnx (nnc export, Model.save)")
     pr.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
     pr.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint even if its arrays hold NaN or Inf (refused by default)")
     pr.add_argument("--input", action="append", default=[], metavar="[NAME=]PATH",
@@ -90,8 +90,12 @@ def _parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a model's inference graph and weights in another format")
     x.add_argument("file")
-    x.add_argument("--format", choices=("onnx",), required=True, help="onnx: a standard ONNX model")
+    x.add_argument("--format", choices=("nnx", "onnx"), help="nnx: the model with its graphs, weights and train "
+                   "settings, which nnc predict and nnc.load run without the .nn file; onnx: a standard ONNX "
+                   "model (default: from the output's extension, nnx unless it ends .onnx)")
     x.add_argument("-o", "--output", required=True, help="the file to write")
+    x.add_argument("--no-train", action="store_true", help="nnx: leave out the training graph and optimizer "
+                   "state (the file predicts and evaluates but cannot be fine-tuned)")
     x.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save (default: initial weights)")
     x.add_argument("--model", help="which block, when the file has several")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset to target (default 17)")
@@ -454,12 +458,28 @@ def _fmt_value(v) -> str:
     return str(v)
 
 
+def _open_model(args):
+    """A .nn program compiled, or an .nnx model loaded (it holds its own weights)."""
+    import nncompiler as nnc
+    from .train.nnx import is_nnx
+    if not is_nnx(args.file):
+        return nnc.compile(args.file, backend=args.backend, model=args.model)
+    if args.weights:
+        raise NNCError(f"{args.file} holds its weights; --weights goes with a .nn file")
+    if args.model:
+        raise NNCError(f"{args.file} holds one model; --model goes with a .nn file")
+    m = nnc.load(args.file, backend=args.backend)
+    args.weights = args.file       # no "freshly initialised parameters" note
+    return m
+
+
 def cmd_predict(args) -> int:
     import nncompiler as nnc
     from .train.steps import is_batched
-    m = nnc.compile(args.file, backend=args.backend, model=args.model)
-    if args.weights:
-        nnc.load_weights(m, args.weights, args.allow_nonfinite)
+    weights = args.weights
+    m = _open_model(args)
+    if weights:
+        nnc.load_weights(m, weights, args.allow_nonfinite)
     if args.batch < 1:
         raise NNCError(f"--batch must be a positive integer, got {args.batch}")
     feeds = _read_inputs(m, args.input)
@@ -546,12 +566,19 @@ def cmd_eval(args) -> int:
 
 def cmd_export(args) -> int:
     import nncompiler as nnc
-    from .onnx.export import export_onnx
+    fmt = args.format or ("onnx" if args.output.lower().endswith(".onnx") else "nnx")
     m = nnc.compile(args.file, model=args.model)
     if args.weights:
         nnc.load_weights(m, args.weights)
+    else:
+        print("note: no --weights given: exported with freshly initialised parameters", file=sys.stderr)
     _check_writable(args.output)
-    export_onnx(m, args.output, opset=args.opset)
+    if fmt == "onnx":
+        from .onnx.export import export_onnx
+        export_onnx(m, args.output, opset=args.opset)
+    else:
+        from .train.nnx import save_nnx
+        save_nnx(m, args.output, train=not args.no_train)
     return 0
 
 

@@ -41,14 +41,16 @@ def _declared(lowered: LoweredModel, optimizer) -> tuple[dict[str, str], dict[st
 
 
 class Model:
-    def __init__(self, lowered: LoweredModel, backend: str = "numpy"):
+    def __init__(self, lowered: LoweredModel, backend: str = "numpy", graphs: dict[str, Graph] | None = None):
+        """`graphs`: optimised graphs by kind, used as they are (an .nnx file's predict and
+        evaluate graphs: the file holds them, not the source they were derived from)."""
         from .backends import get_backend, resolve_auto
         self.lowered = lowered
         if backend == "auto":  # decided per model: see backends.resolve_auto
             backend = resolve_auto(lowered)
         self.backend_name = backend
         self._backend = get_backend(backend)
-        self._graphs: dict[str, Graph] = {}
+        self._graphs: dict[str, Graph] = dict(graphs or {})
         self._compiled: dict[str, object] = {}
         self._plans: dict[tuple, tuple] = {}
         self._optimizer = None
@@ -306,11 +308,15 @@ class Model:
                    early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
                    save_every=save_every, resume=resume, nan_check=nan_check)
 
-    def save(self, path) -> None:
-        """Write parameters, buffers, optimizer state, steps taken and lr to a checkpoint (.npz),
-        each array in its declared dtype.
-
-        Read it back with `nnc.load_weights(model, path)`."""
+    def save(self, path, *, train: bool = True) -> None:
+        """To a path ending .nnx: the whole model (graphs, weights, signature, train settings), which
+        `nnc.load(path)` and `nnc predict` run with no .nn file (`train=False` leaves out what
+        fine-tuning needs). Otherwise: parameters, buffers, optimizer state, steps taken and lr in a
+        checkpoint (.npz), each array in its declared dtype, read back with `nnc.load_weights`."""
+        from .train.nnx import is_nnx, save_nnx
+        if is_nnx(path):
+            save_nnx(self, path, train=train)
+            return
         from .train.checkpoint import save_checkpoint
         save_checkpoint(self, path)
 
