@@ -12,6 +12,8 @@ import re
 
 from .errors import CompileError, DataError, NNCError
 from .model import Model
+from . import callbacks, layers  # noqa: E402  (Keras's module names: nnc.layers.Dense, nnc.callbacks.EarlyStopping)
+from .sequential import Sequential
 from .version import __version__
 
 
@@ -119,4 +121,4 @@ def load(path, backend: str = "numpy") -> Model:
     return load_nnx(path, backend=backend)
 
 
-__all__ = ["compile", "load", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]
+__all__ = ["compile", "load", "Sequential", "layers", "callbacks", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

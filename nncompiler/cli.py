@@ -303,7 +303,7 @@ def cmd_run(args) -> int:
     printer = reporter(sys.stdout, json=args.json, quiet=args.quiet)
     from .train.safety import TrainingGuard   # NaN checks; Ctrl-C/SIGTERM: finish the step, save, exit 130/143
     guard = TrainingGuard(nan_check=args.nan_check, signals=True, quiet_numpy=True)
-    history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate,
+    history = m.fit(epochs=epochs, batch_size=batch, shuffle=cfg.shuffle, validation_split=validate, verbose=0,
                     seed=cfg.seed, callbacks=[guard] + ([printer] if rank == 0 else []) + list(block_callbacks.values()),
                     lr_schedule=schedule,
                     nan_check=args.nan_check,

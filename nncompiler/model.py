@@ -274,13 +274,34 @@ class Model:
         return out
 
     # -- the API ----------------------------------------------------------------
-    def forward(self, **inputs):
+    def forward(self, x=None, **inputs):
+        """Outputs for inputs given by name (`m.forward(x=X)`), or positionally for a model
+        with one input (`m.predict(X)`, as Keras); one output alone, several as a tuple."""
+        from .train.keras_api import collect
+        inputs = collect(self, x, None, inputs, "predict")
         out = self.run("predict", inputs)
         values = tuple(self._backend.to_numpy(out[n]) for n in self.lowered.output_names)
         return values[0] if len(values) == 1 else values
 
     __call__ = forward
-    predict = forward
+
+    def predict(self, x=None, batch_size=None, verbose=0, **inputs):
+        """Keras's predict: `m.predict(X)` or by input name; `batch_size` rows per pass (all at once
+        by default); `verbose` is accepted for Keras scripts and prints nothing."""
+        from .train.keras_api import check_count, collect
+        inputs = collect(self, x, None, inputs, "predict")
+        if batch_size is None:
+            return self.forward(**inputs)
+        from .train.steps import count_rows, is_batched
+        check_count(batch_size, "batch_size", 1)
+        n = count_rows(inputs)
+        if not is_batched(self) or n <= batch_size:
+            return self.forward(**inputs)
+        parts = [self.forward(**{k: np.asarray(v)[i:i + batch_size] for k, v in inputs.items()})
+                 for i in range(0, n, batch_size)]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
+        return np.concatenate(parts)
 
     def loss_and_grads(self, **data) -> tuple[float, dict[str, np.ndarray]]:
         out = self.run("gradients", data, roles=("input", "target"))
@@ -289,24 +310,41 @@ class Model:
                  for name, value in self.params.items()}
         return float(self._backend.to_numpy(out["loss"])), grads
 
-    def evaluate(self, **data) -> dict[str, float]:
+    def evaluate(self, x=None, y=None, verbose=0, **data) -> dict[str, float]:
+        """Loss and metrics over the data: `m.evaluate(X, Y)` or by name; a dict (`loss`, each
+        metric), which is Keras's `return_dict=True`."""
+        from .train.keras_api import collect
         from .train.steps import evaluate
-        return evaluate(self, data)
+        return evaluate(self, collect(self, x, y, data, "evaluate"))
 
-    def fit(self, epochs: int = 1, batch_size: int | str | None = 32, shuffle: bool = True,
-            validation_split: float = 0.0, validation_data: dict | None = None, seed: int = 0,
-            callback=None, *, callbacks=None, lr_schedule=None, early_stopping=None, logdir=None,
-            checkpoint=None, save_every=None, resume=None, nan_check=True, **data) -> dict[str, list[float]]:
-        """Train on keyword arrays; see nncompiler.train.loop.fit for the options."""
+    def fit(self, x=None, y=None, batch_size: int | str | None = 32, epochs: int = 1, verbose="auto",
+            callbacks=None, validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
+            class_weight=None, sample_weight=None, initial_epoch: int = 0, *, seed: int = 0, callback=None,
+            lr_schedule=None, early_stopping=None, logdir=None, checkpoint=None, save_every=None, resume=None,
+            nan_check=True, **data):
+        """Train, in Keras's argument order (`m.fit(X, Y, epochs=5, validation_data=(Xv, Yv))`) or with
+        arrays by input and target name (`m.fit(x=X, y=Y)`); returns a `History` (a dict of lists
+        that is also `history.history`). See nncompiler.train.loop.fit for the other options."""
+        from .train import keras_api as k
         from .train.loop import fit
-        data = self.check_dataset(data)
+        k.check_weights(class_weight, sample_weight)
+        epochs = k.check_count(epochs, "epochs")
+        initial_epoch = k.check_count(initial_epoch, "initial_epoch")
+        chain = k.check_callbacks(callbacks)
+        printer = k.reporter_for(verbose)
+        if printer is not None:
+            chain = chain + [printer]
+        data = self.check_dataset(k.collect(self, x, y, data))
+        validation_data = k.validation(self, validation_data)
         if validation_data is not None:
             validation_data = self.check_dataset(validation_data)
-        return fit(self, data, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                   validation_split=validation_split, validation_data=validation_data,
-                   seed=seed, callback=callback, callbacks=callbacks, lr_schedule=lr_schedule,
-                   early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
-                   save_every=save_every, resume=resume, nan_check=nan_check)
+        history = fit(self, data, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                      validation_split=validation_split, validation_data=validation_data,
+                      seed=seed, callback=callback, callbacks=chain, lr_schedule=lr_schedule,
+                      early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
+                      save_every=save_every, resume=resume, nan_check=nan_check, initial_epoch=initial_epoch)
+        return k.History(history, first_epoch=initial_epoch,
+                         params={"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
 
     def save(self, path, *, train: bool = True) -> None:
         """To a path ending .nnx: the whole model (graphs, weights, signature, train settings), which

@@ -17,7 +17,8 @@ from .steps import count_rows, evaluate, feed_names, is_batched
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
         validation_data: dict | None, seed: int, callback=None, *, callbacks=None, lr_schedule=None,
         early_stopping=None, logdir: str | None = None, checkpoint: str | None = None,
-        save_every: int | None = None, resume=None, nan_check: bool = True) -> dict[str, list[float]]:
+        save_every: int | None = None, resume=None, nan_check: bool = True,
+        initial_epoch: int = 0) -> dict[str, list[float]]:
     """Train for epochs `1..epochs` (or, resuming, from the checkpoint's epoch + 1); returns the history.
 
     callback        fn(epoch, record) after every epoch
@@ -29,6 +30,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     resume          a checkpoint (path or Checkpoint) to continue from: weights, optimizer
                     state, step count, shuffle generator, history; `epochs` counts the total
     nan_check       stop on a NaN/Inf loss or parameter, naming the first non-finite IR op (safety.py)
+    initial_epoch   Keras's: the epochs already done (training runs epochs initial_epoch+1..epochs)
 
     Called in every rank of an initialised torch.distributed process group of several ranks,
     it trains data-parallel: each rank takes its slice of every global batch (see
@@ -60,7 +62,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
         data, validation_data = split_validation(data, validation_split, seed)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {}
-    start = 0
+    start = int(initial_epoch)
     if ckpt is not None:
         start = ckpt.epoch
         history = {k: list(v) for k, v in (ckpt.meta.get("history") or {}).items()}

@@ -1,0 +1,148 @@
+"""Keras's calling habits for `Model.fit`, `evaluate` and `predict`.
+
+    history = m.fit(X, Y, epochs=5, validation_data=(Xv, Yv), verbose=1)
+    history.history["val_loss"]
+
+What this module adds to the keyword form (`m.fit(x=X, y=Y)`, arrays by input and target
+name, which stays): positional `x, y` for a model with one input and one target (or a dict
+by name for several), `validation_data` as a tuple or a dict, `verbose`, `initial_epoch`,
+and a `History` that is both Keras's object (`.history`, `.epoch`) and the dict fit has
+always returned. Wrong types are explained in one line, naming the argument.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..errors import NNCError
+
+
+class History(dict):
+    """fit's result: `history["loss"]` (the dict it always was) and Keras's `history.history`,
+    `history.epoch` (0-based epoch indices, as Keras counts them) and `history.params`."""
+
+    def __init__(self, values: dict, first_epoch: int = 0, params: dict | None = None):
+        super().__init__(values)
+        n = max((len(v) for v in values.values()), default=0)
+        self.epoch = list(range(first_epoch, first_epoch + n))
+        self.params = dict(params or {})
+
+    @property
+    def history(self) -> dict:
+        return self
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, (np.ndarray, list, tuple, np.generic, int, float)) or hasattr(v, "__array__")
+
+
+def _bind(model, value, declared: dict, what: str, arg: str, into: dict) -> None:
+    """Put `value` (an array, or a dict of arrays by name) under the declared names of `what`."""
+    name = model.lowered.name
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in into:
+                raise NNCError(f"fit: '{k}' given twice (in {arg} and as a keyword)")
+            into[k] = v
+        return
+    if len(declared) != 1:
+        names = ", ".join(declared) or "none"
+        raise NNCError(f"model {name} has {len(declared)} {what}s ({names}): pass {arg} as a dict by name, "
+                       f"or each as a keyword ({', '.join(f'{n}=...' for n in declared) or '-'})")
+    key = next(iter(declared))
+    if key in into and into[key] is not value:
+        raise NNCError(f"{arg} and the keyword {key}= both give the {what} '{key}'; give one")
+    into[key] = value
+
+
+def collect(model, x, y, data: dict, where: str = "fit") -> dict:
+    """Keyword arrays plus positional x (the inputs) and y (the targets) as one dict by name.
+    `x`/`y` as keywords mean the single input and target when the model names them otherwise."""
+    low = model.lowered
+    out = dict(data)
+    # a model with an input or target literally named x (or y) takes x= (y=) as that one
+    named = {**low.inputs, **low.targets}
+    for arg, value, what in (("x", x, "input"), ("y", y, "target")):
+        if value is not None and not isinstance(value, dict) and not _is_array(value):
+            hint = (" (a file name? read it first: nncompiler.train.data.read_csv(path, label=...))"
+                    if isinstance(value, str) else "")
+            raise NNCError(f"{arg} must be an array (or a dict of arrays by {what} name), "
+                           f"got {type(value).__name__}{hint}")
+    if x is not None and "x" in named and not isinstance(x, dict):
+        out["x"], x = x, None
+    if y is not None and "y" in named and not isinstance(y, dict):
+        out["y"], y = y, None
+    _bind(model, x, low.inputs, "input", "x", out)
+    _bind(model, y, low.targets, "target", "y", out)
+    return out
+
+
+def validation(model, value) -> dict | None:
+    """`validation_data` as Keras takes it: (x, y), (x, y, sample_weight) or a dict by name."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (tuple, list)) and len(value) in (2, 3):
+        if len(value) == 3 and value[2] is not None:
+            raise NNCError("validation_data: sample weights (a third element) are not supported; "
+                           "give (x, y)")
+        return collect(model, value[0], value[1], {}, "validation_data")
+    raise NNCError(f"validation_data must be (x, y) or a dict of arrays by input and target name, "
+                   f"got {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
+
+
+def reporter_for(verbose, stream=None):
+    """Keras's verbose: 0 silent; 1 a progress bar (on a terminal; plain epoch lines in a pipe,
+    where a redrawn bar would be noise); 2 one line per epoch; "auto" (the default) a bar on a
+    terminal and silence elsewhere, so scripts and pipes see only what they print."""
+    from .progress import EpochPrinter, ProgressBar
+    stream = sys.stdout if stream is None else stream
+    if verbose is True:
+        verbose = 1
+    if verbose is False or verbose is None:
+        verbose = 0
+    if verbose not in ("auto", 0, 1, 2):
+        raise NNCError(f"verbose must be 0, 1, 2 or \"auto\", got {verbose!r}")
+    isatty = getattr(stream, "isatty", None)
+    tty = bool(isatty and isatty())
+    if verbose == 0 or (verbose == "auto" and not tty):
+        return None
+    if verbose == 2:
+        return EpochPrinter(stream)
+    return ProgressBar(stream) if tty else EpochPrinter(stream)
+
+
+def check_callbacks(callbacks) -> list:
+    from .callbacks import Callback
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise NNCError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+    hooks = ("on_epoch_end", "on_epoch_begin", "on_batch_end", "on_train_begin", "on_train_end")
+    for i, c in enumerate(callbacks):
+        if not isinstance(c, Callback) and not any(callable(getattr(c, h, None)) for h in hooks):
+            raise NNCError(f"callbacks[{i}] is a {type(c).__name__}, not a callback (use nncompiler.callbacks: "
+                           "EarlyStopping, ReduceLROnPlateau, LearningRateScheduler, ModelCheckpoint, "
+                           "or a subclass of Callback)")
+    return list(callbacks)
+
+
+def check_count(value, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise NNCError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_weights(class_weight, sample_weight) -> None:
+    # Weighting needs the loss per sample, which the graphs reduce to one number; refuse rather
+    # than train with the weights silently ignored.
+    for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight)):
+        if value is not None:
+            raise NNCError(f"{name} is not supported yet: the loss is averaged over the batch inside the "
+                           "graph; repeat the rows to weight them, or leave it out")
