@@ -12,8 +12,8 @@ import re
 
 from .errors import CompileError, DataError, NNCError
 from .model import Model
-from . import callbacks, layers  # noqa: E402  (Keras's module names: nnc.layers.Dense, nnc.callbacks.EarlyStopping)
-from .sequential import Sequential
+from .train import keras_callbacks as callbacks, layers   # Keras's names: nnc.layers.Dense, nnc.callbacks.EarlyStopping
+from .train.sequential import Sequential
 from .version import __version__
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import NNCError
+from ..errors import NNCError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 # a library spec as the .nn language writes it: a name, or a call with literal keyword values

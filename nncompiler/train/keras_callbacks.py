@@ -1,8 +1,8 @@
 """The training callbacks under Keras's module name: `m.fit(..., callbacks=[nnc.callbacks.EarlyStopping(...)])`."""
-from .train.callbacks import (Callback, EarlyStopping, LambdaCallback, LearningRateScheduler,  # noqa: F401
+from .callbacks import (Callback, EarlyStopping, LambdaCallback, LearningRateScheduler,  # noqa: F401
                               ReduceLROnPlateau)
-from .train.checkpoint import ModelCheckpoint  # noqa: F401
-from .train.progress import EpochPrinter, ProgressBar  # noqa: F401
+from .checkpoint import ModelCheckpoint  # noqa: F401
+from .progress import EpochPrinter, ProgressBar  # noqa: F401
 
 __all__ = ["Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau",
            "ModelCheckpoint", "EpochPrinter", "ProgressBar"]

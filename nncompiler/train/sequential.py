@@ -14,7 +14,7 @@ gets too. After `compile` the model behaves as the `Model` it compiled to.
 """
 from __future__ import annotations
 
-from .errors import NNCError, did_you_mean
+from ..errors import NNCError, did_you_mean
 from .layers import Input, Layer, name_text
 
 # Keras's long names for the losses the library names short
@@ -107,9 +107,9 @@ class Sequential:
         """Keras's compile: a loss and an optimizer by name (`"adam"`, or with settings as the
         language writes them: `"adam(learning_rate=0.01)"`), metrics by name; `seed` initialises
         the parameters (a train block's `seed`)."""
-        from .library.losses import LOSSES
-        from .library.metrics import METRICS
-        from .library.optimizers import OPTIMIZERS
+        from ..library.losses import LOSSES
+        from ..library.metrics import METRICS
+        from ..library.optimizers import OPTIMIZERS
         from .layers import spec_text
         if not isinstance(loss, str):
             raise NNCError(f"loss must be a loss's name, e.g. \"mse\", got {type(loss).__name__}")
