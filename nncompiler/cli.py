@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--opset", type=int, default=17, help="ONNX opset to target (default 17)")
 
     e = sub.add_parser("eval", help="print a trained model's loss and metrics on data")
-    e.add_argument("file")
+    e.add_argument("file", help="a .nn program, or a model saved as .nnx (give --data)")
     e.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
     e.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint even if its arrays hold NaN or Inf (refused by default)")
     e.add_argument("--data", help="data file (default: the train block's data)")
@@ -545,12 +545,16 @@ def cmd_eval(args) -> int:
     from .train.data import split_validation
     from .train.dataset import training_data
     from .train.loop import format_record
-    m = nnc.compile(args.file, backend=args.backend, model=args.model)
+    weights = args.weights
+    from .train.nnx import is_nnx
+    if is_nnx(args.file) and not args.data:
+        raise NNCError(f"{args.file}: give the data to evaluate on: --data PATH (an .nnx file holds no data)")
+    m = _open_model(args)
     low = m.lowered
     if low.kind != "model":
         raise NNCError(f"{low.name} is a graph block: it has no loss to evaluate (use nnc run --feed)")
-    if args.weights:
-        nnc.load_weights(m, args.weights, args.allow_nonfinite)
+    if weights:
+        nnc.load_weights(m, weights, args.allow_nonfinite)
     cfg = low.train or TrainConfig()
     data = training_data(low, cfg, args.data)
     if args.split != "all":

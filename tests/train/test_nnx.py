@@ -66,6 +66,18 @@ def test_nnc_predict_in_an_empty_folder_prints_the_trained_models_predictions(tm
     assert "freshly initialised" not in res.stderr
 
 
+def test_nnc_eval_of_an_nnx_file(trained, iris_data, capsys):
+    m, nnx = trained
+    x, y = iris_data
+    assert main(["eval", str(nnx), "--data", str(IRIS_CSV), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = m.evaluate(x=x, y=y)
+    assert got == pytest.approx(want, rel=1e-6)
+    assert main(["eval", str(nnx)]) == 1
+    assert capsys.readouterr().err.strip() == (f"{nnx}: give the data to evaluate on: --data PATH "
+                                               "(an .nnx file holds no data)")
+
+
 def test_load_predicts_evaluates_and_fine_tunes_exactly_as_the_source_model(tmp_path, iris_data):
     x, y = iris_data
     m = nnc.compile(str(IRIS))
