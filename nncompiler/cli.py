@@ -424,21 +424,27 @@ def _read_inputs(m, specs: list[str]) -> dict[str, np.ndarray]:
 
 def _read_input_csv(m, name: str, path: str) -> np.ndarray:
     """A CSV of features; the train block's label column(s), if the file has them, are left out."""
-    import csv
-    from .train.data import read_array, read_csv
+    from .train import csvopts
+    from .train.data import read_array
     cfg = m.lowered.train
-    label = cfg.data_options.get("label") if cfg else None
+    options = dict(cfg.data_options) if cfg else {}
+    label = options.get("label")
     labels = [label] if isinstance(label, str) else list(label or [])
-    if labels and os.path.isfile(path):
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f, delimiter="\t" if path.lower().endswith(".tsv") else ","), [])
-        present = [c for c in labels if c in [h.strip() for h in header]]
-        if present:
-            dtype = m.lowered.inputs[name].dtype
-            features, _, _ = read_csv(path, label=present if len(present) > 1 else present[0],
-                                      dtype_hint=dtype if dtype != "f32" else None)
-            return features
-    return read_array(path)
+    header = csvopts.header(path) if os.path.isfile(path) else []
+    present = [c for c in labels if c in header]
+    named = [c for key in ("columns", "drop") for c in
+             ([options[key]] if isinstance(options.get(key), str) else options.get(key) or [])]
+    if present or any(c in header for c in named):    # a header naming columns to select
+        dtype = m.lowered.inputs[name].dtype
+        features, _, _ = csvopts.read(path, options, dtype_hint=dtype if dtype != "f32" else None,
+                                      labels_present=present)
+    else:
+        features = read_array(path)
+    if options.get("scale") is not None or options.get("standardize"):   # as the training data was
+        features = csvopts.preprocess(features, {"scale": options.get("scale")}, None, path)
+        features = csvopts.preprocess(features, {"standardize": options.get("standardize")},
+                                      csvopts.training_statistics(m.lowered), path)
+    return features
 
 
 def _output_columns(name: str, arr: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -556,7 +562,7 @@ def cmd_eval(args) -> int:
     if weights:
         nnc.load_weights(m, weights, args.allow_nonfinite)
     cfg = low.train or TrainConfig()
-    data = training_data(low, cfg, args.data)
+    data = training_data(low, cfg, args.data, training=False)
     if args.split != "all":
         if not cfg.validate:
             raise NNCError(f"--split {args.split}: the train block holds out no validation data (no 'validate' line)")

@@ -68,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     shuffle: bool = True
     lr: float | None = None
+    preprocessing: dict = field(default_factory=dict)   # standardize=true: the training data's mean, std
     base_dir: str = "."
     loc: Loc | None = None
 

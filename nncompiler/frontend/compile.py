@@ -72,6 +72,66 @@ def _callback_options(s: ast.CallbackStmt) -> dict:
     return options
 
 
+DATA_OPTIONS = ("label", "columns", "drop", "one_hot", "scale", "standardize")
+
+
+def _constant(e: ast.Expr) -> float:
+    """A number written as a constant expression: `0.5`, `-1`, `1/16`, `2 * 0.5`."""
+    if isinstance(e, ast.Number):
+        return e.value
+    if isinstance(e, ast.UnaryOp):
+        v = _constant(e.operand)
+        return -v if e.op == "-" else v
+    if isinstance(e, ast.BinOp) and e.op in "+-*/":
+        a, b = _constant(e.left), _constant(e.right)
+        if e.op == "/" and b == 0:
+            raise error(e.loc, "division by zero")
+        return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[e.op]
+    raise error(ast.start_loc(e), "expected a number (such as 0.5 or 1/16)")
+
+
+def _data_options(s: ast.DataStmt) -> dict:
+    """A data line's options, checked here so a mistake points at the option (train/csvopts.py
+    applies them)."""
+    options = {}
+    for opt in s.options:
+        name, v = opt.name, opt.value
+        if name not in DATA_OPTIONS:
+            raise error(opt.loc, f"unknown data option '{name}'{did_you_mean(name, list(DATA_OPTIONS))} "
+                        f"(options: {', '.join(DATA_OPTIONS)})")
+        if name in options:
+            raise error(opt.loc, f"data option '{name}' is given twice")
+        strings = isinstance(v, ast.ListLit) and all(isinstance(i, ast.String) for i in v.items)
+        if name in ("label", "drop"):
+            if isinstance(v, ast.String):
+                options[name] = v.value
+            elif strings and v.items:
+                options[name] = [i.value for i in v.items]
+            else:
+                raise error(ast.start_loc(v), f"{name} must be a column name in quotes, or a list of them")
+        elif name == "columns":
+            if not (strings and v.items):
+                raise error(ast.start_loc(v), "columns must be a list of column names in quotes, "
+                            "e.g. [\"a\", \"b\"]")
+            options[name] = [i.value for i in v.items]
+        elif name in ("one_hot", "standardize"):
+            if not isinstance(v, ast.Bool):
+                raise error(ast.start_loc(v), f"{name} must be true or false")
+            options[name] = v.value
+        else:   # scale
+            value = _constant(v)
+            if value == 0 or value != value or value in (float("inf"), float("-inf")):
+                raise error(ast.start_loc(v), f"scale must be a non-zero finite number, got {value!r}")
+            options[name] = float(value)
+    for key in ("columns", "drop"):
+        names = options.get(key)
+        names = [names] if isinstance(names, str) else names or []
+        dup = [c for c in names if names.count(c) > 1]
+        if dup:
+            raise error(s.loc, f"{key} names column {dup[0]!r} twice")
+    return options
+
+
 def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
     cfg = TrainConfig(base_dir=os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else ".",
                       loc=block.name_loc)
@@ -84,15 +144,7 @@ def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
         seen[key] = s.loc.line
         if isinstance(s, ast.DataStmt):
             cfg.data_path = s.path
-            for opt in s.options:
-                if opt.name != "label":
-                    raise error(opt.loc, f"unknown data option '{opt.name}'{did_you_mean(opt.name, ['label'])}")
-                if isinstance(opt.value, ast.String):
-                    cfg.data_options["label"] = opt.value.value
-                elif isinstance(opt.value, ast.ListLit) and all(isinstance(i, ast.String) for i in opt.value.items):
-                    cfg.data_options["label"] = [i.value for i in opt.value.items]
-                else:
-                    raise error(ast.start_loc(opt.value), "label must be a column name in quotes, or a list of them")
+            cfg.data_options = _data_options(s)
             cfg.arrays = {kw.name: _literal_array(kw) for kw in s.arrays}
         elif isinstance(s, ast.CallbackStmt):
             cfg.callbacks.append((s.kind, _callback_options(s)))

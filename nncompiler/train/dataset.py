@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import DataError, did_you_mean
-from .data import check_against, check_labels, label_classes, read_array, read_csv, read_npz
+from .data import check_against, check_labels, label_classes, read_array, read_npz
 from .datafile import show, show_list
 
 
@@ -56,9 +56,16 @@ def _batch_hint(name: str, arr, ty, lowered) -> str:
     return f"; the data has a batch dimension first: declare it as `{role} {name}: {ty.dtype}[{dims}]`"
 
 
-def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
+def load_file(path: str, lowered, label=None, options: dict | None = None,
+              training: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of one file for the model. `options`: the data line's (train/csvopts.py), of
+    which `label` alone may be given as `label`; `training`: the file is the training data (its
+    statistics standardise it), not data evaluated with the training data's."""
+    options = dict(options or {})
+    if label is not None:
+        options["label"] = label
     names: dict[str, list[str]] = {}      # target -> the CSV's class names, when its labels are names
-    arrays = _load_file(path, lowered, label, names)
+    arrays = _load_file(path, lowered, options, training, names)
     csv = not path.endswith((".npz", ".npy"))
 
     def where(name, i):
@@ -73,7 +80,8 @@ def load_file(path: str, lowered, label=None) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_file(path: str, lowered, label=None, names=None) -> dict[str, np.ndarray]:
+def _load_file(path: str, lowered, options: dict, training: bool, names=None) -> dict[str, np.ndarray]:
+    label = options.get("label")
     inputs, targets = list(lowered.inputs), list(lowered.targets)
     if path.endswith(".npz"):
         arrays = read_npz(path)
@@ -100,8 +108,20 @@ def _load_file(path: str, lowered, label=None, names=None) -> dict[str, np.ndarr
     if targets and label is None:
         raise DataError(f"{path}: say which column is the target, e.g. data \"{os.path.basename(path)}\" "
                         f"(label=\"...\")")
+    from . import csvopts
     feature_dtype = lowered.inputs[inputs[0]].dtype
-    features, labels, info = read_csv(path, label=label, dtype_hint=feature_dtype if feature_dtype != "f32" else None)
+    features, labels, info = csvopts.read(path, options, dtype_hint=feature_dtype if feature_dtype != "f32" else None)
+    if options.get("scale") is not None or options.get("standardize"):
+        features = csvopts.preprocess(features, {"scale": options.get("scale")}, None, path)
+        stats = csvopts.training_statistics(lowered, features if training else None)
+        features = csvopts.preprocess(features, {"standardize": options.get("standardize")}, stats, path)
+    if options.get("one_hot") and targets and labels is not None:
+        y_type = lowered.targets[targets[0]]
+        classes = y_type.shape[-1] if y_type.shape and isinstance(y_type.shape[-1], int) else None
+        if classes is None or len(y_type.shape) != 2:
+            raise DataError(f"{path}: error: one_hot=true makes rows of class indicators: declare target "
+                            f"'{targets[0]}' as f32[B, CLASSES] (it is {y_type})")
+        labels = csvopts.one_hot(labels, classes, path, targets[0])
     x_type = lowered.inputs[inputs[0]]
     shape = tuple(x_type.shape)
     if len(shape) == 2 and isinstance(shape[1], int) and features.shape[1] != shape[1]:
@@ -135,15 +155,16 @@ def _load_file(path: str, lowered, label=None, names=None) -> dict[str, np.ndarr
     return _against_model(path, out, lowered, what)
 
 
-def training_data(lowered, cfg, override_path: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays named by the train block (or by `override_path`, relative to the working directory)."""
+def training_data(lowered, cfg, override_path: str | None = None, training: bool = True) -> dict[str, np.ndarray]:
+    """The arrays named by the train block (or by `override_path`, relative to the working directory).
+    `training=False`: data to evaluate, standardised with the training data's statistics."""
     if override_path:
-        return load_file(override_path, lowered, (cfg.data_options.get("label") if cfg else None))
+        return load_file(override_path, lowered, options=cfg.data_options if cfg else None, training=training)
     if cfg is None or (cfg.data_path is None and not cfg.arrays):
         raise DataError(f"model {lowered.name} has no training data: add a 'data' line to its train "
                         "block or pass --data PATH")
     if cfg.data_path is not None:
-        return load_file(_resolve(cfg.data_path, cfg.base_dir), lowered, cfg.data_options.get("label"))
+        return load_file(_resolve(cfg.data_path, cfg.base_dir), lowered, options=cfg.data_options)
     out = {}
     for name, value in cfg.arrays.items():
         if name not in lowered.inputs and name not in lowered.targets:

@@ -59,6 +59,7 @@ def _train_settings(cfg) -> dict | None:
         return None
     return {"epochs": cfg.epochs, "batch": cfg.batch, "validate": cfg.validate, "metrics": list(cfg.metrics),
             "seed": cfg.seed, "shuffle": cfg.shuffle, "lr": cfg.lr, "data_options": dict(cfg.data_options),
+            "preprocessing": dict(cfg.preprocessing),
             "callbacks": [[name, dict(opts)] for name, opts in cfg.callbacks]}
 
 
@@ -70,6 +71,8 @@ def save_nnx(model, path, *, train: bool = True) -> None:
     from ..ir.text import print_graph
     low = model.lowered
     train = train and low.optimizer is not None
+    from .csvopts import training_statistics
+    training_statistics(low)    # standardize=true: the statistics prediction will need, stored
     entries: dict[str, bytes] = {}
     entries["predict.ir"] = print_graph(model.graph("predict")).encode()
     if "loss" in dict(low.forward.outputs):
@@ -270,6 +273,17 @@ def _train_config(path: str, value):
     _want(isinstance(options, dict) and all(_is_name(k) for k in options) and _json_value(options), path,
           "manifest field 'train.data_options' must be an object of plain values")
     cfg.data_options = options
+    stats = value.get("preprocessing", {})
+    _want(isinstance(stats, dict) and set(stats) <= {"mean", "std"}, path,
+          "manifest field 'train.preprocessing' must be an object with mean and std")
+    if stats:
+        ok = all(isinstance(stats.get(k), list) and len(stats[k]) <= 1 << 20 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in stats[k])
+            for k in ("mean", "std"))
+        _want(ok and len(stats["mean"]) == len(stats["std"]) and min(stats["std"], default=0) >= 0, path,
+              "manifest field 'train.preprocessing': mean and std must be lists of finite numbers of one "
+              "length (std >= 0)")
+        cfg.preprocessing = {"mean": list(stats["mean"]), "std": list(stats["std"])}
     callbacks = value.get("callbacks", [])
     _want(isinstance(callbacks, list), path, "manifest field 'train.callbacks' must be a list")
     for item in callbacks:
