@@ -97,6 +97,8 @@ def test_initial_epoch_and_callbacks(iris):
     (lambda m, X, Y: m.fit(X, Y, class_weight={0: 1.0}), "class_weight is not supported yet"),
     (lambda m, X, Y: m.fit("data.csv", Y), "x must be an array (or a dict of arrays by input name), got str"),
     (lambda m, X, Y: m.fit(X, Y, initial_epoch=-1), "initial_epoch must be an integer >= 0, got -1"),
+    (lambda m, X, Y: m.fit(X, Y, validation_freq=2), "fit: Keras's argument 'validation_freq' is not supported"),
+    (lambda m, X, Y: m.evaluate(X, Y, steps=2), "evaluate: Keras's argument 'steps' is not supported"),
 ])
 def test_wrong_types_get_one_clear_line(iris, call, message):
     X, Y, _, _ = iris

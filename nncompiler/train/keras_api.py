@@ -58,10 +58,20 @@ def _bind(model, value, declared: dict, what: str, arg: str, into: dict) -> None
     into[key] = value
 
 
+# Keras fit/evaluate/predict arguments with no counterpart here: named in the error, instead of
+# "model M has no input or target 'validation_freq'" (they arrive among the arrays by name)
+UNSUPPORTED = ("steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
+               "max_queue_size", "workers", "use_multiprocessing", "return_dict", "steps")
+
+
 def collect(model, x, y, data: dict, where: str = "fit") -> dict:
     """Keyword arrays plus positional x (the inputs) and y (the targets) as one dict by name.
     `x`/`y` as keywords mean the single input and target when the model names them otherwise."""
     low = model.lowered
+    for key in data:
+        if key in UNSUPPORTED and key not in low.inputs and key not in low.targets:
+            raise NNCError(f"{where}: Keras's argument '{key}' is not supported (every epoch goes over all "
+                           "the rows, and validation runs after each epoch)")
     out = dict(data)
     # a model with an input or target literally named x (or y) takes x= (y=) as that one
     named = {**low.inputs, **low.targets}
