@@ -63,22 +63,34 @@ def _train_settings(cfg) -> dict | None:
             "callbacks": [[name, dict(opts)] for name, opts in cfg.callbacks]}
 
 
+_LOC_FILE = re.compile(r'loc\(("(?:[^"\\]|\\.)*")')
+
+
+def _ir_text(graph) -> bytes:
+    """The graph's text form, its source positions naming the file alone: an exported model
+    does not carry the folders of the machine it was built on."""
+    from ..ir.text import print_graph
+
+    def base(m):
+        return "loc(" + json.dumps(os.path.basename(json.loads(m.group(1))))
+    return _LOC_FILE.sub(base, print_graph(graph)).encode()
+
+
 def save_nnx(model, path, *, train: bool = True) -> None:
     """Write `model` (graphs, weights, signature, train settings) to `path` atomically.
     `train=False` leaves out the training graph and optimizer state: the file then predicts
     and evaluates but cannot be fine-tuned."""
     from .. import __version__
-    from ..ir.text import print_graph
     low = model.lowered
     train = train and low.optimizer is not None
     from .csvopts import training_statistics
     training_statistics(low)    # standardize=true: the statistics prediction will need, stored
     entries: dict[str, bytes] = {}
-    entries["predict.ir"] = print_graph(model.graph("predict")).encode()
+    entries["predict.ir"] = _ir_text(model.graph("predict"))
     if "loss" in dict(low.forward.outputs):
-        entries["evaluate.ir"] = print_graph(model.graph("evaluate")).encode()
+        entries["evaluate.ir"] = _ir_text(model.graph("evaluate"))
     if train:
-        entries["forward.ir"] = print_graph(low.forward).encode()
+        entries["forward.ir"] = _ir_text(low.forward)
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
     if train:
@@ -401,6 +413,13 @@ def load_nnx(path, backend: str = "numpy"):
                            inputs=inputs, targets=targets, loss_kind=loss, optimizer=spec, train=cfg, file=path,
                            buffers={n: decl(n, t) for n, t in buffers.items()},
                            inference=graphs.get("evaluate") or graphs["predict"])
+    from dataclasses import replace
+    from ..resources import check_model
+    try:   # every value of a static size, and the state, within the memory available
+        check_model(lowered)
+        check_model(replace(lowered, forward=graphs["predict"], inference=None, params={}, buffers={}))
+    except NNCError as e:
+        raise NNXError(f"{path}: {e}") from None
     optimised = {k: graphs[k] for k in ("predict", "evaluate") if k in graphs}
     m = Model(lowered, backend=backend, graphs=optimised)
     m.set_params(weights)

@@ -205,6 +205,23 @@ def test_a_forged_graph_is_parsed_and_checked(tmp_path, saved):
     assert "entry 'predict.ir' is not a valid graph" in msg and "frobnicate" in msg
 
 
+def test_a_forged_graph_with_a_huge_value_is_refused_before_it_runs(tmp_path, saved, monkeypatch):
+    monkeypatch.setenv("NNC_MEMORY_LIMIT", "1G")
+    with zipfile.ZipFile(saved) as z:
+        text = z.read("predict.ir").decode()
+    lines = text.splitlines()
+    huge = '  %11 = broadcast_to(%2) {shape=[100000, 100000, 100]} : f32[100000,100000,100]  loc("iris.nn":6:11)'
+    forged = "\n".join(lines[:-2] + [huge, lines[-2].replace("out=%10", "out=%11"), lines[-1]]) + "\n"
+    msg = _error(_rewrite(saved, tmp_path / "bomb.nnx", entries={"predict.ir": forged.encode()}, rehash=True))
+    assert "iris.nn:6:11: error: this value (f32[100000,100000,100]) needs 3.6 TiB, more than the 1.0 GiB of memory available" in msg
+
+
+def test_exported_graphs_name_the_source_file_without_its_folders(saved):
+    with zipfile.ZipFile(saved) as z:
+        text = z.read("forward.ir").decode()
+    assert 'loc("iris.nn":5:11)' in text and str(ROOT) not in text
+
+
 @pytest.mark.parametrize("content, expected", [
     (b"not a zip at all", "not an .nnx model (cannot read it as a zip archive"),
     (None, "no such file"),
