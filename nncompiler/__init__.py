@@ -78,9 +78,12 @@ def compile(source: str, backend: str = "numpy", model: str | None = None,
     """Compile a .nn program (a path or source text); returns its first model or graph (or `model`).
 
     `seed` overrides the train block's seed, which initialises the parameters.
-    A path ending in .onnx is imported (see `from_onnx`) with its weights, frozen."""
+    A path ending in .onnx is imported (see `from_onnx`) with its weights, frozen; one ending in .nnx
+    is loaded (see `load`) with its weights and train settings."""
     if isinstance(source, str) and source.endswith(".onnx") and "\n" not in source:
         return from_onnx(source, backend=backend)
+    if isinstance(source, str) and source.lower().endswith(".nnx") and "\n" not in source:
+        return load(source, backend=backend)      # a saved model: its graphs, weights and settings
     from .frontend.compile import compile_source
     text, file = _read(source)
     lowered = compile_source(text, filename or file, seed=seed)

@@ -580,7 +580,7 @@ def cmd_export(args) -> int:
     m = nnc.compile(args.file, model=args.model)
     if args.weights:
         nnc.load_weights(m, args.weights)
-    else:
+    elif m.lowered.params and not args.file.lower().endswith(".nnx"):
         print("note: no --weights given: exported with freshly initialised parameters", file=sys.stderr)
     _check_writable(args.output)
     if fmt == "onnx":

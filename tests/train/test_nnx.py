@@ -78,6 +78,20 @@ def test_nnc_eval_of_an_nnx_file(trained, iris_data, capsys):
                                                "(an .nnx file holds no data)")
 
 
+def test_the_other_commands_take_an_nnx_file(trained, tmp_path, capsys):
+    _, nnx = trained
+    assert main(["compile", str(nnx)]) == 0
+    assert "h.kernel    f32[4,16]  64" in capsys.readouterr().out
+    # fine-tuning from the shell: the file's train settings, new data, a checkpoint of the result
+    ckpt = tmp_path / "tuned.npz"
+    assert main(["run", str(nnx), "--data", str(IRIS_CSV), "--epochs", "2", "--save", str(ckpt)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["epoch=1", "epoch=2"]
+    tuned = tmp_path / "tuned.nnx"
+    assert main(["export", str(nnx), "--weights", str(ckpt), "-o", str(tuned)]) == 0
+    ck = np.load(ckpt)
+    np.testing.assert_array_equal(nnc.load(str(tuned)).params["h.kernel"], ck["param/h.kernel"])
+
+
 def test_load_predicts_evaluates_and_fine_tunes_exactly_as_the_source_model(tmp_path, iris_data):
     x, y = iris_data
     m = nnc.compile(str(IRIS))
