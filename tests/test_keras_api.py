@@ -70,6 +70,16 @@ def test_verbose_levels(iris, capsys):
     assert reporter_for("auto", term) is not None and reporter_for("auto", io.StringIO()) is None
 
 
+def test_a_notebook_gets_the_bar(monkeypatch):
+    import sys
+    from nncompiler.train.keras_api import reporter_for
+    from nncompiler.train.progress import ProgressBar
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert reporter_for("auto") is None
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    assert isinstance(reporter_for("auto"), ProgressBar)
+
+
 def test_initial_epoch_and_callbacks(iris):
     X, Y, Xv, Yv = iris
     m = nnc.compile(IRIS)

@@ -106,9 +106,10 @@ def validation(model, value) -> dict | None:
 
 
 def reporter_for(verbose, stream=None):
-    """Keras's verbose: 0 silent; 1 a progress bar (on a terminal; plain epoch lines in a pipe,
-    where a redrawn bar would be noise); 2 one line per epoch; "auto" (the default) a bar on a
-    terminal and silence elsewhere, so scripts and pipes see only what they print."""
+    """Keras's verbose: 0 silent; 1 a progress bar (on a terminal or in a notebook; plain epoch
+    lines in a pipe, where a redrawn bar would be noise); 2 one line per epoch; "auto" (the
+    default) a bar on a terminal or in a notebook and silence elsewhere, so scripts and pipes
+    see only what they print."""
     from .progress import EpochPrinter, ProgressBar
     stream = sys.stdout if stream is None else stream
     if verbose is True:
@@ -118,7 +119,8 @@ def reporter_for(verbose, stream=None):
     if verbose not in ("auto", 0, 1, 2):
         raise NNCError(f"verbose must be 0, 1, 2 or \"auto\", got {verbose!r}")
     isatty = getattr(stream, "isatty", None)
-    tty = bool(isatty and isatty())
+    # a Jupyter notebook's output is no terminal, but it redraws a \r line as one does
+    tty = bool(isatty and isatty()) or (stream is sys.stdout and "ipykernel" in sys.modules)
     if verbose == 0 or (verbose == "auto" and not tty):
         return None
     if verbose == 2:
