@@ -160,6 +160,11 @@ class Model:
             g = select_outputs(fwd, ["loss"], "gradients")
             used = [p for p in m.params if any(a.attr["name"] == p for a in g.args)]
             return grad(g, "loss", wrt=used, name="gradients")
+        if kind == "train_step_weighted":    # the loss weighted per row (fit's sample_weight)
+            from .program import weighted_model
+            if self._optimizer is None:
+                raise ValueError(f"model {m.name} has no optimizer")
+            return build_train_step(weighted_model(m), self._optimizer, self._state.hyper)
         if kind in ("train_step", "apply_update"):
             if self._optimizer is None:
                 raise ValueError(f"model {m.name} has no optimizer")
@@ -327,7 +332,6 @@ class Model:
         that is also `history.history`). See nncompiler.train.loop.fit for the other options."""
         from .train import keras_api as k
         from .train.loop import fit
-        k.check_weights(class_weight, sample_weight)
         epochs = k.check_count(epochs, "epochs")
         initial_epoch = k.check_count(initial_epoch, "initial_epoch")
         chain = k.check_callbacks(callbacks)
@@ -335,6 +339,7 @@ class Model:
         if printer is not None:
             chain = chain + [printer]
         data = self.check_dataset(k.collect(self, x, y, data))
+        weights = k.row_weights(self, data, class_weight, sample_weight)
         validation_data = k.validation(self, validation_data)
         if validation_data is not None:
             validation_data = self.check_dataset(validation_data)
@@ -342,7 +347,8 @@ class Model:
                       validation_split=validation_split, validation_data=validation_data,
                       seed=seed, callback=callback, callbacks=chain, lr_schedule=lr_schedule,
                       early_stopping=early_stopping, logdir=logdir, checkpoint=checkpoint,
-                      save_every=save_every, resume=resume, nan_check=nan_check, initial_epoch=initial_epoch)
+                      save_every=save_every, resume=resume, nan_check=nan_check, initial_epoch=initial_epoch,
+                      sample_weight=weights)
         return k.History(history, first_epoch=initial_epoch,
                          params={"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
 
@@ -358,9 +364,14 @@ class Model:
         from .train.checkpoint import save_checkpoint
         save_checkpoint(self, path)
 
-    def step(self, **batch) -> dict[str, float]:
-        """One optimizer step on one batch; returns the batch's loss and metrics."""
-        out = self.run("train_step", batch, ("input", "target"))
+    def step(self, sample_weight=None, **batch) -> dict[str, float]:
+        """One optimizer step on one batch; returns the batch's loss and metrics. `sample_weight`
+        (one number per row) weights each row's loss as Keras does: sum(w * loss) / rows."""
+        if sample_weight is None:
+            out = self.run("train_step", batch, ("input", "target"))
+        else:
+            from .program import WEIGHT
+            out = self.run("train_step_weighted", {**batch, WEIGHT: sample_weight}, ("input", "target"))
         self._state.take_outputs(out, "new.")   # a parameter the loss does not use has no new value
         self._state.step += 1
         return {k: float(self._backend.to_numpy(v)) for k, v in out.items() if not k.startswith("new.")}

@@ -212,3 +212,64 @@ def initial_state(optimizer_def, hyper: dict[str, float], params: dict) -> dict:
         for slot, init in starts.items():
             state[f"opt.{slot}.{p}"] = np.full(np.shape(value), init, dtype=np.float32)
     return state
+
+
+WEIGHT = "sample_weight"     # the weighted train step's extra argument: one weight per row
+
+
+def weighted_model(model: LoweredModel) -> LoweredModel:
+    """The model with its loss weighted per row, as Keras weights it: the batch mean of the
+    per-row losses, mean(l), becomes sum(w * l) / B (regularisation penalties unweighted).
+
+    The loss functions end in that batch mean, `div(sum(E), size(E))` over every axis of
+    E = the per-row (or per-element) losses [B, ...]; this finds it below the loss output
+    (through the `add`s of the penalties) and multiplies E by the weights, reshaped to
+    [B, 1, ...], before the sum. A loss written some other way is refused with a message."""
+    from .errors import NNCError
+    if WEIGHT in model.inputs or WEIGHT in model.targets:
+        raise NNCError(f"model {model.name} has an input or target named '{WEIGHT}': rename it to train "
+                       "with sample or class weights")
+    g = model.forward
+    found, stack, seen = [], [g.output("loss").id], set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        n = g[i]
+        if n.op == "add":
+            stack.extend(n.inputs)
+        elif n.op == "div" and _batch_mean_sum(g, n) is not None:
+            found.append(_batch_mean_sum(g, n))
+    if len(found) != 1:
+        raise NNCError(f"model {model.name}: sample or class weights need a loss that averages per-row "
+                       f"losses over the batch (the library's losses do); this loss "
+                       f"{'does not' if not found else 'does so more than once'}")
+    total = found[0]
+    rows = g[total.inputs[0]]
+
+    def weigh(b: Builder, node, new_inputs):
+        if node.id != total.id:
+            return None
+        with b.at(node.loc):
+            w = b.argument(WEIGHT, "input", TensorType(rows.dtype, (rows.shape[0],)))
+            if len(rows.shape) > 1:
+                w = b.reshape(w, shape=(rows.shape[0],) + (1,) * (len(rows.shape) - 1))
+            return b.copy(node, (b.mul(new_inputs[0], w),))
+    from .ir.graph import rebuild
+    forward, _ = rebuild(g, weigh, name=g.name)
+    from dataclasses import replace
+    return replace(model, forward=forward)
+
+
+def _batch_mean_sum(g: Graph, div):
+    """The `sum` node of `div(sum(E), size(E))` over every axis of a batched E, or None."""
+    s, z = (g[i] for i in div.inputs)
+    if s.op != "sum" or z.op != "size" or s.inputs[0] != z.inputs[0]:
+        return None
+    rows = g[s.inputs[0]]
+    rank = len(rows.shape)
+    if not rank or not isinstance(rows.shape[0], str):
+        return None
+    axes = sorted(a % rank for a in (s.attr.get("axes") or range(rank)))
+    return s if axes == list(range(rank)) and not s.attr.get("keepdims") else None

@@ -104,7 +104,11 @@ def test_initial_epoch_and_callbacks(iris):
     (lambda m, X, Y: m.fit(X, Y, callbacks=[print]),
      "callbacks[0] is a builtin_function_or_method, not a callback"),
     (lambda m, X, Y: m.fit(X, Y, callbacks="early"), "callbacks must be a list of callbacks, got str"),
-    (lambda m, X, Y: m.fit(X, Y, class_weight={0: 1.0}), "class_weight is not supported yet"),
+    (lambda m, X, Y: m.fit(X, Y, sample_weight=np.ones(3)),
+     "sample_weight must be one number per training row (120), got float64 data of shape [3]"),
+    (lambda m, X, Y: m.fit(X, Y, class_weight={"setosa": 2.0}),
+     "class_weight must be a dict {class id: weight} with integer class ids >= 0"),
+    (lambda m, X, Y: m.fit(X, Y, class_weight={0: -1.0}), "sample and class weights must be finite numbers >= 0"),
     (lambda m, X, Y: m.fit("data.csv", Y), "x must be an array (or a dict of arrays by input name), got str"),
     (lambda m, X, Y: m.fit(X, Y, initial_epoch=-1), "initial_epoch must be an integer >= 0, got -1"),
     (lambda m, X, Y: m.fit(X, Y, validation_freq=2), "fit: Keras's argument 'validation_freq' is not supported"),
@@ -134,6 +138,50 @@ def test_positional_data_for_a_model_with_two_inputs_says_how():
     h = m.fit({"a": np.ones((4, 2), np.float32), "b": np.ones((4, 2), np.float32)}, np.ones((4, 1), np.float32),
               epochs=1, verbose=0)
     assert len(h["loss"]) == 1
+
+
+SGD_MODEL = """model S {
+    input  x: f32[B, 4]
+    target y: i32[B]
+    out = dense(x, 3, activation=softmax)
+    output out
+    loss sparse_categorical_crossentropy(out, y)
+    optimizer sgd(lr=0.1)
+}"""
+
+
+def test_sample_weight_weighs_each_rows_loss_as_keras(iris):
+    X, Y, _, _ = iris
+    X, Y = X[:40], Y[:40]
+    w = np.random.default_rng(1).integers(0, 4, size=40).astype(np.float32)
+    m = nnc.compile(SGD_MODEL)
+    p = m.forward(x=X).astype(np.float64)
+    want_loss = np.sum(w * -np.log(p[np.arange(40), Y])) / 40       # Keras: sum(w * loss) / rows
+    h = m.fit(X, Y, batch_size="all", epochs=1, shuffle=False, sample_weight=w, verbose=0)
+    assert h["loss"][0] == pytest.approx(want_loss, rel=1e-5)
+    # one full-batch SGD step with integer weights k = the unweighted step on each row repeated k
+    # times, with the learning rate scaled by sum(k) / rows (the mean there divides by sum(k))
+    ref = nnc.compile(SGD_MODEL)
+    ref.lr = 0.1 * w.sum() / 40
+    ref.fit(np.repeat(X, w.astype(int), axis=0), np.repeat(Y, w.astype(int)), batch_size="all", epochs=1,
+            shuffle=False, verbose=0)
+    for k, v in ref.params.items():
+        np.testing.assert_allclose(m.params[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_class_weight_is_sample_weight_by_label(iris):
+    X, Y, Xv, Yv = iris
+    table = {0: 1.0, 1: 3.0, 2: 0.5}
+    a = nnc.compile(SGD_MODEL).fit(X, Y, epochs=2, class_weight=table, validation_data=(Xv, Yv), verbose=0)
+    b = nnc.compile(SGD_MODEL).fit(X, Y, epochs=2, sample_weight=np.array([table[c] for c in Y]),
+                                   validation_data=(Xv, Yv), verbose=0)
+    c = nnc.compile(SGD_MODEL).fit(X, Y, epochs=2, validation_data=(Xv, Yv), verbose=0)
+    assert a == b and a["loss"] != c["loss"]
+    # held-out rows take their weights with them: the same split of weights and rows
+    d = nnc.compile(SGD_MODEL).fit(X, Y, epochs=1, class_weight=table, validation_split=0.25, verbose=0)
+    e = nnc.compile(SGD_MODEL).fit(X, Y, epochs=1, sample_weight=np.array([table[c] for c in Y]),
+                                   validation_split=0.25, verbose=0)
+    assert d == e
 
 
 # ---------------------------------------------------------------------------- Sequential

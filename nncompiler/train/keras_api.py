@@ -151,10 +151,37 @@ def check_count(value, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def check_weights(class_weight, sample_weight) -> None:
-    # Weighting needs the loss per sample, which the graphs reduce to one number; refuse rather
-    # than train with the weights silently ignored.
-    for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight)):
-        if value is not None:
-            raise NNCError(f"{name} is not supported yet: the loss is averaged over the batch inside the "
-                           "graph; repeat the rows to weight them, or leave it out")
+def row_weights(model, data: dict, class_weight, sample_weight):
+    """One weight per training row from Keras's `sample_weight` (an array [rows]) and
+    `class_weight` ({class id: weight}, looked up by each row's integer label or one-hot
+    row's class; classes it leaves out weigh 1), multiplied when both are given; None if neither."""
+    if class_weight is None and sample_weight is None:
+        return None
+    targets = list(model.lowered.targets)
+    rows = len(np.asarray(data[targets[0]])) if targets else 0
+    weights = np.ones(rows, np.float64)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight)
+        if sw.dtype.kind not in "iuf" or sw.shape != (rows,):
+            raise NNCError(f"sample_weight must be one number per training row ({rows}), got "
+                           f"{sw.dtype.name} data of shape {list(sw.shape)}")
+        weights *= sw
+    if class_weight is not None:
+        if not isinstance(class_weight, dict) or not all(
+                isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0 for k in class_weight):
+            raise NNCError("class_weight must be a dict {class id: weight} with integer class ids >= 0")
+        if len(targets) != 1:
+            raise NNCError(f"class_weight needs a model with one target; model {model.lowered.name} has "
+                           f"{len(targets)}")
+        y = np.asarray(data[targets[0]])
+        if y.ndim == 2 and y.shape[1] > 1:
+            y = np.argmax(y, axis=1)                 # one-hot rows
+        elif y.ndim == 2:
+            y = y[:, 0]
+        if y.ndim != 1 or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
+            raise NNCError("class_weight needs integer class labels or one-hot rows as the target")
+        table = {int(k): float(v) for k, v in class_weight.items()}
+        weights *= np.array([table.get(int(c), 1.0) for c in y], np.float64)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise NNCError("sample and class weights must be finite numbers >= 0")
+    return weights.astype(np.float32)

@@ -18,7 +18,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
         validation_data: dict | None, seed: int, callback=None, *, callbacks=None, lr_schedule=None,
         early_stopping=None, logdir: str | None = None, checkpoint: str | None = None,
         save_every: int | None = None, resume=None, nan_check: bool = True,
-        initial_epoch: int = 0) -> dict[str, list[float]]:
+        initial_epoch: int = 0, sample_weight=None) -> dict[str, list[float]]:
     """Train for epochs `1..epochs` (or, resuming, from the checkpoint's epoch + 1); returns the history.
 
     callback        fn(epoch, record) after every epoch
@@ -31,6 +31,8 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
                     state, step count, shuffle generator, history; `epochs` counts the total
     nan_check       stop on a NaN/Inf loss or parameter, naming the first non-finite IR op (safety.py)
     initial_epoch   Keras's: the epochs already done (training runs epochs initial_epoch+1..epochs)
+    sample_weight   one weight per row of `data`: each row's loss counts w times (Keras's
+                    sum(w * loss) / rows); validation is not weighted
 
     Called in every rank of an initialised torch.distributed process group of several ranks,
     it trains data-parallel: each rank takes its slice of every global batch (see
@@ -58,8 +60,13 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
         if ckpt.meta.get("seed") is not None:
             seed = int(ckpt.meta["seed"])       # the same validation split as the interrupted run
 
+    from ..program import WEIGHT
+    if sample_weight is not None:      # split with the rows it weighs, then kept apart from the data
+        data = {**data, WEIGHT: np.asarray(sample_weight)}
     if validation_data is None and validation_split:
         data, validation_data = split_validation(data, validation_split, seed)
+        validation_data.pop(WEIGHT, None)
+    weights = data.pop(WEIGHT, None)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {}
     start = int(initial_epoch)
@@ -80,6 +87,8 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
     check_fit(model, data, batch_size, n, validation_data)
     from .distributed import trainer_for   # data parallel when a torch.distributed group runs
     dist = trainer_for(model, rows=n, steps=steps, epochs=epochs, start=start)
+    if dist is not None and weights is not None:
+        raise DataError("sample or class weights are not supported in data-parallel training yet")
     if dist is not None and dist.rank != 0:
         logdir = checkpoint = None          # rank 0 alone writes logs and checkpoints
 
@@ -126,7 +135,7 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
                     continue
                 if dist is None:
                     batch = {k: v[idx] for k, v in data.items()}
-                    stats = model.step(**batch)
+                    stats = model.step(**batch) if weights is None else model.step(weights[idx], **batch)
                 else:   # this rank's slice of the global batch; the stats are the global batch's
                     batch, stats = dist.step(data, idx)
                 rows = len(idx)
