@@ -90,6 +90,11 @@ def test_the_other_commands_take_an_nnx_file(trained, tmp_path, capsys):
     assert main(["export", str(nnx), "--weights", str(ckpt), "-o", str(tuned)]) == 0
     ck = np.load(ckpt)
     np.testing.assert_array_equal(nnc.load(str(tuned)).params["h.kernel"], ck["param/h.kernel"])
+    # --format nnx whatever the name; --no-train: no training graph, no optimizer slots
+    small = tmp_path / "small.bin"
+    assert main(["export", str(IRIS), "--format", "nnx", "--no-train", "-o", str(small)]) == 0
+    names = zipfile.ZipFile(small).namelist()
+    assert "predict.ir" in names and "forward.ir" not in names and not any(n.startswith("opt/") for n in names)
 
 
 def test_load_predicts_evaluates_and_fine_tunes_exactly_as_the_source_model(tmp_path, iris_data):
