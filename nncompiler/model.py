@@ -249,7 +249,14 @@ class Model:
             shape = tuple(ty.shape)
             if shape and isinstance(shape[0], str):   # rows are batched: check a row's shape, any count
                 bindings.pop(shape[0], None)
-            out[name] = check_against(name, value, ty.dtype, shape, bindings)
+            try:
+                out[name] = check_against(name, value, ty.dtype, shape, bindings)
+            except DataError as e:    # Keras's input_shape is per sample: say how to declare the batch
+                from .train.dataset import batch_hint
+                hint = batch_hint(name, np.asarray(value), ty, self.lowered)
+                if not hint:
+                    raise
+                raise DataError(f"{e}{hint}") from None
         return out
 
     def check_feeds(self, feeds: dict, wanted: dict) -> dict:

@@ -184,6 +184,21 @@ def test_class_weight_is_sample_weight_by_label(iris):
     assert d == e
 
 
+def test_an_input_declared_without_the_batch_says_how_to_declare_it():
+    m = nnc.compile("""model M {
+    input  x: f32[4]
+    target y: i32[]
+    o = dense(x, 3, activation=softmax)
+    output o
+    loss sparse_categorical_crossentropy(o, y)
+    optimizer sgd
+}""")
+    with pytest.raises(nnc.DataError) as e:
+        m.fit(np.zeros((10, 4), np.float32), np.zeros(10, np.int32), verbose=0)
+    assert str(e.value) == ("input 'x': expected shape f32[4] (1 dimensions), got shape (10, 4) (2 dimensions); "
+                            "the data has a batch dimension first: declare it as `input x: f32[B, 4]`")
+
+
 # ---------------------------------------------------------------------------- Sequential
 
 def test_sequential_reproduces_the_iris_example():

@@ -35,7 +35,7 @@ def _against_model(path: str, arrays: dict, lowered, what=None) -> dict[str, np.
             msg = str(e)
             if what is not None:       # "input 'x': ..." -> "the feature columns (a, b) for input 'x': ..."
                 msg = f"{what(name)}: {msg.removeprefix(f'input {name!r}: ')}"
-            raise DataError(f"{path}: error: {msg}{_batch_hint(name, arr, ty, lowered)}") from None
+            raise DataError(f"{path}: error: {msg}{batch_hint(name, arr, ty, lowered)}") from None
     rows = {k: len(v) for k, v in out.items() if np.ndim(v)}
     if len(set(rows.values())) > 1:
         raise DataError(f"{path}: error: the arrays have different numbers of rows: "
@@ -43,7 +43,7 @@ def _against_model(path: str, arrays: dict, lowered, what=None) -> dict[str, np.
     return out
 
 
-def _batch_hint(name: str, arr, ty, lowered) -> str:
+def batch_hint(name: str, arr, ty, lowered) -> str:
     """Keras's `input_shape` is per sample; a .nn type includes the batch. When the data has
     exactly one more (leading) dimension than the declaration, say how to declare it."""
     shape = tuple(ty.shape)
