@@ -117,11 +117,11 @@ def load_weights(model: Model, path, allow_nonfinite: bool = False) -> None:
     _load(model, path, allow_nonfinite)
 
 
-def load(path, backend: str = "numpy") -> Model:
+def load(path, backend: str = "numpy", allow_nonfinite: bool = False) -> Model:
     """A model saved as .nnx (`Model.save("m.nnx")`, `nnc export m.nn -o m.nnx`), without its .nn
     source: it predicts, evaluates, and fine-tunes when the file holds the training graph."""
     from .train.nnx import load_nnx
-    return load_nnx(path, backend=backend)
+    return load_nnx(path, backend=backend, allow_nonfinite=allow_nonfinite)
 
 
 __all__ = ["compile", "load", "Sequential", "layers", "callbacks", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

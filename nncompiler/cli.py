@@ -474,7 +474,7 @@ def _open_model(args):
         raise NNCError(f"{args.file} holds its weights; --weights goes with a .nn file")
     if args.model:
         raise NNCError(f"{args.file} holds one model; --model goes with a .nn file")
-    m = nnc.load(args.file, backend=args.backend)
+    m = nnc.load(args.file, backend=args.backend, allow_nonfinite=getattr(args, "allow_nonfinite", False))
     args.weights = args.file       # no "freshly initialised parameters" note
     return m
 

@@ -121,14 +121,16 @@ def save_nnx(model, path, *, train: bool = True) -> None:
         raise NNXError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
-def load_nnx(path, backend: str = "numpy"):
+def load_nnx(path, backend: str = "numpy", allow_nonfinite: bool = False):
     """A Model from an `.nnx` file, with no `.nn` source: it predicts, evaluates (with a loss)
-    and fine-tunes (when the file holds the training graph)."""
+    and fine-tunes (when the file holds the training graph). Weights holding NaN or Inf are
+    refused unless `allow_nonfinite` (as checkpoints' are)."""
     from ..library.context import ParamDecl, Spec
     from ..library.optimizers import OPTIMIZERS
     from ..model import Model
     from ..program import LoweredModel
     from ..resources import available_memory
+    from .ckptcheck import check_array
     path = os.fspath(path)
     if os.path.isdir(path):
         raise NNXError(f"{path}: is a directory, not an .nnx file")
@@ -138,6 +140,9 @@ def load_nnx(path, backend: str = "numpy"):
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise NNXError(f"{path}: not an .nnx model (cannot read it as a zip archive: {e})") from None
+    from .arrays import check_headers
+    # every array's header, together, against the memory available, before anything is read
+    check_headers(path, lambda message: NNXError(f"{path}: {message}"))
     with z:
         meta = read_manifest(path, z)
         for field, kind in (("entries", dict), ("arrays", dict), ("outputs", list)):
@@ -186,6 +191,10 @@ def load_nnx(path, backend: str = "numpy"):
         for what, decls in (("param", params), ("buffer", buffers)):
             for n, ty in decls.items():
                 arr = read_array(path, z, f"{what}/{n}", meta, budget)
+                try:
+                    check_array(path, f"{what}/{n}", arr, allow_nonfinite)
+                except NNCError as e:
+                    raise NNXError(str(e)) from None
                 want(tuple(arr.shape) == tuple(ty.shape), path,
                       f"{what} '{n}' has shape {list(arr.shape)}, the manifest says {ty}")
                 weights[n] = arr
