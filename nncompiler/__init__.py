@@ -14,6 +14,7 @@ from .errors import CompileError, DataError, NNCError
 from .model import Model
 from .train import keras_callbacks as callbacks, layers   # Keras's names: nnc.layers.Dense, nnc.callbacks.EarlyStopping
 from .train.sequential import Sequential
+Sequential.model_class = Model     # what compile() makes (train/ does not import model.py back)
 from .version import __version__
 
 
@@ -121,7 +122,7 @@ def load(path, backend: str = "numpy", allow_nonfinite: bool = False) -> Model:
     """A model saved as .nnx (`Model.save("m.nnx")`, `nnc export m.nn -o m.nnx`), without its .nn
     source: it predicts, evaluates, and fine-tunes when the file holds the training graph."""
     from .train.nnx import load_nnx
-    return load_nnx(path, backend=backend, allow_nonfinite=allow_nonfinite)
+    return load_nnx(path, Model, backend=backend, allow_nonfinite=allow_nonfinite)
 
 
 __all__ = ["compile", "load", "Sequential", "layers", "callbacks", "compile_all", "from_onnx", "load_weights", "Model", "CompileError", "DataError", "NNCError", "__version__"]

@@ -71,7 +71,7 @@ def save_nnx(model, path, *, train: bool = True) -> None:
     """Write `model` (graphs, weights, signature, train settings) to `path` atomically.
     `train=False` leaves out the training graph and optimizer state: the file then predicts
     and evaluates but cannot be fine-tuned."""
-    from .. import __version__
+    from ..version import __version__
     low = model.lowered
     train = train and low.optimizer is not None
     from .csvopts import training_statistics
@@ -121,15 +121,15 @@ def save_nnx(model, path, *, train: bool = True) -> None:
         raise NNXError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
-def load_nnx(path, backend: str = "numpy", allow_nonfinite: bool = False):
+def load_nnx(path, model_class, backend: str = "numpy", allow_nonfinite: bool = False):
     """A Model from an `.nnx` file, with no `.nn` source: it predicts, evaluates (with a loss)
     and fine-tunes (when the file holds the training graph). Weights holding NaN or Inf are
-    refused unless `allow_nonfinite` (as checkpoints' are)."""
+    refused unless `allow_nonfinite` (as checkpoints' are). `model_class` is `nncompiler.Model`,
+    passed in (train/ sits beside model.py, which imports this module to save)."""
     from ..library.context import ParamDecl, Spec
     from ..library.optimizers import OPTIMIZERS
-    from ..model import Model
     from ..program import LoweredModel
-    from ..resources import available_memory
+    from ..ir.limits import available_memory
     from .ckptcheck import check_array
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -214,14 +214,14 @@ def load_nnx(path, backend: str = "numpy", allow_nonfinite: bool = False):
                            buffers={n: decl(n, t) for n, t in buffers.items()},
                            inference=graphs.get("evaluate") or graphs["predict"])
     from dataclasses import replace
-    from ..resources import check_model
+    from ..frontend.memory import check_model
     try:   # every value of a static size, and the state, within the memory available
         check_model(lowered)
         check_model(replace(lowered, forward=graphs["predict"], inference=None, params={}, buffers={}))
     except NNCError as e:
         raise NNXError(f"{path}: {e}") from None
     optimised = {k: graphs[k] for k in ("predict", "evaluate") if k in graphs}
-    m = Model(lowered, backend=backend, graphs=optimised)
+    m = model_class(lowered, backend=backend, graphs=optimised)
     m.set_params(weights)
     m.state.seed = int(seed)
     m.steps_taken = steps

@@ -39,7 +39,7 @@ def is_name(v) -> bool:
 def types(path: str, field: str, value) -> dict:
     """A manifest's {name: "f32[B,4]"} mapping, as TensorTypes (every name and type checked)."""
     from ..ir.shapes import parse_type
-    from ..resources import check_type
+    from ..ir.limits import check_type
     want(isinstance(value, dict), path, f"manifest field '{field}' must be an object of name: type")
     out = {}
     for name, text in value.items():
@@ -123,7 +123,7 @@ def read_entry(path: str, z: zipfile.ZipFile, name: str, meta: dict, limit: int)
 def read_array(path: str, z: zipfile.ZipFile, key: str, meta: dict, budget: list) -> np.ndarray:
     """One .npy entry: its header read first and checked (dtype, shape as the manifest says,
     bytes within the memory left) before any data is read; never unpickled."""
-    from ..resources import fmt_bytes
+    from ..ir.limits import fmt_bytes
     name = f"{key}.npy"
     rec = meta["arrays"].get(key)
     want(isinstance(rec, dict), path, f"manifest field 'arrays' has no entry '{key}'")

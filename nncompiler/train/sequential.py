@@ -23,6 +23,9 @@ _LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "kld
 
 
 class Sequential:
+    # nncompiler.Model, set by the package (nncompiler.Sequential): train/ sits beside model.py,
+    # which imports train/, so this module does not import it back
+    model_class = None
     def __init__(self, layers=None, input_shape=None, name: str = "Sequential", input_dtype: str = "f32"):
         self.name = name_text(name, "Sequential name")
         self._layers: list[Layer] = []
@@ -131,8 +134,8 @@ class Sequential:
             train.append(f"    metrics {', '.join(metrics)}")
         train += [f"    seed {seed}", "}"]
         program = self._model_block(loss, optimizer) + "\n" + "\n".join(train) + "\n"
-        import nncompiler as nnc
-        self._compiled = nnc.compile(program, backend=backend, filename=f"{self.name}.nn")
+        from ..frontend.compile import compile_source
+        self._compiled = self.model_class(compile_source(program, f"{self.name}.nn")[0], backend=backend)
         self._program = program
 
     def to_nn(self) -> str:
