@@ -119,6 +119,20 @@ def _rng_uniform(n, a, env):
     return np.random.default_rng([n.attr["seed"], key]).random(env.shape(n.shape), dtype=_dt(n))
 
 
+def _sparse_xent_parts(z, y):
+    """The table's formula for softmax cross-entropy with integer labels: the per-row loss
+    -log(softmax(z))[y] and its gradient softmax(z) - one_hot(y). A label outside [0, c)
+    selects no class, so its loss and gradient are 0 (as the numpy backend's one-hot rows)."""
+    c = z.shape[-1]
+    hot = np.eye(c + 1, c, dtype=z.dtype)[np.where((y >= 0) & (y < c), y, c)]
+    s = z - np.max(z, axis=-1, keepdims=True)
+    e = np.exp(s)
+    total = np.sum(e, axis=-1, keepdims=True)
+    loss = -np.sum((s - np.log(total)) * hot, axis=-1)
+    grad = e * (np.sum(hot, axis=-1, keepdims=True) / total) - hot
+    return loss, grad
+
+
 def _transpose(n, a, env):
     return a[0].transpose(tuple(n.attr["perm"]))
 
@@ -167,6 +181,8 @@ RULES: dict[str, Callable] = {
     "concat": lambda n, a, env: np.concatenate(a, axis=n.attr["axis"]),
     "gather": lambda n, a, env: np.take(a[0], a[1], axis=n.attr["axis"], mode="clip"),
     "scatter_add": _scatter_add,
+    "sparse_xent": lambda n, a, env: _sparse_xent_parts(a[0], a[1])[0],
+    "sparse_xent_grad": lambda n, a, env: _sparse_xent_parts(a[0], a[1])[1],
 }
 
 

@@ -55,6 +55,9 @@ CASES = {
     "concat": ([("f32", (2, 3), (2, 3)), ("f32", (4, 3), (4, 3))], {"axis": 0}),
     "gather": ([("f32", (5, 3), (5, 3)), ("i32", ("B",), (_B,))], {"axis": 0}),   # -3..5: clipped
     "scatter_add": ([("f32", ("B", 3), (_B, 3)), ("i32", ("B",), (_B,))], {"axis": 0, "shape": (4, 3)}),
+    # labels -3..5 against 4 classes: the out-of-range ones must give 0 in both
+    "sparse_xent": ([("f32", ("B", 4), (_B, 4)), ("i32", ("B",), (_B,))], {}),
+    "sparse_xent_grad": ([("f32", ("B", 4), (_B, 4)), ("i32", ("B",), (_B,))], {}),
 }
 for _op in ("exp", "log1p", "tanh", "neg", "abs", "sign"):
     CASES[_op] = ([("f32", ("B", 3), (_B, 3))], {})
