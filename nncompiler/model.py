@@ -206,7 +206,8 @@ class Model:
             args["rng.key"] = st.rng_key()
         if hyper:
             args["opt.lr"] = np.float32(st.lr)
-        to_device = self._backend.to_device
+        # a backend with host_feeds uploads batches itself (triton: pinned, into a CUDA graph's inputs)
+        to_device = (lambda a: a) if self._backend.host_feeds else self._backend.to_device
         for name, arr in self.check_feeds(feeds, wanted).items():
             args[name] = to_device(arr)
         return args
@@ -374,6 +375,12 @@ class Model:
     def step(self, sample_weight=None, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics. `sample_weight`
         (one number per row) weights each row's loss as Keras does: sum(w * loss) / rows."""
+        out = self.step_on_device(sample_weight, **batch)
+        return {k: float(self._backend.to_numpy(v)) for k, v in out.items()}
+
+    def step_on_device(self, sample_weight=None, **batch) -> dict:
+        """`step`, with the loss and metrics as device arrays, without waiting for them (on a
+        GPU they are valid for one more step: sum them on the device, read once per log)."""
         if sample_weight is None:
             out = self.run("train_step", batch, ("input", "target"))
         else:
@@ -381,7 +388,7 @@ class Model:
             out = self.run("train_step_weighted", {**batch, WEIGHT: sample_weight}, ("input", "target"))
         self._state.take_outputs(out, "new.")   # a parameter the loss does not use has no new value
         self._state.step += 1
-        return {k: float(self._backend.to_numpy(v)) for k, v in out.items() if not k.startswith("new.")}
+        return {k: v for k, v in out.items() if not k.startswith("new.")}
 
     def summary(self) -> str:
         from .report import summary

@@ -33,6 +33,12 @@ class Backend:
     name: str = ""
     #: `--emit` stages this backend adds to the core ones (ir, grad, opt, python, passes)
     stages: tuple[str, ...] = ()
+    #: compiled graphs take batches as host (numpy) arrays and upload them themselves (triton:
+    #: pinned, non-blocking, straight into a CUDA graph's inputs); else the Model calls to_device
+    host_feeds: bool = False
+    #: reading a device value makes the host wait for queued work (a GPU): training then sums
+    #: losses on the device and checks them for NaN every few steps rather than every step
+    async_device: bool = False
 
     # -- compiling and running ----------------------------------------------------------
     def compile(self, graph, donate: tuple[str, ...] = ()) -> Compiled:
@@ -56,6 +62,15 @@ class Backend:
     def to_numpy(self, value) -> np.ndarray:
         """A device array's value on the host (a copy or a read-only view: copy before writing)."""
         raise NotImplementedError
+
+    def all_finite(self, arrays) -> bool:
+        """Whether every element of every array is finite (the NaN guard's check); a backend
+        whose arrays live on a device decides it there and reads back one flag."""
+        for a in arrays:
+            arr = np.asarray(self.to_numpy(a))
+            if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+                return False
+        return True
 
     def copy(self, value, into=None):
         """A device array equal to `value` that later steps cannot change; `into`, a previous

@@ -227,6 +227,11 @@ class TrainingGuard(Callback):
     def _params_finite(self) -> str | None:
         """The first parameter that is not finite, or None."""
         st = self.model.state
+        check = self.model.backend.all_finite   # where the arrays live (a GPU: one sync, no copy)
+        if self.model.backend.async_device:
+            if check([st[p] for p in self._params]):
+                return None
+            return next((p for p in self._params if not check([st[p]])), None)
         try:   # one sum per parameter (NaN and Inf propagate); confirmed one by one if not finite
             if math.isfinite(sum(float(st[p].sum()) for p in self._params)):
                 return None

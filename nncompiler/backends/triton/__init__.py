@@ -58,6 +58,14 @@ class Backend(_Protocol):
         self._device = None
         self._interpret = None
         self._generated: dict = {}
+        self.cuda_api = None        # a stand-in for torch.cuda's graph calls (tests: graphs.py)
+
+    # the Model passes batches as host arrays: the runtime uploads them into a captured
+    # graph's static inputs itself (pinned, non-blocking), instead of to_device's blocking copy
+    host_feeds = True
+    # the same code path with or without a GPU (the interpreter on CPU tensors), so that
+    # what the tests count is what a GPU runs
+    async_device = True
 
     # -- device ---------------------------------------------------------------------------
     @property
@@ -78,8 +86,20 @@ class Backend(_Protocol):
         import torch
         if isinstance(array, torch.Tensor):
             return array.to(self.device)
-        arr = np.ascontiguousarray(np.asarray(array))
+        # np.require, not np.ascontiguousarray: that one makes a 0-d scalar shape (1,), and a
+        # step whose state changes shape from (1,) to () recaptures its CUDA graph
+        arr = np.require(np.asarray(array), requirements="C")
         return torch.from_numpy(arr.copy() if not arr.flags.writeable else arr).to(self.device)
+
+    def all_finite(self, arrays) -> bool:
+        """Whether every element of every array is finite, decided on the device: one host
+        sync for the whole list (train/safety.py's NaN guard calls this)."""
+        import torch
+        flags = [torch.isfinite(a).all() for a in arrays
+                 if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        others = [a for a in arrays if not isinstance(a, torch.Tensor)]
+        host = all(np.isfinite(np.asarray(a)).all() for a in others if np.asarray(a).dtype.kind == "f")
+        return host and (not flags or bool(torch.stack(flags).all()))
 
     def to_numpy(self, value):
         import torch
@@ -114,13 +134,14 @@ class Backend(_Protocol):
         return hit
 
     def compile(self, graph, donate=()):
-        # `donate` is not used: the runtime's memory plan owns its buffers already
+        # donate: captured CUDA graphs update that state in place (graphs.py)
         from .runtime import CompiledGraph
         plan, text, kernels = self.generated(graph)
         if self.autotune and (self.device != "cuda" or self.interpret):
             raise NNCError("--autotune times kernels on a GPU and there is none here (or TRITON_INTERPRET=1); "
                            "without one the shape table in tuning.py chooses every config")
-        return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune)
+        return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune,
+                             donate=donate, cuda_api=self.cuda_api)
 
     def emit(self, graph) -> str:
         return self.generated(graph)[1]

@@ -5,11 +5,13 @@
   must be set before triton is imported; the backend sets it when it can).
 * A memory plan gives every intermediate buffer a slot; slots are reused within a
   step once their last reader has run, and allocated once per set of sizes (so
-  steps after the first allocate nothing but their outputs). Outputs are fresh
-  tensors: the Model keeps them as the next step's state.
+  steps after the first allocate nothing but their outputs). Eager outputs are
+  fresh tensors: the Model keeps them as the next step's state.
 * Each launch is a prebuilt closure (pointer list, grid recipe, block sizes); on a
   GPU, fixed-shape calls are captured in a CUDA graph and replayed (one launch of
-  the whole step; `NNC_CUDA_GRAPHS=0` turns it off).
+  the whole step; `NNC_CUDA_GRAPHS=0` turns it off). graphs.py owns the static
+  buffers: batches are uploaded into them from pinned memory, donated state
+  ping-pongs between two buffer sets, nothing is copied or synced per step.
 * Ops a kernel template does not cover run as torch operations on the device, one
   op at a time (`fallback: torch` in the plan) -- never through numpy.
 """
@@ -29,6 +31,7 @@ from ...ir.graph import Builder, Graph
 from ...ir.shapes import NUMPY_DTYPE, Monomial, canon_dim, numel
 from .cache import write_module
 from .fallback import torch_dtype, torch_op
+from .graphs import StepGraphs
 from .index import View, eval_dim, eval_shape
 from .tuning import candidates, choose, grid as launch_grid, split_scratch
 
@@ -91,7 +94,10 @@ class CompiledGraph:
     """A graph compiled to Triton kernels; call with a dict of argument name -> array."""
 
     def __init__(self, graph: Graph, plan, kernels, source: str, device: str, interpret: bool,
-                 autotune: bool = False):
+                 autotune: bool = False, donate=(), cuda_api=None):
+        # donate: state arguments the step returns a `new.` value for; the runtime owns them,
+        # so captured graphs update them in place (graphs.py). cuda_api: a stand-in for the
+        # torch.cuda calls of graph capture (tests); given, graphs are used on any device.
         import torch
         self.graph = graph
         self.plan = plan
@@ -123,8 +129,9 @@ class CompiledGraph:
         self.autotune = device == "cuda" and not interpret and autotune
         self._pinned: dict = {}
         self._graphs = None
-        if device == "cuda" and not interpret and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0":
-            self._graphs = _CudaGraphs(self)
+        if cuda_api is not None or (device == "cuda" and not interpret
+                                    and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0"):
+            self._graphs = StepGraphs(self, donate, cuda_api)
 
     # -- memory plan ----------------------------------------------------------------------
     def _plan_memory(self):
@@ -211,18 +218,17 @@ class CompiledGraph:
 
     # -- running ------------------------------------------------------------------------------
     def __call__(self, args: dict) -> dict:
-        tensors = {}
         for name in self.arg_names:
             if name not in args:
                 raise KeyError(f"{self.graph.name}: missing argument {name!r}")
-            tensors[name] = self.tensor_arg(name, args[name])
-        if self._graphs is not None:
-            out = self._graphs.run(tensors)
+        if self._graphs is not None:    # host arrays go straight into the graph's static inputs
+            out = self._graphs.run({name: args[name] for name in self.arg_names})
             if out is not None:
                 return out
-        return self.run(tensors)
+        return self.run({name: self.tensor_arg(name, args[name]) for name in self.arg_names})
 
-    def run(self, tensors: dict) -> dict:
+    def run(self, tensors: dict, into: dict | None = None) -> dict:
+        """One eager pass; `into` (output node -> tensor) names buffers to store outputs in."""
         g = self.graph
         sizes = self.bind(tensors)
         bufs: dict = dict(self.consts)
@@ -232,9 +238,9 @@ class CompiledGraph:
         if self.interpret:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._steps(bufs, sizes, pool)
+                self._steps(bufs, sizes, pool, into or {})
         else:
-            self._steps(bufs, sizes, pool)
+            self._steps(bufs, sizes, pool, into or {})
         for o, v in self.plan.output_views.items():
             bufs[o] = self._view(v, bufs, sizes)
         return {name: bufs[i] for name, i in g.outputs}
@@ -246,7 +252,7 @@ class CompiledGraph:
         off = sum(eval_dim(t, sizes) for t in v.offset)
         return base.as_strided(shape, strides, base.storage_offset() + off)
 
-    def _steps(self, bufs, sizes, pool):
+    def _steps(self, bufs, sizes, pool, into):
         key = tuple(sorted(sizes.items()))
         prepared = self._prepared.get(key)
         if prepared is None:
@@ -260,9 +266,13 @@ class CompiledGraph:
         for i, (k, shapes, launch) in enumerate(prepared):
             if k.kind == "fallback":
                 self._fallback(k, bufs, sizes)
+                for n in k.nodes:       # a torch op allocates its own result: move it into place
+                    if n in into:
+                        into[n].copy_(bufs[n])
+                        bufs[n] = into[n]
                 continue
             for n, shape, slot in shapes:
-                bufs[n] = pool[slot].view(shape) if slot is not None else \
+                bufs[n] = pool[slot].view(shape) if slot is not None else into[n] if n in into else \
                     self._torch.empty(shape, dtype=self._dtypes[n], device=self.device)
             if launch is None:          # first run at these sizes: block sizes, grid, argument recipe
                 ks = self.kernels[k.index]
@@ -385,56 +395,3 @@ class CompiledGraph:
             out = torch_op(n, [value(x) for x in n.inputs], g, self.device, sizes)
             bufs[nid] = out.to(torch_dtype(n.dtype)).contiguous().reshape(eval_shape(n.shape, sizes))
         self.launches += 1
-
-
-class _CudaGraphs:
-    """Capture a fixed-shape call in a CUDA graph and replay it (GPU only).
-
-    Inputs are copied into static buffers before a replay (skipped when the caller passes
-    the static buffer itself); outputs are the graph's static buffers, valid until the
-    next call of this compiled graph -- the Model copies what it returns to the user and
-    feeds state straight back in, so that is enough. Any failure to capture falls back
-    to plain launches for good."""
-
-    def __init__(self, cg: CompiledGraph):
-        self.cg = cg
-        self.entries: OrderedDict = OrderedDict()
-        self.disabled = False
-        self.seen: set = set()
-
-    def run(self, tensors: dict):
-        import torch
-        if self.disabled:
-            return None
-        key = tuple((k, tuple(t.shape), t.dtype) for k, t in sorted(tensors.items()))
-        entry = self.entries.get(key)
-        if entry is None:
-            if key not in self.seen:        # first call with these shapes: run eagerly (compiles)
-                self.seen.add(key)
-                return None
-            try:
-                static_in = {k: t.clone() for k, t in tensors.items()}
-                pool = self.cg._pool(self.cg.bind(static_in))   # the graph bakes these addresses in
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    self.cg.run(static_in)
-                torch.cuda.current_stream().wait_stream(stream)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    static_out = self.cg.run(static_in)
-                entry = (graph, static_in, static_out, pool)
-                self.entries[key] = entry
-                while len(self.entries) > 4:
-                    self.entries.popitem(last=False)
-            except Exception as e:          # pragma: no cover - GPU only
-                warnings.warn(f"nncompiler: CUDA graph capture failed ({e}); running kernels eagerly")
-                self.disabled = True
-                return None
-        graph, static_in, static_out, _ = entry
-        for k, t in tensors.items():
-            s = static_in[k]
-            if t.data_ptr() != s.data_ptr():
-                s.copy_(t)
-        graph.replay()
-        return dict(static_out)
