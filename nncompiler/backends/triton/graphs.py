@@ -89,10 +89,21 @@ class StepGraphs:
         self.disabled = False
         self.seen: set = set()
 
+    @staticmethod
+    def _key(args: dict) -> tuple:
+        return tuple((k, tuple(getattr(v, "shape", ()))) for k, v in sorted(args.items()))
+
+    def static_inputs(self, args: dict) -> dict | None:
+        """The buffers the graph captured for these shapes reads its non-state inputs from (None
+        before capture). A caller that keeps its data in them (a benchmark with the batch already
+        on the device) pays no copy at all."""
+        entry = self.entries.get(self._key(args))
+        return dict(entry.shared) if entry is not None else None
+
     def run(self, args: dict):
         if self.disabled:
             return None
-        key = tuple((k, tuple(getattr(v, "shape", ()))) for k, v in sorted(args.items()))
+        key = self._key(args)
         entry = self.entries.get(key)
         if entry is None:
             if key not in self.seen:        # first call with these shapes: run eagerly (compiles)

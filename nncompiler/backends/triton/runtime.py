@@ -227,6 +227,10 @@ class CompiledGraph:
                 return out
         return self.run({name: self.tensor_arg(name, args[name]) for name in self.arg_names})
 
+    def static_inputs(self, args: dict) -> dict | None:
+        """A captured CUDA graph's input buffers for these shapes (graphs.py), or None."""
+        return self._graphs.static_inputs(args) if self._graphs is not None else None
+
     def run(self, tensors: dict, into: dict | None = None) -> dict:
         """One eager pass; `into` (output node -> tensor) names buffers to store outputs in."""
         g = self.graph
