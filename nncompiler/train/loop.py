@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 from .data import batches, check_labels, label_classes, split_validation
-from .steps import count_rows, evaluate, feed_names, is_batched
+from .steps import StepStats, count_rows, evaluate, feed_names, is_batched, on_device
 
 
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
@@ -135,15 +135,17 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
                     continue
                 if dist is None:
                     batch = {k: v[idx] for k, v in data.items()}
-                    stats = model.step(**batch) if weights is None else model.step(weights[idx], **batch)
+                    out = model.step_on_device(None if weights is None else weights[idx], **batch)
+                    stats = StepStats(out, model.backend.to_numpy)
                 else:   # this rank's slice of the global batch; the stats are the global batch's
                     batch, stats = dist.step(data, idx)
                 rows = len(idx)
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v * rows
+                for k in stats:             # summed where the step ran: no wait per step
+                    totals[k] = totals.get(k, 0.0) + on_device(stats, k) * rows
                 seen += rows
                 state.last_batch = batch
                 cbs.on_batch_end(state, i, stats, rows)
+            totals = {k: float(np.asarray(model.backend.to_numpy(v))) for k, v in totals.items()}
             record = epoch_value({("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
                                   for k, v in totals.items()})   # ratio metrics over the whole epoch
             if has_val:

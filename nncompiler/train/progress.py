@@ -84,7 +84,9 @@ class ProgressBar(EpochPrinter):
     def on_batch_end(self, state, batch, stats, rows):
         self._steps += 1
         self._rows += rows
-        self._loss += float(stats.get("loss", 0.0)) * rows
+        if "loss" in stats:     # summed where it lies; read only when the bar is drawn
+            from .steps import on_device
+            self._loss = self._loss + on_device(stats, "loss") * rows
         done = self._steps >= state.steps_per_epoch
         if done or time.perf_counter() - self._last_draw >= self.min_interval:
             self._draw(state)
@@ -96,7 +98,7 @@ class ProgressBar(EpochPrinter):
         tail = [f"{self._steps}/{total}"]
         if self._steps and elapsed > 0:
             tail.append(f"{self._rows / elapsed:.0f} samples/s")
-            tail.append(f"loss={self._loss / max(self._rows, 1):.4f}")
+            tail.append(f"loss={float(self._loss) / max(self._rows, 1):.4f}")
             tail.append(f"ETA {_clock(elapsed / self._steps * (total - self._steps))}")
         cols = self.width or shutil.get_terminal_size((80, 24)).columns
         # a fixed allowance for the tail (steps, rate, loss, ETA) keeps the bar one width all epoch

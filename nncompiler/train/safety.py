@@ -3,9 +3,11 @@
 `TrainingGuard` is a callback that `fit` puts first in its chain (`nan_check=True`,
 the default; `nnc run` also asks it to handle signals):
 
-* **NaN check.** After every step it checks that the loss and every new parameter
-  are finite. A snapshot of the state is kept on the device (`State.snapshot`, every
-  few steps), so on a non-finite value the model is put back
+* **NaN check.** It checks that the loss of every step and every new parameter are
+  finite (on a backend whose arrays live on a GPU, `async_device`, the losses are
+  checked with the parameters every few steps, on the device, not one by one). A
+  snapshot of the state is kept on the device (`State.snapshot`, every few steps),
+  so on a non-finite value the model is put back
   to its state before the failing step, the failing step is re-run through the
   numpy backend with every IR node of its train_step graph as an output, and the
   error names the epoch, the step, the first parameter that went non-finite and the
@@ -122,6 +124,11 @@ class TrainingGuard(Callback):
         self.done, self.seen, self.totals = 0, 0, {}
         if self.nan_check:
             self._params = [p for p in self.model.lowered.params if p in self.model.state]
+            # a backend that checks on its device (a GPU): the losses wait for the next check
+            # (every `every` steps and at the epoch's end) instead of a host sync per step; the
+            # replay from the last snapshot still finds the exact step
+            self._device_check = self.model.backend.async_device
+            self._losses: list = []
             self._every: int | None = None
             self._snap = None
             self._take_snapshot()
@@ -143,19 +150,22 @@ class TrainingGuard(Callback):
             self._mark()
 
     def on_batch_end(self, state, batch, stats, rows):
+        from .steps import on_device
         if self.nan_check:
             self._log.append((state.last_batch, rows))
-            loss = stats.get("loss")
-            if loss is not None and not math.isfinite(loss):
-                self._fail(state)
+            if "loss" in stats:
+                if self._device_check:      # checked with the parameters, one sync per check
+                    self._losses.append(on_device(stats, "loss"))
+                elif not math.isfinite(stats["loss"]):
+                    self._fail(state)
             if self._every is None:     # the first batch tells how many the log may hold
                 size = sum(getattr(v, "nbytes", 0) for v in (state.last_batch or {}).values())
                 self._every = max(1, min(self.every, self.log_bytes // max(size, 1)))
             if len(self._log) >= self._every:
                 self._verify(state)
         self.done = batch + 1
-        for k, v in stats.items():
-            self.totals[k] = self.totals.get(k, 0.0) + v * rows
+        for k in stats:
+            self.totals[k] = self.totals.get(k, 0.0) + on_device(stats, k) * rows
         self.seen += rows
         if self.signum is not None:
             self.stopped_at = (state.epoch, self.done)
@@ -246,9 +256,13 @@ class TrainingGuard(Callback):
 
     def _mark(self):
         self._log: list = []         # (batch, rows) of every step since the snapshot
+        self._losses = []            # their losses, where the backend checks on its device
         self._at = (self.done, self.seen, dict(self.totals))
 
     def _verify(self, state):
+        losses, self._losses = self._losses, []
+        if losses and not self.model.backend.all_finite(losses):
+            self._fail(state)
         if self._params_finite() is not None:
             self._fail(state)
         self._take_snapshot()

@@ -1,8 +1,11 @@
 """What the single-process loop (loop.py) and data-parallel training (distributed.py) share:
-counting rows, telling batched data from unbatched, and evaluating over the model's state.
+counting rows, telling batched data from unbatched, evaluating over the model's state, and a
+step's loss and metrics kept where the step left them (StepStats).
 
 In its own module so that neither of the two imports the other's private helpers."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -40,3 +43,36 @@ def evaluate(model, data: dict) -> dict[str, float]:
     out = model.run("evaluate", data, roles=("input", "target"))
     to_numpy = model.backend.to_numpy
     return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(to_numpy(v)) for k, v in out.items()})
+
+
+class StepStats(Mapping):
+    """One step's loss and metrics. Reading one as a float waits for the step (on a GPU: a host
+    sync); `device(name)` gives it where the step left it (a float for host backends), so the
+    loop, the NaN guard and the progress bar sum on the device and read once in a while."""
+
+    def __init__(self, raw: dict, to_numpy):
+        # a copy: a CUDA graph's output buffers are rewritten two steps later
+        self._raw = {k: v.clone() if hasattr(v, "clone") else float(np.asarray(to_numpy(v)))
+                     for k, v in raw.items()}
+        self._to_numpy = to_numpy
+
+    def device(self, name):
+        return self._raw[name]
+
+    def __getitem__(self, name) -> float:
+        v = self._raw[name]
+        return v if isinstance(v, float) else float(np.asarray(self._to_numpy(v)))
+
+    def __contains__(self, name) -> bool:     # Mapping's would read (and wait for) the value
+        return name in self._raw
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self):
+        return len(self._raw)
+
+
+def on_device(stats, name):
+    """A step's value where it lies (StepStats), else the float a callback was given."""
+    return stats.device(name) if isinstance(stats, StepStats) else stats[name]

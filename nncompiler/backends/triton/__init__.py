@@ -7,7 +7,8 @@
     ops.py       the elementwise table: primitive -> Triton expression
     codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
-    runtime.py   buffers, memory plan, launches, torch fallback, CUDA graphs
+    runtime.py   buffers, memory plan, launches, torch fallback
+    graphs.py    CUDA graphs over static buffers: pinned uploads, donated state, device sums
     aot.py       ttir / ttgir / llir / ptx / cubin for a target, with an on-disk cache
     cache.py     the cache directory and atomic writes
 

@@ -209,7 +209,7 @@ def test_callers_writing_into_the_static_inputs_pay_no_copy(tmp_path):
     mt, mn, api = _models(tmp_path)
     cg = mt.compiled("train_step")
     batches = _batches(4, 3, seed=3)
-    args = mt._args("train_step", batches[0], ("input", "target"))
+    args = mt.arguments("train_step", batches[0], ("input", "target"))
     assert cg.static_inputs(args) is None           # nothing captured yet
     for b in batches[:2]:
         mt.step(**b)
@@ -219,12 +219,37 @@ def test_callers_writing_into_the_static_inputs_pay_no_copy(tmp_path):
         uploads, copies = api.uploads, api.copies
         static["x"].copy_(torch.from_numpy(b["x"]))
         static["y"].copy_(torch.from_numpy(b["y"]))
-        args = {**mt._args("train_step", b, ("input", "target")), "x": static["x"], "y": static["y"]}
-        for k, v in cg(args).items():        # what bench/gpu_step.py does: state fed straight back
-            if k.startswith("new."):
-                mt._state[k[4:]] = v
+        args = {**mt.arguments("train_step", b, ("input", "target")), "x": static["x"], "y": static["y"]}
+        mt.state.take_outputs(cg(args), "new.")   # what bench/gpu_step.py does: state fed straight back
         assert api.uploads == uploads and api.copies == copies
     for b in batches:
         mn.step(**b)
     for k, v in mn.params.items():
         np.testing.assert_allclose(mt.params[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_fit_waits_for_the_device_per_log_interval_not_per_step(tmp_path):
+    mt, mn, api = _models(tmp_path)
+    rng = np.random.default_rng(4)
+    data = {"x": rng.standard_normal((48, 6)).astype(np.float32), "y": rng.integers(0, 3, 48).astype(np.int32)}
+    mt.fit(epochs=1, batch_size=4, shuffle=False, **data)        # compiles and captures
+    with count_host_reads(api) as counts:
+        ht = mt.fit(epochs=1, batch_size=4, shuffle=False, **data)       # 12 steps
+    # the epoch's loss and accuracy, and the NaN guard's one check of the losses and parameters
+    assert counts["syncs"] == 2 + 2
+    assert counts["from_numpy"] == 0
+    hn = [mn.fit(epochs=1, batch_size=4, shuffle=False, **data) for _ in range(2)][-1]
+    for k in hn:
+        np.testing.assert_allclose(ht[k], hn[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_nan_guard_checks_on_the_device_and_finds_the_step(tmp_path):
+    from nncompiler.train.safety import NonFiniteError
+    mt, _, _ = _models(tmp_path)
+    rng = np.random.default_rng(5)
+    data = {"x": rng.standard_normal((24, 6)).astype(np.float32), "y": rng.integers(0, 3, 24).astype(np.int32)}
+    data["x"][13] = 3e38          # finite, but overflows in the fourth batch of 4
+    with pytest.raises(NonFiniteError) as e:
+        mt.fit(epochs=1, batch_size=4, shuffle=False, **data)
+    assert e.value.step == 4 and e.value.batch == 4
+    assert all(np.isfinite(v).all() for v in mt.params.values())    # the state before that step
