@@ -205,6 +205,12 @@ def label_classes(graph) -> dict[str, int]:
             for u in users.get(v, ()):
                 if u.op in _LABEL_PASS:
                     stack.append(u.id)
+                elif u.op in ("sparse_xent", "sparse_xent_grad") and u.inputs[1] == v:
+                    # the fused sparse cross-entropy: labels index the last axis of the logits
+                    c = graph[u.inputs[0]].shape[-1]
+                    if isinstance(c, int):
+                        name = arg.attr["name"]
+                        out[name] = min(c, out.get(name, c))
                 elif u.op == "eq":
                     other = graph[u.inputs[0] if u.inputs[1] == v else u.inputs[1]]
                     while other.op in _LABEL_PASS:
