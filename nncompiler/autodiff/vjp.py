@@ -147,6 +147,80 @@ def _inverse(perm):
     return tuple(inv)
 
 
+# ---- windows: the transposes of a convolution are convolutions ----------------------------
+
+def _transposed_window(b: Builder, g: int, n_node: Node, x_shape, spans, pads) -> tuple[int, tuple]:
+    """g dilated by the stride and cropped where the forward window never reached, with the
+    padding that makes a stride-1 window of the same (flipped) extent land on x's positions:
+    dx[i] = sum over taps t of gd[i + lo - t] (t over the dilated extent), i.e. pad lo' = span-1-lo."""
+    n = len(spans)
+    stride = n_node.attr["stride"]
+    if any(s > 1 for s in stride):
+        g = b.pad(g, lo=(0,) * (n + 2), hi=(0,) * (n + 2), interior=(0,) + tuple(s - 1 for s in stride) + (0,))
+    gshape = b.shape(g)
+    starts, stops, new_pads = [0], [None], []
+    for a in range(n):
+        lo = spans[a] - 1 - pads[a][0]
+        hi = x_shape[1 + a] - 1 + spans[a] - gshape[1 + a] - lo
+        starts.append(max(-lo, 0))
+        stops.append(gshape[1 + a] - max(-hi, 0))
+        new_pads.append((max(lo, 0), max(hi, 0)))
+    if any(starts) or any(s != d for s, d in zip(stops[1:], gshape[1:-1])):
+        g = b.slice(g, start=tuple(starts) + (0,), stop=tuple(stops) + (None,), step=(1,) * (n + 2))
+    return g, tuple(new_pads)
+
+
+def _flip(b: Builder, w: int, axes) -> int:
+    for a in axes:
+        k = b.shape(w)[a]
+        if k > 1:
+            w = b.gather(w, b.constant(tuple(range(k - 1, -1, -1)), "i32", (k,)), axis=a)
+    return w
+
+
+def _conv(b: Builder, n: Node, g: int, x, w):
+    a = n.attr
+    sp = len(x.shape) - 2
+    ks, cg, f = w.shape[:sp], w.shape[sp], w.shape[sp + 1]
+    groups, dil, pads = a["groups"], a["dilation"], a["padding"]
+    spans = [(k - 1) * d + 1 for k, d in zip(ks, dil)]
+    # input gradient: a stride-1 convolution of the dilated g with the flipped kernel, its
+    # in/out channels swapped within each group ([*K, Cg, G*Fg] -> [*K, Fg, G*Cg])
+    gd, tpads = _transposed_window(b, g, n, x.shape, spans, pads)
+    fg = f // groups
+    wt = _flip(b, w.id, range(sp))
+    wt = b.reshape(wt, shape=tuple(ks) + (cg, groups, fg))
+    wt = b.transpose(wt, perm=tuple(range(sp)) + (sp + 2, sp + 1, sp))
+    wt = b.reshape(wt, shape=tuple(ks) + (fg, groups * cg))
+    gx = b.conv(gd, wt, stride=(1,) * sp, padding=tpads, dilation=dil, groups=groups)
+    # kernel gradient, per group: the batch becomes the contracted channel axis,
+    # dw[*t, c, f] = sum over n, o of xpad[n, o*s + t*d, c] * g[n, o, f]: a conv of x^T [C, *S, N]
+    # with g^T [*O, N, F], stride = dilation, dilation = stride, cropped to the kernel's extent
+    parts = []
+    for k in range(groups):
+        xs = x.id if groups == 1 else b.slice(
+            x.id, start=(0,) * (sp + 1) + (k * cg,), stop=(None,) * (sp + 1) + ((k + 1) * cg,), step=(1,) * (sp + 2))
+        gs = g if groups == 1 else b.slice(
+            g, start=(0,) * (sp + 1) + (k * fg,), stop=(None,) * (sp + 1) + ((k + 1) * fg,), step=(1,) * (sp + 2))
+        xt = b.transpose(xs, perm=(sp + 1,) + tuple(range(1, sp + 1)) + (0,))
+        gt = b.transpose(gs, perm=tuple(range(1, sp + 1)) + (0, sp + 1))
+        dw = b.conv(xt, gt, stride=tuple(dil), padding=pads, dilation=tuple(a["stride"]), groups=1)
+        if tuple(b.shape(dw)[1:sp + 1]) != tuple(ks):
+            dw = b.slice(dw, start=(0,) * (sp + 2), stop=(None,) + tuple(ks) + (None,), step=(1,) * (sp + 2))
+        parts.append(b.transpose(dw, perm=tuple(range(1, sp + 1)) + (0, sp + 1)))
+    gw = parts[0] if groups == 1 else b.concat(*parts, axis=sp + 1)
+    return gx, gw
+
+
+def _reduce_window(b: Builder, n: Node, g: int, x):
+    a = n.attr
+    if a["kind"] == "max":   # all of a window's gradient to its first maximal tap, as torch
+        return (b.select_scatter(x.id, g, window=a["window"], stride=a["stride"], padding=a["padding"]),)
+    sp = len(x.shape) - 2
+    gd, tpads = _transposed_window(b, g, n, x.shape, list(a["window"]), a["padding"])
+    return (b.reduce_window(gd, kind="sum", window=a["window"], stride=(1,) * sp, padding=tpads),)
+
+
 # op -> rule(builder, node, g, *operand_nodes) -> tuple of cotangents (or None), one per operand
 VJP = {
     "add": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, g, y.shape)),
@@ -184,4 +258,6 @@ VJP = {
     "scatter_add": lambda b, n, g, u, i: (b.gather(g, i.id, axis=n.attr["axis"]), None),
     "sparse_xent": _sparse_xent,
     "sparse_xent_grad": _sparse_xent_grad,
+    "conv": _conv,
+    "reduce_window": _reduce_window,
 }

@@ -14,6 +14,7 @@ Kinds group ops the way fusion and codegen think about them:
   reduce    over `axes`, optional `keepdims`
   movement  reshape / transpose / broadcast_to / slice / pad / concat / gather / scatter_add
   matmul    batched matrix product
+  window    convolution and windowed reductions over the spatial axes of [N, *spatial, C]
 
 Besides its type rule, each entry declares once the properties that passes and
 backends would otherwise keep as their own lists of op names (`commutative`,
@@ -298,6 +299,88 @@ def _scatter_add(ts, attrs):
     return TensorType(u.dtype, shape)
 
 
+def _window_attrs(n: int, attrs, what: str):
+    """Validated per-spatial-axis (stride, ((lo, hi), ...)) of a window op over n spatial axes."""
+    stride, padding = tuple(attrs["stride"]), tuple(tuple(p) for p in attrs["padding"])
+    if len(stride) != n or len(padding) != n or any(len(p) != 2 for p in padding):
+        raise ShapeError(f"{what} needs a stride and a (lo, hi) padding pair for each of its {n} spatial axes")
+    if any(not isinstance(s, int) or s < 1 for s in stride):
+        raise ShapeError(f"{what} strides must be positive, got {list(stride)}")
+    if any(not isinstance(v, int) or v < 0 for p in padding for v in p):
+        raise ShapeError(f"{what} padding must be non-negative, got {[list(p) for p in padding]}")
+    return stride, padding
+
+
+def window_out(size: int, span: int, stride: int, pad: tuple[int, int]) -> int:
+    """Output length of a window of (dilated) extent `span` sliding over a padded axis."""
+    return (size + pad[0] + pad[1] - span) // stride + 1
+
+
+def _spatial_out(x: TensorType, spans, stride, padding, what: str) -> tuple:
+    out = []
+    for a, (span, s, p) in enumerate(zip(spans, stride, padding)):
+        size = x.shape[1 + a]
+        if not isinstance(size, int):
+            raise ShapeError(f"{what} needs static spatial sizes, got {fmt_shape(x.shape)}")
+        if size + p[0] + p[1] < span:
+            raise ShapeError(f"{what}: the padded spatial size {size + p[0] + p[1]} is smaller than the window {span}")
+        out.append(window_out(size, span, s, p))
+    return tuple(out)
+
+
+def _conv(ts, attrs):
+    """y[n, *o, f] = sum over taps t and channels c of its group of
+    xpad[n, *(o*stride + t*dilation), g*Cg + c] * w[*t, c, f], f in group g = f // (F / groups)."""
+    x, w = ts
+    if x.dtype != w.dtype or x.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"conv expects float operands of one dtype, got {x.dtype} and {w.dtype}")
+    n = x.rank - 2
+    if n < 1 or w.rank != n + 2:
+        raise ShapeError(f"conv expects x [N, *spatial, C] and kernel [*window, C/groups, F] of rank "
+                         f"{x.rank}, got {fmt_shape(x.shape)} and {fmt_shape(w.shape)}")
+    stride, padding = _window_attrs(n, attrs, "conv")
+    dilation, groups = tuple(attrs["dilation"]), attrs["groups"]
+    if len(dilation) != n or any(not isinstance(d, int) or d < 1 for d in dilation):
+        raise ShapeError(f"conv needs a positive dilation for each of its {n} spatial axes")
+    if any(not isinstance(d, int) for d in w.shape[:n] + w.shape[n + 1:]):
+        raise ShapeError(f"conv kernel window and output channels must be static, got {fmt_shape(w.shape)}")
+    # groups == 1 lets the channel axis be symbolic: the kernel gradient convolves over the batch
+    if not isinstance(groups, int) or groups < 1 or (groups == 1 and w.shape[-2] != x.shape[-1]) or (
+            groups > 1 and (not isinstance(x.shape[-1], int) or x.shape[-1] % groups or w.shape[-1] % groups
+                            or w.shape[-2] * groups != x.shape[-1])):
+        raise ShapeError(f"conv with {groups} group(s): {x.shape[-1]} input channels need a kernel "
+                         f"[..., {x.shape[-1] // max(groups, 1)}, F] with F divisible by {groups}, "
+                         f"got {fmt_shape(w.shape)}")
+    spans = [(k - 1) * d + 1 for k, d in zip(w.shape[:n], dilation)]
+    return TensorType(x.dtype, (x.shape[0],) + _spatial_out(x, spans, stride, padding, "conv") + (w.shape[-1],))
+
+
+def _reduce_window(ts, attrs):
+    """y[n, *o, c] = kind over taps t of xpad[n, *(o*stride + t), c]; padding is kind's identity."""
+    (x,) = ts
+    if attrs["kind"] not in ("sum", "max"):
+        raise ShapeError(f"reduce_window kind must be sum or max, got {attrs['kind']!r}")
+    if x.dtype not in FLOAT_DTYPES or x.rank < 3:
+        raise ShapeError(f"reduce_window expects a float x [N, *spatial, C], got {x}")
+    n = x.rank - 2
+    stride, padding = _window_attrs(n, attrs, "reduce_window")
+    window = tuple(attrs["window"])
+    if len(window) != n or any(not isinstance(k, int) or k < 1 for k in window):
+        raise ShapeError(f"reduce_window needs a positive window size for each of its {n} spatial axes")
+    out = _spatial_out(x, window, stride, padding, "reduce_window")
+    return TensorType(x.dtype, (x.shape[0],) + out + (x.shape[-1],))
+
+
+def _select_scatter(ts, attrs):
+    """The gradient of reduce_window max: each g[n, *o, c] goes to the first maximal tap
+    (window raster order, torch's tie rule) of its window in x; padding taps are never chosen."""
+    x, g = ts
+    want = _reduce_window([x], dict(attrs, kind="max"))
+    if g.dtype != x.dtype or tuple(g.shape) != tuple(want.shape):
+        raise ShapeError(f"select_scatter's g must be {want}, got {g}")
+    return x
+
+
 # ---- the table ----------------------------------------------------------------
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -378,6 +461,10 @@ _def("scatter_add", "movement", 2, _scatter_add, ("axis", "shape"))
 # fused losses (expanded by passes/expand_fused.py for backends without a rule)
 _def("sparse_xent", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, False))
 _def("sparse_xent_grad", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, True))
+# windows (NHWC / NWC; kernel [*window, C/groups, F] as Keras)
+_def("conv", "window", 2, _conv, ("stride", "padding", "dilation", "groups"))
+_def("reduce_window", "window", 1, _reduce_window, ("kind", "window", "stride", "padding"))
+_def("select_scatter", "window", 2, _select_scatter, ("window", "stride", "padding"), differentiable=False)
 
 
 def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:

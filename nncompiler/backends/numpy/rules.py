@@ -145,6 +145,59 @@ def _sparse_xent_grad(z, y):
 def _sparse_xent_and_grad(z, y):
     return _xent_parts(z, y, True)
 
+from numpy.lib.stride_tricks import sliding_window_view as _sliding
+
+def _padded(x, padding, fill):
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    out = np.full((x.shape[0],) + tuple(d + lo + hi for d, (lo, hi) in zip(x.shape[1:-1], padding)) + x.shape[-1:],
+                  fill, x.dtype)
+    out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))] = x
+    return out
+
+def _windows(x, window, stride, dilation):
+    # one strided view [N, *O, C, *window] of x [N, *S, C]: no copy, no loop over positions
+    n = len(window)
+    spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+    v = _sliding(x, spans, axis=tuple(range(1, n + 1)))
+    return v[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)
+             + tuple(slice(None, None, d) for d in dilation)]
+
+def _conv(x, w, stride, padding, dilation, groups):
+    # im2col as a view, then one BLAS product (tensordot) per group
+    n = x.ndim - 2
+    v = _windows(_padded(x, padding, 0), w.shape[:n], stride, dilation)      # [N, *O, C, *K]
+    wk = np.moveaxis(w, n, 0)                                                # [C/g, *K, F]
+    axes = (list(range(n + 1, 2 * n + 2)), list(range(n + 1)))
+    if groups == 1:
+        return np.tensordot(v, wk, axes=axes)
+    cg, fg = w.shape[n], w.shape[-1] // groups
+    return np.concatenate([np.tensordot(v[(slice(None),) * (n + 1) + (slice(k * cg, (k + 1) * cg),)],
+                                        wk[..., k * fg:(k + 1) * fg], axes=axes) for k in range(groups)], axis=-1)
+
+def _reduce_window(x, kind, window, stride, padding):
+    n = len(window)
+    fill = 0 if kind == "sum" else -np.inf
+    v = _windows(_padded(x, padding, fill), window, stride, (1,) * n)
+    red = np.add if kind == "sum" else np.maximum
+    return red.reduce(v, axis=tuple(range(n + 2, 2 * n + 2)))
+
+def _select_scatter(x, g, window, stride, padding):
+    # each window's gradient to its first maximal tap (np.argmax: raster order, torch's rule);
+    # a loop over the few taps of a window, each a strided add into the padded gradient
+    n = len(window)
+    xp = _padded(x, padding, -np.inf)
+    v = _windows(xp, window, stride, (1,) * n)
+    taps = int(np.prod(window))
+    idx = np.argmax(v.reshape(v.shape[:n + 2] + (taps,)), axis=-1)
+    out = np.zeros(xp.shape, x.dtype)
+    outs = g.shape[1:-1]
+    for t in range(taps):
+        at = np.unravel_index(t, window)
+        dst = (slice(None),) + tuple(slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(at, outs, stride))
+        out[dst] += np.where(idx == t, g, 0)
+    return out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))]
+
 def _scatter_add(u, idx, axis, shape):
     axis = axis % len(shape)
     out = np.zeros(shape, dtype=u.dtype)
@@ -233,6 +286,12 @@ OPS: dict[str, Callable] = {
     "sparse_xent": lambda n, a, c: f"_sparse_xent({a[0]}, {a[1]})",
     "sparse_xent_grad": lambda n, a, c: f"_sparse_xent_grad({a[0]}, {a[1]})",
     "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
+    "conv": lambda n, a, c: (f"_conv({a[0]}, {a[1]}, {tuple(n.attr['stride'])}, {tuple(n.attr['padding'])}, "
+                             f"{tuple(n.attr['dilation'])}, {n.attr['groups']})"),
+    "reduce_window": lambda n, a, c: (f"_reduce_window({a[0]}, {n.attr['kind']!r}, {tuple(n.attr['window'])}, "
+                                      f"{tuple(n.attr['stride'])}, {tuple(n.attr['padding'])})"),
+    "select_scatter": lambda n, a, c: (f"_select_scatter({a[0]}, {a[1]}, {tuple(n.attr['window'])}, "
+                                       f"{tuple(n.attr['stride'])}, {tuple(n.attr['padding'])})"),
     "const": lambda n, a, c: c.constant(n),
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {np_dtype(n)})",
     "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
