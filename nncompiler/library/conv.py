@@ -1,20 +1,13 @@
-"""Convolution and pooling layers (NHWC, Keras's layout), as compositions of primitives.
+"""Convolution and pooling layers (NHWC, Keras's layout), as window primitives.
 
-Every layer here lowers to ops every backend already has (pad, slice, concat,
-reshape, matmul, argmax/iota/eq/where, sum), so autodiff and all backends get
-them for free:
+Each layer works out its window geometry at compile time and emits one primitive
+(ir/primitives.py), so every backend sees a convolution, not a soup of slices:
 
-  * a window operation gathers its kernel *taps*: for each tap (i, j) of the
-    window, one strided `slice` of the (padded) input of shape [B, OH, OW, C]
-    (stride and dilation live in the slice's start/step); the loop over taps
-    runs at compile time, the generated code has no loop over pixels;
-  * convolution is im2col: the taps are concatenated on the channel axis into
-    [B, OH, OW, kh*kw*C] (tap-major, channel-minor), the kernel [kh, kw, C, F]
-    is reshaped to [kh*kw*C, F] in the same order, and one `matmul` does the rest;
-  * max pooling stacks the taps on a new last axis [B, OH, OW, C, K] and selects
-    the *first* maximal tap in window raster order (`argmax`), like PyTorch, so
-    `where` routes the whole gradient of a window to that one element;
-  * average pooling adds the taps and divides by a compile-time count of the
+  * convolution is `conv` with explicit (lo, hi) padding per spatial axis (TF's
+    asymmetric `same` and Keras's `causal` are just paddings), plus bias and activation;
+  * max pooling is `reduce_window` max, padded with -inf; its gradient
+    (`select_scatter`) goes to the *first* maximal tap in window raster order, like PyTorch;
+  * average pooling is `reduce_window` sum divided by a compile-time count of the
     valid (non-padding) pixels of each window, as Keras does for `same`.
 
 `padding="same"` follows TensorFlow: the output size is ceil(in / stride), the
@@ -32,8 +25,6 @@ must be static, because the window arithmetic is done at compile time.
 """
 from __future__ import annotations
 
-import itertools
-import math
 
 import numpy as np
 
@@ -102,46 +93,16 @@ def window_geometry(size: int, k: int, stride: int, dilation: int, padding: str)
     return out, total // 2, total - total // 2
 
 
-def _windows(b, x: int, window, stride, dilation, padding: str, fill=None):
-    """The taps of every window of x [B, *spatial, C], each [B, *out, C], in window raster order.
-
-    Padding pixels are zeros, or `fill` (e.g. -inf for max pooling). Returns
-    (taps, out sizes, per-axis (lo, hi) padding)."""
+def _geometry(b, x: int, window, stride, dilation, padding: str):
+    """(out sizes, per-axis (lo, hi) padding) of a window over the spatial axes of x."""
     shape = tuple(b.shape(x))
-    n = len(window)
-    geo = [window_geometry(shape[1 + a], window[a], stride[a], dilation[a], padding) for a in range(n)]
-    outs = tuple(g[0] for g in geo)
-    pads = tuple((g[1], g[2]) for g in geo)
-    if any(lo or hi for lo, hi in pads):
-        lo = (0,) + tuple(p[0] for p in pads) + (0,)
-        hi = (0,) + tuple(p[1] for p in pads) + (0,)
-        padded = b.pad(x, lo=lo, hi=hi, interior=(0,) * (n + 2))
-        if fill is not None:
-            # a [1, *padded spatial, 1] mask of the real pixels: pad a broadcast one
-            one = b.broadcast_to(b.scalar(1.0, b.dtype(x)), shape=(1,) + shape[1:-1] + (1,))
-            real = b.gt(b.pad(one, lo=lo, hi=hi, interior=(0,) * (n + 2)), b.scalar(0.0, b.dtype(x)))
-            padded = b.where(real, padded, b.scalar(fill, b.dtype(x)))
-        x = padded
-    taps = []
-    for tap in itertools.product(*(range(k) for k in window)):
-        start = (0,) + tuple(t * d for t, d in zip(tap, dilation)) + (0,)
-        stop = (None,) + tuple(s + (o - 1) * st + 1 for s, o, st in zip(start[1:], outs, stride)) + (None,)
-        step = (1,) + tuple(stride) + (1,)
-        taps.append(b.slice(x, start=start, stop=stop, step=step))
-    return taps, outs, pads
+    geo = [window_geometry(shape[1 + a], window[a], stride[a], dilation[a], padding) for a in range(len(window))]
+    return tuple(g[0] for g in geo), tuple((g[1], g[2]) for g in geo)
 
 
 def _float_input(b, x: int) -> int:
     """Integer inputs compute in f32; float inputs keep their dtype (f64 graphs stay f64)."""
     return x if b.dtype(x) in ("f32", "f64") else b.cast(x, dtype="f32")
-
-
-def _stack(b, taps: list[int]) -> int:
-    """[B, *out, C] taps -> [B, *out, C, K] (a new last axis, taps in window order)."""
-    shape = tuple(b.shape(taps[0]))
-    if len(taps) == 1:
-        return b.reshape(taps[0], shape=shape + (1,))
-    return b.concat(*(b.reshape(t, shape=shape + (1,)) for t in taps), axis=len(shape))
 
 
 # ---- convolution ------------------------------------------------------------------------
@@ -159,15 +120,10 @@ def _conv(ctx: LayerContext, x, n: int, layout: str, filters, kernel, stride, pa
     dilation = _ints(dilation, n, "dilation")
     padding = _padding(padding, paddings)
     channels, dtype = shape[-1], b.dtype(x)
-    taps, outs, _ = _windows(b, x, kernel, stride, dilation, padding)
-    cols = taps[0] if len(taps) == 1 else b.concat(*taps, axis=n + 1)     # [B, *out, K*C]
-    depth = len(taps) * channels
+    _, pads = _geometry(b, x, kernel, stride, dilation, padding)
     w = ctx.param("kernel", kernel + (channels, filters), initializers.as_spec(kernel_initializer),
                   regularizers.as_spec(kernel_regularizer), dtype=dtype)
-    # one 2-D matmul: [B*prod(out), K*C] @ [K*C, filters]
-    rows = numel((shape[0],) + outs)
-    y = b.matmul(b.reshape(cols, shape=(rows, depth)), b.reshape(w, shape=(depth, filters)))
-    y = b.reshape(y, shape=(shape[0],) + outs + (filters,))
+    y = b.conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=1)
     if use_bias:
         bias = ctx.param("bias", (filters,), initializers.as_spec(bias_initializer),
                          regularizers.as_spec(bias_regularizer), dtype=dtype)
@@ -209,16 +165,10 @@ def _max_pool(ctx: LayerContext, x, n: int, layout: str, pool, stride, padding) 
     _spatial(b, x, n, layout)
     pool = _ints(pool, n, "pool")
     stride = pool if stride is None else _ints(stride, n, "stride")
-    taps, _, _ = _windows(b, x, pool, stride, (1,) * n, _padding(padding), fill=-math.inf)
-    stack = _stack(b, taps)                                   # [B, *out, C, K]
-    axis = n + 2
-    k = len(taps)
-    # the first maximal tap in window raster order (torch's tie rule); `where` sends the
-    # gradient to it alone, and padding's -inf never reaches the output or the gradient
-    idx = b.argmax(stack, axis=axis, keepdims=True)
-    chosen = b.eq(b.iota(axis=0, dtype="i32", shape=(k,)), idx)
-    picked = b.where(chosen, stack, b.scalar(0.0, b.dtype(x)))
-    return Value(b.sum(picked, axes=(axis,), keepdims=False))
+    _, pads = _geometry(b, x, pool, stride, (1,) * n, _padding(padding))
+    # padding is max's identity (-inf), so it never reaches the output or the gradient; the
+    # gradient goes to the first maximal tap in window raster order (torch's tie rule)
+    return Value(b.reduce_window(x, kind="max", window=pool, stride=stride, padding=pads))
 
 
 def _avg_pool(ctx: LayerContext, x, n: int, layout: str, pool, stride, padding) -> Value:
@@ -228,10 +178,10 @@ def _avg_pool(ctx: LayerContext, x, n: int, layout: str, pool, stride, padding) 
     pool = _ints(pool, n, "pool")
     stride = pool if stride is None else _ints(stride, n, "stride")
     padding = _padding(padding)
-    taps, outs, pads = _windows(b, x, pool, stride, (1,) * n, padding)
-    total = b.sum(_stack(b, taps), axes=(n + 2,), keepdims=False)
+    outs, pads = _geometry(b, x, pool, stride, (1,) * n, padding)
+    total = b.reduce_window(x, kind="sum", window=pool, stride=stride, padding=pads)
     if padding == "valid" or not any(lo or hi for lo, hi in pads):
-        return Value(b.div(total, b.scalar(float(len(taps)), b.dtype(x))))
+        return Value(b.div(total, b.scalar(float(numel(pool)), b.dtype(x))))
     # Keras's same: divide by the number of real (non-padding) pixels in each window
     counts = np.ones((1,), np.float64)
     for a in range(n):

@@ -120,7 +120,7 @@ def test_conv2d_same_stride1_agrees_with_torch_same_padding_module():
     np.testing.assert_allclose(grads["layer.bias"], conv.bias.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_conv2d_is_im2col_one_slice_per_tap_and_one_matmul():
+def test_conv2d_and_pools_are_one_window_primitive_each():
     from nncompiler.ir import Builder
     from nncompiler.ir.shapes import TensorType
     from nncompiler.library import LayerContext
@@ -130,8 +130,13 @@ def test_conv2d_is_im2col_one_slice_per_tap_and_one_matmul():
     y = LAYERS["conv2d"](ctx, Value(x), 4, kernel=[3, 2], padding="same")
     assert b.shape(y.id) == ("B", 9, 9, 4)
     ops = b.build({"y": y.id}).op_counts()
-    # one pad, one strided slice per kernel tap, one concat, one matmul: no per-pixel code
-    assert ops["slice"] == 6 and ops["pad"] == 1 and ops["concat"] == 1 and ops["matmul"] == 1
+    # one conv with TF's asymmetric same padding folded into it: no slices, no pad, no im2col
+    assert ops["conv"] == 1 and not {"slice", "pad", "concat", "matmul"} & set(ops)
+    node = [n for n in b.build({"y": y.id}).nodes if n.op == "conv"][0]
+    assert node.attr["padding"] == ((1, 1), (0, 1))
+    p = LAYERS["maxpool2d"](ctx, y, 3, padding="same")
+    assert b.shape(p.id) == ("B", 3, 3, 4)
+    assert b.build({"p": p.id}).op_counts()["reduce_window"] == 1
     assert list(ctx.params) == ["c.kernel", "c.bias"]
 
 
