@@ -147,12 +147,33 @@ class _Exporter:
             return self.op("Concat", ins, "concat", axis=a["axis"])
         if n.op == "gather":
             return self.op("Gather", ins, "gather", axis=a["axis"])
+        if n.op in ("conv", "reduce_window"):
+            return self.window(n, ins)
         if n.op == "iota" and all(isinstance(d, int) for d in n.shape):
             shape = [1] * len(n.shape)
             shape[a["axis"]] = n.shape[a["axis"]]
             r = np.arange(n.shape[a["axis"]], dtype=NP[n.dtype]).reshape(shape)
             return self.const(np.broadcast_to(r, n.shape).copy())
         raise OnnxExportError(f"node %{n.id} ({n.op}) has no ONNX export (an inference graph should not need it)")
+
+    def window(self, n, ins) -> str:
+        """conv / reduce_window on NHWC as ONNX's NCHW Conv / MaxPool / AveragePool between transposes."""
+        a, r = n.attr, len(n.shape)
+        to_nchw, to_nhwc = [0, r - 1] + list(range(1, r - 1)), [0] + list(range(2, r)) + [1]
+        x = self.op("Transpose", [ins[0]], n.op, perm=to_nchw)
+        pads = [p[0] for p in a["padding"]] + [p[1] for p in a["padding"]]
+        if n.op == "conv":
+            w = self.op("Transpose", [ins[1]], "conv", perm=[r - 1, r - 2] + list(range(r - 2)))
+            y = self.op("Conv", [x, w], "conv", strides=list(a["stride"]), pads=pads,
+                        dilations=list(a["dilation"]), group=a["groups"])
+        elif a["kind"] == "max":    # ONNX pads MaxPool with -inf, as reduce_window max does
+            y = self.op("MaxPool", [x], "maxpool", kernel_shape=list(a["window"]), strides=list(a["stride"]),
+                        pads=pads)
+        else:                       # a window sum is the mean over the whole (padded) window times its size
+            y = self.op("AveragePool", [x], "sumpool", kernel_shape=list(a["window"]),
+                        strides=list(a["stride"]), pads=pads, count_include_pad=1)
+            y = self.op("Mul", [y, self.const(np.asarray(float(np.prod(a["window"])), NP[n.dtype]))], "sumpool")
+        return self.op("Transpose", [y], n.op, perm=to_nhwc)
 
     # -- standard operators in place of primitive chains ---------------------------------
     def pattern(self, n):
