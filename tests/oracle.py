@@ -149,6 +149,8 @@ def every_primitive_graph() -> Graph:
     i = b.argument("i", "input", TensorType("i32", (2, 3)))
     m = b.argument("m", "input", TensorType("f32", (3, 4)))
     key = b.argument("rng.key", "rng", TensorType("i32", ()))
+    im = b.argument("im", "input", TensorType("f32", (2, 5, 4, 2)))      # NHWC
+    k = b.argument("k", "input", TensorType("f32", (2, 3, 1, 4)))        # [kh, kw, C/groups, F]
     outs = {}
     for op in ("neg", "exp", "tanh", "sigmoid", "abs", "sign", "stop_gradient"):
         outs[op] = b.emit(op, (x,))
@@ -174,6 +176,10 @@ def every_primitive_graph() -> Graph:
     labels = b.reshape(b.slice(i, start=(0, 0), stop=(None, 1), step=(1, 1)), shape=(2,))  # some out of range
     outs["sparse_xent"] = b.sparse_xent(x, labels)
     outs["sparse_xent_grad"] = b.sparse_xent_grad(x, labels)
+    outs["conv"] = b.conv(im, k, stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
+    outs["reduce_window"] = b.reduce_window(im, kind="max", window=(2, 2), stride=(2, 1), padding=((0, 1), (1, 0)))
+    outs["select_scatter"] = b.select_scatter(im, outs["reduce_window"], window=(2, 2), stride=(2, 1),
+                                              padding=((0, 1), (1, 0)))
     outs["const"] = b.constant(((1.0, -2.5), (3.0, 4.0)), "f32", (2, 2))
     outs["iota"] = b.iota(axis=1, dtype="i32", shape=(2, 5))
     outs["random_uniform"] = b.random_uniform(low=-1.0, high=1.0, seed=7, dtype="f32", shape=(3,))
@@ -188,7 +194,7 @@ def every_primitive_args(seed: int = 0) -> dict:
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     return {"x": f(2, 3), "y": f(2, 3), "p": rng.uniform(0.5, 2, (2, 3)).astype(np.float32),
             "c": rng.random((2, 3)) < 0.5, "i": rng.integers(-5, 5, (2, 3)).astype(np.int32),
-            "m": f(3, 4), "rng.key": np.int32(3)}
+            "m": f(3, 4), "rng.key": np.int32(3), "im": f(2, 5, 4, 2), "k": f(2, 3, 1, 4)}
 
 
 def missing_primitives(g: Graph) -> set[str]:

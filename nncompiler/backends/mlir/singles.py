@@ -13,6 +13,7 @@ from ...errors import NNCError
 from ...ir.graph import Node
 from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim
 from .types import ELEM, FLOATS, _amap, dense_literal, tensor_type
+from .windows import WINDOW_RULES
 
 
 def op_desc(n: Node) -> str:
@@ -258,4 +259,5 @@ SINGLE_RULES = {
     "concat": concat,
     "gather": gather,
     "scatter_add": scatter_add,
+    **WINDOW_RULES,      # conv, reduce_window, select_scatter (windows.py)
 }

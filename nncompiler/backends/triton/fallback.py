@@ -109,6 +109,59 @@ def _t_scatter_add(n, a, sizes):
     return out.index_add_(axis, flat, u)
 
 
+def _t_padded(x, padding, fill):
+    """x [N, *S, C] padded on its spatial axes with `fill` (F.pad lists the last axis first)."""
+    import torch.nn.functional as F
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    flat = [0, 0] + [v for p in reversed(padding) for v in p]
+    return F.pad(x, flat, value=fill)
+
+
+def _t_windows(x, window, stride):
+    """The [N, *O, C, *window] view of x [N, *S, C] (Tensor.unfold per spatial axis)."""
+    for a, (k, s) in enumerate(zip(window, stride)):
+        x = x.unfold(1 + a, k, s)
+    return x
+
+
+def _t_conv(n, x, w):
+    import torch.nn.functional as F
+    a, sp = n.attr, x.dim() - 2
+    to_first = (0, sp + 1) + tuple(range(1, sp + 1))
+    y = getattr(F, f"conv{sp}d")(_t_padded(x, a["padding"], 0.0).permute(*to_first),
+                                 w.permute(sp + 1, sp, *range(sp)), stride=tuple(a["stride"]),
+                                 dilation=tuple(a["dilation"]), groups=a["groups"])
+    return y.permute(0, *range(2, sp + 2), 1).contiguous()
+
+
+def _t_reduce_window(n, x):
+    import torch
+    a, sp = n.attr, x.dim() - 2
+    fill = 0.0 if a["kind"] == "sum" else -float("inf")
+    v = _t_windows(_t_padded(x, a["padding"], fill), a["window"], a["stride"])
+    dims = tuple(range(sp + 2, 2 * sp + 2))
+    return (torch.sum(v, dim=dims) if a["kind"] == "sum" else torch.amax(v, dim=dims)).contiguous()
+
+
+def _t_select_scatter(n, x, g):
+    """Each window's g to its first maximal tap (torch.argmax returns the first), one strided add per tap."""
+    import torch
+    a, sp = n.attr, x.dim() - 2
+    xp = _t_padded(x, a["padding"], -float("inf"))
+    v = _t_windows(xp, a["window"], a["stride"])
+    taps = int(np.prod(a["window"]))
+    idx = torch.argmax(v.reshape(tuple(v.shape[:sp + 2]) + (taps,)), dim=-1)
+    out = torch.zeros_like(xp)
+    for t in range(taps):
+        at = np.unravel_index(t, tuple(a["window"]))
+        dst = (slice(None),) + tuple(slice(int(p), int(p) + (o - 1) * s + 1, s)
+                                     for p, o, s in zip(at, g.shape[1:-1], a["stride"]))
+        out[dst] += torch.where(idx == t, g, torch.zeros_like(g))
+    keep = (slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], a["padding"]))
+    return out[keep].contiguous()
+
+
 def _t(name):
     """A rule calling torch.<name> on the operands."""
     def rule(n, a, g, dev, sizes):
@@ -156,6 +209,9 @@ TORCH_RULES = {
     "concat": lambda n, a, g, dev, sizes: __import__("torch").cat(list(a), dim=n.attr["axis"]),
     "gather": lambda n, a, g, dev, sizes: _t_gather(n, a),
     "scatter_add": lambda n, a, g, dev, sizes: _t_scatter_add(n, a, sizes),
+    "conv": lambda n, a, g, dev, sizes: _t_conv(n, *a),
+    "reduce_window": lambda n, a, g, dev, sizes: _t_reduce_window(n, a[0]),
+    "select_scatter": lambda n, a, g, dev, sizes: _t_select_scatter(n, *a),
     "iota": lambda n, a, g, dev, sizes: _t_iota(n, g, dev),
     "rng_uniform": lambda n, a, g, dev, sizes: _t_rng(n, a[0].item(), dev, eval_shape(n.shape, sizes or {})),
 }

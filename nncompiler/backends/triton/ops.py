@@ -182,4 +182,5 @@ STRUCTURAL = {
 }
 
 # primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)
-TORCH_FALLBACK = frozenset({"scatter_add"})
+# (conv and the windowed reductions: torch's convolution until an implicit-GEMM kernel lands)
+TORCH_FALLBACK = frozenset({"scatter_add", "conv", "reduce_window", "select_scatter"})

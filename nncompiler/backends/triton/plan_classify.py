@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ...ir.primitives import ELEMENTWISE_KINDS
 from .index import View, contiguous_strides, static_numel, view_through
+from .ops import TORCH_FALLBACK
 
 
 class Classify:
@@ -30,8 +31,8 @@ class Classify:
             elif kind in ELEMENTWISE_KINDS:
                 scalar = static_numel(n.shape) == 1 and all(self._scalar_source(i) for i in n.inputs)
                 c = "inline" if scalar and op not in self.fallback_ops else "compute"
-            elif op == "scatter_add":
-                c = "compute"     # a scatter: not a load; runs as a torch op (see is_fallback)
+            elif op in TORCH_FALLBACK:
+                c = "compute"     # a scatter or a window op: not a load; runs as a torch op (see is_fallback)
             elif kind == "movement":
                 scalar = (op in ("reshape", "broadcast_to", "transpose", "slice") and static_numel(n.shape) == 1
                           and self._scalar_source(n.inputs[0]))
@@ -43,7 +44,7 @@ class Classify:
     def is_fallback(self, nid: int) -> bool:
         n = self.graph[nid]
         host_rng = n.op == "rng_uniform" and self.host_rng
-        return (n.op in self.fallback_ops or host_rng or n.op == "scatter_add"
+        return (n.op in self.fallback_ops or host_rng or n.op in TORCH_FALLBACK
                 or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
 
     def view_of(self, nid: int) -> View | None:

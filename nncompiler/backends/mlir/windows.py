@@ -1,0 +1,225 @@
+"""The mlir backend's rules for the window primitives (conv, reduce_window, select_scatter).
+
+    conv            tensor.pad, then linalg.conv_{1d_nwc_wcf, 2d_nhwc_hwcf, 3d_ndhwc_dhwcf}
+                    (groups == 1) or one linalg.generic over [N, *O, G, F/G] (grouped)
+    reduce_window   tensor.pad with the reduction's identity, then linalg.pooling_n*c_{max,sum}
+    select_scatter  two generics: the first maximal tap of every window (an order-free
+                    (value, index) reduction: the lower index wins a tie), then for every
+                    input pixel the sum of the g's of the windows whose chosen tap it is
+"""
+from __future__ import annotations
+
+from ...ir.graph import Node
+from ...ir.shapes import TensorType
+from .types import ELEM, lowest, tensor_type
+
+_LAYOUT = {1: ("nwc", "wcf"), 2: ("nhwc", "hwcf"), 3: ("ndhwc", "dhwcf")}
+
+
+def _map(nloops: int, exprs) -> str:
+    dims = ", ".join(f"d{k}" for k in range(nloops))
+    return f"affine_map<({dims}) -> ({', '.join(exprs)})>"
+
+
+def _dense(vals) -> str:
+    return f"dense<[{', '.join(map(str, vals))}]> : tensor<{len(vals)}xi64>"
+
+
+def _padded(fe, x_id: int, padding, fill, n: Node) -> tuple[str, TensorType]:
+    """x [N, *S, C] padded on its spatial axes with the scalar `fill`."""
+    x = fe.g[x_id]
+    if not any(lo or hi for lo, hi in padding):
+        return fe.tensor(x_id), x.type
+    shape = (x.shape[0],) + tuple(d + lo + hi for d, (lo, hi) in zip(x.shape[1:-1], padding)) + (x.shape[-1],)
+    ty = TensorType(x.dtype, shape)
+    lo = [0] + [p[0] for p in padding] + [0]
+    hi = [0] + [p[1] for p in padding] + [0]
+    c = fe.top_const(fill, x.dtype)
+    name = fe.fresh("padded")
+    idx = ", ".join(f"{fe.fresh('i')}: index" for _ in lo)
+    fe.lines.append(f"{fe.ind * 2}{name} = tensor.pad {fe.tensor(x_id)} "
+                    f"low[{', '.join(map(str, lo))}] high[{', '.join(map(str, hi))}] {{")
+    fe.lines.append(f"{fe.ind * 2}^bb0({idx}):")
+    fe.lines.append(f"{fe.ind * 3}tensor.yield {c} : {ELEM[x.dtype]}")
+    fe.lines.append(f"{fe.ind * 2}}} : {tensor_type(x.type)} to {tensor_type(ty)}{fe.loc(n)}")
+    return name, ty
+
+
+def conv(fe, n: Node) -> str:
+    a, g = n.attr, fe.g
+    sp = n.type.rank - 2
+    w = g[n.inputs[1]]
+    xs, xt = _padded(fe, n.inputs[0], a["padding"], 0, n)
+    ws, el = fe.tensor(w.id), ELEM[n.dtype]
+    name = fe.node_name(n)
+    fe.comment(f"%{fe.printed[n.id]} conv (stride {list(a['stride'])}, dilation {list(a['dilation'])}, "
+               f"groups {a['groups']})")
+    if a["groups"] == 1 and sp in _LAYOUT:
+        init = fe.filled(n.dtype, n.shape, 0, n)
+        op = f"linalg.conv_{sp}d_{_LAYOUT[sp][0]}_{_LAYOUT[sp][1]}"
+        fe.emit(f"{name} = {op} {{dilations = {_dense(a['dilation'])}, strides = {_dense(a['stride'])}}} "
+                f"ins({xs}, {ws} : {tensor_type(xt)}, {tensor_type(w.type)}) outs({init} : "
+                f"{tensor_type(n.type)}) -> {tensor_type(n.type)}", n)
+        return name
+    # grouped: channels split as [G, C/G] and [G, F/G] so every loop is a plain index somewhere
+    grp, cg, f = a["groups"], w.shape[-2], w.shape[-1]
+    fg = f // grp
+    xe_t = TensorType(xt.dtype, tuple(xt.shape[:-1]) + (grp, cg))
+    we_t = TensorType(w.dtype, tuple(w.shape[:-1]) + (grp, fg))
+    ye_t = TensorType(n.dtype, tuple(n.shape[:-1]) + (grp, fg))
+    xe = fe.reshape(xs, xt, xe_t, n)
+    we = fe.reshape(ws, w.type, we_t, n)
+    init = fe.filled(n.dtype, ye_t.shape, 0, n)
+    # loops: n, o_1..o_sp, g, f, t_1..t_sp, c
+    L = 2 * sp + 4
+    o = [f"d{1 + j}" for j in range(sp)]
+    t = [f"d{sp + 3 + j}" for j in range(sp)]
+    gd, fd, cd = f"d{sp + 1}", f"d{sp + 2}", f"d{2 * sp + 3}"
+    xmap = _map(L, ["d0"] + [f"{o[j]} * {a['stride'][j]} + {t[j]} * {a['dilation'][j]}" for j in range(sp)]
+                + [gd, cd])
+    wmap = _map(L, t + [cd, gd, fd])
+    ymap = _map(L, ["d0"] + o + [gd, fd])
+    iters = ", ".join(['"parallel"'] * (sp + 3) + ['"reduction"'] * (sp + 1))
+    ye = fe.fresh("conv")
+    fe.lines.append(f"{fe.ind * 2}{ye} = linalg.generic {{indexing_maps = [{xmap}, {wmap}, {ymap}], "
+                    f"iterator_types = [{iters}]}} ins({xe}, {we} : {tensor_type(xe_t)}, {tensor_type(we_t)}) "
+                    f"outs({init} : {tensor_type(ye_t)}) {{")
+    p, q, acc, m, s = fe.fresh("x"), fe.fresh("w"), fe.fresh("acc"), fe.fresh("m"), fe.fresh("s")
+    fe.lines.append(f"{fe.ind * 2}^bb0({p}: {el}, {q}: {el}, {acc}: {el}):")
+    fe.lines.append(f"{fe.ind * 3}{m} = arith.mulf {p}, {q} : {el}")
+    fe.lines.append(f"{fe.ind * 3}{s} = arith.addf {acc}, {m} : {el}")
+    fe.lines.append(f"{fe.ind * 3}linalg.yield {s} : {el}")
+    fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(ye_t)}{fe.loc(n)}")
+    return fe.reshape(ye, ye_t, n.type, n, name)
+
+
+def reduce_window(fe, n: Node) -> str:
+    a = n.attr
+    sp = n.type.rank - 2
+    kind = a["kind"]
+    ident = 0 if kind == "sum" else lowest(n.dtype)
+    xs, xt = _padded(fe, n.inputs[0], a["padding"], ident, n)
+    init = fe.filled(n.dtype, n.shape, ident, n)
+    window = fe.fresh("window")
+    wt = f"tensor<{'x'.join(map(str, a['window']))}x{ELEM[n.dtype]}>"
+    fe.emit(f"{window} = tensor.empty() : {wt}", n)
+    name = fe.node_name(n)
+    fe.emit(f"{name} = linalg.pooling_{_LAYOUT[sp][0]}_{kind} {{dilations = {_dense([1] * sp)}, "
+            f"strides = {_dense(a['stride'])}}} ins({xs}, {window} : {tensor_type(xt)}, {wt}) "
+            f"outs({init} : {tensor_type(n.type)}) -> {tensor_type(n.type)}", n)
+    return name
+
+
+def _tap_index(fe, sp: int, first_loop: int, window, lines: list[str]) -> str:
+    """The window-raster index of the tap at loops first_loop.., as an i32."""
+    pad = fe.ind * 3
+    lin = None
+    for j in range(sp):
+        t = fe.fresh("t")
+        lines.append(f"{pad}{t} = linalg.index {first_loop + j} : index")
+        if lin is None:
+            lin = t
+        else:
+            m, s = fe.fresh("t"), fe.fresh("t")
+            lines.append(f"{pad}{m} = arith.muli {lin}, {fe.index_const(window[j])} : index")
+            lines.append(f"{pad}{s} = arith.addi {m}, {t} : index")
+            lin = s
+    out = fe.fresh("tap")
+    lines.append(f"{pad}{out} = arith.index_cast {lin} : index to i32")
+    return out
+
+
+def select_scatter(fe, n: Node) -> str:
+    a, g = n.attr, fe.g
+    sp = n.type.rank - 2
+    x, gy = g[n.inputs[0]], g[n.inputs[1]]
+    el = ELEM[n.dtype]
+    window, stride, padding = a["window"], a["stride"], a["padding"]
+    wt = f"tensor<{'x'.join(map(str, window))}x{el}>"
+    pad = fe.ind * 3
+    fe.comment(f"%{fe.printed[n.id]} select_scatter: each window's gradient to its first maximal tap")
+    # 1. the chosen tap of every window: max value, and the lowest index among the maximal taps
+    xs, xt = _padded(fe, x.id, padding, lowest(n.dtype), n)
+    vals = fe.filled(n.dtype, gy.shape, lowest(n.dtype), n)
+    idx_t = TensorType("i32", gy.shape)
+    idx0 = fe.filled("i32", gy.shape, 0, n)
+    win = fe.fresh("window")
+    fe.emit(f"{win} = tensor.empty() : {wt}", n)
+    L = 2 * sp + 2          # n, o.., c, t..
+    xmap = _map(L, ["d0"] + [f"d{1 + j} * {stride[j]} + d{sp + 2 + j}" for j in range(sp)] + [f"d{sp + 1}"])
+    wmap = _map(L, [f"d{sp + 2 + j}" for j in range(sp)])
+    omap = _map(L, [f"d{k}" for k in range(sp + 2)])
+    iters = ", ".join(['"parallel"'] * (sp + 2) + ['"reduction"'] * sp)
+    r_val, r_idx = fe.fresh("wmax"), fe.fresh("warg")
+    body: list[str] = []
+    v, u, m, i = fe.fresh("v"), fe.fresh("u"), fe.fresh("m"), fe.fresh("i")
+    tap = _tap_index(fe, sp, sp + 2, window, body)
+    gt, eq, lt, tie, take, nm, ni = (fe.fresh("c") for _ in range(7))
+    body += [f"{pad}{gt} = arith.cmpf ogt, {v}, {m} : {el}",
+             f"{pad}{eq} = arith.cmpf oeq, {v}, {m} : {el}",
+             f"{pad}{lt} = arith.cmpi slt, {tap}, {i} : i32",
+             f"{pad}{tie} = arith.andi {eq}, {lt} : i1",
+             f"{pad}{take} = arith.ori {gt}, {tie} : i1",
+             f"{pad}{nm} = arith.select {take}, {v}, {m} : {el}",
+             f"{pad}{ni} = arith.select {take}, {tap}, {i} : i32",
+             f"{pad}linalg.yield {nm}, {ni} : {el}, i32"]
+    fe.lines.append(f"{fe.ind * 2}{r_val}:2 = linalg.generic {{indexing_maps = [{xmap}, {wmap}, {omap}, {omap}], "
+                    f"iterator_types = [{iters}]}} ins({xs}, {win} : {tensor_type(xt)}, {wt}) "
+                    f"outs({vals}, {idx0} : {tensor_type(gy.type)}, {tensor_type(idx_t)}) {{")
+    fe.lines.append(f"{fe.ind * 2}^bb0({v}: {el}, {u}: {el}, {m}: {el}, {i}: i32):")
+    fe.lines += body
+    fe.lines.append(f"{fe.ind * 2}}} -> ({tensor_type(gy.type)}, {tensor_type(idx_t)}){fe.loc(n)}")
+    fe.emit(f"{r_idx} = tensor.cast {r_val}#1 : {tensor_type(idx_t)} to {tensor_type(idx_t)}", n)
+    # 2. every input pixel h sums g over the windows o with o*stride + t == h + lo whose chosen tap is t
+    init = fe.filled(n.dtype, n.shape, 0, n)
+    gs = fe.tensor(gy.id)
+    omap2 = _map(L, [f"d{k}" for k in range(sp + 2)])
+    body = []
+    acc, w_ = fe.fresh("acc"), fe.fresh("w")
+    c0, zero = fe.index_const(0), fe.top_const(0, n.dtype)
+    nb, cc = fe.fresh("n"), fe.fresh("ch")
+    body.append(f"{pad}{nb} = linalg.index 0 : index")
+    body.append(f"{pad}{cc} = linalg.index {sp + 1} : index")
+    oks, coords = [], []
+    for j in range(sp):
+        h, t, hp, diff, q, r = (fe.fresh("h") for _ in range(6))
+        nonneg, exact, inr, ok1, ok, qc, dcl = (fe.fresh("ok") for _ in range(7))
+        body += [f"{pad}{h} = linalg.index {1 + j} : index",
+                 f"{pad}{t} = linalg.index {sp + 2 + j} : index",
+                 f"{pad}{hp} = arith.addi {h}, {fe.index_const(padding[j][0])} : index",
+                 f"{pad}{diff} = arith.subi {hp}, {t} : index",
+                 f"{pad}{nonneg} = arith.cmpi sge, {diff}, {c0} : index",
+                 f"{pad}{dcl} = arith.maxsi {diff}, {c0} : index",
+                 f"{pad}{q} = arith.divui {dcl}, {fe.index_const(stride[j])} : index",
+                 f"{pad}{r} = arith.remui {dcl}, {fe.index_const(stride[j])} : index",
+                 f"{pad}{exact} = arith.cmpi eq, {r}, {c0} : index",
+                 f"{pad}{inr} = arith.cmpi slt, {q}, {fe.index_const(gy.shape[1 + j])} : index",
+                 f"{pad}{ok1} = arith.andi {nonneg}, {exact} : i1",
+                 f"{pad}{ok} = arith.andi {ok1}, {inr} : i1",
+                 f"{pad}{qc} = arith.select {ok}, {q}, {c0} : index"]
+        oks.append(ok)
+        coords.append(qc)
+    tap = _tap_index(fe, sp, sp + 2, window, body)
+    iv, gv, hit, val, res = (fe.fresh("s") for _ in range(5))
+    at = ", ".join([nb] + coords + [cc])
+    body += [f"{pad}{iv} = tensor.extract {r_idx}[{at}] : {tensor_type(idx_t)}",
+             f"{pad}{gv} = tensor.extract {gs}[{at}] : {tensor_type(gy.type)}",
+             f"{pad}{hit} = arith.cmpi eq, {iv}, {tap} : i32"]
+    cond = hit
+    for ok in oks:
+        nxt = fe.fresh("ok")
+        body.append(f"{pad}{nxt} = arith.andi {cond}, {ok} : i1")
+        cond = nxt
+    body += [f"{pad}{val} = arith.select {cond}, {gv}, {zero} : {el}",
+             f"{pad}{res} = arith.addf {acc}, {val} : {el}",
+             f"{pad}linalg.yield {res} : {el}"]
+    name = fe.node_name(n)
+    fe.lines.append(f"{fe.ind * 2}{name} = linalg.generic {{indexing_maps = [{wmap}, {omap2}], "
+                    f"iterator_types = [{iters}]}} ins({win} : {wt}) outs({init} : {tensor_type(n.type)}) {{")
+    fe.lines.append(f"{fe.ind * 2}^bb0({w_}: {el}, {acc}: {el}):")
+    fe.lines += body
+    fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(n.type)}{fe.loc(n)}")
+    return name
+
+
+WINDOW_RULES = {"conv": conv, "reduce_window": reduce_window, "select_scatter": select_scatter}
