@@ -149,25 +149,34 @@ def _inverse(perm):
 
 # ---- windows: the transposes of a convolution are convolutions ----------------------------
 
-def _transposed_window(b: Builder, g: int, n_node: Node, x_shape, spans, pads) -> tuple[int, tuple]:
-    """g dilated by the stride and cropped where the forward window never reached, with the
-    padding that makes a stride-1 window of the same (flipped) extent land on x's positions:
-    dx[i] = sum over taps t of gd[i + lo - t] (t over the dilated extent), i.e. pad lo' = span-1-lo."""
+def _transposed_window(b: Builder, g: int, n_node: Node, x_shape, spans, pads) -> int:
+    """g dilated by the stride (interior padding) and padded so that a stride-1, unpadded
+    window of the same (flipped) extent lands on x's positions: dx[i] = sum over taps t of
+    gd[i + lo - t] (t over the dilated extent), i.e. padding lo' = span - 1 - lo before and
+    what makes the length x's after; a negative lo'/hi' (padding the forward window never
+    read) crops g instead. One `pad` does the dilation and the padding together."""
     n = len(spans)
     stride = n_node.attr["stride"]
-    if any(s > 1 for s in stride):
-        g = b.pad(g, lo=(0,) * (n + 2), hi=(0,) * (n + 2), interior=(0,) + tuple(s - 1 for s in stride) + (0,))
     gshape = b.shape(g)
-    starts, stops, new_pads = [0], [None], []
+    starts, stops, lo_p, hi_p = [0], [None], [0], [0]
     for a in range(n):
+        dilated = (gshape[1 + a] - 1) * stride[a] + 1
         lo = spans[a] - 1 - pads[a][0]
-        hi = x_shape[1 + a] - 1 + spans[a] - gshape[1 + a] - lo
-        starts.append(max(-lo, 0))
-        stops.append(gshape[1 + a] - max(-hi, 0))
-        new_pads.append((max(lo, 0), max(hi, 0)))
+        hi = x_shape[1 + a] - 1 + spans[a] - dilated - lo
+        # cropping whole strides of g (only possible where a crop falls on a kept element)
+        starts.append(-(-max(-lo, 0) // stride[a]))
+        lo += starts[-1] * stride[a]
+        cut = -(-max(-hi, 0) // stride[a])
+        stops.append(gshape[1 + a] - cut)
+        hi += cut * stride[a]
+        lo_p.append(lo)
+        hi_p.append(hi)
     if any(starts) or any(s != d for s, d in zip(stops[1:], gshape[1:-1])):
         g = b.slice(g, start=tuple(starts) + (0,), stop=tuple(stops) + (None,), step=(1,) * (n + 2))
-    return g, tuple(new_pads)
+    interior = (0,) + tuple(s - 1 for s in stride) + (0,)
+    if any(lo_p) or any(hi_p) or any(interior):
+        g = b.pad(g, lo=tuple(lo_p) + (0,), hi=tuple(hi_p) + (0,), interior=interior)
+    return g
 
 
 def _flip(b: Builder, w: int, axes) -> int:
@@ -186,13 +195,13 @@ def _conv(b: Builder, n: Node, g: int, x, w):
     spans = [(k - 1) * d + 1 for k, d in zip(ks, dil)]
     # input gradient: a stride-1 convolution of the dilated g with the flipped kernel, its
     # in/out channels swapped within each group ([*K, Cg, G*Fg] -> [*K, Fg, G*Cg])
-    gd, tpads = _transposed_window(b, g, n, x.shape, spans, pads)
+    gd = _transposed_window(b, g, n, x.shape, spans, pads)
     fg = f // groups
     wt = _flip(b, w.id, range(sp))
     wt = b.reshape(wt, shape=tuple(ks) + (cg, groups, fg))
     wt = b.transpose(wt, perm=tuple(range(sp)) + (sp + 2, sp + 1, sp))
     wt = b.reshape(wt, shape=tuple(ks) + (fg, groups * cg))
-    gx = b.conv(gd, wt, stride=(1,) * sp, padding=tpads, dilation=dil, groups=groups)
+    gx = b.conv(gd, wt, stride=(1,) * sp, padding=((0, 0),) * sp, dilation=dil, groups=groups)
     # kernel gradient, per group: the batch becomes the contracted channel axis,
     # dw[*t, c, f] = sum over n, o of xpad[n, o*s + t*d, c] * g[n, o, f]: a conv of x^T [C, *S, N]
     # with g^T [*O, N, F], stride = dilation, dilation = stride, cropped to the kernel's extent
@@ -217,8 +226,8 @@ def _reduce_window(b: Builder, n: Node, g: int, x):
     if a["kind"] == "max":   # all of a window's gradient to its first maximal tap, as torch
         return (b.select_scatter(x.id, g, window=a["window"], stride=a["stride"], padding=a["padding"]),)
     sp = len(x.shape) - 2
-    gd, tpads = _transposed_window(b, g, n, x.shape, list(a["window"]), a["padding"])
-    return (b.reduce_window(gd, kind="sum", window=a["window"], stride=(1,) * sp, padding=tpads),)
+    gd = _transposed_window(b, g, n, x.shape, list(a["window"]), a["padding"])
+    return (b.reduce_window(gd, kind="sum", window=a["window"], stride=(1,) * sp, padding=((0, 0),) * sp),)
 
 
 # op -> rule(builder, node, g, *operand_nodes) -> tuple of cotangents (or None), one per operand

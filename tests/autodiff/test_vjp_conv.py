@@ -75,6 +75,7 @@ CONVS = [  # x shape, kernel shape, stride, padding, dilation, groups
     ((2, 8, 7, 4), (3, 3, 2, 6), (2, 1), ((1, 2), (1, 1)), (1, 2), 2),      # groups 2
     ((1, 6, 6, 3), (1, 1, 1, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 3),      # depthwise 1x1
     ((2, 5, 5, 2), (2, 2, 2, 3), (3, 3), ((0, 0), (0, 0)), (1, 1), 1),      # stride past the last tap
+    ((2, 6, 5, 3), (2, 2, 3, 2), (2, 3), ((3, 2), (2, 4)), (1, 1), 1),      # padding wider than the kernel
     ((3, 11, 3), (3, 3, 5), (2,), ((1, 0),), (2,), 1),                      # 1-d, stride and dilation
     ((1, 10, 4), (4, 2, 6), (1,), ((3, 0),), (1,), 2),                      # 1-d causal, groups
 ]

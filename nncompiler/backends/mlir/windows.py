@@ -150,7 +150,8 @@ def select_scatter(fe, n: Node) -> str:
     wmap = _map(L, [f"d{sp + 2 + j}" for j in range(sp)])
     omap = _map(L, [f"d{k}" for k in range(sp + 2)])
     iters = ", ".join(['"parallel"'] * (sp + 2) + ['"reduction"'] * sp)
-    r_val, r_idx = fe.fresh("wmax"), fe.fresh("warg")
+    r_val = fe.fresh("wmax")
+    r_idx = f"{r_val}#1"
     body: list[str] = []
     v, u, m, i = fe.fresh("v"), fe.fresh("u"), fe.fresh("m"), fe.fresh("i")
     tap = _tap_index(fe, sp, sp + 2, window, body)
@@ -169,7 +170,6 @@ def select_scatter(fe, n: Node) -> str:
     fe.lines.append(f"{fe.ind * 2}^bb0({v}: {el}, {u}: {el}, {m}: {el}, {i}: i32):")
     fe.lines += body
     fe.lines.append(f"{fe.ind * 2}}} -> ({tensor_type(gy.type)}, {tensor_type(idx_t)}){fe.loc(n)}")
-    fe.emit(f"{r_idx} = tensor.cast {r_val}#1 : {tensor_type(idx_t)} to {tensor_type(idx_t)}", n)
     # 2. every input pixel h sums g over the windows o with o*stride + t == h + lo whose chosen tap is t
     init = fe.filled(n.dtype, n.shape, 0, n)
     gs = fe.tensor(gy.id)
