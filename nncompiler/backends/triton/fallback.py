@@ -201,9 +201,11 @@ TORCH_RULES = {
     "max": lambda n, a, g, dev, sizes: _t_max(n, a, g),
     "argmax": lambda n, a, g, dev, sizes: __import__("torch").argmax(
         a[0], dim=n.attr["axis"], keepdim=_keep(n)).to(torch_dtype("i32")),
-    "reshape": lambda n, a, g, dev, sizes: a[0].reshape(tuple(n.shape)),
+    # shapes through eval_shape: an operand view of a fallback op may have a symbolic batch
+    "reshape": lambda n, a, g, dev, sizes: a[0].reshape(tuple(int(d) for d in eval_shape(n.shape, sizes or {}))),
     "transpose": lambda n, a, g, dev, sizes: a[0].permute(*n.attr["perm"]) if n.attr["perm"] else a[0],
-    "broadcast_to": lambda n, a, g, dev, sizes: a[0].broadcast_to(tuple(n.shape)),
+    "broadcast_to": lambda n, a, g, dev, sizes: a[0].broadcast_to(
+        tuple(int(d) for d in eval_shape(n.shape, sizes or {}))),
     "slice": lambda n, a, g, dev, sizes: _t_slice(n, a[0]),
     "pad": lambda n, a, g, dev, sizes: _t_pad(a[0], n.attr["lo"], n.attr["hi"], n.attr["interior"]),
     "concat": lambda n, a, g, dev, sizes: __import__("torch").cat(list(a), dim=n.attr["axis"]),
