@@ -1,9 +1,11 @@
 """ONNX neural-network ops in ONNX's NCHW layout: Conv, pooling, normalisations.
 
-Windows are gathered as *taps* the way library/conv.py does for NHWC: for each
-kernel offset one strided `slice` of the padded input, of shape [N, C, *out];
-convolution stacks the taps on a new axis after C and does one `matmul` with the
-kernel reshaped to [F, C*K] (im2col); pooling reduces over the stacked taps.
+Float Conv and undilated pools are nnc's NHWC window primitives (`conv`,
+`reduce_window`) between transposes. What those do not cover (integer inputs,
+dilated pools, ConvTranspose) gathers *taps*: for each kernel offset one strided
+`slice` of the padded input, of shape [N, C, *out]; convolution stacks the taps on a
+new axis after C and does one `matmul` with the kernel reshaped to [F, C*K]
+(im2col); pooling reduces over the stacked taps.
 Spatial and channel dims must be static (window arithmetic happens here); the
 batch dim may be symbolic.
 """
@@ -88,8 +90,23 @@ def conv(cx):
     lo, hi, strides, dil, out = _geometry(cx, s[2:], kernel)
     if ws[1] * group != s[1] or ws[0] % group:
         raise cx.fail(f"weights {list(ws)} do not fit input channels {s[1]} with group={group}")
+    if b.dtype(x) in ("f32", "f64") and b.dtype(w) == b.dtype(x):
+        return _conv_primitive(b, x, w, lo, hi, strides, dil, group, cx.x(2) if cx.has(2) else None)
     taps = _taps(cx, x, kernel, lo, hi, strides, dil, out)
     return _im2col(cx, taps, s, w, kernel, group, out, cx.x(2) if cx.has(2) else None)
+
+
+def _conv_primitive(b, x, w, lo, hi, strides, dil, group, bias):
+    """ONNX's NCHW Conv as nnc's NHWC `conv` primitive between transposes (weights
+    [F, C/group, *k] -> [*k, C/group, F])."""
+    n = len(lo)
+    y = b.conv(b.transpose(x, perm=(0,) + tuple(range(2, n + 2)) + (1,)),
+               b.transpose(w, perm=tuple(range(2, n + 2)) + (1, 0)),
+               stride=tuple(strides), padding=tuple(zip(lo, hi)), dilation=tuple(dil), groups=group)
+    y = b.transpose(y, perm=(0, n + 1) + tuple(range(1, n + 1)))
+    if bias is not None:
+        y = b.add(y, b.reshape(bias, shape=(b.shape(bias)[0],) + (1,) * n))
+    return y
 
 
 def _im2col(cx, taps, s, w, kernel, group, out, bias):
@@ -175,18 +192,29 @@ def pool(kind: str):
         if kind == "max" and cx.attr("storage_order", 0):
             raise cx.fail("storage_order=1 is not supported")
         lo, hi, strides, dil, out = _geometry(cx, s[2:], kernel)
-        taps = _taps(cx, x, kernel, lo, hi, strides, dil, out)
-        stacked = _stack(b, taps)                         # [N, C, K, *out]
         padded = any(lo) or any(hi)
+        if kind == "max" and len(cx.node.output) > 1 and cx.node.output[1]:
+            raise cx.fail("MaxPool's Indices output is not supported")
+        windowed = all(d == 1 for d in dil) and b.dtype(x) in ("f32", "f64")
+        if windowed:       # one reduce_window on NHWC (padding is max's identity, -inf)
+            n = len(kernel)
+            r = b.reduce_window(b.transpose(x, perm=(0,) + tuple(range(2, n + 2)) + (1,)),
+                                kind="max" if kind == "max" else "sum", window=tuple(kernel),
+                                stride=tuple(strides), padding=tuple(zip(lo, hi)))
+            r = b.transpose(r, perm=(0, n + 1) + tuple(range(1, n + 1)))
+            if kind == "max":
+                return r
+            total = r
+        else:
+            stacked = _stack(b, _taps(cx, x, kernel, lo, hi, strides, dil, out))    # [N, C, K, *out]
         if kind == "max":
             if padded:                                    # padding never wins a max: mask it to -inf
                 valid = _valid_mask(cx, s, kernel, lo, hi, strides, dil, out)
                 ninf = b.div(b.scalar(-1.0, b.dtype(x)), b.scalar(0.0, b.dtype(x)))
                 stacked = b.where(const_node(b, valid), stacked, ninf)
-            if len(cx.node.output) > 1 and cx.node.output[1]:
-                raise cx.fail("MaxPool's Indices output is not supported")
             return b.max(stacked, axes=(2,))
-        total = b.sum(stacked, axes=(2,))
+        if not windowed:
+            total = b.sum(stacked, axes=(2,))
         include_pad = cx.attr("count_include_pad", 0)
         if padded and not include_pad:
             counts = _valid_mask(cx, s, kernel, lo, hi, strides, dil, out).sum(axis=0)
