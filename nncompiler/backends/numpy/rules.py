@@ -164,16 +164,30 @@ def _windows(x, window, stride, dilation):
              + tuple(slice(None, None, d) for d in dilation)]
 
 def _conv(x, w, stride, padding, dilation, groups):
-    # im2col as a view, then one BLAS product (tensordot) per group
     n = x.ndim - 2
-    v = _windows(_padded(x, padding, 0), w.shape[:n], stride, dilation)      # [N, *O, C, *K]
-    wk = np.moveaxis(w, n, 0)                                                # [C/g, *K, F]
-    axes = (list(range(n + 1, 2 * n + 2)), list(range(n + 1)))
-    if groups == 1:
-        return np.tensordot(v, wk, axes=axes)
-    cg, fg = w.shape[n], w.shape[-1] // groups
-    return np.concatenate([np.tensordot(v[(slice(None),) * (n + 1) + (slice(k * cg, (k + 1) * cg),)],
-                                        wk[..., k * fg:(k + 1) * fg], axes=axes) for k in range(groups)], axis=-1)
+    if groups > 1:
+        cg, fg = w.shape[n], w.shape[-1] // groups
+        return np.concatenate([_conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
+                                     dilation, 1) for k in range(groups)], axis=-1)
+    xp = _padded(x, padding, 0)
+    ks = w.shape[:n]
+    out = tuple((xp.shape[1 + a] - (ks[a] - 1) * dilation[a] - 1) // stride[a] + 1 for a in range(n))
+    axes = (list(range(1, n + 2)), list(range(n + 1)))
+    if np.prod(out) < np.prod(ks):
+        # fewer output positions than taps (the kernel gradient's convolution: a window as
+        # large as the image, a few outputs): one BLAS product per output position, each
+        # contracting a strided block of the input with the whole kernel
+        xp, w = np.ascontiguousarray(xp), np.ascontiguousarray(w)
+        y = np.empty((x.shape[0],) + out + (w.shape[-1],), np.result_type(x, w))
+        for o in np.ndindex(*out):
+            block = xp[(slice(None),) + tuple(slice(p * s, p * s + (k - 1) * d + 1, d)
+                                              for p, s, k, d in zip(o, stride, ks, dilation))]
+            y[(slice(None),) + o] = np.tensordot(block, w, axes=axes)
+        return y
+    # im2col as a strided view [N, *O, *K, C] (channels innermost, so the copy BLAS needs
+    # reads contiguous runs), then one product with the kernel [*K, C, F] as it is stored
+    v = np.moveaxis(_windows(xp, ks, stride, dilation), n + 1, -1)
+    return np.tensordot(v, w, axes=(list(range(n + 1, 2 * n + 2)), list(range(n + 1))))
 
 def _reduce_window(x, kind, window, stride, padding):
     n = len(window)
