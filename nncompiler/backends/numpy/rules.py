@@ -197,19 +197,29 @@ def _reduce_window(x, kind, window, stride, padding):
     return red.reduce(v, axis=tuple(range(n + 2, 2 * n + 2)))
 
 def _select_scatter(x, g, window, stride, padding):
-    # each window's gradient to its first maximal tap (np.argmax: raster order, torch's rule);
-    # a loop over the few taps of a window, each a strided add into the padded gradient
-    n = len(window)
+    # each window's gradient to its first maximal tap (torch's rule): a running (max, tap)
+    # over the few taps of a window, each tap one strided view of every window at once
+    # (vectorised over positions, no reshaped copy of the windows), then one strided
+    # write per tap into the padded gradient
     xp = _padded(x, padding, -np.inf)
-    v = _windows(xp, window, stride, (1,) * n)
-    taps = int(np.prod(window))
-    idx = np.argmax(v.reshape(v.shape[:n + 2] + (taps,)), axis=-1)
-    out = np.zeros(xp.shape, x.dtype)
     outs = g.shape[1:-1]
-    for t in range(taps):
-        at = np.unravel_index(t, window)
-        dst = (slice(None),) + tuple(slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(at, outs, stride))
-        out[dst] += np.where(idx == t, g, 0)
+    taps = list(np.ndindex(*window))
+    at = lambda t: (slice(None),) + tuple(slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(t, outs, stride))
+    best = xp[at(taps[0])].copy()
+    idx = np.zeros(g.shape, np.int32)
+    for k, t in enumerate(taps[1:], 1):
+        v = xp[at(t)]
+        win = v > best                       # strictly: an earlier tap keeps a tie
+        np.maximum(best, v, out=best)        # (selects, not masked copies: those mispredict)
+        idx = np.where(win, np.int32(k), idx)
+    out = np.zeros(xp.shape, x.dtype)
+    overlap = any(s < w for s, w in zip(stride, window))
+    for k, t in enumerate(taps):
+        part = np.where(idx == k, g, 0).astype(x.dtype, copy=False)
+        if overlap:
+            out[at(t)] += part
+        else:                                # disjoint windows: each pixel is written once
+            out[at(t)] = part
     return out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))]
 
 def _scatter_add(u, idx, axis, shape):
