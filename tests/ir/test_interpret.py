@@ -58,6 +58,18 @@ CASES = {
     # labels -3..5 against 4 classes: the out-of-range ones must give 0 in both
     "sparse_xent": ([("f32", ("B", 4), (_B, 4)), ("i32", ("B",), (_B,))], {}),
     "sparse_xent_grad": ([("f32", ("B", 4), (_B, 4)), ("i32", ("B",), (_B,))], {}),
+    "conv": ([("f32", ("B", 7, 6, 4), (_B, 7, 6, 4)), ("f32", (3, 2, 2, 6), (3, 2, 2, 6))],
+             {"stride": (2, 1), "padding": ((1, 1), (0, 1)), "dilation": (1, 2), "groups": 2}),
+    "conv__bigwindow": ([("f32", (3, 6, 5, 4), (3, 6, 5, 4)), ("f32", (5, 4, 4, 2), (5, 4, 4, 2))],
+                       {"stride": (1, 1), "padding": ((1, 0), (0, 0)), "dilation": (1, 1), "groups": 1}),
+    "reduce_window": ([("f32", ("B", 5, 7, 3), (_B, 5, 7, 3))],
+                      {"kind": "sum", "window": (3, 2), "stride": (1, 2), "padding": ((1, 1), (0, 1))}),
+    "reduce_window__max": ([("f32", ("B", 5, 7, 3), (_B, 5, 7, 3))],
+                          {"kind": "max", "window": (2, 3), "stride": (2, 1), "padding": ((0, 1), (1, 1))}),
+    "select_scatter": ([("f32", ("B", 5, 6, 2), (_B, 5, 6, 2)), ("f32", ("B", 3, 3, 2), (_B, 3, 3, 2))],
+                       {"window": (2, 2), "stride": (2, 2), "padding": ((0, 1), (0, 0))}),
+    "select_scatter__overlap": ([("f32", ("B", 5, 6, 2), (_B, 5, 6, 2)), ("f32", ("B", 4, 5, 2), (_B, 4, 5, 2))],
+                               {"window": (2, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0))}),
 }
 for _op in ("exp", "log1p", "tanh", "neg", "abs", "sign"):
     CASES[_op] = ([("f32", ("B", 3), (_B, 3))], {})
@@ -67,8 +79,14 @@ CASES["abs_i32"] = ([("i32", (4,), (4,))], {})
 CASES["sum_i32"] = ([("i32", (4, 3), (4, 3))], {"axes": (0,)})
 
 
+def _op(case: str) -> str:
+    """A case's primitive: "sum_i32" and "conv__bigwindow" are variants of sum and conv."""
+    op = case.split("__")[0]
+    return op[:-4] if op.endswith("_i32") else op
+
+
 def _graph(case: str):
-    op = case.split("_i32")[0] if case.endswith("_i32") else case
+    op = _op(case)
     operands, attrs = CASES[case]
     b = Builder(f"one_{case}")
     b.argument("bind", "input", TensorType(F, ("B",)))   # binds B for outputs no operand has
@@ -79,7 +97,7 @@ def _graph(case: str):
 def test_every_primitive_has_a_case_and_a_rule():
     ops = set(PRIMITIVES) - {"arg"}
     assert ops == set(RULES), "the interpreter's table and the primitive table differ"
-    assert ops <= {c.split("_i32")[0] if c.endswith("_i32") else c for c in CASES}, \
+    assert ops <= {_op(c) for c in CASES}, \
         f"no interpreter case for {sorted(ops - set(CASES))}"
 
 
