@@ -230,6 +230,12 @@ def _reduce_window(b: Builder, n: Node, g: int, x):
     return (b.reduce_window(gd, kind="sum", window=a["window"], stride=(1,) * sp, padding=((0, 0),) * sp),)
 
 
+def _select_scatter(b: Builder, n: Node, g: int, x, gy):
+    # linear in its g, but its transpose (gather each window's chosen tap) is no primitive yet:
+    # an error, not a silent zero, for a second derivative through max pooling
+    raise ShapeError("second derivatives through max pooling (select_scatter) are not supported")
+
+
 # op -> rule(builder, node, g, *operand_nodes) -> tuple of cotangents (or None), one per operand
 VJP = {
     "add": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, g, y.shape)),
@@ -269,4 +275,5 @@ VJP = {
     "sparse_xent_grad": _sparse_xent_grad,
     "conv": _conv,
     "reduce_window": _reduce_window,
+    "select_scatter": _select_scatter,
 }

@@ -464,7 +464,7 @@ _def("sparse_xent_grad", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, Tr
 # windows (NHWC / NWC; kernel [*window, C/groups, F] as Keras)
 _def("conv", "window", 2, _conv, ("stride", "padding", "dilation", "groups"))
 _def("reduce_window", "window", 1, _reduce_window, ("kind", "window", "stride", "padding"))
-_def("select_scatter", "window", 2, _select_scatter, ("window", "stride", "padding"), differentiable=False)
+_def("select_scatter", "window", 2, _select_scatter, ("window", "stride", "padding"))
 
 
 def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:

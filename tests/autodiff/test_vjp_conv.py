@@ -141,3 +141,19 @@ def test_conv_type_rule_rejects_bad_operands(xs, ws, attrs, msg):
     full.update(attrs)
     with pytest.raises(ShapeError, match=msg):
         b.conv(x, w, **full)
+
+
+def test_second_derivatives_through_max_pooling_are_an_error_not_a_silent_zero():
+    from nncompiler.autodiff import grad
+    b = Builder("g2")
+    x = b.argument("x", "input", TensorType("f32", (1, 4, 4, 1)))
+    p = b.reduce_window(x, kind="max", window=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)))
+    first = grad(b.build({"loss": b.sum(b.mul(p, p), axes=(0, 1, 2, 3), keepdims=False)}), "loss", ["x"])
+    gb = Builder("g2b")
+    ids = {}
+    for nd in first.nodes:
+        ids[nd.id] = gb.add_node(nd)
+    gx = dict(first.outputs)["grad.x"]
+    loss2 = gb.sum(gb.mul(gx, gx), axes=(0, 1, 2, 3), keepdims=False)
+    with pytest.raises(ShapeError, match="second derivatives through max pooling"):
+        grad(gb.build({"loss": loss2}), "loss", ["x"])

@@ -22,6 +22,15 @@ OK = [
     ("gather", [F(5, 3), T(2, 4, dtype="i32")], {"axis": 0}, F(2, 4, 3)),
     ("scatter_add", [F(2, 4, 3), T(2, 4, dtype="i32")], {"axis": 0, "shape": (5, 3)}, F(5, 3)),
     ("sparse_xent", [F("B", 3), T("B", dtype="i32")], {}, F("B")),
+    # windows: out = (in + lo + hi - ((k - 1) * dilation + 1)) // stride + 1 per spatial axis
+    ("conv", [F("B", 9, 8, 4), F(3, 2, 2, 6)], {"stride": (2, 1), "padding": ((1, 1), (0, 1)),
+                                                "dilation": (1, 2), "groups": 2}, F("B", 5, 7, 6)),
+    ("conv", [F(4, 9, "B"), F(3, "B", 5)], {"stride": (2,), "padding": ((0, 0),), "dilation": (3,),
+                                           "groups": 1}, F(4, 2, 5)),     # the kernel gradient's form
+    ("reduce_window", [F(2, 7, 5, 3)], {"kind": "max", "window": (2, 3), "stride": (2, 2),
+                                        "padding": ((0, 1), (1, 1))}, F(2, 4, 3, 3)),
+    ("select_scatter", [F(2, 7, 5, 3), F(2, 4, 3, 3)], {"window": (2, 3), "stride": (2, 2),
+                                                        "padding": ((0, 1), (1, 1))}, F(2, 7, 5, 3)),
     ("sparse_xent_grad", [F(2, 4, 3), T(2, 4, dtype="i64")], {}, F(2, 4, 3)),
     # sources
     ("arg", [], {"name": "x", "role": "input", "dtype": "f32", "shape": ("B", 3)}, F("B", 3)),
@@ -193,6 +202,12 @@ ERRORS = [
     ("sum", [F(3)], {"axes": (0,), "keepdim": True}, "unknown attribute.*keepdim"),
     ("arg", [], {"name": "x", "role": "input", "dtype": "f16", "shape": (3,)}, "unknown dtype"),
     ("cast", [F(3)], {"dtype": "f16"}, "unknown dtype"),
+    ("reduce_window", [F(2, 5, 5, 3)], {"kind": "min", "window": (2, 2), "stride": (1, 1),
+                                        "padding": ((0, 0), (0, 0))}, "kind must be sum or max"),
+    ("reduce_window", [F(2, 5, 5, 3)], {"kind": "sum", "window": (2,), "stride": (1, 1),
+                                        "padding": ((0, 0), (0, 0))}, "window size for each"),
+    ("select_scatter", [F(2, 5, 5, 3), F(2, 3, 3, 3)], {"window": (2, 2), "stride": (2, 2),
+                                                        "padding": ((0, 0), (0, 0))}, "g must be"),
 ]
 
 
@@ -211,7 +226,7 @@ def test_table_shape():
     for name, p in PRIMITIVES.items():
         assert p.name == name
         assert p.kind in ("source", "random", "unary", "binary", "compare", "select", "reduce", "movement",
-                          "matmul")
+                          "matmul", "window")
         assert len(set(p.attrs)) == len(p.attrs)
         if p.kind == "source":
             assert p.arity == 0
