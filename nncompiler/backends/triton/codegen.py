@@ -663,9 +663,8 @@ class ModuleGen:
                 "import triton.language as tl",
                 ""]
         parts = ["\n".join(head)]
-        dots = self.t["matmul"].DOT_HELPERS
         for h in helpers:
-            parts.append((HELPERS[h] if h in HELPERS else dots[h]).strip("\n") + "\n")
+            parts.append(HELPERS[h].strip("\n") + "\n")
         for k in self.kernels:
             parts.append(k.text)
         return "\n\n".join(parts)
