@@ -76,6 +76,28 @@ def test_larger_example_matches_numpy_in_mode(name, precision, monkeypatch):
     _check_mode(name, precision, monkeypatch)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_recurrent_and_graph_examples_match_numpy_in_mode(precision):
+    rtol, atol = TOL[precision]
+    path = os.path.join(EXAMPLES, "sine_rnn.nn")
+    mt, mn = nnc.compile(path, backend="triton", precision=precision), nnc.compile(path, precision=precision)
+    batch = _data(mn, 4)
+    (lt, gt), (ln, gn) = mt.loss_and_grads(**batch), mn.loss_and_grads(**batch)
+    np.testing.assert_allclose(lt, ln, rtol=rtol)
+    for k in gn:
+        np.testing.assert_allclose(gt[k], gn[k], rtol=rtol, atol=atol, err_msg=k)
+    rng = np.random.default_rng(0)
+    for name in ("basics", "softmax", "tensors"):
+        path = os.path.join(EXAMPLES, f"{name}.nn")
+        mt, mn = nnc.compile(path, backend="triton", precision=precision), nnc.compile(path, precision=precision)
+        feeds = {k: rng.standard_normal(tuple(d if isinstance(d, int) else 3 for d in t.shape)).astype(np.float32)
+                 for k, t in mn.lowered.inputs.items()}
+        yt, yn = mt.forward(**feeds), mn.forward(**feeds)
+        for a, b in zip(yt if isinstance(yt, tuple) else (yt,), yn if isinstance(yn, tuple) else (yn,)):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
+
+
 def test_the_mode_is_in_the_kernel_source_and_so_in_every_cache_key():
     path = os.path.join(EXAMPLES, "iris.nn")
     texts = {p: nnc.compile(path, backend="triton", precision=p).backend.emit(
