@@ -1,10 +1,11 @@
 """Triton kernel template: a tiled matmul with a fused epilogue, grouped order and split-K.
 
 Each program computes a BLOCK_M x BLOCK_N tile of C = A @ B over one K range, looping
-in BLOCK_K steps with `tl.dot`, accumulating in float32 for float32 inputs
-(`input_precision="ieee"`: no TF32, so results match the numpy reference). Operands
-are read through their strides, so a transposed or broadcast operand costs nothing.
-Masks cover ragged edges in M, N and K.
+in BLOCK_K steps with `tl.dot`, accumulating in float32 for float32 inputs; the dot's
+operands follow the precision mode (`DOTS`: IEEE float32 by default, no TF32, so results
+match the numpy reference; TF32 or bfloat16 on tensor cores in the tf32 and bf16 modes).
+Operands are read through their strides, so a transposed or broadcast operand costs
+nothing. Masks cover ragged edges in M, N and K.
 
 The grid is one axis (axis 0 holds up to 2^31 - 1 programs; axes 1 and 2 only 65535,
 so a large flattened batch must not go there). Program ids are split as
@@ -90,4 +91,47 @@ def {name}({params}):
 ''')
 
 DOT_FLOAT = "tl.dot(a, b, input_precision=\"ieee\")"
+# precision mode (nncompiler/precision.py) -> (the float32 dot, the helper it calls or None)
+DOTS = {"fp32": (DOT_FLOAT, None), "tf32": ("_dot_tf32(a, b)", "_dot_tf32"),
+        "bf16": ("_dot_bf16(a, b)", "_dot_bf16")}
+# The helpers take the tensor-core path when compiled for a GPU (wgmma on sm_90). The
+# interpreter cannot run it (a bfloat16 dot multiplies the raw bits; a tf32 dot is an
+# exact float32 one), so there they round the operands in float32 with the bit arithmetic
+# of precision.round_mantissa (nearest, ties to even) and take an IEEE dot: exact
+# emulation, since a product of two rounded operands fits a float32 exactly.
+_ROUND = '''
+_INTERPRET = tl.constexpr(__import__("os").environ.get("TRITON_INTERPRET") == "1")
+
+
+@triton.jit
+def _round_mantissa(x, HALF: tl.constexpr, DROP: tl.constexpr, KEEP: tl.constexpr):
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + HALF + ((bits >> DROP) & 1)) & KEEP
+    # inf and NaN unchanged (a carry could turn one into the other)
+    return tl.where(tl.abs(x) < float("inf"), bits.to(tl.float32, bitcast=True), x)
+'''
+DOT_HELPERS = {
+    "_dot_tf32": _ROUND + '''
+
+@triton.jit
+def _dot_tf32(a, b):
+    # TF32 operands (10 mantissa bits), float32 accumulation
+    if _INTERPRET:
+        return tl.dot(_round_mantissa(a, 0xFFF, 13, 0xFFFFE000), _round_mantissa(b, 0xFFF, 13, 0xFFFFE000),
+                      input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision="tf32")
+''',
+    "_dot_bf16": _ROUND + '''
+
+@triton.jit
+def _dot_bf16(a, b):
+    # bfloat16 operands (7 mantissa bits), float32 accumulation: torch.autocast's matmul
+    if _INTERPRET:
+        return tl.dot(_round_mantissa(a, 0x7FFF, 16, 0xFFFF0000), _round_mantissa(b, 0x7FFF, 16, 0xFFFF0000),
+                      input_precision="ieee")
+    else:
+        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+''',
+}
 DOT_INT = "tl.sum(a[:, :, None] * b[None, :, :], 1)"

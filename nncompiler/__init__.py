@@ -67,18 +67,20 @@ def _read(source: str) -> tuple[str, str]:
     return source, "<string>"
 
 
-def compile_all(source: str, backend: str = "numpy", filename: str | None = None) -> list[Model]:
+def compile_all(source: str, backend: str = "numpy", filename: str | None = None,
+                precision: str | None = None) -> list[Model]:
     """Every model and graph block of a program, compiled."""
     from .frontend.compile import compile_source
     text, file = _read(source)
-    return [Model(m, backend=backend) for m in compile_source(text, filename or file)]
+    return [Model(m, backend=backend, precision=precision) for m in compile_source(text, filename or file)]
 
 
 def compile(source: str, backend: str = "numpy", model: str | None = None,
-            filename: str | None = None, seed: int | None = None) -> Model:
+            filename: str | None = None, seed: int | None = None, precision: str | None = None) -> Model:
     """Compile a .nn program (a path or source text); returns its first model or graph (or `model`).
 
-    `seed` overrides the train block's seed, which initialises the parameters.
+    `seed` overrides the train block's seed, which initialises the parameters. `precision`
+    (fp32, tf32 or bf16: see precision.py) overrides the train block's; the default is fp32.
     A path ending in .onnx is imported (see `from_onnx`) with its weights, frozen; one ending in .nnx
     is loaded (see `load`) with its weights and train settings."""
     if isinstance(source, str) and source.endswith(".onnx") and "\n" not in source:
@@ -93,8 +95,8 @@ def compile(source: str, backend: str = "numpy", model: str | None = None,
         if not chosen:
             from .errors import did_you_mean
             raise NNCError(f"no block named '{model}'{did_you_mean(model, [m.name for m in lowered])}")
-        return Model(chosen[0], backend=backend)
-    return Model(lowered[0], backend=backend)
+        return Model(chosen[0], backend=backend, precision=precision)
+    return Model(lowered[0], backend=backend, precision=precision)
 
 
 def from_onnx(path, trainable: bool = False, loss: str | None = None, backend: str = "numpy",

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .errors import NNCError
+from .precision import PRECISIONS
 
 CORE_EMITS = ("ir", "grad", "opt", "python", "passes")
 
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", default=None,
                    help="numpy (the default), triton, mlir or auto; --emit of a backend's stage picks that backend")
     c.add_argument("--target", help="code generation target, e.g. sm_90 for --backend triton")
+    c.add_argument("--precision", choices=PRECISIONS, help="matmul precision: fp32 (IEEE, the default), tf32 (tensor cores) or bf16 "
+                   "(mixed: bf16 operands, fp32 accumulation, loss and update); overrides the train block's")
     c.add_argument("--model", help="which block, when the file has several")
     c.add_argument("-o", "--output", help="write to this file instead of standard output")
 
@@ -48,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--autotune", action="store_true",
                    help="with --backend triton on a GPU: time candidate kernel configs once per shape and keep "
                         "the fastest (default: the shape table decides)")
+    r.add_argument("--precision", choices=PRECISIONS, help="matmul precision: fp32 (IEEE, the default), tf32 (tensor cores) or bf16 "
+                   "(mixed: bf16 operands, fp32 accumulation, loss and update); overrides the train block's")
     r.add_argument("--model", help="which block, when the file has several")
     r.add_argument("--quiet", action="store_true", help="print only the final line")
     r.add_argument("--json", action="store_true", help="print one JSON object per epoch (epoch, loss, metrics, lr)")
@@ -146,7 +151,7 @@ def cmd_compile(args) -> int:
             print(f"note: --emit {args.emit} is a stage of backend '{backend}'; compiling with "
                   f"--backend {backend}", file=sys.stderr)
         backend = backend or "numpy"
-    m = nnc.compile(args.file, backend=backend, model=args.model)
+    m = nnc.compile(args.file, backend=backend, model=args.model, precision=args.precision)
     text = emit(m, args.emit, target=args.target) if args.emit else summary(m)
     if isinstance(text, bytes):  # a binary stage (cubin) must go to a file
         if not args.output:
@@ -221,7 +226,7 @@ def cmd_run(args) -> int:
     rank = distributed.init_from_env(args.backend)   # a rank started by torchrun joins its process group
     from .train.dataset import training_data
     # parameters are initialised from the seed, so --seed is a compile-time setting
-    m = nnc.compile(args.file, backend=args.backend, model=args.model, seed=args.seed)
+    m = nnc.compile(args.file, backend=args.backend, model=args.model, seed=args.seed, precision=args.precision)
     low = m.lowered
     if low.kind == "graph":
         feeds = dict(_parse_feed(f) for f in args.feed)

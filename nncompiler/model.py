@@ -41,15 +41,20 @@ def _declared(lowered: LoweredModel, optimizer) -> tuple[dict[str, str], dict[st
 
 
 class Model:
-    def __init__(self, lowered: LoweredModel, backend: str = "numpy", graphs: dict[str, Graph] | None = None):
+    def __init__(self, lowered: LoweredModel, backend: str = "numpy", graphs: dict[str, Graph] | None = None,
+                 precision: str | None = None):
         """`graphs`: optimised graphs by kind, used as they are (an .nnx file's predict and
-        evaluate graphs: the file holds them, not the source they were derived from)."""
+        evaluate graphs: the file holds them, not the source they were derived from).
+        `precision`: fp32, tf32 or bf16 (precision.py); default the train block's, else fp32."""
         from .backends import get_backend, resolve_auto
         self.lowered = lowered
         if backend == "auto":  # decided per model: see backends.resolve_auto
             backend = resolve_auto(lowered)
         self.backend_name = backend
-        self._backend = get_backend(backend)
+        # the argument wins over the train block's `precision` statement; fp32 without either
+        if precision is None and lowered.train is not None:
+            precision = lowered.train.precision
+        self._backend = get_backend(backend, precision)
         self._graphs: dict[str, Graph] = dict(graphs or {})
         self._compiled: dict[str, object] = {}
         self._plans: dict[tuple, tuple] = {}
@@ -77,6 +82,11 @@ class Model:
     def state(self) -> State:
         """The runtime state (parameters, buffers, optimizer slots, hyper-parameters, step)."""
         return self._state
+
+    @property
+    def precision(self) -> str:
+        """The matmul precision this model's code was generated for: fp32, tf32 or bf16."""
+        return self._backend.precision
 
     @property
     def backend(self):

@@ -69,6 +69,7 @@ class TrainConfig:
     shuffle: bool = True
     lr: float | None = None
     preprocessing: dict = field(default_factory=dict)   # standardize=true: the training data's mean, std
+    precision: str | None = None                     # fp32 | tf32 | bf16 (precision.py); None = fp32
     base_dir: str = "."
     loc: Loc | None = None
 

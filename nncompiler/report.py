@@ -113,7 +113,7 @@ def emit(m, stage: str, target: str | None = None) -> str | bytes:
         return "\n\n".join(print_graph(m.graph(k)) for k in _graph_kinds(m))
     if stage == "python":
         from .backends.numpy import generate
-        return "\n\n".join(generate(m.graph(k)) for k in _graph_kinds(m))
+        return "\n\n".join(generate(m.graph(k), precision=m.precision) for k in _graph_kinds(m))
     if stage == "passes":
         from .passes.pipeline import format_records, optimize
         out = []

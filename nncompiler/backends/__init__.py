@@ -47,7 +47,10 @@ def resolve_auto(graph=None) -> str:
     return "mlir" if work(work_terms(graph), {None: batch}) > mlir_work else "numpy"
 
 
-def get_backend(name: str):
+def get_backend(name: str, precision: str | None = None):
+    """A fresh backend object, generating code for matmuls in `precision` (default fp32)."""
+    from ..precision import check
+    precision = check(precision)
     if name == "auto":
         name = resolve_auto()
     if name not in KNOWN:
@@ -61,4 +64,5 @@ def get_backend(name: str):
     backend = make() if callable(make) else None
     if not isinstance(backend, Backend):
         raise NNCError(f"backend '{name}' is not available in this version")
+    backend.precision = precision
     return backend

@@ -39,6 +39,9 @@ class Backend:
     #: reading a device value makes the host wait for queued work (a GPU): training then sums
     #: losses on the device and checks them for NaN every few steps rather than every step
     async_device: bool = False
+    #: matmul precision (precision.py): fp32, tf32 or bf16; set by `get_backend`, read by
+    #: code generation, so generated code (and every cache keyed on it) differs per mode
+    precision: str = "fp32"
 
     # -- compiling and running ----------------------------------------------------------
     def compile(self, graph, donate: tuple[str, ...] = ()) -> Compiled:

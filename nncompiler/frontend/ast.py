@@ -234,11 +234,11 @@ class DataStmt(Node):
 @dataclass(frozen=True)
 class Setting(Node):
     """`epochs 100`, `batch 16` / `batch all`, `validate 0.2`, `seed 0`,
-    `shuffle true`, `lr 0.01`.
+    `shuffle true`, `lr 0.01`, `precision bf16`.
 
     value: an int for epochs / batch / seed (the parser rejects non-integer
     literals there), the string "all" for `batch all`, a float for validate and
-    lr, a bool for shuffle.  Range checks are left to the checker."""
+    lr, a bool for shuffle, a name for precision.  Range checks are left to the checker."""
 
     key: str
     value: int | float | bool | str

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..errors import CompileError, did_you_mean, error
+from ..precision import PRECISIONS
 from ..program import CALLBACK_OPTIONS, LoweredModel, TrainConfig
 from .memory import check_model
 from . import ast
@@ -23,6 +24,7 @@ SETTING_RULES = {
              "an integer in [0, 2^32)"),
     "shuffle": (lambda v: isinstance(v, bool), "true or false"),
     "lr": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number"),
+    "precision": (lambda v: v in PRECISIONS, " or ".join([", ".join(PRECISIONS[:-1]), PRECISIONS[-1]])),
 }
 
 
@@ -154,7 +156,8 @@ def lower_train(block: ast.TrainBlock, file: str) -> TrainConfig:
         else:
             ok, want = SETTING_RULES[s.key]
             if not ok(s.value):
-                raise error(s.value_loc, f"'{s.key}' must be {want}, got {s.value!r}")
+                hint = did_you_mean(s.value, PRECISIONS) if s.key == "precision" else ""
+                raise error(s.value_loc, f"'{s.key}' must be {want}, got {s.value!r}{hint}")
             setattr(cfg, "validate" if s.key == "validate" else s.key, s.value)
     return cfg
 

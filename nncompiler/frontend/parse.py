@@ -42,7 +42,7 @@ MAX_TOKENS = 100_000
 BLOCK_KEYWORDS = ("model", "graph", "train")
 MODEL_KEYWORDS = ("input", "target", "param", "output", "loss", "optimizer", "metrics")
 TRAIN_KEYWORDS = ("data", "epochs", "batch", "validate", "metrics", "seed", "shuffle", "lr", "early_stopping",
-                  "reduce_lr_on_plateau")
+                  "reduce_lr_on_plateau", "precision")
 RESERVED_WORDS = tuple(dict.fromkeys(BLOCK_KEYWORDS + MODEL_KEYWORDS + TRAIN_KEYWORDS + ("all", "true", "false")))
 
 # Words that can never name anything: they are literals wherever an
@@ -530,6 +530,8 @@ class _Builder:
             value = "all"
         elif value_tok.type in ("TRUE", "FALSE"):
             value = value_tok.type == "TRUE"
+        elif value_tok.type == "NAME":      # `precision bf16`: the checker knows the names
+            value = str(value_tok.value)
         else:
             number = self.number(value_tok)
             if key in _INT_SETTINGS and not number.is_int:

@@ -40,13 +40,13 @@ class Backend(_Protocol):
 
     # -- the backend protocol ---------------------------------------------------------------
     def emit(self, graph) -> str:
-        return emit_module([graph])[0]
+        return emit_module([graph], precision=self.precision)[0]
 
     def compile(self, graph, donate=()):
         """One graph -> a callable; a function `compile_model` already built is reused.
         (`donate` is not used: IREE allocates each call's results.)"""
         from .emit import emit_function
-        text, _ = emit_function(graph)
+        text, _ = emit_function(graph, precision=self.precision)
         if text in self._functions:
             return self._functions[text]
         return self.compile_many([graph])[graph.name]
@@ -54,7 +54,7 @@ class Backend(_Protocol):
     def compile_many(self, graphs, module_name: str | None = None, header: str | None = None) -> dict:
         """Several graphs as one module (one IREE compile): {graph name: callable}."""
         from .runtime import CompiledFunction, LoadedModule, compile_vmfb
-        text, emitters = emit_module(list(graphs), module_name, header)
+        text, emitters = emit_module(list(graphs), module_name, header, self.precision)
         module = LoadedModule(self.runtime, compile_vmfb(text))
         out = {}
         for name, fe in emitters.items():
@@ -85,7 +85,7 @@ class Backend(_Protocol):
     # -- nnc compile --emit mlir|vmfb, and the summary -------------------------------------------
     def emit_stage(self, model, stage: str, target: str | None = None):
         graphs = [model.graph(k) for k in _kinds(model)]
-        text = emit_module(graphs, model.lowered.name, header=_header(model, graphs))[0]
+        text = emit_module(graphs, model.lowered.name, header=_header(model, graphs), precision=self.precision)[0]
         if stage == "mlir":
             return text
         if stage == "vmfb":

@@ -48,8 +48,9 @@ class RngInput:
 
 
 class FunctionEmitter:
-    def __init__(self, graph: Graph, fn_name: str | None = None, indent: str = "  "):
+    def __init__(self, graph: Graph, fn_name: str | None = None, indent: str = "  ", precision: str = "fp32"):
         self.g = graph
+        self.precision = precision            # of float32 matmuls (precision.py): singles.round_operand
         self.fn_name = fn_name or graph.name
         self.plan: Plan = build_plan(graph)
         self.ind = indent
@@ -446,22 +447,23 @@ class FunctionEmitter:
 
 # ---- modules --------------------------------------------------------------------------------------
 
-def emit_function(graph: Graph, fn_name: str | None = None) -> tuple[str, FunctionEmitter]:
+def emit_function(graph: Graph, fn_name: str | None = None, precision: str = "fp32") -> tuple[str, FunctionEmitter]:
     from ...passes.expand_fused import expand_fused
     # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form
-    fe = FunctionEmitter(expand_fused(graph), fn_name)
+    fe = FunctionEmitter(expand_fused(graph), fn_name, precision=precision)
     fe.text = fe.build()
     return fe.text, fe
 
 
-def emit_module(graphs, module_name: str | None = None, header: str | None = None) -> tuple[str, dict]:
+def emit_module(graphs, module_name: str | None = None, header: str | None = None,
+                precision: str = "fp32") -> tuple[str, dict]:
     """One module holding a func.func per graph; returns (text, {function name: FunctionEmitter})."""
     if isinstance(graphs, Graph):
         graphs = [graphs]
     items = graphs.items() if isinstance(graphs, dict) else [(g.name, g) for g in graphs]
     funcs, emitters = [], {}
     for name, g in items:
-        text, fe = emit_function(g, name)
+        text, fe = emit_function(g, name, precision)
         funcs.append(text)
         emitters[name] = fe
     head = f"module {symbol_name(module_name)} {{" if module_name else "module {"

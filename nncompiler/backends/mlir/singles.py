@@ -166,12 +166,56 @@ def tensor_pad(fe, n: Node) -> str:
     return name
 
 
+def round_operand(fe, x: str, t: TensorType, n: Node) -> str:
+    """A float32 matmul operand rounded as the precision mode's tensor core reads it
+    (nncompiler/precision.py: tf32 or bf16, nearest with ties to even, kept as f32), with the
+    same integer arithmetic as numpy's `round_mantissa`, so IREE's results match numpy's."""
+    from ...precision import DROPPED_BITS
+    drop = DROPPED_BITS[fe.precision]
+    half, mask = (1 << (drop - 1)) - 1, ((0xFFFFFFFF << drop) & 0xFFFFFFFF) - (1 << 32)   # mask as i32
+    e = fe.empty("f32", t.shape, n)
+    name = fe.fresh("rounded")
+    a_in, a_out = fe.fresh("x"), fe.fresh("o")
+    v = {k: fe.fresh(k) for k in ("bits", "sh", "lsb", "up", "up2", "kept", "r", "ax", "fin", "y",
+                                  "c_drop", "c_one", "c_half", "c_mask", "c_inf")}
+    loc = fe.loc(n)
+    body = [f"{v['c_drop']} = arith.constant {drop} : i32", f"{v['c_one']} = arith.constant 1 : i32",
+            f"{v['c_half']} = arith.constant {half} : i32", f"{v['c_mask']} = arith.constant {mask} : i32",
+            f"{v['c_inf']} = arith.constant 0x7F800000 : f32",
+            f"{v['bits']} = arith.bitcast {a_in} : f32 to i32{loc}",
+            f"{v['sh']} = arith.shrui {v['bits']}, {v['c_drop']} : i32{loc}",
+            f"{v['lsb']} = arith.andi {v['sh']}, {v['c_one']} : i32{loc}",
+            f"{v['up']} = arith.addi {v['bits']}, {v['c_half']} : i32{loc}",
+            f"{v['up2']} = arith.addi {v['up']}, {v['lsb']} : i32{loc}",
+            f"{v['kept']} = arith.andi {v['up2']}, {v['c_mask']} : i32{loc}",
+            f"{v['r']} = arith.bitcast {v['kept']} : i32 to f32{loc}",
+            # inf and NaN pass unchanged (a carry could turn one into the other)
+            f"{v['ax']} = math.absf {a_in} : f32{loc}",
+            f"{v['fin']} = arith.cmpf olt, {v['ax']}, {v['c_inf']} : f32{loc}",
+            f"{v['y']} = arith.select {v['fin']}, {v['r']}, {a_in} : f32{loc}",
+            f"linalg.yield {v['y']} : f32"]
+    r = t.rank
+    pad = fe.ind * 2
+    ty = tensor_type(t)
+    iters = ", ".join(['"parallel"'] * r)
+    fe.comment(f"%{fe.printed[n.id]} matmul operand rounded to {fe.precision} (precision mode)")
+    fe.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{_amap(r, list(range(r)))}, "
+                    f"{_amap(r, list(range(r)))}], iterator_types = [{iters}]}} "
+                    f"ins({x} : {ty}) outs({e} : {ty}) {{")
+    fe.lines.append(f"{pad}^bb0({a_in}: f32, {a_out}: f32):")
+    fe.lines += [pad + fe.ind + b for b in body]
+    fe.lines.append(f"{pad}}} -> {ty}{loc}")
+    return name
+
+
 def matmul(fe, n: Node) -> str:
     g, plan = fe.g, fe.plan
     ai, bi = plan.inputs[n.id]
     ta, tb = plan.folded.get((n.id, 0), False), plan.folded.get((n.id, 1), False)
     A, B, out = g[ai].type, g[bi].type, n.type
     a, b = fe.tensor(ai), fe.tensor(bi)
+    if fe.precision != "fp32" and n.dtype == "f32":
+        a, b = round_operand(fe, a, A, n), round_operand(fe, b, B, n)
     init = fe.filled(n.dtype, out.shape, 0, n)
     name = fe.node_name(n)
     tys = f"{tensor_type(A)}, {tensor_type(B)}"

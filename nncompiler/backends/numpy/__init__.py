@@ -11,10 +11,10 @@ class Backend(_Protocol):
     name = "numpy"
 
     def compile(self, graph, donate=()):
-        return compile_graph(graph, donate=donate)
+        return compile_graph(graph, donate=donate, precision=self.precision)
 
     def emit(self, graph) -> str:
-        return generate(graph)
+        return generate(graph, precision=self.precision)
 
     def to_device(self, array):
         return array

@@ -59,11 +59,13 @@ def _pylist(v):
     return repr(v)
 
 
-def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
+def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32") -> str:
     """Python source of a module defining `fn_name(args...) -> dict of outputs`.
 
     `donate` names arguments the function may overwrite with their `new.<name>` output
-    (a training step's parameters and optimizer state, which the runtime owns)."""
+    (a training step's parameters and optimizer state, which the runtime owns).
+    `precision` tf32 or bf16 rounds float32 matmul operands as a tensor core reads them
+    (precision.py), so this reference predicts the GPU's results in every mode."""
     from .memory import plan as memory_plan
     ctx = _Context(graph)
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
@@ -120,6 +122,8 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
                         f"with %{sg.id} sigmoid{where}")
             continue
         operands = [names[i] for i in node.inputs]
+        if node.op == "matmul" and precision != "fp32" and node.dtype == "f32":
+            operands = [f"_round_{precision}({o})" for o in operands]
         if node.op == "const":  # module-level; no line of its own
             names[node.id] = OPS["const"](node, operands, ctx)
             continue
@@ -149,7 +153,9 @@ def generate(graph: Graph, fn_name: str | None = None, donate=()) -> str:
     outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
     body.append(f"    return {{{outs}}}")
     signature = ", ".join(params + ["_ws=_WS"])
-    header = [PRELUDE, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
+    rounding = ([f"from nncompiler.precision import round_{precision} as _round_{precision}"]
+                if precision != "fp32" else [])
+    header = [PRELUDE, *rounding, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
               f"def {fn_name}({signature}):"]
     return "\n".join(header + body) + "\n"
 
@@ -206,9 +212,9 @@ class CompiledGraph:
         return self.fn(*values)
 
 
-def compile_graph(graph: Graph, fn_name: str | None = None, donate=()) -> CompiledGraph:
+def compile_graph(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32") -> CompiledGraph:
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
-    source = generate(graph, fn_name, donate)
+    source = generate(graph, fn_name, donate, precision)
     filename = f"<nnc-numpy:{graph.name}:{abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     namespace: dict = {}

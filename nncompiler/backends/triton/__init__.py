@@ -129,7 +129,7 @@ class Backend(_Protocol):
             from .codegen import generate
             from .plan import plan_graph
             plan = plan_graph(graph, self.fallback_ops, self.host_rng)   # plan.graph: fused primitives expanded
-            text, kernels = generate(plan)
+            text, kernels = generate(plan, precision=self.precision)
             hit = (plan, text, kernels)
             self._generated[key] = (hit, graph)
         return hit

@@ -413,8 +413,9 @@ class _Body(Addressing):
 class ModuleGen:
     """Generates the Triton module of one planned graph."""
 
-    def __init__(self, plan: Plan, source_name: str = ""):
+    def __init__(self, plan: Plan, source_name: str = "", precision: str = "fp32"):
         self.plan = plan
+        self.precision = precision   # of float32 matmuls: precision.py, kernels/matmul.py's DOTS
         self.graph: Graph = plan.graph
         self.graph_order = [n.id for n in self.graph.nodes]
         self.source_name = source_name
@@ -590,7 +591,12 @@ class ModuleGen:
         b_base = b_ptr if b_off == "0" else f"{b_ptr} + {b_off}"
         dt = mn.dtype
         acc_dtype = {"f32": "tl.float32", "f64": "tl.float64", "i32": "tl.int32", "i64": "tl.int64"}[dt]
-        dot = self.t["matmul"].DOT_FLOAT if dt in ("f32", "f64") else self.t["matmul"].DOT_INT
+        if dt == "f32":
+            dot, helper = self.t["matmul"].DOTS[self.precision]
+            if helper:
+                kern.helpers.add(helper)
+        else:   # float64 stays IEEE in every mode (no tensor-core path); integers never dot
+            dot = self.t["matmul"].DOT_FLOAT if dt == "f64" else self.t["matmul"].DOT_INT
         cs_init, cs_loop, split_store, split_sum = [], [], [], []
         ws_extra = ""
         for rnode, pos in k.colsums.items():
@@ -664,6 +670,6 @@ class ModuleGen:
         return "\n\n".join(parts)
 
 
-def generate(plan: Plan, title: str = "") -> tuple[str, list[KernelSource]]:
-    gen = ModuleGen(plan, title)
+def generate(plan: Plan, title: str = "", precision: str = "fp32") -> tuple[str, list[KernelSource]]:
+    gen = ModuleGen(plan, title, precision)
     return gen.module_text(title), gen.kernels

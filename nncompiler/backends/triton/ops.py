@@ -95,6 +95,11 @@ def _pow(a, b):
     return tl.where(b == 0, 1.0, r)
 ''',
 }
+# the matmul template's precision-mode dots (_dot_tf32, _dot_bf16) live beside the template
+# (kernels/matmul.py); one table, so the module text and the AOT cache key both see them
+from ...kernels.matmul import DOT_HELPERS  # noqa: E402
+
+HELPERS.update(DOT_HELPERS)
 
 
 def _float(n) -> bool:
