@@ -28,11 +28,7 @@ LAYERS = [
 ]
 RANK = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 # Upward imports known and owned elsewhere; each entry says how it goes away. Keep it empty.
-KNOWN_UPWARD = {
-    # train/checkpoint.py (another helper's file) reads __version__ from the package
-    # __init__; it should read nncompiler.version like backends/triton/aot.py does.
-    ("nncompiler.train.checkpoint", "nncompiler"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

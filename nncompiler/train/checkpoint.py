@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NNCError
+from ..version import __version__
 from .arrays import check_headers
 from .callbacks import Callback
 from .ckptcheck import CheckpointError, check_array, check_meta
@@ -78,7 +79,6 @@ def save_checkpoint(model, path: str, *, epoch: int | None = None, rng: np.rando
     """Write the model's state (and, from the training loop, the loop's) to `path`, atomically.
 
     `extra`: more JSON-able meta (safety.py's `partial`: where in an epoch training stopped)."""
-    from .. import __version__
     low = model.lowered
     params, buffers, opt_state = model.params, model.buffers, model.opt_state
     meta = {
