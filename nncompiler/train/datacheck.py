@@ -2,36 +2,15 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import DataError
+from ..ir.shapes import NUMPY_DTYPE, Monomial
 
-# The model's dtype names (see nncompiler.ir.shapes.DTYPES).
-_DTYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
-_DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
-
-_DIM = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z_0-9]*))\s*")
-
-
-def _parse_dim(d) -> tuple[int, list[str]]:
-    """A declared dimension as (coefficient, symbols): 4 -> (4, []), '2*B' -> (2, ['B'])."""
-    if isinstance(d, (int, np.integer)) and not isinstance(d, bool):
-        return int(d), []
-    if not isinstance(d, str):
-        raise ValueError(f"bad dimension {d!r}")
-    coef, syms = 1, []
-    for part in d.split("*"):
-        m = _DIM.fullmatch(part)
-        if not m:
-            raise ValueError(f"bad dimension {d!r}")
-        if m.group(1):
-            coef *= int(m.group(1))
-        else:
-            syms.append(m.group(2))
-    return coef, syms
+_DTYPES = {k: np.dtype(v) for k, v in NUMPY_DTYPE.items()}  # the model's dtype names
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 def _fmt_shape(shape) -> str:
@@ -67,19 +46,20 @@ def check_against(name: str, array, dtype: str, shape: Sequence[int | str],
     want = f"{dtype}{_fmt_shape(shape)}"
 
     # --- shape
-    if arr.ndim == len(shape) - 1 and _parse_dim(shape[-1]) == (1, []):
+    if arr.ndim == len(shape) - 1 and Monomial.parse(shape[-1]) == Monomial(1):
         arr = arr.reshape(arr.shape + (1,))
     elif arr.ndim == len(shape) + 1 and arr.shape[-1] == 1 and arr.ndim > 1:
         arr = arr.reshape(arr.shape[:-1])
     if arr.ndim != len(shape):
         raise DataError(f"input '{name}': expected shape {want} ({len(shape)} dimensions), "
                         f"got shape {tuple(arr.shape)} ({arr.ndim} dimensions)")
-    parsed = [_parse_dim(d) for d in shape]
+    parsed = [Monomial.parse(d) for d in shape]  # a ShapeError names a malformed one
     new: dict[str, int] = {}
     # Pass 1 binds dimensions that are a multiple of one symbol ('B', '4*B');
     # pass 2 checks everything, including products of symbols.
     for pass_ in (1, 2):
-        for axis, ((coef, syms), size) in enumerate(zip(parsed, arr.shape)):
+        for axis, (dim, size) in enumerate(zip(parsed, arr.shape)):
+            coef, syms = dim.coef, dim.syms
             known = {**bindings, **new}
             unbound = [s for s in syms if s not in known]
             if pass_ == 1 and len(syms) != 1:
@@ -133,7 +113,7 @@ def _first_index(mask: np.ndarray) -> tuple[int, ...]:
 
 
 def _cast(name: str, arr: np.ndarray, dtype: str, want: str) -> np.ndarray:
-    target = np.dtype(_DTYPES[dtype])
+    target = _DTYPES[dtype]
     have = _DTYPE_NAMES.get(arr.dtype, str(arr.dtype))
     kind = arr.dtype.kind
     if kind not in "biuf":

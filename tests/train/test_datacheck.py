@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nncompiler as nnc
-from nncompiler.errors import DataError
+from nncompiler.errors import DataError, ShapeError
 from datahelpers import raises
 from nncompiler.train.data import check_against, check_labels, label_classes
 from nncompiler.train.dataset import load_file
@@ -132,6 +132,15 @@ def test_check_against_products():
     raises(r"dimension 0 is 7, expected B\*T = 6", check_against, "z", np.zeros((7,)), "f32", ("B*T",), b)
     raises(r"not a multiple of 4", check_against, "w", np.zeros((5,)), "f32", ("4*N",), {})
     assert check_against("w", np.zeros((8,)), "f32", ("4*N",), b2 := {}).shape == (8,) and b2 == {"N": 2}
+
+
+def test_check_against_reads_dimensions_like_the_ir():
+    # Through ir.shapes.Monomial: spaces and either order of a product, the same error text.
+    b = {}
+    check_against("x", np.zeros((3, 6)), "f32", ("B", " 2 * B "), b)
+    check_against("z", np.zeros((6,)), "f32", ("B*2",), b)
+    with pytest.raises(ShapeError, match=r"bad dimension 'B-1'"):
+        check_against("x", np.zeros((3,)), "f32", ("B-1",), {})
 
 
 def test_check_against_trailing_unit_axis():
