@@ -52,6 +52,10 @@ class Primitive:
     identity: str | None = None
     # the canonical formula, where backends could plausibly disagree; every rule follows it
     formula: str = ""
+    # passes/fold.py may compute it at compile time from constant operands: not an argument
+    # (known only at run time) nor a random draw (each backend draws its own stream, so a
+    # folded value would pin the numpy interpreter's)
+    foldable: bool = True
 
     @property
     def elementwise(self) -> bool:
@@ -417,12 +421,14 @@ def _arg(ts, attrs):
     return _source(ts, attrs)
 
 
-_def("arg", "source", 0, _arg, ("name", "role", "dtype", "shape"))
+_def("arg", "source", 0, _arg, ("name", "role", "dtype", "shape"), foldable=False)
 _def("const", "source", 0, _const, ("value", "dtype", "shape"))
 _def("iota", "source", 0, _source, ("axis", "dtype", "shape"), differentiable=False)
-_def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False)
-_def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False)
-_def("rng_uniform", "random", 1, _source, ("seed", "dtype", "shape"), differentiable=False)
+_def("random_uniform", "source", 0, _source, ("low", "high", "seed", "dtype", "shape"), differentiable=False,
+     foldable=False)
+_def("random_normal", "source", 0, _source, ("mean", "stddev", "seed", "dtype", "shape"), differentiable=False,
+     foldable=False)
+_def("rng_uniform", "random", 1, _source, ("seed", "dtype", "shape"), differentiable=False, foldable=False)
 # elementwise
 for _n in ("exp", "log", "sqrt", "tanh"):
     _def(_n, "unary", 1, _unary_float)

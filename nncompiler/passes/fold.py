@@ -8,7 +8,7 @@ is bit-identical to what the unfolded graph computes (in the node's own dtype,
 float32 included).
 
 Not folded:
-  - arg and random_* nodes (inputs, and values we'd rather not freeze);
+  - primitives the table declares not `foldable`: arguments and random draws;
   - results with more than MAX_ELEMENTS elements: a broadcast of a scalar stays
     a cheap lazy broadcast instead of becoming a big literal;
   - results with symbolic shapes (e.g. iota over [B]): no constant has one;
@@ -31,7 +31,6 @@ from ..ir.shapes import is_static, numel
 from .records import PassRecord, value_names
 
 MAX_ELEMENTS = 1024
-_NEVER = ("arg", "random_uniform", "random_normal")
 
 
 def python_value(a: np.ndarray):
@@ -55,7 +54,7 @@ def _static_size(node: Node, graph: Graph):
 
 
 def _foldable(node: Node, const_ids: set[int]) -> bool:
-    if node.op in _NEVER or not all(i in const_ids for i in node.inputs):
+    if not node.prim.foldable or not all(i in const_ids for i in node.inputs):
         return False
     return is_static(node.shape) and 0 < numel(node.shape) <= MAX_ELEMENTS
 

@@ -5,8 +5,8 @@ The rewrites are data: `RULES`, a list of (Pattern, rewrite) pairs that one driv
 PatternMatcher. Adding a simplification means adding a rule.
 
 Rewrites (c is a `const` whose elements all equal one value, a scalar included):
-  add(x, 0), add(0, x), sub(x, 0), mul(x, 1), mul(1, x), div(x, 1), pow(x, 1) -> x
-  pow(x, 2) -> mul(x, x)          sub(0, x) -> neg(x)        mul(x, -1), mul(-1, x) -> neg(x)
+  add(x, 0), add(0, x), sub(x, 0), mul(x, 1), mul(1, x), div(x, 1) -> x
+  sub(0, x) -> neg(x)             mul(x, -1), mul(-1, x) -> neg(x)
   neg(neg(x)) -> x                stop_gradient(x) -> x      cast(x) to x's dtype -> x
   reshape(x) to x's shape -> x    reshape(reshape(x)) -> reshape(x)
   transpose(x) by the identity -> x    transpose(transpose(x)) -> one transpose (or x)
@@ -17,15 +17,15 @@ Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   reshape(broadcast_to(scalar)) -> broadcast_to(scalar)  reshape(sum(x, keepdims)) dropping those axes -> sum(x)
 When the constant operand is bigger than x, the result keeps the broadcast shape:
 add(x: [4], zeros: [3, 4]) becomes broadcast_to(x, [3, 4]), never plain x.
+pow by a constant is decompose.py's (pow(x, 1) -> x, pow(x, 2) -> x * x, ...): that pass
+runs before this one in every round of the pipeline, so no pow rule is repeated here.
 
 Deliberately not simplified, because they change results on special values:
   mul(x, 0) -> 0   inf * 0 and nan * 0 are nan, not 0
   sub(x, x) -> 0   inf - inf and nan - nan are nan
   div(x, x) -> 1   0/0 and inf/inf are nan
 Known small differences, all comparing equal: add(x, 0.0) and sub(0.0, x) give
-+0.0 where x = -0.0 and neg(x) gives -0.0 (sign of zero); pow(x, 2) with an
-array exponent goes through powf, which can differ from the exact x*x by an ulp
-(with a scalar exponent numpy already squares, so there it is bit-identical).
++0.0 where x = -0.0 and neg(x) gives -0.0 (sign of zero).
 
 stop_gradient only matters to autodiff; this pass runs after autodiff, when
 the marker has done its job, so it is dropped like an identity.
@@ -186,11 +186,10 @@ RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("add", "sub")), lambda m: (m.x, f"{m.n.op}(x, 0)") if m.cy == 0 else None),
     (Pattern(ops=("add",)), lambda m: (m.ins[1], "add(0, x)") if m.cx == 0 else None),
     (Pattern(ops=("sub",)), lambda m: (m.b.neg(m.ins[1]), "sub(0, x)") if m.cx == 0 else None),
-    (Pattern(ops=("mul", "div", "pow")), lambda m: (m.x, f"{m.n.op}(x, 1)") if m.cy == 1 else None),
+    (Pattern(ops=("mul", "div")), lambda m: (m.x, f"{m.n.op}(x, 1)") if m.cy == 1 else None),
     (Pattern(ops=("mul",)), lambda m: (m.ins[1], "mul(1, x)") if m.cx == 1 else None),
     (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.x), "mul(x, -1)") if m.cy == -1 else None),
     (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.ins[1]), "mul(-1, x)") if m.cx == -1 else None),
-    (Pattern(ops=("pow",)), lambda m: (m.b.mul(m.x, m.x), "pow(x, 2)") if m.cy == 2 else None),
     (Pattern(ops=("where",)), lambda m: _leaky(m.b, m.ins, m.uses)),
     (Pattern(kinds=("binary", "compare", "select")), lambda m: _implicit_broadcast(m.b, m.n, m.ins)),
     (Pattern(ops=("neg",), inner=("neg",)), lambda m: (m.inner.inputs[0], "neg(neg(x))")),

@@ -31,6 +31,11 @@ def test_views_are_movement_ops_of_one_operand_and_the_identity_marker():
     assert all(PRIMITIVES[n].arity == 1 for n in views)
 
 
+def test_fold_leaves_exactly_arguments_and_random_draws():
+    assert {n for n, p in PRIMITIVES.items() if not p.foldable} == {
+        "arg", "random_uniform", "random_normal", "rng_uniform"}
+
+
 def test_elementwise_ops_may_overwrite_any_operand_and_nothing_else_does():
     for name, p in PRIMITIVES.items():
         if p.elementwise and not p.view:

@@ -95,6 +95,12 @@ def test_size_of_static_dims_folds_even_on_a_non_constant():
           %1 = exp(%0) : f32[4]
           return out=%1
         }"""),
+    ("a counter-based draw from a constant key is not folded either", """
+        graph g() {
+          %0 = const() {value=7} : i32[]
+          %1 = rng_uniform(%0) {seed=3} : f32[4]
+          return out=%1
+        }"""),
     ("args are not constants", """
         graph g(%x: f32[4] input) {
           %0 = const() {value=1.0} : f32[]

@@ -50,6 +50,26 @@ def test_reaches_the_expected_fixed_point():
     assert again is out and len(records2) == len(DEFAULT_PASSES) and not any(r.changed for r in records2)
 
 
+def test_pow_by_a_constant_is_decomposed_even_when_fold_makes_the_constant():
+    # simplify has no pow rules (decompose owns them); an exponent that only fold turns into
+    # a constant is still rewritten, by decompose in the next round.
+    g = parse_graph(dedent("""
+        graph g(%x: f32[3] input) {
+          %0 = const() {value=1.0} : f32[]
+          %1 = add(%0, %0) : f32[]
+          %2 = pow(%x, %1) : f32[3]
+          %3 = pow(%x, %0) : f32[3]
+          return a=%2, b=%3
+        }"""))
+    out, records = optimize(g)
+    assert print_graph(out, with_locs=False) == dedent("""\
+        graph g(%x: f32[3] input) {
+          %0 = mul(%x, %x) : f32[3]
+          return a=%0, b=%x
+        }""")
+    assert any("pow(x, 2) -> x * x" in c for r in records if r.name == "decompose" for c in r.changes)
+
+
 def test_records_name_the_changes():
     _, records = optimize(parse_graph(SRC))
     changes = {r.name: r.changes for r in records[:len(DEFAULT_PASSES)]}
