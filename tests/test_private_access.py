@@ -50,3 +50,12 @@ def test_train_report_and_cli_touch_no_private_attribute_of_model_or_state():
     private = private_names(PKG / "model.py", "Model") | private_names(PKG / "runtime.py", "State")
     found = [hit for path in CLIENTS for hit in reaches(path, private)]
     assert not found, "private attributes of Model/State used outside them:\n" + "\n".join(found)
+
+
+def test_backend_and_train_tests_use_the_public_model_api_too():
+    # `m.backend` and a spy on its `compile` say what `m._backend` / `m._compiled` did
+    private = private_names(PKG / "model.py", "Model") | private_names(PKG / "runtime.py", "State")
+    tests = Path(__file__).parent
+    paths = sorted((tests / "backends").rglob("*.py")) + sorted((tests / "train").rglob("*.py"))
+    found = [hit for path in paths for hit in reaches(path, private)]
+    assert not found, "tests reaching into Model/State internals:\n" + "\n".join(found)

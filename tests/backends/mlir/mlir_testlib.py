@@ -44,7 +44,7 @@ class Pair:
             self.data = self._data()
         finally:
             os.chdir(cwd)
-        self.functions = self.mlir._backend.compile_model(self.mlir)
+        self.functions = self.mlir.backend.compile_model(self.mlir)
 
     def _data(self) -> dict:
         low = self.np.lowered

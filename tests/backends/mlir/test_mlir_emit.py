@@ -40,7 +40,7 @@ graph Chain {
 
 def module(source_or_path, backend="mlir") -> str:
     m = nnc.compile(source_or_path, backend=backend)
-    return m._backend.emit_stage(m, "mlir")
+    return m.backend.emit_stage(m, "mlir")
 
 
 def ops_used(text: str) -> set[str]:
@@ -97,7 +97,7 @@ def test_iris_module_reads_like_the_ir():
 def test_elementwise_chain_is_one_generic():
     """swish(leaky_relu(1.5*x + 0.25)): every IR op in one linalg.generic, no temporaries."""
     m = nnc.compile(CHAIN, backend="mlir")
-    text = m._backend.emit(m.graph("predict"))
+    text = m.backend.emit(m.graph("predict"))
     assert len(generics(text)) == 1
     comment = [ln for ln in text.splitlines() if "// fused:" in ln]
     assert len(comment) == 1
@@ -115,7 +115,7 @@ graph G {
     input c: f32[B, 1]
     output exp(x + b) * c
 }""", backend="mlir")
-    text = m._backend.emit(m.graph("predict"))
+    text = m.backend.emit(m.graph("predict"))
     assert len(generics(text)) == 1
     assert "affine_map<(d0, d1) -> (d1)>" in text         # b along the columns
     assert "affine_map<(d0, d1) -> (d0, 0)>" in text      # c's unit axis
@@ -127,7 +127,7 @@ graph G {
     input x: f32[B, 5]
     output sum(exp(x) * 2.0, axis=1)
 }""", backend="mlir")
-    text = m._backend.emit(m.graph("predict"))
+    text = m.backend.emit(m.graph("predict"))
     assert len(generics(text)) == 1
     assert re.search(r"// reduction: %\d+ exp, %\d+ mul, %\d+ sum", text)
     assert 'iterator_types = ["parallel", "reduction"]' in text

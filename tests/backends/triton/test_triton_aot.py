@@ -26,7 +26,7 @@ def _items(names):
         kinds = ("predict", "train_step") if m.lowered.kind == "model" else ("predict",)
         for kind in kinds:
             g = m.graph(kind)
-            _, text, kernels = m._backend.generated(g)
+            _, text, kernels = m.backend.generated(g)
             if kernels:
                 items.append((f"{name}/{kind}", write_module(g.name, text), kernels))
     return items

@@ -46,7 +46,7 @@ def test_mlp_adam_training_step_takes_at_most_12_kernels(mlp):
     kinds = [k.kind for k in plan.kernels]
     assert kinds.count("matmul") == 8                 # 3 forward, 2 input-grads, 3 weight-grads
     assert "fallback" not in kinds
-    line = [x for x in mlp._backend.summary_lines(mlp) if "training step" in x]
+    line = [x for x in mlp.backend.summary_lines(mlp) if "training step" in x]
     assert line and line[0].strip() == f"kernels per training step: {plan.launches()}"
 
 

@@ -39,14 +39,14 @@ def _mm(M, N, K, batch=1, dtype="f32"):
 
 def test_every_matmul_of_the_mlp_step_fills_an_h100_at_batch_256():
     m = nnc.compile(MLP, backend="triton")
-    _, _, kernels = m._backend.generated(m.graph("train_step"))
+    _, _, kernels = m.backend.generated(m.graph("train_step"))
     rows = [r for r in tuning.launch_table(kernels, {"B": 256}, arch=90) if r["kind"] == "matmul"]
     assert len(rows) == 8 and rows[0]["sms"] == 132
     for r in rows:
         assert r["ctas"] >= 132, r
     # the skinny ones only get there by splitting K: [256, 10] logits and the [512, 10] weight gradient
     assert any(r["blocks"]["SPLIT_K"] > 1 for r in rows)
-    text = m._backend.emit_stage(m, "kernels", target="sm_90")
+    text = m.backend.emit_stage(m, "kernels", target="sm_90")
     assert "launches at B=" in text and "132 SMs" in text and "split-K" in text
 
 

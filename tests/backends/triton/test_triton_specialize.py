@@ -85,7 +85,7 @@ def test_pointwise_ptx_vectorises_and_divides_ieee(fresh_cache):
 def test_matmul_cp_async_is_16_bytes_and_the_manifest_lists_every_entry_param(fresh_cache):
     m = nnc.compile(MLP, backend="triton")
     g = m.graph("predict")
-    _, text, kernels = m._backend.generated(g)
+    _, text, kernels = m.backend.generated(g)
     mm = kernels[0]
     assert mm.kind == "matmul"
     res = aot.compile_kernels(write_module(g.name, text), [mm], aot.parse_target("sm_90"))[mm.name]
