@@ -302,6 +302,8 @@ class Model:
         with one input (`m.predict(X)`, as Keras); one output alone, several as a tuple."""
         from .train.keras_api import collect
         inputs = collect(self, x, None, inputs, "predict")
+        from .train.memcheck import check_forward
+        check_forward(self, inputs)     # a clear ResourceError, not a MemoryError halfway through
         out = self.run("predict", inputs)
         values = tuple(self._backend.to_numpy(out[n]) for n in self.lowered.output_names)
         return values[0] if len(values) == 1 else values

@@ -8,6 +8,9 @@ else what the system reports).
 """
 from __future__ import annotations
 
+import os
+import weakref
+
 import numpy as np
 
 from ..ir.limits import available_memory, fmt_bytes, nbytes
@@ -25,6 +28,38 @@ def check_call(model, kind: str, data: dict, what: str, hint: str) -> None:
     total, largest = step_bytes(model.graph(kind), bindings)
     if total <= available:
         return
+    _refuse(total, largest, bindings, available, what, hint)
+
+
+# model -> {symbol sizes: (bytes, largest node)}: Model.forward checks every call, and
+# the memory plan behind the estimate costs far more than a small model's forward pass
+_ESTIMATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SMALL = 64 << 20   # bytes a call may need without asking the system what is free
+
+
+def check_forward(model, feeds: dict) -> None:
+    """check_call for Model.forward/predict, the estimate worked out once per batch size."""
+    bindings = bind_symbols(model, feeds, None)
+    memo = _ESTIMATES.setdefault(model, {})
+    key = tuple(sorted(bindings.items()))
+    if key not in memo:
+        if len(memo) >= 64:     # many batch sizes: start over rather than grow without bound
+            memo.clear()
+        memo[key] = step_bytes(model.graph("predict"), bindings)
+    total, largest = memo[key]
+    if total < _SMALL and not os.environ.get("NNC_MEMORY_LIMIT"):
+        return      # reading /proc/meminfo would cost half a small model's forward pass
+    available = available_memory()
+    if available is not None and total > available:
+        low = model.lowered
+        rows = [len(v) for v in feeds.values() if np.ndim(v)]
+        if low.kind == "graph" or not rows:
+            _refuse(total, largest, bindings, available, f"running graph {low.name}", "feed smaller arrays")
+        _refuse(total, largest, bindings, available, f"predicting {rows[0]} rows at once",
+                "give predict a batch_size")
+
+
+def _refuse(total, largest, bindings, available, what, hint):
     where = ""
     if largest is not None:
         name = (f"{largest.attr['role']} '{largest.attr['name']}'" if largest.op == "arg"

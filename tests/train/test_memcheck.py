@@ -66,3 +66,34 @@ def test_evaluate_is_checked(monkeypatch):
     record = m.evaluate(x=x[:8], y=y[:8])
     pred = m.predict(x=x[:8])
     assert record["loss"] == pytest.approx(float(np.mean(pred ** 2)), rel=1e-5)
+
+
+def test_predict_through_the_python_api_is_refused_before_allocating(monkeypatch):
+    import tracemalloc
+    m = nnc.compile(WIDE)
+    monkeypatch.setenv("NNC_MEMORY_LIMIT", "64M")
+    huge = np.broadcast_to(np.ones(4, np.float32), (10 ** 9, 4))   # a view: 16 bytes of data
+    tracemalloc.start()
+    try:
+        for call in (m.predict, m.forward, m):          # the estimate is remembered: refused each time
+            # the hidden layer alone: 1e9 * 4096 * 4 bytes = 14.9 TiB
+            with pytest.raises(ResourceError, match=r"^predicting 1000000000 rows at once needs about "
+                                                    r"\d+\.\d TiB of memory \(B = 1000000000; the largest array is "
+                                                    r"matmul at .*, f32\[B,4096\] = 14\.9 TiB\), more than the "
+                                                    r"64\.0 MiB available; give predict a batch_size$"):
+                call(x=huge)
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20     # nothing near the batch's size was allocated
+    finally:
+        tracemalloc.stop()
+    x = np.arange(32, dtype=np.float32).reshape(8, 4) / 10
+    p = m.params
+    want = (x @ p["h.kernel"] + p["h.bias"]) @ p["out.kernel"] + p["out.bias"]
+    np.testing.assert_allclose(m.predict(x=x), want, rtol=1e-5)     # a batch that fits runs
+
+
+def test_graph_blocks_through_the_python_api_are_checked(monkeypatch):
+    m = nnc.compile(OUTER)
+    monkeypatch.setenv("NNC_MEMORY_LIMIT", "64M")
+    with pytest.raises(ResourceError, match=r"^running graph G needs about 381\.5 MiB .* feed smaller arrays$"):
+        m.forward(x=np.ones(10000, np.float32))
+    np.testing.assert_array_equal(m.forward(x=np.arange(3, dtype=np.float32)), np.outer([0, 1, 2], [0, 1, 2]))
