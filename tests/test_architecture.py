@@ -17,7 +17,7 @@ PKG = "nncompiler"
 
 # bottom first; a module may import its own layer or a lower one
 LAYERS = [
-    ("errors", "fsutil", "version", "sourcetext", "cachefs"),
+    ("errors", "fsutil", "version", "sourcetext", "cachefs", "precision"),
     ("ir",),
     ("autodiff", "passes"),
     ("library", "frontend", "onnx", "program"),
