@@ -28,6 +28,7 @@ def quick_run(tmp_path_factory):
     return code, json.loads(out.read_text()), md.read_text()
 
 
+@pytest.mark.slow   # a whole quick benchmark run: CI's slow step runs it
 def test_quick_run_writes_table_and_json(quick_run):
     pytest.importorskip("torch")             # the reference of cases F and G
     code, doc, md = quick_run
@@ -54,6 +55,7 @@ def test_quick_run_writes_table_and_json(quick_run):
     assert nodes["G10"] < nodes["G50"] < nodes["G200"]
 
 
+@pytest.mark.slow   # a whole quick benchmark run: CI's slow step runs it
 def test_nnc_numpy_matches_hand_numpy(quick_run):
     _, doc, _ = quick_run
     for case in doc["cases"]:
@@ -100,6 +102,7 @@ def test_command_line_runs_as_a_module(tmp_path):
     assert json.loads(out.read_text())["cases"][0]["key"] == "D"
 
 
+@pytest.mark.slow   # a whole quick benchmark run: CI's slow step runs it
 def test_case_group_g_runs_every_sequence_length(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "g.json"

@@ -30,6 +30,7 @@ def dry_run(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.slow   # runs gpu_check.sh end to end (~30 s): CI's slow step runs it
 def test_dry_run_checks_parity_and_writes_the_benchmark(dry_run):
     proc, out = dry_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
