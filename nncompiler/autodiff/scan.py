@@ -83,13 +83,13 @@ def scan_vjp(b: Builder, n: Node, cts: dict[int, int], own: int, operands) -> li
     outs += [(f"ct.{x.attr['name']}", ct_of(x)) for x in seq_diff]
     bwd = bb.build(outs)
 
-    # the backward scan, run from the last step to the first
+    # the backward scan walks the steps in the opposite order to the forward one
     own_types = types[:own]
     c_init = [cts.get(k) if k in cts else _zeros(b, own_types[k]) for k in range(nc)]
     acc_init = [_zeros(b, x.type) for x in inv_diff]
     ys_ct = [cts.get(nc + k) if nc + k in cts else _zeros(b, own_types[nc + k]) for k in range(len(y_nodes))]
     seqs = residuals + list(operands[nc:nc + ns]) + ys_ct
-    out = b.loop(bwd, c_init + acc_init, seqs, operands[nc + ns:], axis=axis, reverse=True, length=length)
+    out = b.loop(bwd, c_init + acc_init, seqs, operands[nc + ns:], axis=axis, reverse=not a.get("reverse"), length=length)
     grads: list = list(out[:nc]) + [None] * (ns + len(inv_args))
     it = iter(out[nc:nc + len(inv_diff)])
     for k, x in enumerate(inv_args):
