@@ -17,6 +17,10 @@ from ..ir.graph import Builder, Graph
 from ..ir.text import value_names
 from .records import PassRecord
 
+# Scans this short are unrolled before autodiff (frontend/lower.py): a step's ~15 numpy calls
+# cost less inline than through a loop's per-step call, copy and backward recomputation.
+UNROLL_MAX_LENGTH = 16
+
 # Which backends run a scan as a loop; the others see it unrolled (backends call `unroll`).
 HAS_SCAN = {"numpy": True, "triton": False, "mlir": False}
 
