@@ -116,9 +116,9 @@ def _compare(layer, batch, steps, features, units, return_sequences, seed=0, use
         np.testing.assert_allclose(grads[name], want, rtol=RTOL, atol=ATOL, err_msg=f"grad.{name}")
 
 
-# batch 1, T = 1, T = 7, units != F, both output modes; T = 23 is past UNROLL_MAX_LENGTH, so the
-# layer runs as a scan (and its gradient as a reverse scan) instead of unrolled
-SHAPES = [(1, 1, 3, 4), (2, 7, 3, 5), (3, 4, 6, 2), (1, 7, 1, 3), (2, 23, 3, 4)]
+# batch 1, T = 1 (unrolled: UNROLL_MAX_LENGTH), T = 7 (a scan, and a reverse scan for the
+# gradient), units != F, both output modes
+SHAPES = [(1, 1, 3, 4), (2, 7, 3, 5), (3, 4, 6, 2), (1, 7, 1, 3)]
 
 
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
@@ -137,7 +137,7 @@ def test_without_bias(layer):
 def test_go_backwards_reads_the_sequence_reversed(layer):
     # Keras: the sequence is processed from the last step; return_sequences gives the outputs in
     # processing order, i.e. torch run on the flipped input
-    for steps in (6, UNROLL_MAX_LENGTH + 3):   # unrolled, and a reverse scan
+    for steps in (UNROLL_MAX_LENGTH, 6):   # unrolled, and a reverse scan
         _compare(layer, 2, steps, 3, 4, True, seed=2, extra=", go_backwards=true", go_backwards=True)
         _compare(layer, 2, steps, 3, 4, False, seed=3, extra=", go_backwards=true", go_backwards=True)
 
@@ -233,16 +233,14 @@ def test_user_errors_are_located_diagnostics(body, x, message):
     assert re.match(r"<string>:5:\d+: error: ", text), text
 
 
-def test_short_sequences_unroll_and_project_the_input_once():
+def test_short_sequences_unroll_and_long_ones_loop_projecting_the_input_once():
     def counts(steps):
         m = _model("h = lstm(x, 4)", f"f32[B, {steps}, 3]")
         return m.unoptimized_graph("predict").op_counts()
-    c5, c10 = counts(5), counts(10)
-    # one input projection, one recurrent matmul per step, plus the dense layer; no loop left
-    assert c5["matmul"] == 1 + 5 + 1 and c10["matmul"] == 1 + 10 + 1
-    assert "scan" not in c10
-    per_step = sum(c10.values()) - sum(c5.values())
-    assert per_step // 5 <= 25
+    short, long = counts(UNROLL_MAX_LENGTH), counts(UNROLL_MAX_LENGTH + 4)
+    # one input projection, one recurrent matmul per step (in the body), plus the dense layer
+    assert "scan" not in short and short["matmul"] == 1 + UNROLL_MAX_LENGTH + 1
+    assert long["scan"] == 1 and long["matmul"] == 1 + 1
 
 
 @pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
