@@ -1,4 +1,4 @@
-"""Recurrent layers (rnn, lstm, gru) over [B, T, F] inputs, unrolled over a static T.
+"""Recurrent layers (rnn, lstm, gru) over [B, T, F] inputs, as one `scan` over a static T.
 
 Layout and gate order are Keras's, so weights carry across: a layer bound to `h` owns
 
@@ -10,25 +10,15 @@ with G = 1 (rnn), 4 (lstm: gates i, f, c, o) or 3 (gru: gates z, r, h). The
 initial state is zero. The output is the last hidden state [B, units], or every
 hidden state [B, T, units] with `return_sequences=true`.
 
-Why the time loop is unrolled at compile time
----------------------------------------------
-T must be static, and the layer is a Python loop that emits the IR of every time
-step one after another (slice x_t, matmul with the recurrent kernel, gates,
-activations). The IR has no loop construct, and does not need one for this:
-
-  * the unrolled graph is ordinary straight-line IR, so every pass and backend
-    handles it unchanged, and shapes are checked per step like any other graph;
-  * autodiff then gives backpropagation through time for free: the reverse pass
-    walks the unrolled steps backwards and sums the cotangents of the shared
-    kernels over time, exactly as BPTT does, with no new VJP rule;
-  * the cost is graph size: roughly 15-20 forward nodes per step (and about twice
-    as many backward), growing linearly with T. That is fine for T up to ~100;
-    longer sequences would want a `scan`-like loop primitive.
-
-Two things keep the unrolled graph cheap. The input projection x @ kernel (+ the
-input bias) is ONE matmul over all of [B, T, F] before the loop; each step only
-slices its row out of it. And because the initial state is zero, step 0 skips the
-recurrent matmul (h0 @ recurrent_kernel = 0) instead of materialising a zero state.
+The time loop is IR
+-------------------
+The input projection x @ kernel (+ the input bias) is ONE matmul over all of [B, T, F];
+then one `scan` runs the step (recurrent matmul, gates, activations) with the state as
+its carries, the projection as its sequence and the recurrent kernel (and gru's
+recurrent bias) as invariants. The graph's size does not depend on T, autodiff gives
+backpropagation through time as a reverse scan (autodiff/scan.py), and the front end
+unrolls the scan when T is at most passes/unroll.UNROLL_MAX_LENGTH, where straight-line
+code is faster.
 
 Differences from Keras: there is no orthogonal initialiser yet, so the recurrent
 kernel defaults to glorot_uniform (Keras: orthogonal); dropout,
