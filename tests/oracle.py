@@ -184,6 +184,14 @@ def every_primitive_graph() -> Graph:
     outs["iota"] = b.iota(axis=1, dtype="i32", shape=(2, 5))
     outs["random_uniform"] = b.random_uniform(low=-1.0, high=1.0, seed=7, dtype="f32", shape=(3,))
     outs["random_normal"] = b.random_normal(mean=0.0, stddev=0.5, seed=8, dtype="f64", shape=(2, 2))
+    # a cumulative product along axis 1, carrying the running product (a scan and its results)
+    step = Builder("cumprod")
+    acc = step.argument("acc", "carry", TensorType("f32", (2,)))
+    col = step.argument("col", "input", TensorType("f32", (2,)))
+    prod = step.mul(acc, col)
+    final, running = b.loop(step.build({"acc": prod, "running": prod}),
+                            [b.broadcast_to(b.scalar(1.0), shape=(2,))], [p], axis=1)
+    outs["scan"], outs["scan_out"] = final, running
     if "rng_uniform" in PRIMITIVES:
         outs["rng_uniform"] = b.rng_uniform(key, seed=9, dtype="f32", shape=(2, 2))
     return b.build(outs)

@@ -49,10 +49,10 @@ def test_quick_run_writes_table_and_json(quick_run):
             assert r["ratio_to_best_peer"] > 0
             assert r["cold_s"] > 0 and r["warm_s"] > 0
             assert f"| {case['key']} | " in md
-        # nnc reports the size of the graph it runs; the LSTM's train step grows with T
+        # nnc reports the size of the graph it runs
         assert rows["nnc:numpy"]["graph_nodes"] > 0
     nodes = {c["key"]: next(r for r in c["rows"] if r["nnc"])["graph_nodes"] for c in doc["cases"]}
-    assert nodes["G10"] < nodes["G50"] < nodes["G200"]
+    assert nodes["G50"] == nodes["G200"]   # the lstm is one scan whatever T (G10's single step is unrolled)
 
 
 @pytest.mark.slow   # a whole quick benchmark run: CI's slow step runs it

@@ -237,7 +237,15 @@ def _select_scatter(b: Builder, n: Node, g: int, x, gy):
 
 
 # op -> rule(builder, node, g, *operand_nodes) -> tuple of cotangents (or None), one per operand
+def _through_driver(b, n, g, *operands):
+    # A scan has several results, read through scan_out; reverse.backprop gathers their
+    # cotangents per result index and calls autodiff/scan.py's scan_vjp with all of them.
+    raise ShapeError(f"{n.op} is differentiated by reverse.backprop, not by a one-cotangent rule")
+
+
 VJP = {
+    "scan": _through_driver,
+    "scan_out": _through_driver,
     "add": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, g, y.shape)),
     "sub": lambda b, n, g, x, y: (unbroadcast(b, g, x.shape), unbroadcast(b, b.neg(g), y.shape)),
     "mul": lambda b, n, g, x, y: (unbroadcast(b, b.mul(g, y.id), x.shape), unbroadcast(b, b.mul(g, x.id), y.shape)),

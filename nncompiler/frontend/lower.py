@@ -21,6 +21,7 @@ from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
 from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
 from ..library.tensor_ops import TENSOR_OPS, matmul_any
+from ..passes.unroll import UNROLL_MAX_LENGTH, unroll
 from ..program import LayerInfo, LoweredModel, TrainConfig
 from ..ir.limits import MAX_DIM, check_type
 from . import ast
@@ -535,6 +536,9 @@ def lower_block(block: ast.ModelBlock, train: TrainConfig | None, file: str) -> 
     model = BlockLowerer(block, train, file, seed, training=True).lower()
     unbound_symbols(model.forward, [*model.inputs.values(), *model.targets.values()])
     model.inference = BlockLowerer(block, train, file, seed, training=False).lower().forward
+    # short loops run faster unrolled: the compiler decides by length, before autodiff
+    model.forward = unroll(model.forward, UNROLL_MAX_LENGTH)[0]
+    model.inference = unroll(model.inference, UNROLL_MAX_LENGTH)[0]
     return model
 
 

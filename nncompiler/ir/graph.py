@@ -173,6 +173,20 @@ class Builder:
     def constant(self, value, dtype: str, shape) -> int:
         return self.emit("const", (), value=value, dtype=dtype, shape=tuple(shape))
 
+    def loop(self, body: Graph, carries, seqs=(), invariants=(), axis: int = 0,
+             reverse: bool = False, length: int | None = None) -> list[int]:
+        """Emit a `scan` of `body` and one `scan_out` per result: returns the final carries'
+        ids, then the stacked per-step outputs' ids."""
+        if length is None:
+            length = self.shape(seqs[0])[axis]
+        s = self.emit("scan", tuple(carries) + tuple(seqs) + tuple(invariants), body=body,
+                      n_carry=len(carries), n_seq=len(seqs), axis=axis, length=length,
+                      reverse=bool(reverse))
+        from .primitives import scan_result_types
+        types = scan_result_types([self._types[i] for i in self.nodes[-1].inputs], self.nodes[-1].attr)
+        return [self.emit("scan_out", (s,), index=k, dtype=t.dtype, shape=t.shape)
+                for k, t in enumerate(types)]
+
     @contextlib.contextmanager
     def at(self, loc: Loc | None):
         saved = self._loc

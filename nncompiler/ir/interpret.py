@@ -210,6 +210,21 @@ def _select_scatter(n, a, env):
     for k, t in enumerate(taps):     # np.argmax: the first maximal tap, torch's tie rule
         _tap(out, t, outs, at["stride"], ones)[...] += np.where(first == k, g, 0)
     return out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], at["padding"]))]
+def _scan(n, a, env):
+    """lax.scan's semantics, one body interpretation per step: a tuple of the final carries
+    and the per-step outputs stacked along `axis` (scan_out picks one)."""
+    at = n.attr
+    nc, ns, axis, length = at["n_carry"], at["n_seq"], at["axis"], at["length"]
+    body = at["body"]
+    names = [x.attr["name"] for x in body.args]
+    carries, seqs, inv = list(a[:nc]), a[nc:nc + ns], list(a[nc + ns:])
+    lead = (slice(None),) * axis
+    steps: dict[int, list] = {}
+    for t in (range(length - 1, -1, -1) if at.get("reverse") else range(length)):
+        out = list(interpret(body, dict(zip(names, carries + [s[lead + (t,)] for s in seqs] + inv))).values())
+        carries, steps[t] = out[:nc], out[nc:]
+    stacked = [np.stack([steps[t][k] for t in range(length)], axis=axis) for k in range(len(steps[0]))]
+    return tuple(carries) + tuple(stacked)
 
 
 RULES: dict[str, Callable] = {
@@ -261,6 +276,8 @@ RULES: dict[str, Callable] = {
     "conv": _conv,
     "reduce_window": _reduce_window,
     "select_scatter": _select_scatter,
+    "scan": _scan,
+    "scan_out": lambda n, a, env: a[0][n.attr["index"]],
 }
 
 
@@ -288,5 +305,6 @@ def interpret(graph: Graph, args: dict | None = None) -> dict[str, np.ndarray]:
                 raise KeyError(f"{graph.name}: missing argument {name!r}")
             values[n.id] = np.asarray(args[name])
             continue
-        values[n.id] = np.asarray(RULES[n.op](n, [values[i] for i in n.inputs], env))
+        out = RULES[n.op](n, [values[i] for i in n.inputs], env)
+        values[n.id] = out if n.op == "scan" else np.asarray(out)   # a scan's value: its results
     return {name: values[i] for name, i in graph.outputs}

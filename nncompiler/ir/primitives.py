@@ -15,6 +15,7 @@ Kinds group ops the way fusion and codegen think about them:
   movement  reshape / transpose / broadcast_to / slice / pad / concat / gather / scatter_add
   matmul    batched matrix product
   window    convolution and windowed reductions over the spatial axes of [N, *spatial, C]
+  control   `scan` (a loop whose body is a Graph) and `scan_out` (reads one of its results)
 
 Besides its type rule, each entry declares once the properties that passes and
 backends would otherwise keep as their own lists of op names (`commutative`,
@@ -383,6 +384,49 @@ def _select_scatter(ts, attrs):
     if g.dtype != x.dtype or tuple(g.shape) != tuple(want.shape):
         raise ShapeError(f"select_scatter's g must be {want}, got {g}")
     return x
+def scan_result_types(ts, attrs) -> list[TensorType]:
+    """A scan's results, checked against its body's signature (as lax.scan): operands are
+    `n_carry` initial carries, `n_seq` sequences scanned along `axis` (each of length
+    `length`), then loop-invariant operands; the body takes (carries, one step of each
+    sequence, invariants) and returns (new carries, per-step outputs). Results are the
+    final carries, then each per-step output stacked along `axis`."""
+    body, nc, ns, axis, length = (attrs[k] for k in ("body", "n_carry", "n_seq", "axis", "length"))
+    if not isinstance(length, int) or length < 1:
+        raise ShapeError(f"scan length must be a positive integer, got {length}")
+    step_types = []
+    for t in ts[nc:nc + ns]:
+        if not 0 <= axis < t.rank or t.shape[axis] != length:
+            raise ShapeError(f"scan sequence {t} has no axis {axis} of length {length}")
+        step_types.append(TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:]))
+    want = list(ts[:nc]) + step_types + list(ts[nc + ns:])
+    got = [a.type for a in body.args]
+    if got != want:
+        raise ShapeError(f"scan body takes ({', '.join(map(str, got))}), "
+                         f"operands give ({', '.join(map(str, want))})")
+    outs = [body[i].type for _, i in body.outputs]
+    if len(outs) < nc or outs[:nc] != list(ts[:nc]):
+        raise ShapeError(f"scan body's first {nc} outputs must have the carries' types "
+                         f"({', '.join(map(str, ts[:nc]))})")
+    stacked = []
+    for t in outs[nc:]:
+        if axis > t.rank:
+            raise ShapeError(f"scan output {t} has no axis {axis} to stack along")
+        stacked.append(TensorType(t.dtype, t.shape[:axis] + (length,) + t.shape[axis:]))
+    return outs[:nc] + stacked
+
+
+def _scan(ts, attrs):
+    # A node has one type; a scan's is its result 0's (its results are read through scan_out).
+    results = scan_result_types(ts, attrs)
+    if not results:
+        raise ShapeError("a scan must have at least one result")
+    return results[0]
+
+
+def _scan_out(ts, attrs):
+    # The result's type is an attribute (as a source's): a type rule sees only its operand's
+    # type, so the verifier checks it against the scan's results.
+    return TensorType(attrs["dtype"], tuple(attrs["shape"]))
 
 
 # ---- the table ----------------------------------------------------------------
@@ -471,6 +515,9 @@ _def("sparse_xent_grad", "reduce", 2, lambda ts, attrs: _sparse_xent_type(ts, Tr
 _def("conv", "window", 2, _conv, ("stride", "padding", "dilation", "groups"))
 _def("reduce_window", "window", 1, _reduce_window, ("kind", "window", "stride", "padding"))
 _def("select_scatter", "window", 2, _select_scatter, ("window", "stride", "padding"))
+# control flow: a loop with a body graph (autodiff/scan.py differentiates it as a reverse scan)
+_def("scan", "control", None, _scan, ("body", "n_carry", "n_seq", "axis", "length", "reverse"))
+_def("scan_out", "control", 1, _scan_out, ("index", "dtype", "shape"))
 
 
 def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:
@@ -479,7 +526,7 @@ def infer_type(op: str, in_types: list[TensorType], attrs: dict) -> TensorType:
         raise ShapeError(f"unknown primitive '{op}'")
     if prim.arity is not None and len(in_types) != prim.arity:
         raise ShapeError(f"{op} takes {prim.arity} operands, got {len(in_types)}")
-    missing = [a for a in prim.attrs if a not in attrs and a not in ("keepdims",)]
+    missing = [a for a in prim.attrs if a not in attrs and a not in ("keepdims", "reverse")]
     if missing:
         raise ShapeError(f"{op} is missing attribute(s) {', '.join(missing)}")
     unknown = [a for a in attrs if a not in prim.attrs]

@@ -40,6 +40,8 @@ def fmt_attr(v) -> str:
         return v if _BARE.fullmatch(v) else json.dumps(v)
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(fmt_attr(x) for x in v) + "]"
+    if isinstance(v, Graph):  # a scan's body: a nested region, indented under its node
+        return print_graph(v).replace("\n", "\n  ")
     raise TypeError(f"cannot print attribute {v!r}")
 
 
@@ -70,7 +72,7 @@ def print_graph(g: Graph, with_locs: bool = True) -> str:
         operands = ", ".join(names[i] for i in n.inputs)
         text = f"  {names[n.id]} = {n.op}({operands})"
         # a source's dtype and shape are its printed type; don't say them twice
-        shown = [(k, v) for k, v in n.attrs if not (n.prim.kind in ("source", "random") and k in ("dtype", "shape"))]
+        shown = [(k, v) for k, v in n.attrs if not (_typed_by_attrs(n.op) and k in ("dtype", "shape"))]
         if shown:
             text += " {" + ", ".join(f"{k}={fmt_attr(v)}" for k, v in shown) + "}"
         text += f" : {n.type}"
@@ -81,6 +83,11 @@ def print_graph(g: Graph, with_locs: bool = True) -> str:
     lines.append(f"  return {outs}")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _typed_by_attrs(op: str) -> bool:
+    """Ops whose dtype and shape attributes are their type (printed once, as the type)."""
+    return op == "scan_out" or (op in PRIMITIVES and PRIMITIVES[op].kind in ("source", "random"))
 
 
 def print_graphs(graphs) -> str:
@@ -144,6 +151,8 @@ class _Tokens:
 
 
 def _parse_attr(t: _Tokens):
+    if t.peek()[1] == "graph":  # a nested region (a scan's body)
+        return _parse_one(t)
     kind, text, line, col = t.next()
     if text == "[":
         items = []
@@ -245,7 +254,7 @@ def _parse_one(t: _Tokens) -> Graph:
             t.expect(")")
             loc = Loc(f, int(line), int(col))
         op = op_tok[1]
-        if op in PRIMITIVES and PRIMITIVES[op].kind in ("source", "random"):
+        if _typed_by_attrs(op):
             attrs.setdefault("dtype", declared.dtype)
             attrs.setdefault("shape", declared.shape)
         node_id = _guard(t, op_tok, lambda: b.emit(op, operands, loc=loc, **attrs))

@@ -1,4 +1,4 @@
-"""Recurrent layers (rnn, lstm, gru) over [B, T, F] inputs, unrolled over a static T.
+"""Recurrent layers (rnn, lstm, gru) over [B, T, F] inputs, as one `scan` over a static T.
 
 Layout and gate order are Keras's, so weights carry across: a layer bound to `h` owns
 
@@ -10,25 +10,15 @@ with G = 1 (rnn), 4 (lstm: gates i, f, c, o) or 3 (gru: gates z, r, h). The
 initial state is zero. The output is the last hidden state [B, units], or every
 hidden state [B, T, units] with `return_sequences=true`.
 
-Why the time loop is unrolled at compile time
----------------------------------------------
-T must be static, and the layer is a Python loop that emits the IR of every time
-step one after another (slice x_t, matmul with the recurrent kernel, gates,
-activations). The IR has no loop construct, and does not need one for this:
-
-  * the unrolled graph is ordinary straight-line IR, so every pass and backend
-    handles it unchanged, and shapes are checked per step like any other graph;
-  * autodiff then gives backpropagation through time for free: the reverse pass
-    walks the unrolled steps backwards and sums the cotangents of the shared
-    kernels over time, exactly as BPTT does, with no new VJP rule;
-  * the cost is graph size: roughly 15-20 forward nodes per step (and about twice
-    as many backward), growing linearly with T. That is fine for T up to ~100;
-    longer sequences would want a `scan`-like loop primitive.
-
-Two things keep the unrolled graph cheap. The input projection x @ kernel (+ the
-input bias) is ONE matmul over all of [B, T, F] before the loop; each step only
-slices its row out of it. And because the initial state is zero, step 0 skips the
-recurrent matmul (h0 @ recurrent_kernel = 0) instead of materialising a zero state.
+The time loop is IR
+-------------------
+The input projection x @ kernel (+ the input bias) is ONE matmul over all of [B, T, F];
+then one `scan` runs the step (recurrent matmul, gates, activations) with the state as
+its carries, the projection as its sequence and the recurrent kernel (and gru's
+recurrent bias) as invariants. The graph's size does not depend on T, autodiff gives
+backpropagation through time as a reverse scan (autodiff/scan.py), and the front end
+unrolls the scan when T is at most passes/unroll.UNROLL_MAX_LENGTH, where straight-line
+code is faster.
 
 Differences from Keras: there is no orthogonal initialiser yet, so the recurrent
 kernel defaults to glorot_uniform (Keras: orthogonal); dropout,
@@ -46,6 +36,7 @@ from . import initializers, regularizers
 from .activations import vid
 from .context import (Activation, Initializer, LayerContext, Regularizer, Spec, Tensor, Value,
                       _stable_seed)
+from ..ir.shapes import TensorType
 from .layers import apply_activation
 
 __all__ = ["rnn", "lstm", "gru", "LAYERS"]
@@ -95,12 +86,6 @@ def _cols(b, z: int, gate: int, units: int) -> int:
                    step=(1,) * (lead + 1))
 
 
-def _step_input(b, xw: int, t: int, batch, width: int) -> int:
-    """Row t of the precomputed [B, T, width] input projection, as [B, width]."""
-    row = b.slice(xw, start=(0, t, 0), stop=(None, t + 1, None), step=(1, 1, 1))
-    return b.reshape(row, shape=(batch, width))
-
-
 def _bias_row(b, bias: int, row: int, width: int) -> int:
     """Row `row` of gru's [2, width] bias, as [width]."""
     return b.reshape(b.slice(bias, start=(row, 0), stop=(row + 1, None), step=(1, 1)), shape=(width,))
@@ -108,11 +93,12 @@ def _bias_row(b, bias: int, row: int, width: int) -> int:
 
 def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recurrent_initializer,
          kernel_regularizer, recurrent_regularizer, return_sequences: bool, go_backwards: bool,
-         bias_decl, step) -> Value:
+         bias_decl, n_state: int, step) -> Value:
     """Declare kernel, recurrent_kernel and (via `bias_decl`) the bias, project the whole input
-    once, then unroll: `step(xw_t, hu, state) -> (h, state)`, where xw_t is the step's input
-    projection [B, G*units], hu = h_{t-1} @ recurrent_kernel (+ recurrent bias) or None when there
-    is nothing to add, and state is None at step 0 (zero initial state)."""
+    once, then emit one `scan` over time whose body is one step:
+    `step(b, xw_t, hu, state) -> (h, state)`, emitting into the body's builder `b`, where xw_t
+    is the step's input projection [B, G*units], hu = h_{t-1} @ recurrent_kernel (+ recurrent
+    bias) and state the `n_state` carries (h first; zeros at t = 0)."""
     b = ctx.b
     x, batch, steps, features, dtype = _check_input(ctx, x, units)
     width = gates * units
@@ -124,23 +110,35 @@ def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recur
     xw = b.matmul(x, kernel)                    # [B, T, G*units]: every step's input projection at once
     if input_bias is not None:
         xw = b.add(xw, input_bias)
-    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
-    state, outputs = None, []
-    for t in order:
-        xt = _step_input(b, xw, t, batch, width)
-        if state is None:                       # h0 = 0: no recurrent matmul at step 0
-            hu = None
-        else:
-            hu = b.matmul(state[0], recurrent)
-        if recurrent_bias is not None:
-            hu = recurrent_bias if hu is None else b.add(hu, recurrent_bias)
-        h, state = step(xt, hu, state)
-        outputs.append(h)
+
+    # the body: (state..., xw_t, recurrent_kernel[, recurrent_bias]) -> (state..., [h])
+    body = Builder(f"{ctx._name('step')}")
+    body._loc = b._loc
+    state_type = TensorType(dtype, (batch, units))
+    state = tuple(body.argument(f"s{k}", "carry", state_type) for k in range(n_state))
+    xt = body.argument("xw", "input", TensorType(dtype, (batch, width)))
+    u = body.argument("recurrent_kernel", "param", TensorType(dtype, (units, width)))
+    invariants = [recurrent]
+    hu = body.matmul(state[0], u)
+    if recurrent_bias is not None:
+        invariants.append(recurrent_bias)
+        hu = body.add(hu, body.argument("recurrent_bias", "param", TensorType(dtype, (width,))))
+    ctx.b = body                                # activations emit through ctx.b
+    try:
+        h, state = step(body, xt, hu, state)
+    finally:
+        ctx.b = b
+    outs = [(f"s{k}", v) for k, v in enumerate(state)] + ([("h", h)] if return_sequences else [])
+    zero = b.broadcast_to(b.scalar(0.0, dtype), shape=(batch, units))
+    # Every length gets a scan; frontend/lower.py unrolls the short ones (passes/unroll.py),
+    # where straight-line code is faster than a loop.
+    results = b.loop(body.build(outs), [zero] * n_state, [xw], invariants, axis=1, reverse=go_backwards)
     if not return_sequences:
-        return Value(outputs[-1])
-    if len(outputs) == 1:
-        return Value(b.reshape(outputs[0], shape=(batch, 1, units)))
-    return Value(b.concat(*(b.reshape(h, shape=(batch, 1, units)) for h in outputs), axis=1))
+        return Value(results[0])
+    hs = results[n_state]
+    if go_backwards:   # Keras returns the states in processing order: last time step first
+        hs = b.gather(hs, b.constant(tuple(range(steps - 1, -1, -1)), "i32", (steps,)), axis=1)
+    return Value(hs)
 
 
 def _plain_bias(ctx: LayerContext, use_bias: bool, init, regularizer):
@@ -162,16 +160,15 @@ def rnn(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "tanh
         recurrent_regularizer: Regularizer = None, bias_regularizer: Regularizer = None,
         go_backwards: bool = False) -> Value:
     """Keras SimpleRNN: h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias), h_0 = 0."""
-    b = ctx.b
     act = _activation(ctx, activation, "activation")
 
-    def step(xt, hu, state):
-        h = act(xt if hu is None else b.add(xt, hu))
+    def step(b, xt, hu, state):
+        h = act(b.add(xt, hu))
         return h, (h,)
 
     return _run(ctx, x, units, 1, kernel_initializer, recurrent_initializer, kernel_regularizer,
                 recurrent_regularizer, return_sequences, go_backwards,
-                _plain_bias(ctx, use_bias, bias_initializer, bias_regularizer), step)
+                _plain_bias(ctx, use_bias, bias_initializer, bias_regularizer), 1, step)
 
 
 def _lstm_bias(ctx: LayerContext, use_bias: bool, init, regularizer, unit_forget_bias: bool, units: int):
@@ -217,26 +214,22 @@ def lstm(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "tan
          go_backwards: bool = False) -> Value:
     """Keras LSTM, gates i, f, c, o (σ = recurrent_activation, act = activation):
     i, f, o = σ(x_t W + h U + b) slices; c̃ = act(...); c_t = f ⊙ c_{t-1} + i ⊙ c̃; h_t = o ⊙ act(c_t)."""
-    b = ctx.b
     act = _activation(ctx, activation, "activation")
     gate = _activation(ctx, recurrent_activation, "recurrent_activation")
 
-    def step(xt, hu, state):
-        z = xt if hu is None else b.add(xt, hu)
+    def step(b, xt, hu, state):
+        z = b.add(xt, hu)
         i = gate(_cols(b, z, 0, units))
+        f = gate(_cols(b, z, 1, units))
         cand = act(_cols(b, z, 2, units))
         o = gate(_cols(b, z, 3, units))
-        if state is None:                       # c0 = 0: the forget gate has nothing to keep
-            c = b.mul(i, cand)
-        else:
-            f = gate(_cols(b, z, 1, units))
-            c = b.add(b.mul(f, state[1]), b.mul(i, cand))
+        c = b.add(b.mul(f, state[1]), b.mul(i, cand))
         h = b.mul(o, act(c))
         return h, (h, c)
 
     return _run(ctx, x, units, 4, kernel_initializer, recurrent_initializer, kernel_regularizer,
                 recurrent_regularizer, return_sequences, go_backwards,
-                _lstm_bias(ctx, use_bias, bias_initializer, bias_regularizer, unit_forget_bias, units), step)
+                _lstm_bias(ctx, use_bias, bias_initializer, bias_regularizer, unit_forget_bias, units), 2, step)
 
 
 def gru(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "tanh",
@@ -259,24 +252,17 @@ def gru(ctx: LayerContext, x: Tensor, units: int, activation: Activation = "tanh
                          regularizers.as_spec(bias_regularizer), dtype=dtype)
         return _bias_row(b, bias, 0, width), _bias_row(b, bias, 1, width)
 
-    def step(xt, hu, state):
+    def step(b, xt, hu, state):
         pre_z, pre_r, pre_h = (_cols(b, xt, g, units) for g in range(3))
-        if hu is None:                          # h0 = 0 and no bias: r multiplies zero
-            z = gate(pre_z)
-            cand = act(pre_h)
-        else:
-            z = gate(b.add(pre_z, _cols(b, hu, 0, units)))
-            r = gate(b.add(pre_r, _cols(b, hu, 1, units)))
-            cand = act(b.add(pre_h, b.mul(r, _cols(b, hu, 2, units))))
+        z = gate(b.add(pre_z, _cols(b, hu, 0, units)))
+        r = gate(b.add(pre_r, _cols(b, hu, 1, units)))
+        cand = act(b.add(pre_h, b.mul(r, _cols(b, hu, 2, units))))
         one = b.scalar(1.0, b.dtype(z))
-        if state is None:                       # z ⊙ h0 = 0
-            h = b.mul(b.sub(one, z), cand)
-        else:
-            h = b.add(b.mul(z, state[0]), b.mul(b.sub(one, z), cand))
+        h = b.add(b.mul(z, state[0]), b.mul(b.sub(one, z), cand))
         return h, (h,)
 
     return _run(ctx, x, units, 3, kernel_initializer, recurrent_initializer, kernel_regularizer,
-                recurrent_regularizer, return_sequences, go_backwards, bias_decl, step)
+                recurrent_regularizer, return_sequences, go_backwards, bias_decl, 1, step)
 
 
 LAYERS = {

@@ -219,7 +219,8 @@ class _Exporter:
 def to_onnx(model, opset: int = 17):
     """A `Model`'s predict graph and current parameters and buffers as a checked ModelProto."""
     import onnx
-    graph = model.graph("predict")
+    from ..passes.unroll import unroll
+    graph = unroll(model.graph("predict"))[0]   # a recurrent layer's scan as straight-line ops (no ONNX Scan yet)
     weights = {**model.params, **model.buffers}
     proto = _Exporter(graph, weights, opset).build(model.lowered.name)
     try:

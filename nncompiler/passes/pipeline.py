@@ -20,11 +20,12 @@ from .fold import fold
 from .pads import pads_to_concat
 from .records import PassRecord, format_records
 from .simplify import simplify
+from .unroll import optimize_bodies, unroll
 
 # pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents
 DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
-                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce)]
-PASSES = dict(DEFAULT_PASSES)
+                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce), ("bodies", optimize_bodies)]
+PASSES = dict(DEFAULT_PASSES, unroll=unroll)
 MAX_ROUNDS = 10
 
 

@@ -155,10 +155,11 @@ def test_case_ids_unique():
 def test_every_vjp_rule_is_tested():
     # gather and scatter_add (each the other's VJP) have their rows in test_vjp_gather.py,
     # sparse_xent (integer labels) in test_vjp_xent.py, the window ops (NHWC layouts against
-    # torch's NCHW ones) in test_vjp_conv.py
+    # torch's NCHW ones) in test_vjp_conv.py, scan (and scan_out, through which its cotangents
+    # arrive) in test_scan.py
     untested = sorted(set(VJP) - {c.op for c in CASES} - {"gather", "scatter_add", "sparse_xent",
                                                        "sparse_xent_grad", "conv", "reduce_window",
-                                                       "select_scatter"})
+                                                       "select_scatter", "scan", "scan_out"})
     assert not untested, f"VJP rules without a test row in test_vjp.py: {untested}"
 
 

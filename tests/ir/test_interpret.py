@@ -97,8 +97,29 @@ def _graph(case: str):
 def test_every_primitive_has_a_case_and_a_rule():
     ops = set(PRIMITIVES) - {"arg"}
     assert ops == set(RULES), "the interpreter's table and the primitive table differ"
+    # a scan's value is its tuple of results: test_scan_matches_the_numpy_backend checks it
+    ops -= {"scan", "scan_out"}
     assert ops <= {_op(c) for c in CASES}, \
         f"no interpreter case for {sorted(ops - set(CASES))}"
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scan_matches_the_numpy_backend(reverse):
+    step = Builder("step")   # carry: a running sum; per step: the carry times the slice
+    c = step.argument("c", "carry", TensorType(F, ("B",)))
+    x = step.argument("x", "input", TensorType(F, ("B",)))
+    s = step.add(c, x)
+    b = Builder("g")
+    c0 = b.argument("c0", "input", TensorType(F, ("B",)))
+    xs = b.argument("xs", "input", TensorType(F, ("B", 4)))
+    final, ys = b.loop(step.build({"c": s, "y": step.mul(s, x)}), [c0], [xs], axis=1, reverse=reverse)
+    graph = b.build({"final": final, "ys": ys})
+    rng = np.random.default_rng(0)
+    args = {"c0": _rand(rng, F, (_B,)), "xs": _rand(rng, F, (_B, 4))}
+    want, got = evaluate(graph, args), interpret(graph, args)
+    for name in want:
+        assert got[name].dtype == want[name].dtype
+        np.testing.assert_array_equal(got[name], want[name])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -17,8 +17,22 @@ I32 = lambda *s: T(*s, dtype="i32")      # noqa: E731
 F64 = lambda *s: T(*s, dtype="f64")      # noqa: E731
 BOOL = lambda *s: T(*s, dtype="bool")    # noqa: E731
 
+def _cell():
+    """A scan body: (carry f32[B,3], step f32[B,3], invariant f32[3,3]) -> (carry, per-step out)."""
+    b = Builder("cell")
+    c = b.argument("c", "carry", F("B", 3))
+    x = b.argument("x", "input", F("B", 3))
+    w = b.argument("w", "param", F(3, 3))
+    h = b.tanh(b.add(b.matmul(c, w), x))
+    return b.build({"c": h, "y": b.sum(h, axes=(1,))})
+
+
+SCAN = {"body": _cell(), "n_carry": 1, "n_seq": 1, "axis": 1, "length": 7, "reverse": False}
+
 # (op, operand types, attrs, result type)
 OK = [
+    ("scan", [F("B", 3), F("B", 7, 3), F(3, 3)], SCAN, F("B", 3)),   # result 0: the final carry
+    ("scan_out", [F("B", 3)], {"index": 1, "dtype": "f32", "shape": ("B", 7)}, F("B", 7)),
     ("gather", [F(5, 3), T(2, 4, dtype="i32")], {"axis": 0}, F(2, 4, 3)),
     ("scatter_add", [F(2, 4, 3), T(2, 4, dtype="i32")], {"axis": 0, "shape": (5, 3)}, F(5, 3)),
     ("sparse_xent", [F("B", 3), T("B", dtype="i32")], {}, F("B")),
@@ -132,6 +146,9 @@ def test_type_rule(op, ins, attrs, out):
 
 # (op, operand types, attrs, message pattern)
 ERRORS = [
+    ("scan", [F("B", 3), F("B", 6, 3), F(3, 3)], SCAN, "no axis 1 of length 7"),
+    ("scan", [F("B", 3), F("B", 7, 4), F(3, 3)], SCAN, "scan body takes"),
+    ("scan", [F("B", 3), F("B", 7, 3), F(3, 3)], {**SCAN, "length": 0}, "positive integer"),
     *[(op, [I32(3)], {}, "expects a float tensor, got i32")
       for op in ("exp", "log", "log1p", "sqrt", "tanh", "sigmoid")],
     ("exp", [BOOL(3)], {}, "expects a float tensor"),
@@ -226,7 +243,7 @@ def test_table_shape():
     for name, p in PRIMITIVES.items():
         assert p.name == name
         assert p.kind in ("source", "random", "unary", "binary", "compare", "select", "reduce", "movement",
-                          "matmul", "window")
+                          "matmul", "window", "control")
         assert len(set(p.attrs)) == len(p.attrs)
         if p.kind == "source":
             assert p.arity == 0

@@ -24,6 +24,7 @@ import torch
 import nncompiler as nnc
 from nncompiler.errors import CompileError
 from nncompiler.library import LAYERS
+from nncompiler.passes.unroll import UNROLL_MAX_LENGTH
 
 RTOL, ATOL = 1e-4, 1e-5
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -115,7 +116,8 @@ def _compare(layer, batch, steps, features, units, return_sequences, seed=0, use
         np.testing.assert_allclose(grads[name], want, rtol=RTOL, atol=ATOL, err_msg=f"grad.{name}")
 
 
-# batch 1, T = 1, T = 7, units != F, both output modes
+# batch 1, T = 1 (unrolled: UNROLL_MAX_LENGTH), T = 7 (a scan, and a reverse scan for the
+# gradient), units != F, both output modes
 SHAPES = [(1, 1, 3, 4), (2, 7, 3, 5), (3, 4, 6, 2), (1, 7, 1, 3)]
 
 
@@ -135,8 +137,9 @@ def test_without_bias(layer):
 def test_go_backwards_reads_the_sequence_reversed(layer):
     # Keras: the sequence is processed from the last step; return_sequences gives the outputs in
     # processing order, i.e. torch run on the flipped input
-    _compare(layer, 2, 6, 3, 4, True, seed=2, extra=", go_backwards=true", go_backwards=True)
-    _compare(layer, 2, 6, 3, 4, False, seed=3, extra=", go_backwards=true", go_backwards=True)
+    for steps in (UNROLL_MAX_LENGTH, 6):   # unrolled, and a reverse scan
+        _compare(layer, 2, steps, 3, 4, True, seed=2, extra=", go_backwards=true", go_backwards=True)
+        _compare(layer, 2, steps, 3, 4, False, seed=3, extra=", go_backwards=true", go_backwards=True)
 
 
 def test_rnn_relu_activation():
@@ -230,15 +233,24 @@ def test_user_errors_are_located_diagnostics(body, x, message):
     assert re.match(r"<string>:5:\d+: error: ", text), text
 
 
-def test_graph_grows_linearly_with_time_and_projects_the_input_once():
+def test_short_sequences_unroll_and_long_ones_loop_projecting_the_input_once():
     def counts(steps):
         m = _model("h = lstm(x, 4)", f"f32[B, {steps}, 3]")
         return m.unoptimized_graph("predict").op_counts()
-    c5, c10 = counts(5), counts(10)
-    # one input projection, one recurrent matmul per step after the first, plus the dense layer
-    assert c5["matmul"] == 1 + 4 + 1 and c10["matmul"] == 1 + 9 + 1
-    per_step = sum(c10.values()) - sum(c5.values())
-    assert per_step // 5 <= 25
+    short, long = counts(UNROLL_MAX_LENGTH), counts(UNROLL_MAX_LENGTH + 4)
+    # one input projection, one recurrent matmul per step (in the body), plus the dense layer
+    assert "scan" not in short and short["matmul"] == 1 + UNROLL_MAX_LENGTH + 1
+    assert long["scan"] == 1 and long["matmul"] == 1 + 1
+
+
+@pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
+def test_long_sequences_are_one_scan_whatever_their_length(layer):
+    def train_step(steps):
+        m = _model(f"h1 = {layer}(x, 4, return_sequences=true)\n    h = {layer}(h1, 3)", f"f32[B, {steps}, 3]")
+        return m.graph("train_step")
+    g50, g200 = train_step(50), train_step(200)
+    assert len(g50.nodes) == len(g200.nodes)
+    assert g200.op_counts()["scan"] == 4          # two layers, forward and backward
 
 
 @pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])

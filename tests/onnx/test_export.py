@@ -41,6 +41,13 @@ def test_trained_model_predicts_the_same_in_onnxruntime(tmp_path, example, label
     assert (got.argmax(1) == want.argmax(1)).all()
 
 
+def test_recurrent_scan_exports_unrolled_and_matches_onnxruntime():
+    m = nnc.compile(str(EXAMPLES / "sine_rnn.nn"))     # its lstm is a scan over 20 steps
+    assert "scan" in m.graph("predict").op_counts()
+    x = np.random.default_rng(0).normal(size=(3, 20)).astype(np.float32)
+    np.testing.assert_allclose(_ort(to_onnx(m), x), m.forward(x=x), rtol=1e-4, atol=1e-5)
+
+
 def test_cnn_exports_and_matches_onnxruntime():
     m = nnc.compile(str(EXAMPLES / "digits_cnn.nn"))
     x = np.random.RandomState(0).uniform(0, 16, (5, 64)).astype(np.float32)

@@ -449,8 +449,10 @@ class FunctionEmitter:
 
 def emit_function(graph: Graph, fn_name: str | None = None, precision: str = "fp32") -> tuple[str, FunctionEmitter]:
     from ...passes.expand_fused import expand_fused
-    # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form
-    fe = FunctionEmitter(expand_fused(graph), fn_name, precision=precision)
+    from ...passes.unroll import unroll
+    # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form;
+    # no scf.for rule yet either: scans run unrolled
+    fe = FunctionEmitter(expand_fused(unroll(graph)[0]), fn_name, precision=precision)
     fe.text = fe.build()
     return fe.text, fe
 

@@ -42,6 +42,13 @@ class _Context:
             out.append("*".join(([str(m.coef)] if m.coef != 1 or not m.syms else []) + ["s_" + s for s in m.syms]))
         return "(" + ", ".join(out) + ("," if len(out) == 1 else "") + ")"
 
+    def scan_body(self, n: Node) -> str:
+        """A scan's body, compiled once when the module is imported."""
+        from ...ir.text import print_graph
+        name = f"_body{n.id}"
+        self.constants.append(f"{name} = _scan_body({print_graph(n.attr['body'])!r})")
+        return name
+
     def constant(self, n: Node) -> str:
         value = n.attr["value"]
         name = f"c{n.id}"

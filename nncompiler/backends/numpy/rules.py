@@ -19,6 +19,7 @@ from ...ir.shapes import NUMPY_DTYPE
 PRELUDE = '''\
 import numpy as np
 from numpy import inf, nan
+from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
@@ -317,6 +318,10 @@ OPS: dict[str, Callable] = {
     "select_scatter": lambda n, a, c: (f"_select_scatter({a[0]}, {a[1]}, {tuple(n.attr['window'])}, "
                                        f"{tuple(n.attr['stride'])}, {tuple(n.attr['padding'])})"),
     "const": lambda n, a, c: c.constant(n),
+    "scan": lambda n, a, c: (f"_run_scan({c.scan_body(n)}, {n.attr['n_carry']}, {n.attr['n_seq']}, "
+                             f"{n.attr['axis']}, {n.attr['length']}, {bool(n.attr.get('reverse'))}, "
+                             f"{', '.join(a)})"),
+    "scan_out": lambda n, a, c: f"{a[0]}[{n.attr['index']}]",
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {np_dtype(n)})",
     "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "
                                        f"{c.shape(n.shape)}, {np_dtype(n)})"),

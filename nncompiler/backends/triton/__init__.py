@@ -127,8 +127,10 @@ class Backend(_Protocol):
         hit, source = self._generated.get(key, (None, None))
         if hit is None or source is not graph:
             from .codegen import generate
+            from ...passes.unroll import unroll
             from .plan import plan_graph
-            plan = plan_graph(graph, self.fallback_ops, self.host_rng)   # plan.graph: fused primitives expanded
+            # plan.graph: scans unrolled (no loop rule yet), fused primitives expanded
+            plan = plan_graph(unroll(graph)[0], self.fallback_ops, self.host_rng)
             text, kernels = generate(plan, precision=self.precision)
             hit = (plan, text, kernels)
             self._generated[key] = (hit, graph)

@@ -184,6 +184,8 @@ STRUCTURAL = {
     "pad": "addressing with a mask (address.MOVE_RULES)",
     "concat": "addressing with a select per part (address.MOVE_RULES)",
     "gather": "addressing through the loaded indices (address.MOVE_RULES)",
+    "scan": "unrolled before planning (passes/unroll.py: HAS_SCAN['triton'] is False)",
+    "scan_out": "unrolled before planning (passes/unroll.py: HAS_SCAN['triton'] is False)",
 }
 
 # primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)
