@@ -93,7 +93,7 @@ def specialization(ks, sizes: dict | None, blocks: dict) -> tuple[dict, dict, li
 
 def job_for(ks, module_path: Path, target, sizes: dict | None = None) -> dict:
     from .tuning import sm_count
-    blocks, warps, stages = choose(ks, sizes, interpret=False, sms=sm_count(target[1]))
+    blocks, warps, stages = choose(ks, sizes, interpret=False, sms=sm_count(target[1]), arch=target[1])
     sig, consts, aligned = specialization(ks, sizes, blocks)
     from .ops import HELPERS
     helpers = "".join(HELPERS[h] for h in sorted(ks.helpers))

@@ -648,7 +648,8 @@ class ModuleGen:
             epilogue="\n".join("    " + x for x in body.sections["body"]))
         batch = numel(D[:-2]) if r > 2 else 1
         grid = [("matmul", M, N, batch)]
-        info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums)}
+        info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums),
+                "precision": self.precision}
         return text, grid, info
 
     def module_text(self, title: str = "") -> str:

@@ -4,8 +4,10 @@ Matmuls pick a tile from `MM_CONFIGS` by shape, in the spirit of Inductor's mm_c
 (torch/_inductor/kernel/mm_common.py): large tiles with 8 warps and 3-4 stages for
 large outputs, smaller ones for skinny shapes, and split-K when even the tiles that
 keep some data reuse are fewer than the GPU's SMs (`SM_COUNT`, 132 on an H100), so
-every matmul fills the machine. On a GPU the choice uses the sizes rounded up to a
-power of two (a new batch size recompiles only when it crosses one); where a size is
+every matmul fills the machine. In a tensor-core mode (tf32, bf16) on Hopper the tiles
+stay wgmma-sized (>= 64 rows, 4 or 8 warps) and split-K fills the SMs instead. On a GPU
+the choice uses the sizes rounded up to a power of two (a new batch size recompiles only
+when it crosses one); where a size is
 unknown (AOT, no binding) a symbolic batch is assumed large. Under the Triton
 interpreter (no GPU) every program instance costs Python time, so tiles are as large
 as the actual sizes allow. `candidates` lists what `--autotune` times on a GPU.
@@ -58,16 +60,34 @@ def sm_count(arch: int | None = None) -> int:
     return SM_COUNT.get(arch, SM_COUNT[90])
 
 
-def matmul_config(M: int, N: int, K: int, batch: int, sms: int, split_ok: bool) -> tuple[dict, int, int]:
+# Warp-group tensor-core MMA (Hopper's wgmma) takes a tile of at least 64 rows and a multiple
+# of 4 warps (Triton lowers any other dot to the warp-level mma.sync, at about half the rate).
+# The tiles the table offers a tensor-core mode on such an architecture, 64x16 with 4 warps.
+WGMMA_CONFIGS = tuple((m, n, k, max(w, 4), s) for m, n, k, w, s in MM_CONFIGS if m >= 64)
+
+
+def uses_wgmma(precision: str | None, arch: int | None) -> bool:
+    """Whether float32 matmuls in this precision mode on this architecture should keep tiles
+    that wgmma can run: tensor-core modes (tf32, bf16) on sm_90 up to (not including) sm_120,
+    the consumer Blackwell part, which has no warp-group MMA."""
+    return precision in ("tf32", "bf16") and arch is not None and 90 <= arch < 120
+
+
+def matmul_config(M: int, N: int, K: int, batch: int, sms: int, split_ok: bool,
+                  wgmma: bool = False) -> tuple[dict, int, int]:
     """A tile, split-K factor and warps/stages for C[batch, M, N] = A[M, K] @ B[K, N].
 
     In order of preference: the largest tile (at least 64x64) whose tiles fill the SMs;
     a tile split over K (each split keeping >= 128 of K); any tile that fills the SMs;
-    a split keeping >= 32 of K; and failing all, the config with the most programs."""
-    def fits(c):
-        return c[0] <= max(16, np2(M)) and c[1] <= max(16, np2(N))
+    a split keeping >= 32 of K; and failing all, the config with the most programs.
 
-    table = [c for c in MM_CONFIGS if fits(c)]
+    With `wgmma` (a tensor-core mode on Hopper) that order runs first over `WGMMA_CONFIGS`
+    only (at least 64 rows, 4 or 8 warps; a 64-row tile may cover fewer rows, masked), so the
+    SMs are filled by split-K rather than by smaller tiles; only when no such tile fills them
+    (K too short to split) does the whole table's order decide, and when nothing fills them
+    the wgmma tile with the most programs is kept."""
+    def fits(c, min_m=16):
+        return c[0] <= max(min_m, np2(M)) and c[1] <= max(16, np2(N))
 
     def make(c, split):
         bk = _clamp(np2(cdiv(K, split)), 16, c[2])
@@ -77,20 +97,34 @@ def matmul_config(M: int, N: int, K: int, batch: int, sms: int, split_ok: bool) 
     def tiles(c):
         return cdiv(M, c[0]) * cdiv(N, c[1]) * batch
 
-    for c in table:
-        if c[0] * c[1] >= 64 * 64 and tiles(c) >= sms:
-            return make(c, 1)
-    for min_k, min_area in ((128, 32 * 32), (None, 0), (32, 0)):
+    def filling(table):
         for c in table:
-            if c[0] * c[1] < min_area:
-                continue
-            if min_k is None:
-                if tiles(c) >= sms:
-                    return make(c, 1)
-                continue
-            split = cdiv(sms, tiles(c))
-            if split_ok and split <= MAX_SPLIT and K // split >= min_k:
-                return make(c, split)
+            if c[0] * c[1] >= 64 * 64 and tiles(c) >= sms:
+                return make(c, 1)
+        for min_k, min_area in ((128, 32 * 32), (None, 0), (32, 0)):
+            for c in table:
+                if c[0] * c[1] < min_area:
+                    continue
+                if min_k is None:
+                    if tiles(c) >= sms:
+                        return make(c, 1)
+                    continue
+                split = cdiv(sms, tiles(c))
+                if split_ok and split <= MAX_SPLIT and K // split >= min_k:
+                    return make(c, split)
+        return None
+
+    table = [c for c in MM_CONFIGS if fits(c)]
+    if wgmma:
+        wide = [c for c in WGMMA_CONFIGS if fits(c, min_m=64)]
+        got = filling(wide) or filling(table)
+        if got is not None:
+            return got
+        table = wide
+    else:
+        got = filling(table)
+        if got is not None:
+            return got
     best = max(table, key=lambda c: (tiles(c) * _max_split(K, split_ok), c[0] * c[1]))
     return make(best, _max_split(K, split_ok))
 
@@ -99,8 +133,22 @@ def _max_split(K: int, split_ok: bool) -> int:
     return _clamp(K // 32, 1, MAX_SPLIT) if split_ok else 1
 
 
-def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None) -> tuple[dict, int, int | None]:
-    """(constexprs, num_warps, num_stages) for kernel `ks`; `sizes` binds the symbols."""
+def device_arch() -> int:
+    """The compute capability of the GPU present as major*10+minor, else 90 (an H100)."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            return major * 10 + minor
+    except ImportError:
+        pass
+    return 90
+
+
+def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None,
+           arch: int | None = None) -> tuple[dict, int, int | None]:
+    """(constexprs, num_warps, num_stages) for kernel `ks`; `sizes` binds the symbols; `arch`
+    (default: the GPU present, else sm_90) decides whether tensor-core modes keep wgmma tiles."""
     info = ks.info
 
     def val(d, default):
@@ -153,7 +201,9 @@ def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None) -> t
     if integer:     # tl.sum of products: a 3-D temporary, so small tiles
         return {"BLOCK_M": _clamp(np2(M), 16, 32), "BLOCK_N": _clamp(np2(N), 16, 32), "BLOCK_K": 16,
                 "SPLIT_K": 1, "GROUP_M": GROUP_M}, 4, None
-    blocks, warps, stages = matmul_config(M, N, K, batch, sms or sm_count(), split_ok=info["dtype"] == "f32")
+    wgmma = info["dtype"] == "f32" and uses_wgmma(info.get("precision"), arch if arch is not None else device_arch())
+    blocks, warps, stages = matmul_config(M, N, K, batch, sms or sm_count(arch), split_ok=info["dtype"] == "f32",
+                                          wgmma=wgmma)
     if info["dtype"] == "f64":    # twice the registers and shared memory per element
         blocks.update(BLOCK_M=min(blocks["BLOCK_M"], 64), BLOCK_N=min(blocks["BLOCK_N"], 64), BLOCK_K=16)
         warps, stages = 4, 2
@@ -199,9 +249,10 @@ def _bound(d, sizes: dict | None) -> int:
         return ASSUMED
 
 
-def candidates(ks, sizes: dict | None = None, sms: int | None = None) -> list[tuple[dict, int, int | None]]:
+def candidates(ks, sizes: dict | None = None, sms: int | None = None,
+               arch: int | None = None) -> list[tuple[dict, int, int | None]]:
     """Configs `--autotune` times on a GPU (the table's choice first)."""
-    base = choose(ks, sizes, False, sms)
+    base = choose(ks, sizes, False, sms, arch)
     out = [base]
     if ks.kind == "matmul" and ks.info["dtype"] == "f32":
         # the table's tiles that fit the shape, unsplit and split as the table would split them
@@ -237,7 +288,7 @@ def launch_table(kernels, sizes: dict, arch: int = 90) -> list[dict]:
     sms = sm_count(arch)
     rows = []
     for ks in kernels:
-        blocks, warps, stages = choose(ks, sizes, False, sms)
+        blocks, warps, stages = choose(ks, sizes, False, sms, arch)
         ctas = 1
         for n in grid(ks, sizes, blocks)[0]:
             ctas *= n

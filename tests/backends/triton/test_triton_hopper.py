@@ -37,8 +37,9 @@ def _mm(M, N, K, batch=1, dtype="f32"):
                                                                   "dtype": dtype, "colsums": 0})
 
 
-def test_every_matmul_of_the_mlp_step_fills_an_h100_at_batch_256():
-    m = nnc.compile(MLP, backend="triton")
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_every_matmul_of_the_mlp_step_fills_an_h100_at_batch_256(precision):
+    m = nnc.compile(MLP, backend="triton", precision=precision)
     _, _, kernels = m.backend.generated(m.graph("train_step"))
     rows = [r for r in tuning.launch_table(kernels, {"B": 256}, arch=90) if r["kind"] == "matmul"]
     assert len(rows) == 8 and rows[0]["sms"] == 132
@@ -67,6 +68,42 @@ def test_the_table_gives_large_shapes_big_tiles_and_skinny_ones_split_k():
     assert tuning.choose(_mm(64, 64, 1 << 18, dtype="f64"), None, False, sms=132)[0]["SPLIT_K"] == 1
     # the SM count is the target's: an A100 has 108
     assert tuning.sm_count(80) == 108 and tuning.sm_count(90) == 132
+
+
+def _mm_mode(M, N, K, precision, batch=1):
+    ks = _mm(M, N, K, batch)
+    ks.info["precision"] = precision
+    return ks
+
+
+# digits' matmuls at a symbolic batch (AOT assumes B = 4096) and its train block's B = 32, and the MLP's
+DIGITS_SHAPES = [(4096, 64, 64), (4096, 32, 64), (64, 64, 4096), (4096, 64, 32),
+                 (32, 64, 64), (32, 32, 64), (64, 64, 32), (256, 512, 784), (512, 512, 256), (784, 512, 256)]
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_tensor_core_modes_keep_wgmma_tiles_on_hopper(precision):
+    """wgmma needs a tile of >= 64 rows and 4 or 8 warps: in tf32/bf16 on sm_90 the table keeps
+    such tiles and fills the SMs by splitting K, where smaller tiles would be fp32's choice."""
+    for M, N, K in DIGITS_SHAPES:
+        blocks, warps, _ = tuning.choose(_mm_mode(M, N, K, precision), None, False, sms=132, arch=90)
+        assert blocks["BLOCK_M"] >= 64 and warps in (4, 8), (M, N, K, blocks, warps)
+    # digits' second layer at a symbolic batch: fp32 fills the SMs with 32-row tiles, bf16 with a split
+    fp32, fw, _ = tuning.choose(_mm_mode(4096, 32, 64, "fp32"), None, False, sms=132, arch=90)
+    tc, tw, _ = tuning.choose(_mm_mode(4096, 32, 64, precision), None, False, sms=132, arch=90)
+    assert (fp32["BLOCK_M"], fp32["SPLIT_K"], fw) == (32, 1, 2)
+    assert (tc["BLOCK_M"], tc["SPLIT_K"], tw) == (64, 2, 4)
+    # K too short to split ([256, 512] = [256, 10] @ [10, 512]): smaller tiles fill the SMs (mma.sync)
+    blocks, _, _ = tuning.choose(_mm_mode(256, 512, 10, precision), None, False, sms=132, arch=90)
+    assert blocks["SPLIT_K"] == 1 and blocks["BLOCK_M"] < 64
+    # [64, 32] with a long K: a 64-row tile would need a 66-way split (the cap is 64), so 32x16 tiles
+    blocks, _, _ = tuning.choose(_mm_mode(64, 32, 4096, precision), None, False, sms=132, arch=90)
+    assert blocks["BLOCK_M"] < 64 and 2 * 2 * blocks["SPLIT_K"] >= 132
+    # fp32, and an architecture without wgmma, keep the table as it was
+    for M, N, K in DIGITS_SHAPES:
+        plain = tuning.matmul_config(M, N, K, 1, 132, True)
+        assert tuning.choose(_mm_mode(M, N, K, "fp32"), None, False, sms=132, arch=90) == plain
+        assert tuning.choose(_mm_mode(M, N, K, precision), None, False, sms=132, arch=80) == plain
 
 
 def test_a_batched_matmul_flattens_its_batch_onto_grid_x():
