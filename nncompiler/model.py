@@ -164,7 +164,9 @@ class Model:
         if kind == "predict":
             return select_outputs(inference, m.output_names, "predict")
         if kind == "evaluate":
-            return select_outputs(inference, ["loss"] + [f"metric.{n}" for n in m.metric_names], "evaluate")
+            # with the ratio and curve metrics' parts: data-parallel evaluation sums those over ranks
+            return select_outputs(inference, ["loss"] + [n for n, _ in inference.outputs if n.startswith("metric.")],
+                                  "evaluate")
         if kind == "gradients":
             from .autodiff import grad
             g = select_outputs(fwd, ["loss"], "gradients")
@@ -388,7 +390,8 @@ class Model:
         """One optimizer step on one batch; returns the batch's loss and metrics. `sample_weight`
         (one number per row) weights each row's loss as Keras does: sum(w * loss) / rows."""
         out = self.step_on_device(sample_weight, **batch)
-        return {k: float(self._backend.to_numpy(v)) for k, v in out.items()}
+        from .train.steps import host_value     # a curve metric's parts are vectors
+        return {k: host_value(self._backend.to_numpy(v)) for k, v in out.items()}
 
     def step_on_device(self, sample_weight=None, **batch) -> dict:
         """`step`, with the loss and metrics as device arrays, without waiting for them (on a

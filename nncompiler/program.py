@@ -106,9 +106,10 @@ class LoweredModel:
 
     @property
     def metric_names(self) -> list[str]:
-        # a ratio metric's `.num`/`.den` parts are for summing over an epoch, not for showing
+        # a ratio or curve metric's parts are for summing over an epoch, not for showing
+        from .library.metrics import PARTS
         return [n[len("metric."):] for n, _ in self.forward.outputs
-                if n.startswith("metric.") and not n.endswith((".num", ".den"))]
+                if n.startswith("metric.") and not n.endswith(PARTS)]
 
 
 def select_outputs(g: Graph, names: list[str], graph_name: str) -> Graph:

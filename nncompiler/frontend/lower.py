@@ -271,11 +271,12 @@ class BlockLowerer:
                             layers=self.layers)
 
     def metric_outputs(self, loss_kind, pred, target) -> list[tuple[str, int]]:
-        """`metric.<name>` outputs (and `.num`/`.den` for ratio metrics, summed over an epoch).
+        """`metric.<name>` outputs (and `.num`/`.den` for ratio metrics, `.tp`/`.fp`/`.tn`/`.fn`
+        vectors for curve metrics, summed over an epoch).
 
         A metric compares the loss call's prediction and target, or, when the loss is
         an expression, the model's only output and only target."""
-        from ..library.metrics import Ratio, ratio_value
+        from ..library.metrics import Curve, Ratio, ratio_value
         wanted = list(self.metrics)
         if self.train:    # a TrainConfig built in Python has no metric positions: point at the block
             locs = list(self.train.metric_locs)
@@ -302,6 +303,10 @@ class BlockLowerer:
                     if isinstance(mid, Ratio):
                         out += [(f"metric.{name}", ratio_value(self.b, mid)),
                                 (f"metric.{name}.num", mid.num), (f"metric.{name}.den", mid.den)]
+                        continue
+                    if isinstance(mid, Curve):   # per-threshold count vectors, summed over an epoch
+                        out += [(f"metric.{name}", mid.value)] + [
+                            (f"metric.{name}.{part}", getattr(mid, part)) for part in ("tp", "fp", "tn", "fn")]
                         continue
             except ShapeError as err:
                 raise error(loc, f"metric '{name}' does not fit this model: {err}") from None

@@ -34,6 +34,20 @@ THRESHOLD = 0.5   # Keras's default for binary accuracy, precision and recall
 
 
 @dataclass(frozen=True)
+class Curve:
+    """A metric from per-threshold confusion counts over the whole epoch: `tp`, `fp`, `tn`,
+    `fn` are f32 [num_thresholds] vectors, each a batch mean (counts divided by the batch's
+    rows), so the loop's row-weighted epoch mean of each is the epoch's counts per row; `value`
+    is the batch's own AUC and `epoch_value` recomputes it from the epoch's counts."""
+
+    value: int
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+
+@dataclass(frozen=True)
 class Ratio:
     """A metric that is num / den over the whole epoch (each part a batch mean)."""
 
@@ -143,6 +157,63 @@ def recall(ctx: LayerContext, pred: Tensor, target: Tensor, loss_name: str = "")
     return Ratio(tp, actual)
 
 
+AUC_THRESHOLDS = 200   # Keras's default num_thresholds
+_EPSILON = 1e-7         # Keras's backend epsilon: the end thresholds sit just outside [0, 1]
+
+
+def auc_thresholds(num_thresholds: int = AUC_THRESHOLDS) -> list[float]:
+    """Keras's evenly spaced thresholds: -eps, 1/(n-1), ..., (n-2)/(n-1), 1 + eps."""
+    inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+    return [0.0 - _EPSILON] + inner + [1.0 + _EPSILON]
+
+
+def auc_from_counts(tp, fp, tn, fn) -> float:
+    """Keras's ROC AUC with summation_method='interpolation' from per-threshold counts
+    (numpy, host side): the trapezoidal rule over (false positive rate, recall)."""
+    import numpy as np
+    tp, fp, tn, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, tn, fn))
+    safe = lambda n, d: np.divide(n, d, out=np.zeros_like(n), where=d != 0)  # noqa: E731
+    x, y = safe(fp, fp + tn), safe(tp, tp + fn)
+    return float(np.sum((x[:-1] - x[1:]) * (y[:-1] + y[1:]) / 2.0))
+
+
+def auc(ctx: LayerContext, pred: Tensor, target: Tensor, loss_name: str = "") -> Curve:
+    """Area under the ROC curve over the epoch, as Keras's AUC() (200 thresholds, interpolation;
+    multi-label outputs flattened, as multi_label=False does)."""
+    b, p = ctx.b, vid(pred)
+    y = _same_shape(b, p, vid(target), "auc")
+    rank, n = len(b.shape(p)), AUC_THRESHOLDS
+    thr = b.constant(tuple(auc_thresholds(n)), "f32", (n,))
+    pf = p if b.dtype(p) == "f32" else b.cast(p, dtype="f32")
+    yf = y if b.dtype(y) == "f32" else b.cast(y, dtype="f32")
+    # every entry against every threshold: [..., n]
+    above = b.cast(b.gt(b.reshape(pf, shape=tuple(b.shape(p)) + (1,)), thr), dtype="f32")
+    truth = b.cast(b.eq(yf, b.scalar(0.0)), dtype="f32")          # Keras casts labels to bool
+    truth = b.sub(b.scalar(1.0), truth)
+    truth = b.reshape(truth, shape=tuple(b.shape(p)) + (1,))
+    rows = b.size(p, axes=(0,), dtype="f32") if rank else b.scalar(1.0)
+    per_row = lambda x: b.div(b.sum(x, axes=tuple(range(rank))), rows)  # noqa: E731
+    one = b.scalar(1.0)
+    tp = per_row(b.mul(above, truth))
+    fp = per_row(b.mul(above, b.sub(one, truth)))
+    fn = per_row(b.mul(b.sub(one, above), truth))
+    tn = per_row(b.mul(b.sub(one, above), b.sub(one, truth)))
+    return Curve(_auc_value(b, tp, fp, tn, fn, n), tp, fp, tn, fn)
+
+
+def _auc_value(b: Builder, tp: int, fp: int, tn: int, fn: int, n: int) -> int:
+    """auc_from_counts in the graph, for one batch's counts."""
+    def safe_div(num, den):
+        zero = b.scalar(0.0)
+        is0 = b.eq(den, zero)
+        return b.where(is0, zero, b.div(num, b.where(is0, b.scalar(1.0), den)))
+    x, y = safe_div(fp, b.add(fp, tn)), safe_div(tp, b.add(tp, fn))
+    head = lambda v: b.slice(v, start=(0,), stop=(n - 1,), step=(1,))  # noqa: E731
+    tail = lambda v: b.slice(v, start=(1,), stop=(n,), step=(1,))      # noqa: E731
+    area = b.mul(b.sub(head(x), tail(x)), b.add(head(y), tail(y)))
+    return b.mul(b.sum(area, axes=(0,)), b.scalar(0.5))
+
+
 def mae(ctx: LayerContext, pred: Tensor, target: Tensor, loss_name: str = "") -> int:
     """Mean absolute error."""
     b, p = ctx.b, vid(pred)
@@ -163,18 +234,27 @@ def ratio_value(b: Builder, r: Ratio) -> int:
     return b.where(b.eq(r.den, zero), zero, b.div(r.num, safe))
 
 
-PARTS = (".num", ".den")
+RATIO_PARTS = (".num", ".den")
+CURVE_PARTS = (".tp", ".fp", ".tn", ".fn")
+PARTS = RATIO_PARTS + CURVE_PARTS   # graph outputs summed over an epoch, never shown themselves
 
 
-def epoch_value(record: dict[str, float]) -> dict[str, float]:
+def epoch_value(record: dict) -> dict[str, float]:
     """A record of row-weighted means with each ratio metric's parts (`name.num`, `name.den`)
-    replaced by the epoch's num / den under the metric's own name."""
+    replaced by the epoch's num / den under the metric's own name, and each curve metric's
+    per-threshold counts (`name.tp`, ... vectors) by the AUC of the epoch's counts."""
     out = {}
     for key, value in record.items():
         if key.endswith(PARTS):
             continue
         num, den = record.get(key + ".num"), record.get(key + ".den")
-        out[key] = value if num is None or den is None else (num / den if den else 0.0)
+        curve = [record.get(key + part) for part in CURVE_PARTS]
+        if num is not None and den is not None:
+            out[key] = num / den if den else 0.0
+        elif all(c is not None for c in curve):
+            out[key] = auc_from_counts(*curve)
+        else:
+            out[key] = value
     return out
 
 
@@ -186,6 +266,7 @@ METRICS = {
     "sparse_categorical_accuracy": sparse_categorical_accuracy,
     "top_k_categorical_accuracy": top_k_categorical_accuracy,
     "precision": precision,
+    "auc": auc,
     "recall": recall,
     "mae": mae,
     "mse": mse,

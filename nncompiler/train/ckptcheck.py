@@ -130,9 +130,9 @@ def _check_partial(f: _Fields) -> None:
     if not (size is None or size == "all" or (_is_int(size) and size > 0)):
         raise f.fail("batch_size", "a positive integer, 'all' or null")
     totals = f.dict("totals")
-    for key, value in totals.items():
-        if not _is_number(value):
-            raise _Fields(f.path, totals, "partial.totals.").fail(key, "a number")
+    for key, value in totals.items():   # a curve metric's part is a list (a count per threshold)
+        if not (_is_number(value) or (isinstance(value, list) and value and all(map(_is_number, value)))):
+            raise _Fields(f.path, totals, "partial.totals.").fail(key, "a number or a list of numbers")
 
 
 def check_array(path: str, key: str, value: np.ndarray, allow_nonfinite: bool) -> None:

@@ -359,6 +359,8 @@ class DistributedTrainer:
         pos = {n.id: i for i, n in enumerate(g.nodes)}
         outs = dict(g.outputs)
         self.stat_names = [n for n in outs if not n.startswith(("grad.", "update."))]
+        # a curve metric's parts are vectors (per-threshold counts): each stat takes its size
+        self.stat_sizes = [int(np.prod(g[outs[n]].shape)) for n in self.stat_names]
         reduced = [n for n in outs if n.startswith(("grad.", "update."))]
         reduced.sort(key=lambda n: pos[outs[n]])
         state = m.state
@@ -375,7 +377,7 @@ class DistributedTrainer:
             items.append((name, used, size, shape))
             used += size
         self.stat_off = used
-        buckets.append((items, used + len(self.stat_names)))
+        buckets.append((items, used + sum(self.stat_sizes)))
         self.buckets, self.ops = buckets, ops
 
     # -- one step ----------------------------------------------------------------------
@@ -439,8 +441,9 @@ class DistributedTrainer:
                 args["rng.key"] = self._rng_key()
             out = m.run("grad_step", batch, args=args)
         to_numpy = m.backend.to_numpy
-        stats = [(wl if k == "loss" else w) * float(to_numpy(out[k])) if out is not None else 0.0
-                 for k in self.stat_names]
+        stats = np.concatenate([(wl if k == "loss" else w) * np.asarray(to_numpy(out[k]), np.float64).ravel()
+                                if out is not None else np.zeros(size)
+                                for k, size in zip(self.stat_names, self.stat_sizes)] or [np.zeros(0)])
         ops, flats, works = self.ops, [], []
         with _collective(self, "the gradient all-reduce"):
             for items, total in self.buckets:   # issued as each bucket is filled
@@ -450,7 +453,7 @@ class DistributedTrainer:
                         ops.zero(flat, off, size)
                     else:
                         ops.put(flat, off, size, out[name], wl if name.startswith("grad.") else w)
-                if len(flats) == len(self.buckets) - 1 and stats:   # the last one carries the stats
+                if len(flats) == len(self.buckets) - 1 and len(stats):   # the last one carries the stats
                     ops.put(flat, self.stat_off, len(stats), np.asarray(stats, np.float32), 1.0)
                 works.append(self.dist.all_reduce(ops.tensor(flat), async_op=True))
                 flats.append(flat)
@@ -467,19 +470,34 @@ class DistributedTrainer:
         m.state.take_outputs(reduced, "update.")
         m.steps_taken += 1
         self.steps += 1
-        return batch, dict(zip(self.stat_names, stats))
+        return batch, _split(self.stat_names, self.stat_sizes, stats)
 
     def evaluate(self, model, data: dict) -> dict[str, float]:
         """Loss and metrics over `data`, each rank evaluating its slice (the same on every rank)."""
         n = count_rows(data)
         lo, hi, w = self.shard(n)
-        mine = evaluate(model, {k: v[lo:hi] for k, v in data.items()}) if hi > lo else None
+        # the parts, not the ratios: the ranks' row-weighted parts add up to the whole data's
+        mine = evaluate(model, {k: v[lo:hi] for k, v in data.items()}, raw=True) if hi > lo else None
         if mine is None:   # the names without running: the evaluate graph's outputs
             names = [("loss" if k == "loss" else k[len("metric."):]) for k, _ in model.graph("evaluate").outputs]
-            mine = dict.fromkeys(names, 0.0)
+            g = model.graph("evaluate")
+            mine = {name: np.zeros(g[i].shape) if g[i].shape else 0.0 for name, (_, i) in zip(names, g.outputs)}
             w = 0.0
         wl = w if not self.sharded or self.loss_rule(data) == "mean" else float(w > 0)
-        vec = self._small([(wl if k == "loss" else w) * v for k, v in mine.items()])
+        sizes = [int(np.size(v)) for v in mine.values()]
+        vec = self._small(np.concatenate([(wl if k == "loss" else w) * np.ravel(np.asarray(v, np.float64))
+                                          for k, v in mine.items()] or [np.zeros(0)]).tolist())
         with _collective(self, "validation"):
             self.dist.all_reduce(vec)
-        return dict(zip(mine, vec.tolist()))
+        from ..library.metrics import epoch_value
+        return epoch_value(_split(list(mine), sizes, vec.tolist()))
+
+
+def _split(names: list[str], sizes: list[int], flat) -> dict:
+    """Stats packed one after another back into {name: float, or an array for a vector part}."""
+    out, off = {}, 0
+    for name, size in zip(names, sizes):
+        part = [float(v) for v in flat[off:off + size]]
+        out[name] = part[0] if size == 1 else np.asarray(part)
+        off += size
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 from .data import batches, check_labels, label_classes, split_validation
-from .steps import StepStats, count_rows, evaluate, feed_names, is_batched, on_device
+from .steps import StepStats, count_rows, evaluate, feed_names, host_value, is_batched, on_device
 
 
 def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_split: float,
@@ -129,7 +129,9 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
             totals: dict[str, float] = {}
             seen = skip = 0
             if partial and partial["epoch"] == epoch:     # resuming in the middle of this epoch
-                totals, seen, skip = dict(partial["totals"]), int(partial["seen"]), int(partial["batches"])
+                totals, seen, skip = ({k: np.asarray(v, np.float64) if isinstance(v, list) else v
+                                       for k, v in partial["totals"].items()},
+                                      int(partial["seen"]), int(partial["batches"]))
             for i, idx in enumerate(batches(n, batch_size, shuffle, rng)):
                 if i < skip:
                     continue
@@ -145,9 +147,9 @@ def fit(model, data: dict, epochs: int, batch_size, shuffle: bool, validation_sp
                 seen += rows
                 state.last_batch = batch
                 cbs.on_batch_end(state, i, stats, rows)
-            totals = {k: float(np.asarray(model.backend.to_numpy(v))) for k, v in totals.items()}
+            totals = {k: host_value(model.backend.to_numpy(v)) for k, v in totals.items()}
             record = epoch_value({("loss" if k == "loss" else k[len("metric."):]): v / max(seen, 1)
-                                  for k, v in totals.items()})   # ratio metrics over the whole epoch
+                                  for k, v in totals.items()})   # ratio and curve metrics over the whole epoch
             if has_val:
                 for k, v in (evaluate if dist is None else dist.evaluate)(model, validation_data).items():
                     record[f"val_{k}"] = v

@@ -143,7 +143,8 @@ class TrainingGuard(Callback):
         partial = state.extra.get("partial")
         if partial and partial.get("epoch") == state.epoch:
             self.done, self.seen = int(partial["batches"]), int(partial["seen"])
-            self.totals = dict(partial["totals"])
+            self.totals = {k: np.asarray(v, np.float64) if isinstance(v, list) else v
+                           for k, v in partial["totals"].items()}
         else:
             self.done, self.seen, self.totals = 0, 0, {}
         if self.nan_check:
@@ -223,7 +224,7 @@ class TrainingGuard(Callback):
             rng = np.random.default_rng()
             rng.bit_generator.state = self.epoch_rng
         partial = {"epoch": state.epoch, "batches": self.done, "seen": self.seen,
-                   "totals": {k: float(v) for k, v in self.totals.items()},
+                   "totals": {k: _plain(v) for k, v in self.totals.items()},
                    "batch_size": _batch_size(state), "rows": state.rows}
         history = {k: v[:state.epoch - 1] for k, v in state.history.items()}   # completed epochs only
         save_checkpoint(state.model, self.checkpoint, epoch=state.epoch - 1, rng=rng, seed=state.seed,
@@ -390,3 +391,11 @@ def _operands(g, n, values) -> str:
         name = src.attr["name"] if src.op == "arg" else src.op
         parts.append(f"{name} in [{v.min():.4g}, {v.max():.4g}]" if v.size > 1 else f"{name} = {v.item():.4g}")
     return f" (operands: {', '.join(parts)})" if parts else ""
+
+
+def _plain(v):
+    """A running total for a checkpoint: a float, or a list for a vector metric part."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    a = np.asarray(v, np.float64)
+    return float(a.reshape(())) if a.size == 1 else a.tolist()

@@ -31,9 +31,17 @@ def is_batched(model) -> bool:
     return all(t.shape and isinstance(t.shape[0], str) for t in decls.values())
 
 
-def evaluate(model, data: dict) -> dict[str, float]:
+def host_value(v):
+    """A step output read back: a float, or a float64 array for a vector-valued metric part
+    (a curve metric's per-threshold counts)."""
+    a = np.asarray(v, dtype=np.float64)
+    return float(a.reshape(())) if a.size == 1 else a
+
+
+def evaluate(model, data: dict, raw: bool = False) -> dict[str, float]:
     """Loss and metrics over `data` (inference mode), keyed `loss` and the metrics' names (a ratio
-    metric's parts divided: `library.metrics.epoch_value`)."""
+    metric's parts divided, a curve metric's counts made an AUC: `library.metrics.epoch_value`).
+    `raw` keeps the parts (row means, some vectors) for a caller that sums them further."""
     from ..library.metrics import epoch_value
     from .datacheck import check_labels, label_classes
     from .memcheck import check_call
@@ -42,7 +50,8 @@ def evaluate(model, data: dict) -> dict[str, float]:
                "evaluate a part of the data at a time")
     out = model.run("evaluate", data, roles=("input", "target"))
     to_numpy = model.backend.to_numpy
-    return epoch_value({("loss" if k == "loss" else k[len("metric."):]): float(to_numpy(v)) for k, v in out.items()})
+    record = {("loss" if k == "loss" else k[len("metric."):]): host_value(to_numpy(v)) for k, v in out.items()}
+    return record if raw else epoch_value(record)
 
 
 class StepStats(Mapping):
@@ -52,16 +61,17 @@ class StepStats(Mapping):
 
     def __init__(self, raw: dict, to_numpy):
         # a copy: a CUDA graph's output buffers are rewritten two steps later
-        self._raw = {k: v.clone() if hasattr(v, "clone") else float(np.asarray(to_numpy(v)))
+        self._raw = {k: v.clone() if hasattr(v, "clone") else host_value(to_numpy(v))
                      for k, v in raw.items()}
         self._to_numpy = to_numpy
 
     def device(self, name):
         return self._raw[name]
 
-    def __getitem__(self, name) -> float:
+    def __getitem__(self, name):
+        """A float; a float64 array for a vector-valued metric part."""
         v = self._raw[name]
-        return v if isinstance(v, float) else float(np.asarray(self._to_numpy(v)))
+        return v if isinstance(v, (float, np.ndarray)) else host_value(self._to_numpy(v))
 
     def __contains__(self, name) -> bool:     # Mapping's would read (and wait for) the value
         return name in self._raw

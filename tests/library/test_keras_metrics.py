@@ -123,3 +123,68 @@ train M {
     assert str(e.value).startswith("<string>:11:16: error: metric 'sparse_categorical_accuracy' does not "
                                    "fit this model: labels of shape [B, 2] do not fit predictions [B, 2] "
                                    "(integer labels have one axis fewer)")
+
+
+# -- auc: Keras's AUC() with its defaults, written out independently of the library ----------------
+def _keras_auc(pred, y, num_thresholds=200):
+    """ROC AUC by Keras's summation_method='interpolation' from every prediction at once: counts at
+    thresholds -1e-7, 1/199, ..., 198/199, 1 + 1e-7 (a prediction counts above a threshold when
+    strictly greater), labels cast to bool, multi-label entries flattened (multi_label=False)."""
+    eps = 1e-7
+    thresholds = np.array([-eps] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+                          + [1 + eps])
+    p = np.asarray(pred, np.float64).ravel()[:, None]
+    truth = (np.asarray(y).ravel() != 0)[:, None]
+    above = p > thresholds[None, :]
+    tp = np.sum(above & truth, axis=0).astype(float)
+    fp = np.sum(above & ~truth, axis=0).astype(float)
+    fn = np.sum(~above & truth, axis=0).astype(float)
+    tn = np.sum(~above & ~truth, axis=0).astype(float)
+    recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
+    fp_rate = np.where(fp + tn > 0, fp / np.maximum(fp + tn, 1), 0.0)
+    return float(np.sum((fp_rate[:-1] - fp_rate[1:]) * (recall[:-1] + recall[1:]) / 2))
+
+
+XA = rng.normal(size=(40, 3)).astype(np.float32)
+
+
+def _auc_case(units=1):
+    m = _model("auc, binary_accuracy", units=units, target=f"f32[B, {units}]")
+    pred = np.asarray(m.predict(x=XA))
+    y = (rng.random(pred.shape) < pred).astype(np.float32)    # a noisy ranking: AUC strictly inside (0, 1)
+    return m, pred, y
+
+
+def test_auc_over_batches_of_different_sizes_is_the_epochs_auc():
+    m, pred, y = _auc_case()
+    want = _keras_auc(pred, y)
+    assert 0.0 < want < 1.0
+    # 40 rows in batches of 7, 7, 7, 7, 7 and 5; lr 0 keeps the predictions of the reference
+    hist = m.fit(x=XA, y=y, epochs=2, batch_size=7, shuffle=True, validation_data={"x": XA, "y": y})
+    np.testing.assert_allclose(hist["auc"], [want, want], rtol=1e-5)
+    np.testing.assert_allclose(hist["val_auc"], [want, want], rtol=1e-5)
+    np.testing.assert_allclose(m.evaluate(x=XA, y=y)["auc"], want, rtol=1e-5)
+    assert set(hist) == {"loss", "auc", "binary_accuracy", "val_loss", "val_auc", "val_binary_accuracy"}
+    batch_means = np.average([_keras_auc(pred[i:i + 7], y[i:i + 7]) for i in range(0, 40, 7)],
+                             weights=[7, 7, 7, 7, 7, 5])
+    assert not np.isclose(batch_means, want)     # the data tells the two apart
+
+
+def test_auc_of_multi_label_outputs_flattens_them():
+    m, pred, y = _auc_case(units=3)
+    want = _keras_auc(pred, y)
+    hist = m.fit(x=XA, y=y, epochs=1, batch_size=9)
+    np.testing.assert_allclose(hist["auc"][0], want, rtol=1e-5)
+    np.testing.assert_allclose(m.evaluate(x=XA, y=y)["auc"], want, rtol=1e-5)
+
+
+def test_auc_is_one_for_a_perfect_separator_and_zero_for_a_reversed_one():
+    m, pred, _ = _auc_case()
+    # split the rows at the widest gap between predictions, wider than a threshold step
+    order = np.sort(pred[:, 0])
+    cut = int(np.argmax(np.diff(order)))
+    assert order[cut + 1] - order[cut] > 1 / 199
+    y = (pred > (order[cut] + order[cut + 1]) / 2).astype(np.float32)
+    assert m.fit(x=XA, y=y, epochs=1, batch_size=6)["auc"][0] == pytest.approx(1.0, abs=1e-6)
+    assert m.evaluate(x=XA, y=1 - y)["auc"] == pytest.approx(0.0, abs=1e-6)
+    assert _keras_auc(pred, y) == pytest.approx(1.0) and _keras_auc(pred, 1 - y) == pytest.approx(0.0)

@@ -71,6 +71,8 @@ def _set(key, value):
     ("rng", 7, "the state of numpy's PCG64 generator"),
     ("partial", {"epoch": 2, "batches": "1"}, "an integer >= 0"),
     ("partial", [1], "a mapping"),
+    ("partial", {"epoch": 2, "batches": 1, "seen": 2, "rows": 4, "totals": {"metric.auc.tp": ["x"]}},
+     "a number or a list of numbers"),
     ("callbacks", {"EarlyStopping": {"best": "x"}}, "a number or null"),
     ("model", 3, "a string"),
 ])
@@ -167,6 +169,14 @@ def test_zip_bomb_refused_before_inflating(tmp_path, monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 4 * 2**20
+
+
+def test_a_mid_epoch_checkpoint_keeps_a_curve_metrics_count_vectors(saved):
+    """auc's running totals are vectors (a count per threshold): saved as lists, accepted on load."""
+    partial = {"epoch": 3, "batches": 1, "seen": 2, "rows": 4, "batch_size": 2,
+               "totals": {"loss": 1.5, "metric.auc.tp": [2.0, 1.0, 0.0]}}
+    rewrite(saved, _set("partial", partial))
+    assert read_checkpoint(saved).meta["partial"]["totals"]["metric.auc.tp"] == [2.0, 1.0, 0.0]
 
 
 def test_a_valid_checkpoint_still_loads_and_resumes(saved):

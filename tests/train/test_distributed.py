@@ -259,3 +259,50 @@ def test_nproc_flag_errors(capsys):
 def test_single_process_fit_has_no_trainer():
     from nncompiler.train.distributed import running, trainer_for
     assert running() is None and trainer_for(nnc.compile(IRIS)) is None
+
+
+AUC_MODEL = """model M {
+    input x: f32[B, 3]
+    target y: f32[B, 1]
+    p = dense(x, 1, activation=sigmoid)
+    output p
+    loss binary_crossentropy(p, y)
+    metrics auc, precision
+    optimizer sgd(lr=0.1)
+}"""
+
+AUC_WORKER = textwrap.dedent(r"""
+    import datetime, json, sys
+    import numpy as np
+    import torch.distributed as dist
+    import nncompiler as nnc
+    rank, store, out, src = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=30))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(45, 3)).astype(np.float32)
+    y = (x[:, :1] + rng.normal(size=(45, 1)) > 0).astype(np.float32)
+    hist = nnc.compile(src).fit(x=x, y=y, epochs=2, batch_size=8, validation_split=0.2, seed=0)
+    with open(f"{out}.{rank}.json", "w") as f:
+        json.dump(hist, f)
+    dist.destroy_process_group()
+""")
+
+
+def test_two_ranks_sum_the_per_threshold_counts_of_auc(tmp_path):
+    """auc's parts are vectors (a count per threshold): the ranks' all-reduce carries them, so the
+    epoch's and the validation's AUC equal single-process training's."""
+    procs = [subprocess.Popen([sys.executable, "-c", AUC_WORKER, str(r), str(tmp_path / "store"),
+                               str(tmp_path / "auc"), AUC_MODEL], env=_env(), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for code, _, stderr in _wait(procs, 90):
+        assert code == 0, stderr
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(45, 3)).astype(np.float32)
+    y = (x[:, :1] + rng.normal(size=(45, 1)) > 0).astype(np.float32)
+    single = nnc.compile(AUC_MODEL).fit(x=x, y=y, epochs=2, batch_size=8, validation_split=0.2, seed=0)
+    ranks = [json.loads((tmp_path / f"auc.{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]
+    assert set(single) == {"loss", "auc", "precision", "val_loss", "val_auc", "val_precision"}
+    for key, values in single.items():
+        np.testing.assert_allclose(ranks[0][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
