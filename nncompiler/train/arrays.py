@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 
 import numpy as np
@@ -46,7 +47,9 @@ def check_headers(path, fail, limit: int | None = None) -> None:
                 f.seek(0)
                 shape, dtype = _header(f)
             sizes.append(("", shape, dtype))
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:
+    # numpy tokenizes the header's dict literal: a damaged one raises TokenError or SyntaxError
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
+            SyntaxError, tokenize.TokenError) as e:
         raise fail(f"cannot read the array headers: {e}") from None
     total = 0
     for name, shape, dtype in sizes:

@@ -26,7 +26,10 @@ import io
 import json
 import os
 import re
+import struct
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -126,6 +129,16 @@ def load_nnx(path, model_class, backend: str = "numpy", allow_nonfinite: bool = 
     and fine-tunes (when the file holds the training graph). Weights holding NaN or Inf are
     refused unless `allow_nonfinite` (as checkpoints' are). `model_class` is `nncompiler.Model`,
     passed in (train/ sits beside model.py, which imports this module to save)."""
+    try:
+        return _load_nnx(path, model_class, backend, allow_nonfinite)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, struct.error,
+            UnicodeDecodeError, SyntaxError, tokenize.TokenError) as e:
+        # a damaged archive can fail anywhere zipfile reads (a bad CRC, an unknown compression
+        # method in a flipped header, a cut stream): one clear line, never a traceback
+        raise NNXError(f"{os.fspath(path)}: damaged .nnx file ({type(e).__name__}: {e})") from None
+
+
+def _load_nnx(path, model_class, backend, allow_nonfinite):
     from ..library.context import ParamDecl, Spec
     from ..library.optimizers import OPTIMIZERS
     from ..program import LoweredModel

@@ -87,7 +87,11 @@ def read_manifest(path: str, z: zipfile.ZipFile) -> dict:
                        "Model.save('model.nnx'))") from None
     want(info.file_size <= MAX_MANIFEST, path, f"{MANIFEST} is {info.file_size} bytes (the limit is {MAX_MANIFEST})")
     try:
-        meta = json.loads(z.read(MANIFEST).decode("utf-8"))
+        raw = z.read(MANIFEST)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:   # a bad CRC, a cut file
+        raise NNXError(f"{path}: damaged entry '{MANIFEST}': {e}") from None
+    try:
+        meta = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise NNXError(f"{path}: {MANIFEST} is not valid JSON: {e}") from None
     want(isinstance(meta, dict) and meta.get("format") == FORMAT, path,
