@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--model", help="which block, when the file has several")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset to target (default 17)")
 
+    im = sub.add_parser("import", help="write an ONNX model as a .nn graph block (weights in a side .npz)")
+    im.add_argument("file", help="an .onnx model")
+    im.add_argument("-o", "--output", required=True, help="the .nn file to write")
+    im.add_argument("--weights", metavar="CKPT.npz", help="where its weights go, a checkpoint that "
+                    "--weights and nnc.load_weights read (default: the output with .npz)")
+
     e = sub.add_parser("eval", help="print a trained model's loss and metrics on data")
     e.add_argument("file", help="a .nn program, or a model saved as .nnx (give --data)")
     e.add_argument("--weights", metavar="CKPT.npz", help="a checkpoint from nnc run --save or Model.save")
@@ -597,6 +603,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Write the ONNX model as a .nn graph block that compiles to the forward IR of
+    `from_onnx(file, trainable=True)`; its weights (parameters) go to a side checkpoint."""
+    import nncompiler as nnc
+    from .fsutil import atomic_write
+    from .onnx.to_nn import graph_to_nn
+    m = nnc.from_onnx(args.file, trainable=True)
+    ckpt = args.weights or os.path.splitext(args.output)[0] + ".npz"
+    text = graph_to_nn(m.lowered.forward, source=os.path.basename(args.file),
+                       weights=os.path.basename(ckpt) if m.params else "")
+    _check_writable(args.output)
+    if m.params:
+        _check_writable(ckpt)
+    atomic_write(args.output, text, make_dirs=False)
+    if m.params:
+        m.save(ckpt)
+        print(f"note: weights in {ckpt}: give it as --weights (or nnc.load_weights) with {args.output}",
+              file=sys.stderr)
+    return 0
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
     """Compile warnings are diagnostics (FILE:LINE:COL: warning: ...): print them as such,
     without the Python file and line that raised them."""
@@ -611,7 +638,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # nnc run --nproc relaunches it
     commands = {"compile": cmd_compile, "run": cmd_run, "graph": cmd_graph, "predict": cmd_predict,
-                "eval": cmd_eval, "export": cmd_export, "opt": cmd_opt}
+                "eval": cmd_eval, "export": cmd_export, "opt": cmd_opt,
+                "import": cmd_import}
     from .train.safety import Interrupted
     try:
         with warnings.catch_warnings():    # restores the default printer when the command ends

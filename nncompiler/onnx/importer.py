@@ -49,8 +49,9 @@ def dtype_of(elem_type: int, where: str) -> str:
 
 
 def ir_name(name: str) -> str:
-    """An ONNX value name as an IR argument name ([A-Za-z_][\\w.]*); valid names are unchanged."""
-    s = re.sub(r"[^\w.]", "_", name)
+    """An ONNX value name as an IR argument name that is also a .nn name ([A-Za-z_][A-Za-z0-9_]*),
+    so `nnc import` can write it back; valid names are unchanged (torch's `0.weight` is `_0_weight`)."""
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
     return s if re.match(r"[A-Za-z_]", s) else "_" + s
 
 

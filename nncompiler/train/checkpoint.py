@@ -85,7 +85,7 @@ def save_checkpoint(model, path: str, *, epoch: int | None = None, rng: np.rando
         "format": FORMAT, "version": VERSION, "nncompiler": __version__,
         "model": low.name, "optimizer": low.optimizer.name if low.optimizer else None,
         "params": _shapes(params), "buffers": _shapes(buffers),
-        "steps_taken": int(model.steps_taken), "lr": model.lr,
+        "steps_taken": int(model.steps_taken), "lr": model.lr if low.optimizer else None,   # no optimizer: no lr (0.0 is not one)
         "epoch": epoch, "seed": seed,
         "rng": rng.bit_generator.state if rng is not None else None,
         "history": {k: [float(x) for x in v] for k, v in (history or {}).items()},

@@ -60,8 +60,8 @@ def test_trainable_import_gives_torchs_loss_and_gradients():
     ref.backward()
     np.testing.assert_allclose(loss, ref.item(), rtol=1e-5)
     for name, param in net.named_parameters():
-        # torch's "0.weight" is not an identifier; the importer names it "_0.weight"
-        np.testing.assert_allclose(grads["_" + name], param.grad.numpy(), rtol=1e-4, atol=1e-6)
+        # torch's "0.weight" is not an identifier; the importer names it "_0_weight"
+        np.testing.assert_allclose(grads["_" + name.replace(".", "_")], param.grad.numpy(), rtol=1e-4, atol=1e-6)
     before = m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"]
     m.fit(x=x.numpy(), target=y.numpy().astype(np.int32), epochs=20, batch_size=6)
     assert m.evaluate(x=x.numpy(), target=y.numpy().astype(np.int32))["loss"] < before
