@@ -31,8 +31,9 @@ def py_name(arg_name: str) -> str:
 
 
 class _Context:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, precision: str = "fp32"):
         self.graph = graph
+        self.precision = precision
         self.constants: list[str] = []
 
     def shape(self, dims) -> str:
@@ -46,7 +47,7 @@ class _Context:
         """A scan's body, compiled once when the module is imported."""
         from ...ir.text import print_graph
         name = f"_body{n.id}"
-        self.constants.append(f"{name} = _scan_body({print_graph(n.attr['body'])!r})")
+        self.constants.append(f"{name} = _scan_body({print_graph(n.attr['body'])!r}, {self.precision!r})")
         return name
 
     def constant(self, n: Node) -> str:
@@ -74,7 +75,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     `precision` tf32 or bf16 rounds float32 matmul operands as a tensor core reads them
     (precision.py), so this reference predicts the GPU's results in every mode."""
     from .memory import plan as memory_plan
-    ctx = _Context(graph)
+    ctx = _Context(graph, precision)
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
     names: dict[int, str] = {}
     params = []

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-_BODIES: dict[str, object] = {}
+_BODIES: dict[tuple[str, str], object] = {}
 
 
-def scan_body(text: str):
-    """The body graph's compiled function (cached by its text: a module is imported once per
-    compile, and the same body text always compiles to the same code)."""
-    fn = _BODIES.get(text)
+def scan_body(text: str, precision: str = "fp32"):
+    """The body graph's compiled function (cached by its text and the precision mode: a module
+    is imported once per compile, and the same body text always compiles to the same code).
+    The body's matmuls are rounded like the enclosing graph's, or a bf16 model's recurrence
+    would silently run in fp32 on numpy while the GPU rounds it."""
+    key = (text, precision)
+    fn = _BODIES.get(key)
     if fn is None:
         from ...ir.text import parse_graph
         from .codegen import compile_graph
-        compiled = compile_graph(parse_graph(text, "<scan body>"))
-        fn = _BODIES[text] = compiled.fn
+        compiled = compile_graph(parse_graph(text, "<scan body>"), precision=precision)
+        fn = _BODIES[key] = compiled.fn
     return fn
 
 
