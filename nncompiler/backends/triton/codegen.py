@@ -69,7 +69,8 @@ class KernelSource:
 RESERVED = set("""tl triton pid pid_m pid_n pid_b rm rn rk kk k0 a b acc M N K xnumel rnumel xoffset xindex
 xmask rindex rmask rbase roffset i_m i_n mmask nnmask nmask a_base b_base XBLOCK RBLOCK BLOCK_M BLOCK_N BLOCK_K
 SPLIT_K GROUP_M pid_k tile tiles_m tiles_n group first_m group_m kblocks kb last tile_id WS ws_tile ws_mine r_mn
-s ws_s theirs done ws_ptr lock_ptr float int range min max""".split())
+s ws_s theirs done ws_ptr lock_ptr float int range min max
+SPLIT_R pid_r pid_x rblocks rb ws_rows r_xr last_xr""".split())
 
 
 class _Kernel:
@@ -166,6 +167,7 @@ class _Body(Addressing):
         self.mode = "body"
         self.extra_text: list[str] = []     # template text outside the sections that uses index variables
         self.owned: set = set()
+        self.accs: list = []          # looped reductions' accumulators: (name, op, dtype, identity)
         if kind == "reduction" and not space.persistent:
             self.mode = "looped"
 
@@ -388,6 +390,7 @@ class _Body(Addressing):
         acc = f"acc{self.gen.num(nid)}"
         tdt = TL_DTYPE[dt]
         self.emit("pre", f"{acc} = tl.full([XBLOCK, RBLOCK], {ident}, {tdt})")
+        self.accs.append((acc, op, dt, ident))
         if op == "sum":
             self.emit("loop", f"{acc} = {acc} + tl.where({mask}, {inp}, {ident})" + self.comment(nid))
             self.emit("post", f"{var} = tl.sum({acc}, 1)[:, None]{cast}" + self.comment(nid))
@@ -521,11 +524,31 @@ class ModuleGen:
             defs = body.index_defs()
             xnumel = kern.dim(k.space.xnumel())
             rnumel = kern.dim(k.space.rnumel())
+            split_ok = False
             if body.mode == "looped":
                 pre = self._with_top(kern, defs.get("pre", []) + body.sections["pre"])
+                # split reductions: float32 sums and maxima only (the workspace is float32;
+                # an argmax would need its index partials too)
+                split_ok = bool(body.accs) and all(op in ("sum", "max") and dt == "f32"
+                                                   for _, op, dt, _ in body.accs)
+                sp_store, sp_init, sp_sum = [], [], []
+                if split_ok:
+                    kern.scratch("ws_ptr", "*fp32")
+                    kern.scratch("lock_ptr", "*i32")
+                for j, (acc, op, dt, ident) in enumerate(body.accs if split_ok else []):
+                    at = f"{j} * XBLOCK * RBLOCK + r_xr"
+                    sp_store.append(f"tl.store(ws_mine + {at}, {acc})")
+                    sp_init.append(f"{acc} = tl.full([XBLOCK, RBLOCK], {ident}, tl.float32)")
+                    part = f"tl.load(ws_s + {at}, mask=last_xr, other={ident}, cache_modifier=\".cg\")"
+                    sp_sum.append(f"{acc} = {acc} + {part}" if op == "sum" else f"{acc} = tl.maximum({acc}, {part})")
+                split = t["reduce"].SPLIT_FINISH.render(
+                    naccs=len(sp_store),
+                    split_store="\n".join("        " + x for x in sp_store),
+                    split_init="\n".join("        " + x for x in sp_init),
+                    split_sum="\n".join("            " + x for x in sp_sum)) if split_ok else ""
                 text = t["reduce"].LOOPED.render(
                     decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
-                    xnumel=xnumel, rnumel=rnumel,
+                    xnumel=xnumel, rnumel=rnumel, split=split.rstrip("\n"),
                     pre="\n".join("    " + x for x in pre),
                     loop="\n".join("        " + x for x in defs.get("loop", []) + body.sections["loop"]),
                     post="\n".join("    " + x for x in body.sections["post"]))
@@ -534,9 +557,14 @@ class ModuleGen:
                 text = t["reduce"].PERSISTENT.render(
                     decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
                     xnumel=xnumel, rnumel=rnumel, body="\n".join("    " + x for x in lines))
-            blocks = ("XBLOCK", "RBLOCK")
-            grid = [("cdiv", k.space.xnumel(), "XBLOCK")]
+            if body.mode == "looped":
+                blocks = ("XBLOCK", "RBLOCK", "SPLIT_R")
+                grid = [("reduce", k.space.xnumel(), "XBLOCK")]
+            else:
+                blocks = ("XBLOCK", "RBLOCK")
+                grid = [("cdiv", k.space.xnumel(), "XBLOCK")]
             info = {"xnumel": k.space.xnumel(), "rnumel": k.space.rnumel(), "persistent": body.mode != "looped",
+                    "split_ok": split_ok, "accs": len(body.accs),
                     "rinner": max(k.space.raxes) == len(k.space.shape) - 1 if k.space.raxes else True}
         else:
             text, grid, info = self.matmul(kern, k, stores)

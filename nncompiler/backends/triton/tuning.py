@@ -180,14 +180,17 @@ def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None,
             return {"XBLOCK": xb, "RBLOCK": rb}, 4 if xb * rb <= 2048 else 8, None
         if interpret:
             rb = _clamp(np2(r), 1, 8192)
-            return {"XBLOCK": _clamp(np2(x), 1, max(1, (1 << 16) // rb)), "RBLOCK": rb}, 4, None
+            return {"XBLOCK": _clamp(np2(x), 1, max(1, (1 << 16) // rb)), "RBLOCK": rb, "SPLIT_R": 1}, 4, None
         if info["rinner"]:
             rb = _clamp(np2(r), 16, 1024)
             xb = 1 if x == 1 else _clamp(np2(x), 1, max(1, 2048 // rb))
         else:
             rb = _clamp(np2(r), 16, 64)
             xb = _clamp(np2(x), 1, 64)
-        return {"XBLOCK": xb, "RBLOCK": rb}, 4 if xb * rb <= 2048 else 8, None
+        split = 1
+        if info.get("split_ok"):
+            rb, split = reduce_split(cdiv(x, xb), r, rb, sms or sm_count(arch))
+        return {"XBLOCK": xb, "RBLOCK": rb, "SPLIT_R": split}, 4 if xb * rb <= 2048 else 8, None
     # matmul
     M = val(info["M"], ASSUMED)
     N = val(info["N"], ASSUMED)
@@ -210,12 +213,32 @@ def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None,
     return blocks, warps, stages
 
 
+MIN_SPLIT_R = 16     # rows of the reduced extent each split of a split reduction keeps at least
+
+
+def reduce_split(xprogs: int, r: int, rb: int, sms: int) -> tuple[int, int]:
+    """(RBLOCK, SPLIT_R) for a looped reduction with `xprogs` row blocks over a reduced extent
+    `r`: when the row blocks alone leave SMs idle (the loss mean over the batch is one row, a
+    bias gradient's [B, N] -> [N] a few), the reduced extent is split over SPLIT_R programs per
+    row block, enough to fill the SMs, each keeping at least MIN_SPLIT_R of it (RBLOCK shrinks,
+    to no less than 16, so that every split has a block of its own)."""
+    if xprogs >= sms or r < 2 * MIN_SPLIT_R:
+        return rb, 1
+    want = cdiv(sms, xprogs)
+    while rb > 16 and cdiv(r, rb) < want:
+        rb //= 2
+    split = max(1, min(want, cdiv(r, rb), r // MIN_SPLIT_R))
+    return rb, split
+
+
 def grid(ks, sizes: dict, blocks: dict) -> tuple[tuple, list[int]]:
     """(launch grid, the extra int arguments a combo kernel takes: its segments' cumulative ends)."""
     out, ints = [], []
     for entry in ks.grid:
         if entry[0] == "cdiv":
             out.append(cdiv(eval_dim(entry[1], sizes), blocks[entry[2]]))
+        elif entry[0] == "reduce":    # (row block, split) flattened onto axis 0
+            out.append(cdiv(eval_dim(entry[1], sizes), blocks[entry[2]]) * blocks.get("SPLIT_R", 1))
         elif entry[0] == "matmul":    # (batch, tile, split) flattened onto axis 0
             _, M, N, batch = entry
             out.append(cdiv(eval_dim(M, sizes), blocks["BLOCK_M"]) * cdiv(eval_dim(N, sizes), blocks["BLOCK_N"])
@@ -230,7 +253,14 @@ def grid(ks, sizes: dict, blocks: dict) -> tuple[tuple, list[int]]:
 
 
 def split_scratch(ks, sizes: dict, blocks: dict) -> tuple[int, int]:
-    """(workspace floats, tile counters) a split-K launch needs; (0, 0) without split-K."""
+    """(workspace floats, tile counters) a split-K launch or a split reduction needs; (0, 0)
+    unsplit."""
+    if ks.kind == "reduction":
+        split = blocks.get("SPLIT_R", 1)
+        if split == 1:
+            return 0, 0
+        rows = grid(ks, sizes, blocks)[0][0] // split
+        return rows * split * blocks["XBLOCK"] * blocks["RBLOCK"] * max(1, ks.info.get("accs", 1)), rows
     split = blocks.get("SPLIT_K", 1)
     if split == 1:
         return 0, 0
@@ -267,7 +297,7 @@ def candidates(ks, sizes: dict | None = None, sms: int | None = None,
             out.append(({"XBLOCK": xb}, w, None))
     elif ks.kind == "reduction" and not ks.info["persistent"]:
         for xb, rb in ((1, 2048), (4, 512), (16, 128), (64, 32)):
-            out.append(({"XBLOCK": xb, "RBLOCK": rb}, 4, None))
+            out.append(({"XBLOCK": xb, "RBLOCK": rb, "SPLIT_R": 1}, 4, None))
     elif ks.kind == "reduction":
         rb = base[0]["RBLOCK"]
         for xb in (1, 4, 16, 64):
@@ -308,6 +338,9 @@ def launch_lines(kernels, sizes: dict, arch: int = 90) -> list[str]:
         if r["kind"] == "matmul":
             what = (f"tile {b['BLOCK_M']}x{b['BLOCK_N']}x{b['BLOCK_K']}, split-K {b['SPLIT_K']}, "
                     f"group {b['GROUP_M']}, stages {r['num_stages']}")
+        elif r["kind"] == "reduction" and "SPLIT_R" in b:
+            what = (f"XBLOCK {b['XBLOCK']}, RBLOCK {b['RBLOCK']}, "
+                    + (f"split {b['SPLIT_R']} (two-stage)" if b["SPLIT_R"] > 1 else "unsplit"))
         else:
             what = ", ".join(f"{k} {v}" for k, v in b.items())
         out.append(f"  {r['kernel']}: {r['ctas']} CTAs ({what}, {r['num_warps']} warps)")
