@@ -13,8 +13,8 @@ import weakref
 
 import numpy as np
 
-from ..ir.limits import available_memory, fmt_bytes, nbytes
-from .memory import ResourceError, bind_symbols, step_bytes
+from ..ir.limits import available_memory
+from .memory import ResourceError, bind_symbols, refuse as _refuse, step_bytes
 
 
 def check_call(model, kind: str, data: dict, what: str, hint: str) -> None:
@@ -58,13 +58,3 @@ def check_forward(model, feeds: dict) -> None:
         _refuse(total, largest, bindings, available, f"predicting {rows[0]} rows at once",
                 "give predict a batch_size")
 
-
-def _refuse(total, largest, bindings, available, what, hint):
-    where = ""
-    if largest is not None:
-        name = (f"{largest.attr['role']} '{largest.attr['name']}'" if largest.op == "arg"
-                else f"{largest.op} at {largest.loc}" if largest.loc else largest.op)
-        where = f"; the largest array is {name}, {largest.type} = {fmt_bytes(nbytes(largest.type, bindings))}"
-    sizes = ", ".join(f"{k} = {v}" for k, v in bindings.items())
-    raise ResourceError(f"{what} needs about {fmt_bytes(total)} of memory ({sizes}{where}), more than the "
-                        f"{fmt_bytes(available)} available; {hint}")

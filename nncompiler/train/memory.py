@@ -71,17 +71,22 @@ def check_step(model, kind: str, data: dict, rows: int | None, what: str, availa
     graph = model.graph(kind)
     total, largest = step_bytes(graph, bindings, copies_batch=(kind == "train_step"))
     if total > available:
-        where = ""
-        if largest is not None:
-            what_ = (f"the batch of {largest.attr['role']} '{largest.attr['name']}'" if largest.op == "arg"
-                     else f"{largest.op} at {largest.loc}" if largest.loc else largest.op)
-            where = f"; the largest array is {what_}, {largest.type} = {fmt_bytes(nbytes(largest.type, bindings))}"
-        sizes = ", ".join(f"{k} = {v}" for k, v in bindings.items())
-        raise ResourceError(f"{what} needs about {fmt_bytes(total)} of memory ({sizes}{where}), more than "
-                            f"the {fmt_bytes(available)} available; use a smaller batch (--batch N)"
-                            if kind == "train_step" else
-                            f"{what} needs about {fmt_bytes(total)} of memory ({sizes}{where}), more than "
-                            f"the {fmt_bytes(available)} available; hold out less data (--validate)")
+        refuse(total, largest, bindings, available, what,
+               "use a smaller batch (--batch N)" if kind == "train_step" else "hold out less data (--validate)",
+               arg_prefix="the batch of ")
+
+
+def refuse(total, largest, bindings, available, what, hint, arg_prefix=""):
+    """The ResourceError for a call that needs `total` bytes: the sizes bound, the largest
+    array (an argument, or the op and its .nn position), and what to do about it."""
+    where = ""
+    if largest is not None:
+        name = (f"{arg_prefix}{largest.attr['role']} '{largest.attr['name']}'" if largest.op == "arg"
+                else f"{largest.op} at {largest.loc}" if largest.loc else largest.op)
+        where = f"; the largest array is {name}, {largest.type} = {fmt_bytes(nbytes(largest.type, bindings))}"
+    sizes = ", ".join(f"{k} = {v}" for k, v in bindings.items())
+    raise ResourceError(f"{what} needs about {fmt_bytes(total)} of memory ({sizes}{where}), more than the "
+                        f"{fmt_bytes(available)} available; {hint}")
 
 
 def check_fit(model, data: dict, batch_size, rows: int, validation_data: dict | None = None) -> None:
