@@ -72,12 +72,8 @@ def check_file(path) -> None:
         raise _error(path, "the path contains a NUL byte")
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise _error(path, "file not found") from None
-    except PermissionError:
-        raise _error(path, "permission denied") from None
     except OSError as e:
-        raise _error(path, f"cannot open file: {e.strerror or e}") from None
+        raise _os_error(path, e) from None
     if stat.S_ISDIR(st.st_mode):
         raise _error(path, "is a directory, not a data file")
     if not stat.S_ISREG(st.st_mode):
@@ -93,12 +89,17 @@ def _open_text(path):
     check_file(path)
     try:
         return open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise _error(path, "file not found") from None
-    except PermissionError:
-        raise _error(path, "permission denied") from None
     except OSError as e:
-        raise _error(path, f"cannot open file: {e.strerror or e}") from None
+        raise _os_error(path, e) from None
+
+
+def _os_error(path, e: OSError):
+    """The DataError for an OS error on a data file (stat or open say the same things)."""
+    if isinstance(e, FileNotFoundError):
+        return _error(path, "file not found")
+    if isinstance(e, PermissionError):
+        return _error(path, "permission denied")
+    return _error(path, f"cannot open file: {e.strerror or e}")
 
 
 def _check_exists(path) -> None:
