@@ -18,18 +18,7 @@ from nncompiler.errors import NNCError
 from nncompiler.ir import Builder
 from nncompiler.ir.shapes import TensorType as T
 
-MLP = """
-model MLP {
-    input  x: f32[B, 784]
-    target y: i32[B]
-    h1  = dense(x, 512, activation=relu)
-    h2  = dense(h1, 512, activation=relu)
-    out = dense(h2, 10, activation=softmax)
-    output out
-    loss sparse_categorical_crossentropy(out, y)
-    optimizer adam(lr=0.001)
-}
-"""
+from mlp_source import MLP  # noqa: E402  (the tests' directory is on sys.path)
 
 
 def _mm(M, N, K, batch=1, dtype="f32"):
