@@ -1,4 +1,4 @@
-"""train/, report.py and cli.py reach a Model and its State through public methods only
+"""train/, report.py and cli/ reach a Model and its State through public methods only
 (issue 12): no `model._state`, `m._backend`, `model._rng_key()` and the like.
 
 The private names are read from the classes' own source (attributes `self._x` assigned and
@@ -11,7 +11,7 @@ from pathlib import Path
 import nncompiler
 
 PKG = Path(nncompiler.__file__).parent
-CLIENTS = sorted((PKG / "train").glob("*.py")) + [PKG / "report.py", PKG / "cli.py"]
+CLIENTS = sorted((PKG / "train").glob("*.py")) + sorted((PKG / "cli").glob("*.py")) + [PKG / "report.py"]
 
 
 def private_names(path: Path, cls: str) -> set[str]:
