@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..errors import NNCError
-from ..frontend.parse import BLOCK_KEYWORDS, MODEL_KEYWORDS
+from ..frontend.grammar import BLOCK_KEYWORDS, MODEL_KEYWORDS
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**",
            "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
