@@ -20,7 +20,8 @@ from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
 from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
-from ..library.tensor_ops import TENSOR_OPS, matmul_any
+from ..library.tensor_elementwise import matmul_any
+from ..library.tensor_ops import TENSOR_OPS
 from ..passes.unroll import UNROLL_MAX_LENGTH, unroll
 from ..program import LayerInfo, LoweredModel, TrainConfig
 from ..ir.limits import MAX_DIM, check_type

@@ -19,7 +19,7 @@ from . import initializers, regularizers
 from .activations import mean as _mean
 from .activations import vid
 from .context import Indices, Initializer, LayerContext, Regularizer, Spec, Tensor, Value
-from .tensor_ops import concat
+from .tensor_shapes import concat
 
 
 def _float_input(ctx: LayerContext, x: int, what: str) -> int:

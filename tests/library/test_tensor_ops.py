@@ -1,4 +1,4 @@
-"""The tensor toolkit of the language (library/tensor_ops.py and frontend/indexing.py), built
+"""The tensor toolkit of the language (library/tensor_*.py and frontend/indexing.py), built
 through the language (`nnc.compile(source)`) and compared with the same computation in torch.
 
 Differentiable cases declare their operands as parameters, so one compiled model gives the
