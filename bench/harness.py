@@ -33,7 +33,8 @@ import time
 import numpy as np
 
 from . import cases as cases_mod
-from .peers import Unsupported, all_impls, configure_threads
+from .peers import all_impls
+from .peers_base import Unsupported, configure_threads
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
               "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS",

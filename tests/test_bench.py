@@ -16,7 +16,8 @@ if ROOT not in sys.path:                      # bench/ lives at the top of the s
     sys.path.insert(0, ROOT)
 
 from bench import cases, harness  # noqa: E402
-from bench.peers import NNC, NumpyPeer  # noqa: E402
+from bench.peers_nnc import NNC  # noqa: E402
+from bench.peers_numpy import NumpyPeer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
