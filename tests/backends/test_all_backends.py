@@ -8,16 +8,8 @@ case, once per module, so the whole file stays well under a minute.
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
-
-if "triton" not in sys.modules:   # Triton's interpreter must be chosen before triton is imported
-    import torch
-    if not torch.cuda.is_available():
-        os.environ["TRITON_INTERPRET"] = "1"
 
 from nncompiler.backends import get_backend
 from nncompiler.backends.mlir import rules as mlir_rules

@@ -2,20 +2,13 @@
 dtypes when placing and fetching arrays, and compiles a graph whatever its name."""
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
-import torch
 
-if not torch.cuda.is_available() and "triton" not in sys.modules:
-    os.environ["TRITON_INTERPRET"] = "1"      # kernels run in Triton's interpreter on the CPU
-
-import nncompiler as nnc  # noqa: E402
-from nncompiler.backends import KNOWN, get_backend  # noqa: E402
-from nncompiler.backends.base import Backend  # noqa: E402
-from nncompiler.program import build_init  # noqa: E402
+import nncompiler as nnc
+from nncompiler.backends import KNOWN, get_backend
+from nncompiler.backends.base import Backend
+from nncompiler.program import build_init
 
 REQUIRED = ("compile", "emit", "to_device", "to_numpy")
 

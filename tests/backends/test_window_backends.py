@@ -4,16 +4,8 @@ Triton (torch fallback) compute what the numpy backend (checked against torch in
 tests/autodiff/test_vjp_conv.py) computes, on odd shapes."""
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
-
-if "triton" not in sys.modules:   # Triton's interpreter must be chosen before triton is imported
-    import torch
-    if not torch.cuda.is_available():
-        os.environ["TRITON_INTERPRET"] = "1"
 
 from nncompiler.autodiff import grad
 from nncompiler.backends import get_backend

@@ -1,18 +1,6 @@
-"""Triton backend tests run anywhere: on a machine without a CUDA GPU the kernels run in
-Triton's interpreter on CPU tensors, which must be switched on before triton is imported."""
-import os
-import sys
-
+"""Triton backend tests are skipped where triton is not installed. (Whether kernels run in
+Triton's interpreter is decided once for the session, in tests/conftest.py.)"""
 import pytest
-
-try:
-    import torch
-    _CUDA = torch.cuda.is_available()
-except ImportError:          # pragma: no cover - torch is a test dependency
-    _CUDA = False
-
-if not _CUDA and "triton" not in sys.modules:
-    os.environ["TRITON_INTERPRET"] = "1"
 
 try:
     import triton  # noqa: F401
