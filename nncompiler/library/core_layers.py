@@ -13,6 +13,8 @@ are what a non-sequential model uses to join branches:
 """
 from __future__ import annotations
 
+import functools
+
 from ..errors import ShapeError
 from ..ir.shapes import FLOAT_DTYPES
 from . import initializers, regularizers
@@ -68,12 +70,7 @@ def _operands(*tensors) -> list[int]:
 
 def add(ctx: LayerContext, a: Tensor, b: Tensor, c: Tensor = None, d: Tensor = None) -> Value:
     """a + b (+ c + d), with broadcasting: Keras's Add, joining the branches of a residual block."""
-    bld = ctx.b
-    ids = _operands(a, b, c, d)
-    out = ids[0]
-    for i in ids[1:]:
-        out = bld.add(out, i)
-    return Value(out)
+    return Value(functools.reduce(ctx.b.add, _operands(a, b, c, d)))
 
 
 def subtract(ctx: LayerContext, a: Tensor, b: Tensor) -> Value:
@@ -83,12 +80,7 @@ def subtract(ctx: LayerContext, a: Tensor, b: Tensor) -> Value:
 
 def multiply(ctx: LayerContext, a: Tensor, b: Tensor, c: Tensor = None, d: Tensor = None) -> Value:
     """a * b (* c * d), elementwise with broadcasting (Keras's Multiply)."""
-    bld = ctx.b
-    ids = _operands(a, b, c, d)
-    out = ids[0]
-    for i in ids[1:]:
-        out = bld.mul(out, i)
-    return Value(out)
+    return Value(functools.reduce(ctx.b.mul, _operands(a, b, c, d)))
 
 
 def average(ctx: LayerContext, a: Tensor, b: Tensor, c: Tensor = None, d: Tensor = None) -> Value:
