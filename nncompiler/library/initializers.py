@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-from ..errors import did_you_mean
 from ..ir.graph import Builder
 from ..ir.shapes import NUMPY_DTYPE
 from .context import ParamDecl, Spec
+from .spec import named_spec
 
 _TRUNC_STDDEV = 0.87962566103423978   # stddev of a standard normal truncated to [-2, 2]
 _REDRAWS = 4
@@ -142,12 +142,7 @@ INITIALIZERS = {
 
 def as_spec(init) -> Spec:
     """A bare initialiser name -> Spec; checks the name exists."""
-    spec = Spec(init) if isinstance(init, str) else init
-    if not isinstance(spec, Spec):
-        raise TypeError(f"expected an initialiser name or Spec, got {init!r}")
-    if spec.name not in INITIALIZERS:
-        raise ValueError(f"unknown initializer '{spec.name}'{did_you_mean(spec.name, INITIALIZERS)}")
-    return spec
+    return named_spec(init, INITIALIZERS, "initializer")
 
 
 def initial_value(decl: ParamDecl, b: Builder) -> int:

@@ -6,9 +6,8 @@ Keras's (0.01). The penalty is l1 * sum|w| + l2 * sum w^2, summed (not averaged)
 over the weights as in Keras.
 """
 
-from ..errors import did_you_mean
 from ..ir.graph import Builder
-from .spec import Spec
+from .spec import Spec, named_spec
 
 
 def _penalty(b: Builder, w: int, l1: float, l2: float) -> int:
@@ -40,14 +39,7 @@ REGULARIZERS = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
 
 def as_spec(reg) -> Spec | None:
     """None, a bare name or a Spec -> Spec (or None); checks the name exists."""
-    if reg is None:
-        return None
-    spec = Spec(reg) if isinstance(reg, str) else reg
-    if not isinstance(spec, Spec):
-        raise TypeError(f"expected a regularizer name or Spec, got {reg!r}")
-    if spec.name not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer '{spec.name}'{did_you_mean(spec.name, REGULARIZERS)}")
-    return spec
+    return None if reg is None else named_spec(reg, REGULARIZERS, "regularizer")
 
 
 def apply_regularizer(b: Builder, spec: Spec | str, w: int) -> int:
