@@ -18,6 +18,8 @@ partial tile (and partial column sums) to `ws_ptr`, and bumps the tile's counter
 `lock_ptr`; the split that arrives last sums the partials and alone runs the epilogue
 (its stores are masked by `last`), then resets the counter to 0 for the next launch,
 so the fused epilogue (bias, activation, optimizer update) runs once per element.
+With the TMA constexpr set (sm_90), A and B tiles that qualify are read through device-side
+tensor descriptors (`{descriptors}`, `TMA_OR_POINTERS`): one bulk copy per tile.
 The `{colsum}` lines accumulate the column sums of B (a bias gradient) from the
 same tiles; `{split_store}` / `{split_sum}` spill and gather their partials.
 """
@@ -49,15 +51,14 @@ def {name}({params}):
 {top}
     a_base = {a_base}
     b_base = {b_base}
+{descriptors}
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype={acc_dtype})
 {colsum_init}
     kblocks = tl.cdiv(K, BLOCK_K)
     for kb in range(pid_k * kblocks // SPLIT_K, (pid_k + 1) * kblocks // SPLIT_K):
         kk = kb * BLOCK_K + rk
-        a = tl.load(a_base + rm[:, None] * {a_sm} + kk[None, :] * {a_sk},
-                    mask=(rm[:, None] < M) & (kk[None, :] < K), other={other})
-        b = tl.load(b_base + kk[:, None] * {b_sk} + rn[None, :] * {b_sn},
-                    mask=(kk[:, None] < K) & (rn[None, :] < N), other={other})
+{load_a}
+{load_b}
         acc += {dot}
 {colsum}
     # splits of this tile done before this one: the last to arrive (SPLIT_K - 1) runs the epilogue
@@ -89,6 +90,26 @@ def {name}({params}):
     nmask = i_n < N
 {epilogue}
 ''')
+
+# The operand loads of the K loop (`{load_a}`, `{load_b}`): through the operand's strides,
+# masked at the ragged edges ...
+LOAD_A = KernelTemplate("matmul.load_a", '''\
+a = tl.load(a_base + rm[:, None] * {sm} + kk[None, :] * {sk},
+            mask=(rm[:, None] < M) & (kk[None, :] < K), other={other})''')
+LOAD_B = KernelTemplate("matmul.load_b", '''\
+b = tl.load(b_base + kk[:, None] * {sk} + rn[None, :] * {sn},
+            mask=(kk[:, None] < K) & (rn[None, :] < N), other={other})''')
+# ... or, for an operand a tensor descriptor can read (backends/triton/tma.py), through its
+# descriptor when the TMA constexpr is set (sm_90 and newer), from `{descriptors}` made once
+# before the loop; out-of-bounds elements of a descriptor's tile read as zero, so no masks.
+TMA_OR_POINTERS = KernelTemplate("matmul.tma_load", '''\
+if TMA:
+    {var} = {tma}
+else:
+{pointers}''')
+TMA_DESCRIPTORS = KernelTemplate("matmul.descriptors", '''\
+if TMA:
+{lines}''')
 
 DOT_FLOAT = "tl.dot(a, b, input_precision=\"ieee\")"
 # precision mode (nncompiler/precision.py) -> (the float32 dot, the helper it calls or None)

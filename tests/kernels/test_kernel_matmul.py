@@ -1,25 +1,38 @@
 """kernels/matmul.py on its own: MATMUL rendered by hand with a transposed operand read through
 its strides, a bias + relu epilogue and the column sums of B, run, checked against torch -- with
 one program per tile, in grouped order, and split over K (the last split to arrive sums the
-partials and runs the epilogue)."""
+partials and runs the epilogue); and with both operands read through TMA tensor descriptors
+(TMA_OR_POINTERS), the transposed one loaded in its stored layout and transposed in registers."""
 import pytest
 import torch
 
 from kernel_testlib import device, indent, load
-from nncompiler.kernels.matmul import DOT_FLOAT, DOT_INT, MATMUL
+from nncompiler.kernels.matmul import (DOT_FLOAT, DOT_INT, LOAD_A, LOAD_B, MATMUL, TMA_DESCRIPTORS,
+                                      TMA_OR_POINTERS)
 
 BLOCKS = ("BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, "
-          "SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr")
+          "SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr, TMA: tl.constexpr")
 
 
-def _render(name, dot, acc_dtype, other):
+def _render(name, dot, acc_dtype, other, tma=False):
+    load_a = LOAD_A.render(sm="K", sk="1", other=other)
+    load_b = LOAD_B.render(sk="1", sn="K", other=other)            # B = bt.T: element (k, n) at n*K + k
+    descriptors = ""
+    if tma:     # A as stored ([M, K], rows); B = bt.T read as bt ([N, K]) and transposed
+        load_a = TMA_OR_POINTERS.render(var="a", tma="a_desc.load([pid_m * BLOCK_M, kb * BLOCK_K])",
+                                        pointers=indent(load_a.splitlines()))
+        load_b = TMA_OR_POINTERS.render(var="b", tma="tl.trans(b_desc.load([pid_n * BLOCK_N, kb * BLOCK_K]))",
+                                        pointers=indent(load_b.splitlines()))
+        descriptors = indent(TMA_DESCRIPTORS.render(lines=indent([
+            "a_desc = tl.make_tensor_descriptor(a_base, shape=[M, K], strides=[K, 1], block_shape=[BLOCK_M, BLOCK_K])",
+            "b_desc = tl.make_tensor_descriptor(b_base, shape=[N, K], strides=[K, 1], block_shape=[BLOCK_N, BLOCK_K])",
+        ])).splitlines())
     return MATMUL.render(
         decorator="@triton.jit", name=name,
         params="a_ptr, bt_ptr, bias_ptr, c_ptr, cs_ptr, ws_ptr, lock_ptr, M, N, K, " + BLOCKS,
         header="    # c = relu(a @ bt.T + bias); cs = column sums of bt.T", M="M", N="N", K="K", top="",
-        a_base="a_ptr", b_base="bt_ptr", acc_dtype=acc_dtype, other=other,
-        a_sm="K", a_sk="1", b_sk="1", b_sn="K",                       # B = bt.T: element (k, n) at n*K + k
-        dot=dot,
+        a_base="a_ptr", b_base="bt_ptr", acc_dtype=acc_dtype, descriptors=descriptors,
+        load_a=indent(load_a.splitlines(), 2), load_b=indent(load_b.splitlines(), 2), dot=dot,
         colsum_init=indent([f"cs = tl.zeros([BLOCK_N], dtype={acc_dtype})"]),
         colsum=indent(["cs += tl.sum(b, 0)"], 2),
         ws_extra=" + BLOCK_N",
@@ -32,7 +45,7 @@ def _render(name, dot, acc_dtype, other):
                          "    tl.store(cs_ptr + rn, cs, mask=(rn < N) & (rn * 0 + done == SPLIT_K - 1))"]))
 
 
-def _run(kernel, dtype, M, N, K, block, split, group):
+def _run(kernel, dtype, M, N, K, block, split, group, tma=0):
     dev = device()
     g = torch.Generator().manual_seed(0)
     if dtype.is_floating_point:
@@ -47,7 +60,7 @@ def _run(kernel, dtype, M, N, K, block, split, group):
     lock = torch.zeros(tiles, dtype=torch.int32, device=dev)
     for _ in range(2):     # twice: the counters must be back at 0 after a launch
         kernel[(tiles * split,)](a, bt, bias, c, cs, ws, lock, M, N, K, BLOCK_M=block, BLOCK_N=block,
-                                 BLOCK_K=16, SPLIT_K=split, GROUP_M=group)
+                                 BLOCK_K=16, SPLIT_K=split, GROUP_M=group, TMA=tma)
         assert not lock.any()
     return a, bt, bias, c, cs
 
@@ -75,6 +88,18 @@ def test_split_k_and_grouped_order_match_torch_on_odd_shapes(tmp_path, split, gr
     kernel = load(tmp_path, _render("mm_split", DOT_FLOAT, "tl.float32", "0.0"), "mm_split")
     M, N, K = 53, 35, 83
     a, bt, bias, c, cs = _run(kernel, torch.float32, M, N, K, 16, split, group)
+    torch.testing.assert_close(c.double(), torch.relu(a.double() @ bt.double().T + bias.double()),
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cs.double(), bt.double().sum(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("split,tma", [(1, 1), (3, 1), (3, 0)])
+def test_operands_through_tensor_descriptors_match_torch(tmp_path, split, tma):
+    # K = 44 floats: rows 176 bytes apart, a multiple of 16 as a descriptor needs; M and N ragged
+    # (the descriptor zero-fills the tile past the edge); TMA=0 is the same source's pointer path
+    kernel = load(tmp_path, _render("mm_tma", DOT_FLOAT, "tl.float32", "0.0", tma=True), "mm_tma")
+    M, N, K = 37, 21, 44
+    a, bt, bias, c, cs = _run(kernel, torch.float32, M, N, K, 16, split, 2, tma=tma)
     torch.testing.assert_close(c.double(), torch.relu(a.double() @ bt.double().T + bias.double()),
                                rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(cs.double(), bt.double().sum(1), rtol=1e-5, atol=1e-5)

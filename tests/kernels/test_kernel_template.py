@@ -31,8 +31,12 @@ def test_a_slot_can_be_left_for_a_later_stage():
                     "post"}),
     (reduce.SPLIT_FINISH, {"naccs", "split_store", "split_init", "split_sum"}),
     (matmul.MATMUL, {"decorator", "name", "params", "header", "M", "N", "K", "top", "a_base", "b_base",
-                     "acc_dtype", "other", "a_sm", "a_sk", "b_sk", "b_sn", "dot", "colsum_init", "colsum",
+                     "acc_dtype", "descriptors", "load_a", "load_b", "dot", "colsum_init", "colsum",
                      "ws_extra", "split_store", "split_sum", "epilogue"}),
+    (matmul.LOAD_A, {"sm", "sk", "other"}),
+    (matmul.LOAD_B, {"sk", "sn", "other"}),
+    (matmul.TMA_OR_POINTERS, {"var", "tma", "pointers"}),
+    (matmul.TMA_DESCRIPTORS, {"lines"}),
 ])
 def test_the_backends_templates_have_the_slots_codegen_fills(template, slots):
     assert template.slots == slots

@@ -69,7 +69,10 @@ def compile_job(job: dict) -> dict:
     out = {"name": job["name"], "target": job["target"], "signature": job["signature"],
            "constexprs": job["constexprs"], "divisible_by_16": job.get("divisible_by_16", []),
            "num_warps": job["num_warps"], "num_stages": job.get("num_stages"),
-           "shared": int(getattr(ck.metadata, "shared", 0) or 0), "triton": triton.__version__}
+           "shared": int(getattr(ck.metadata, "shared", 0) or 0),
+           # bytes of global scratch per program a launcher must pass (TMA descriptors live there)
+           "global_scratch": int(getattr(ck.metadata, "global_scratch_size", 0) or 0),
+           "triton": triton.__version__}
     for stage in ("ttir", "ttgir", "llir", "ptx"):
         if stage in asm:
             out[stage] = asm[stage] if isinstance(asm[stage], str) else asm[stage].decode()

@@ -208,7 +208,7 @@ def cubin_archive(compiled: list[tuple[str, str, dict]], target) -> bytes:
                              "divisible_by_16": res.get("divisible_by_16", []),
                              "entry_params": res.get("entry_params", []),
                              "num_warps": res["num_warps"], "num_stages": res.get("num_stages"),
-                             "shared": res.get("shared", 0)})
+                             "shared": res.get("shared", 0), "global_scratch": res.get("global_scratch", 0)})
         data = json.dumps({"target": target_name(target), "kernels": manifest}, indent=1).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)

@@ -22,13 +22,17 @@ from ...ir.graph import Graph
 from ...ir.primitives import ELEMENTWISE_KINDS, PRIMITIVES
 from ...ir.shapes import Monomial, fmt_shape, numel, symbols
 from ...sourcetext import loc_text, quote
+from . import tma
 from .address import Addressing
 from .index import add_terms, dim_expr, mul_expr, right_align, size_arg, static_numel
 from .ops import HELPERS, SIGNATURE, TL_DTYPE, TRITON_OPS, literal, lowest, zero
 from .plan import REDUCE_OPS, Group, Plan
 
 # a matmul's constexprs (tuning.choose fills them): tile, split-K factor, grouped-order width
-MATMUL_BLOCKS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M")
+# and whether qualifying operands load through TMA descriptors (tma.py)
+MATMUL_BLOCKS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M", "TMA")
+# constexprs a config may leave out (a pinned config from before TMA existed)
+BLOCK_DEFAULTS = {"TMA": 0}
 
 
 def templates():
@@ -70,7 +74,7 @@ RESERVED = set("""tl triton pid pid_m pid_n pid_b rm rn rk kk k0 a b acc M N K x
 xmask rindex rmask rbase roffset i_m i_n mmask nnmask nmask a_base b_base XBLOCK RBLOCK BLOCK_M BLOCK_N BLOCK_K
 SPLIT_K GROUP_M pid_k tile tiles_m tiles_n group first_m group_m kblocks kb last tile_id WS ws_tile ws_mine r_mn
 s ws_s theirs done ws_ptr lock_ptr float int range min max
-SPLIT_R pid_r pid_x rblocks rb ws_rows r_xr last_xr""".split())
+SPLIT_R pid_r pid_x rblocks rb ws_rows r_xr last_xr TMA a_desc b_desc""".split())
 
 
 class _Kernel:
@@ -660,13 +664,13 @@ class ModuleGen:
         self._riders(body, k)
         defs = body.index_defs()
         top = self._with_top(kern, defs.get("top", []))
+        loads, descriptors, tma_layouts = self.operand_loads(kern, k.space.shape, av, bv, dt)
         text = self.t["matmul"].MATMUL.render(
             decorator="{decorator}", name=k.name, params="{params}", header=self.header(k),
             M=kern.dim(M), N=kern.dim(N), K=kern.dim(K),
             top="\n".join("    " + x for x in top),
-            a_base=a_base, b_base=b_base, acc_dtype=acc_dtype, other=zero(dt),
-            a_sm=kern.dim(av.strides[-2]), a_sk=kern.dim(av.strides[-1]),
-            b_sk=kern.dim(bv.strides[-2]), b_sn=kern.dim(bv.strides[-1]),
+            a_base=a_base, b_base=b_base, acc_dtype=acc_dtype,
+            descriptors=descriptors, load_a=loads[0], load_b=loads[1],
             dot=dot,
             colsum_init="\n".join("    " + x for x in cs_init),
             colsum="\n".join("        " + x for x in cs_loop),
@@ -677,8 +681,32 @@ class ModuleGen:
         batch = numel(D[:-2]) if r > 2 else 1
         grid = [("matmul", M, N, batch)]
         info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums),
-                "precision": self.precision}
+                "precision": self.precision, "tma": tma_layouts}
         return text, grid, info
+
+    def operand_loads(self, kern: _Kernel, space_shape, av, bv, dt) -> tuple[list[str], str, tuple]:
+        """The K loop's loads of A and B (8-space indented), the descriptor statements before the
+        loop (4-space), and each operand's TMA layout (tma.py; None: pointer loads only)."""
+        mm = self.t["matmul"]
+        pointers = [mm.LOAD_A.render(sm=kern.dim(av.strides[-2]), sk=kern.dim(av.strides[-1]), other=zero(dt)),
+                    mm.LOAD_B.render(sk=kern.dim(bv.strides[-2]), sn=kern.dim(bv.strides[-1]), other=zero(dt))]
+        layouts = tuple(tma.operand_layout(v, space_shape, dt) for v in (av, bv))
+        # (logical rows, cols, block rows, block cols, tile row, tile col) of A[M, K] and B[K, N]
+        logical = [("M", "K", "BLOCK_M", "BLOCK_K", "pid_m * BLOCK_M", "kb * BLOCK_K"),
+                   ("K", "N", "BLOCK_K", "BLOCK_N", "kb * BLOCK_K", "pid_n * BLOCK_N")]
+        loads, desc_lines = [], []
+        for pos, (var, view, layout) in enumerate(zip("ab", (av, bv), layouts)):
+            if layout is None:
+                loads.append(_indent(pointers[pos], 2))
+                continue
+            rows, cols, brows, bcols, row, col = logical[pos]
+            stride = view.strides[-2] if layout == tma.ROWS else view.strides[-1]
+            desc_lines.append(tma.descriptor_lines(var, f"{var}_base", layout, rows, cols, str(stride), brows, bcols))
+            loads.append(_indent(mm.TMA_OR_POINTERS.render(
+                var=var, tma=tma.descriptor_load(var, layout, row, col), pointers=_indent(pointers[pos], 1)), 2))
+        descriptors = _indent(mm.TMA_DESCRIPTORS.render(lines=_indent("\n".join(desc_lines), 1)), 1) \
+            if desc_lines else ""
+        return loads, descriptors, layouts
 
     def module_text(self, title: str = "") -> str:
         helpers = sorted({h for k in self.kernels for h in k.helpers})
@@ -697,6 +725,11 @@ class ModuleGen:
         for k in self.kernels:
             parts.append(k.text)
         return "\n\n".join(parts)
+
+
+def _indent(text: str, levels: int) -> str:
+    pad = "    " * levels
+    return "\n".join(pad + line for line in text.splitlines())
 
 
 def generate(plan: Plan, title: str = "", precision: str = "fp32") -> tuple[str, list[KernelSource]]:

@@ -30,6 +30,7 @@ from ...errors import NNCError
 from ...ir.graph import Builder, Graph
 from ...ir.shapes import NUMPY_DTYPE, Monomial, canon_dim, numel
 from .cache import write_module
+from .codegen import BLOCK_DEFAULTS
 from .fallback import torch_dtype, torch_op
 from .graphs import StepGraphs
 from .index import View, eval_dim, eval_shape
@@ -80,6 +81,35 @@ def load_module(graph_name: str, source: str):
     return _MODULES[key]
 
 
+def install_scratch_allocator(device: str) -> None:
+    """Give Triton an allocator for the global scratch memory a kernel asks for at launch: a
+    device-side tensor descriptor (TMA, tma.py) is written there. Torch allocates it, so inside
+    a CUDA graph capture it comes from the graph's private pool and replays at the same address.
+    Triton keeps the allocator per thread (a ContextVar), so this runs before each call's
+    launches; an allocator the caller installed is left alone."""
+    import triton
+    set_allocator = getattr(triton, "set_allocator", None)
+    if set_allocator is None:
+        return
+    try:
+        from triton.runtime._allocation import _allocator
+        current = _allocator.get()
+    except (ImportError, AttributeError):
+        current = None
+    if current is not None and type(current).__name__ != "NullAllocator":
+        return
+    set_allocator(_TorchScratch(device))
+
+
+class _TorchScratch:
+    def __init__(self, device: str):
+        self.device = device
+
+    def __call__(self, size: int, alignment: int, stream):
+        import torch
+        return torch.empty(size, dtype=torch.int8, device=self.device)
+
+
 # ---- the compiled graph ------------------------------------------------------------------
 
 def constant_value(node) -> np.ndarray:
@@ -128,6 +158,8 @@ class CompiledGraph:
         self._scalars: OrderedDict = OrderedDict()
         self.autotune = device == "cuda" and not interpret and autotune
         self._pinned: dict = {}
+        # kernels that may read operands through TMA descriptors need Triton's scratch allocator
+        self._descriptors = not interpret and any(any(k.info.get("tma", ())) for k in kernels)
         self._graphs = None
         if cuda_api is not None or (device == "cuda" and not interpret
                                     and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0"):
@@ -202,7 +234,10 @@ class CompiledGraph:
                 t = t.to(self.device)
             if t.dtype != dt:
                 t = t.to(dt)
-            return t if t.is_contiguous() else t.contiguous()
+            t = t if t.is_contiguous() else t.contiguous()
+            # a view into a bigger tensor may start anywhere; TMA descriptors (and vector loads)
+            # need a 16-byte-aligned base, which every allocation the runtime makes has
+            return t if t.data_ptr() % 16 == 0 else t.clone()
         arr = np.asarray(value)
         if arr.ndim == 0:
             return self._scalar(arr, node.dtype)
@@ -239,6 +274,8 @@ class CompiledGraph:
         for name, t in tensors.items():
             bufs[self._arg_nodes[name].id] = t
         pool = self._pool(sizes)
+        if self._descriptors:
+            install_scratch_allocator(self.device)
         if self.interpret:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -314,8 +351,10 @@ class CompiledGraph:
     def pin(self, kernel_name: str, config: tuple[dict, int, int | None]):
         """Launch kernel `kernel_name` with this (constexprs, num_warps, num_stages) at every size:
         what tests use to run split-K and grouped orders under the interpreter."""
-        idx = next(k.index for k in self.kernels.values() if k.name == kernel_name)
-        self._pinned[idx] = config
+        ks = next(k for k in self.kernels.values() if k.name == kernel_name)
+        blocks, warps, stages = config
+        defaults = {b: v for b, v in BLOCK_DEFAULTS.items() if b in ks.blocks}
+        self._pinned[ks.index] = ({**defaults, **blocks}, warps, stages)
         self._prepared.clear()
 
     def _launcher(self, ks, bufs, sizes, config):

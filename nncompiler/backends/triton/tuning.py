@@ -148,7 +148,8 @@ def device_arch() -> int:
 def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None,
            arch: int | None = None) -> tuple[dict, int, int | None]:
     """(constexprs, num_warps, num_stages) for kernel `ks`; `sizes` binds the symbols; `arch`
-    (default: the GPU present, else sm_90) decides whether tensor-core modes keep wgmma tiles."""
+    (default: the GPU present, else sm_90) decides whether tensor-core modes keep wgmma tiles
+    and whether a matmul's operands load through TMA descriptors."""
     info = ks.info
 
     def val(d, default):
@@ -191,7 +192,22 @@ def choose(ks, sizes: dict | None, interpret: bool, sms: int | None = None,
         if info.get("split_ok"):
             rb, split = reduce_split(cdiv(x, xb), r, rb, sms or sm_count(arch))
         return {"XBLOCK": xb, "RBLOCK": rb, "SPLIT_R": split}, 4 if xb * rb <= 2048 else 8, None
-    # matmul
+    blocks, warps, stages = _matmul_choice(info, val, interpret, sms, arch)
+    blocks["TMA"] = int(uses_tma(info, interpret, arch))
+    return blocks, warps, stages
+
+
+def uses_tma(info: dict, interpret: bool, arch: int | None) -> bool:
+    """Whether a matmul launch reads its qualifying operands (tma.py) through tensor descriptors:
+    compiled for sm_90 or newer (the Tensor Memory Accelerator), by a Triton that has them. The
+    interpreter keeps pointer loads (the same numbers; tests pin TMA on to check the other path)."""
+    from .tma import available
+    if interpret or info["dtype"] != "f32" or not any(info.get("tma", ())):
+        return False
+    return (arch if arch is not None else device_arch()) >= 90 and available()
+
+
+def _matmul_choice(info: dict, val, interpret: bool, sms: int | None, arch: int | None):
     M = val(info["M"], ASSUMED)
     N = val(info["N"], ASSUMED)
     K = val(info["K"], ASSUMED)
@@ -291,7 +307,7 @@ def candidates(ks, sizes: dict | None = None, sms: int | None = None,
             if bm <= max(16, np2(M)) and bn <= max(16, np2(N)):
                 for split in sorted({1, base[0]["SPLIT_K"]}):
                     out.append(({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
-                                 "GROUP_M": GROUP_M}, w, st))
+                                 "GROUP_M": GROUP_M, "TMA": base[0]["TMA"]}, w, st))
     elif ks.kind in ("pointwise", "combo"):
         for xb, w in ((256, 4), (512, 4), (2048, 8), (4096, 8)):
             out.append(({"XBLOCK": xb}, w, None))
@@ -337,7 +353,7 @@ def launch_lines(kernels, sizes: dict, arch: int = 90) -> list[str]:
         b = r["blocks"]
         if r["kind"] == "matmul":
             what = (f"tile {b['BLOCK_M']}x{b['BLOCK_N']}x{b['BLOCK_K']}, split-K {b['SPLIT_K']}, "
-                    f"group {b['GROUP_M']}, stages {r['num_stages']}")
+                    f"group {b['GROUP_M']}, stages {r['num_stages']}" + (", TMA loads" if b.get("TMA") else ""))
         elif r["kind"] == "reduction" and "SPLIT_R" in b:
             what = (f"XBLOCK {b['XBLOCK']}, RBLOCK {b['RBLOCK']}, "
                     + (f"split {b['SPLIT_R']} (two-stage)" if b["SPLIT_R"] > 1 else "unsplit"))
