@@ -9,8 +9,15 @@ runtime owns those buffers and arranges for the data to already be in them:
   argument has two staging tensors used in turn, so the host fills one while the
   copy from the other may still be in flight; an event per staging tensor says when
   it may be refilled (the host only waits if it is two whole steps ahead).
-* **Host scalars** (the learning rate, a random key) are uploaded the same way, but
-  only when their value changed since the last upload.
+* **Host scalars** (the learning rate) are uploaded the same way, but only when their
+  value changed since the last upload.
+* **The random key** (`rng` arguments: dropout's Philox seed) changes every step, but
+  predictably: the State derives it from the step count, one more each step. The key's
+  static buffer is the device-side step counter: the captured graph ends by advancing it
+  ((key + 1) mod 2^31, `advance_key`), and the host keeps the value it predicts the
+  buffer holds, so the step's key is already on the device and nothing is uploaded. A key
+  that differs from the prediction (a restored checkpoint, the step count set by hand,
+  another rank's key) is uploaded once, as any host scalar.
 * **Donated state** (parameters and optimizer slots the step returns a `new.` value
   for) lives in two sets of buffers, S0 and S1, and the step is captured twice:
   phase 0 reads S0 and writes its new state into S1, phase 1 reads S1 and writes S0.
@@ -132,6 +139,9 @@ class _Entry:
                       {k: tensors[k].clone() for k in self.donate}]
         self.staging: dict = {}     # name -> [[pinned, event or None], [pinned, event or None]], next index
         self.host_value: dict = {}  # name -> bytes of the host scalar last uploaded
+        # random keys the graph advances on the device after each step (module docstring)
+        self.counters = tuple(a.attr["name"] for a in cg.graph.args_with_role("rng")
+                              if a.attr["name"] in self.shared and a.dtype in ("i32", "i64"))
         sizes = cg.bind(tensors)
         cg._pool(sizes)             # the graphs bake in these intermediate buffers
         outs = dict(cg.graph.outputs)
@@ -157,6 +167,8 @@ class _Entry:
                     if result[f"new.{x}"].data_ptr() != writes[x].data_ptr():
                         api.copy(writes[x], result[f"new.{x}"])
                     result[f"new.{x}"] = writes[x]
+                for name in self.counters:  # the next step's key, on the device
+                    advance_key(self.shared[name])
                 return result
 
             with api.side_stream():
@@ -183,12 +195,16 @@ class _Entry:
         for k, s in self.shared.items():
             self._put(k, s, args[k])
         self.replays[phase]()
+        for name in self.counters:      # what the buffer holds now (unknown until a first upload)
+            if name in self.host_value:
+                self.host_value[name] = next_key(self.host_value[name], self.shared[name].dtype)
         return dict(self.outputs[phase])
 
     def _put(self, name, static, value):
         """Make `static` hold `value`: nothing if it is the buffer, else one copy."""
         torch = self.cg._torch
         if isinstance(value, torch.Tensor):
+            self.host_value.pop(name, None)     # the buffer's value is no longer the host's to predict
             if value.data_ptr() != static.data_ptr():
                 self.api.copy(static, self.cg.tensor_arg(name, value))
             return
@@ -215,6 +231,21 @@ class _Entry:
         if event is None:
             event = slots[i][1] = self.api.event()
         event.record()
+
+
+KEY_MASK = 0x7FFFFFFF     # keys stay non-negative int32s: (key + 1) mod 2^31
+
+
+def advance_key(key) -> None:
+    """The next step's random key, in place on the device (a captured graph's last op)."""
+    key.add_(1).bitwise_and_(KEY_MASK)
+
+
+def next_key(host_bytes: bytes, torch_dtype) -> bytes:
+    """`advance_key` on the host: the bytes of the key a buffer holding `host_bytes` holds next."""
+    dtype = np.int64 if "64" in str(torch_dtype) else np.int32
+    value = int(np.frombuffer(host_bytes, dtype=dtype)[0])
+    return np.asarray((value + 1) & KEY_MASK, dtype=dtype).tobytes()
 
 
 def _ptr(value) -> int:

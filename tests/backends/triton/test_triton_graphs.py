@@ -153,6 +153,51 @@ def test_steady_state_steps_upload_the_batch_only_and_never_sync(tmp_path):
     np.testing.assert_allclose(mt.opt_state["opt.step"], mn.opt_state["opt.step"])
 
 
+DROPOUT = SOURCE.replace("h   = dense(x, 8, activation=relu)", "h   = dropout(dense(x, 8, activation=relu), 0.5)")
+
+
+def test_dropout_keys_advance_on_the_device_and_only_the_batch_is_uploaded(tmp_path):
+    """The random key changes every step; the captured graph advances it on the device, so a
+    steady-state step uploads exactly the batch's arrays. The oracle: the same model stepped
+    eagerly (no graphs), whose key the host computes from the step count every step."""
+    path = os.path.join(tmp_path, "drop.nn")
+    with open(path, "w") as f:
+        f.write(DROPOUT)
+    mt = nnc.compile(path, backend="triton")
+    mt.backend.cuda_api = api = FakeCuda()
+    eager = nnc.compile(path, backend="triton")
+    batches = _batches(9, 5, seed=6)
+    for b in batches[:3]:                 # compile; capture and replay (uploading the key); replay
+        mt.step_on_device(**b)
+    uploads = api.uploads
+    losses = [mt.step(**b)["loss"] for b in batches[3:]]
+    assert api.uploads - uploads == 2 * len(batches[3:])
+    want = [eager.step(**b)["loss"] for b in batches][3:]
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    for k, v in eager.params.items():
+        np.testing.assert_allclose(mt.params[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    # a key the device does not predict (the step count set by hand) is uploaded once, then advances
+    mt.steps_taken = eager.steps_taken = 1000
+    uploads = api.uploads
+    for b in batches[:3]:
+        np.testing.assert_allclose(mt.step(**b)["loss"], eager.step(**b)["loss"], rtol=1e-5)
+    assert api.uploads - uploads == 2 * 3 + 1
+
+
+def test_the_key_wraps_as_the_state_computes_it():
+    from nncompiler.backends.triton.graphs import advance_key, next_key
+    from nncompiler.runtime import State
+    st = State(None, {}, {}, seed=0)
+    st.step = 0x7FFFFFFE
+    key = torch.tensor(int(st.rng_key()), dtype=torch.int32)
+    host = np.int32(st.rng_key()).tobytes()
+    for _ in range(3):                    # across 2^31 - 1 -> 0
+        st.step += 1
+        advance_key(key)
+        host = next_key(host, key.dtype)
+        assert int(key) == int(st.rng_key()) == int(np.frombuffer(host, np.int32)[0])
+
+
 def test_state_set_from_outside_is_adopted_and_lr_uploads_only_on_change(tmp_path):
     mt, mn, api = _models(tmp_path)
     batches = _batches(6, 4, seed=1)
