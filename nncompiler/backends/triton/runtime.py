@@ -348,6 +348,14 @@ class CompiledGraph:
                 recipe.append((2, len(pool) - 1))
         return recipe
 
+    def launch_configs(self) -> dict[str, dict]:
+        """kernel name -> the constexprs of its launches so far (the last set of sizes's): what a
+        report shows, e.g. which matmuls read their operands through TMA."""
+        names = {k.index: k.name for k in self.kernels.values()}
+        out = {names[i]: cfg[0] for (i, _), cfg in self._tuned.items()}
+        out.update({names[i]: cfg[0] for i, cfg in self._pinned.items()})
+        return out
+
     def pin(self, kernel_name: str, config: tuple[dict, int, int | None]):
         """Launch kernel `kernel_name` with this (constexprs, num_warps, num_stages) at every size:
         what tests use to run split-K and grouped orders under the interpreter."""

@@ -90,7 +90,8 @@ def test_tensor_core_modes_keep_wgmma_tiles_on_hopper(precision):
     assert blocks["BLOCK_M"] < 64 and 2 * 2 * blocks["SPLIT_K"] >= 132
     # fp32, and an architecture without wgmma, keep the table as it was
     for M, N, K in DIGITS_SHAPES:
-        plain = tuning.matmul_config(M, N, K, 1, 132, True)
+        blocks, warps, stages = tuning.matmul_config(M, N, K, 1, 132, True)
+        plain = ({**blocks, "TMA": 0}, warps, stages)        # no operand here qualifies for TMA
         assert tuning.choose(_mm_mode(M, N, K, "fp32"), None, False, sms=132, arch=90) == plain
         assert tuning.choose(_mm_mode(M, N, K, precision), None, False, sms=132, arch=80) == plain
 

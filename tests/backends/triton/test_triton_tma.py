@@ -101,6 +101,7 @@ def test_the_descriptor_path_matches_numpy_under_the_interpreter(split):
         got = cg(args)
         for name, value in want.items():
             np.testing.assert_allclose(be.to_numpy(got[name]), value, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert {k.name: cg.launch_configs()[k.name]["TMA"] for k in mms} == {k.name: 1 for k in mms}
 
 
 ALIGNED_MLP = """
