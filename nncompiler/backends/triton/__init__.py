@@ -5,7 +5,10 @@
                  (merges, profitability, WhyNoFuse) and plan_describe.py (order, names, report)
     index.py     iteration spaces (union-find), index arithmetic, strided views
     ops.py       the elementwise table: primitive -> Triton expression
-    codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/
+    codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/:
+                 codegen_scope.py (parameters, names), codegen_body.py (one line per op),
+                 codegen_matmul.py (the matmul template filled)
+    tma.py       which matmul operands Hopper's TMA tensor descriptors can read
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
     runtime.py   buffers, memory plan, launches, torch fallback
     graphs.py    CUDA graphs over static buffers: pinned uploads, donated state, device sums

@@ -1,7 +1,7 @@
 """Addressing for the Triton code generator: index variables, loads, and the movement
 ops a kernel reads through instead of materialising.
 
-`Addressing` is the half of a kernel body (`codegen._Body`) that turns an IR index
+`Addressing` is the half of a kernel body (`codegen_body.Body`) that turns an IR index
 into Triton index arithmetic: the per-axis variables decomposed from the linear
 program index, a load at an index (a variable, a buffer load, or a load through
 movement ops), and `MOVE_RULES`, the table primitive -> how a movement op rewrites
@@ -43,7 +43,7 @@ def _ix_scale(a: Idx, s) -> Idx:
 
 
 class Addressing:
-    """Index variables and loads of one iteration space (mixed into codegen._Body, which
+    """Index variables and loads of one iteration space (mixed into codegen_body.Body, which
     provides k, gen, g, plan, space, kind, sfx, vars, loads, used_dims, zeros_used, mode,
     sections and the emission methods)."""
 

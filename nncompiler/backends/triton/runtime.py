@@ -30,7 +30,7 @@ from ...errors import NNCError
 from ...ir.graph import Builder, Graph
 from ...ir.shapes import NUMPY_DTYPE, Monomial, canon_dim, numel
 from .cache import write_module
-from .codegen import BLOCK_DEFAULTS
+from .codegen_scope import BLOCK_DEFAULTS
 from .fallback import torch_dtype, torch_op
 from .graphs import StepGraphs
 from .index import View, eval_dim, eval_shape
