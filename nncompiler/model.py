@@ -388,7 +388,11 @@ class Model:
 
     def step(self, sample_weight=None, **batch) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics. `sample_weight`
-        (one number per row) weights each row's loss as Keras does: sum(w * loss) / rows."""
+        (one number per row) weights each row's loss as Keras does: sum(w * loss) / rows.
+
+        The values are Python floats, so on a GPU backend this waits for the step to finish
+        (one sync per call); `step_on_device` returns them as device arrays without waiting,
+        and `fit` reads them once per log interval."""
         out = self.step_on_device(sample_weight, **batch)
         from .train.steps import host_value     # a curve metric's parts are vectors
         return {k: host_value(self._backend.to_numpy(v)) for k, v in out.items()}
