@@ -43,10 +43,13 @@ def operand_layout(view: View, space_shape, dtype: str) -> str | None:
         return None
     outer, inner = view.strides[-2], view.strides[-1]
     if inner == 1 and isinstance(outer, int) and outer > 0 and _aligned(outer, nbytes):
-        layout = ROWS
+        layout, stride, extent = ROWS, outer, view.shape[-1]
     elif outer == 1 and isinstance(inner, int) and inner > 0 and _aligned(inner, nbytes):
-        layout = COLUMNS
+        layout, stride, extent = COLUMNS, inner, view.shape[-2]
     else:
+        return None
+    # rows that do not overlap (a slice or the whole buffer, never a window of another view)
+    if not isinstance(extent, int) or stride < extent:
         return None
     # the descriptor's base is the operand's start for this program's batch element
     for j, oj in enumerate(right_align(view.shape[:-2], space_shape[:-2])):

@@ -36,6 +36,9 @@ from mlp_source import MLP  # noqa: E402  (the tests' directory is on sys.path)
     (View(0, (3, 4, 8), (33, 8, 1)), (3, 4, 8), "f32", None),          # ... 132: a misaligned base
     (View(0, (4, 8), (8, 1), (2,)), (4, 8), "f32", None),              # a slice starting 8 bytes in
     (View(0, (4, 8), (8, 1), (4,)), (4, 8), "f32", ROWS),
+    (View(0, (4, 8), (16, 1)), (4, 8), "f32", ROWS),                   # every other row of a buffer
+    (View(0, (4, 8), (4, 1)), (4, 8), "f32", None),                    # rows overlapping each other
+    (View(0, ("B", "B"), (512, 1)), ("B", "B"), "f32", None),          # a row length unknown here
 ])
 def test_which_operands_a_descriptor_can_read(view, space, dtype, want):
     assert operand_layout(view, space, dtype) == want
@@ -138,6 +141,8 @@ def test_training_steps_with_descriptor_loads_match_numpy():
 def test_the_runtime_gives_triton_a_scratch_allocator_and_keeps_a_callers():
     import triton
     from triton.runtime import _allocation
+    if not hasattr(_allocation, "_allocator"):
+        pytest.skip("this Triton keeps its allocator elsewhere (the runtime then always installs its own)")
 
     def fresh():
         install_scratch_allocator("cpu")
