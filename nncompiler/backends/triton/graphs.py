@@ -35,6 +35,7 @@ above it is exactly the code a GPU runs.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections import OrderedDict
 
@@ -197,7 +198,7 @@ class _Entry:
         self.replays[phase]()
         for name in self.counters:      # what the buffer holds now (unknown until a first upload)
             if name in self.host_value:
-                self.host_value[name] = next_key(self.host_value[name], self.shared[name].dtype)
+                self.host_value[name] = next_key(self.host_value[name])
         return dict(self.outputs[phase])
 
     def _put(self, name, static, value):
@@ -241,11 +242,11 @@ def advance_key(key) -> None:
     key.add_(1).bitwise_and_(KEY_MASK)
 
 
-def next_key(host_bytes: bytes, torch_dtype) -> bytes:
-    """`advance_key` on the host: the bytes of the key a buffer holding `host_bytes` holds next."""
-    dtype = np.int64 if "64" in str(torch_dtype) else np.int32
-    value = int(np.frombuffer(host_bytes, dtype=dtype)[0])
-    return np.asarray((value + 1) & KEY_MASK, dtype=dtype).tobytes()
+def next_key(host_bytes: bytes) -> bytes:
+    """`advance_key` on the host: the bytes (numpy's, native order) of the key a buffer holding
+    `host_bytes` holds next."""
+    value = int.from_bytes(host_bytes, sys.byteorder, signed=True)
+    return ((value + 1) & KEY_MASK).to_bytes(len(host_bytes), sys.byteorder, signed=True)
 
 
 def _ptr(value) -> int:
