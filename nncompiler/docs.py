@@ -15,7 +15,10 @@ def _signature(fn, skip: int) -> str:
     params = list(inspect.signature(fn).parameters.values())[skip:]
     parts = []
     for p in params:
-        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+        if p.kind is p.VAR_KEYWORD:
+            continue
+        if p.kind is p.VAR_POSITIONAL:      # concat(a, ..., axis=-1): any number more
+            parts.append("...")
             continue
         parts.append(p.name if p.default is inspect.Parameter.empty else f"{p.name}={_default(p.default)}")
     return ", ".join(parts)

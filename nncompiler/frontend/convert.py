@@ -14,7 +14,7 @@ from ..ir.shapes import DTYPES
 from ..library import ACTIVATIONS, INITIALIZERS, REGULARIZERS
 from ..library.context import Spec
 from . import ast
-from .literals import _bool, _float, _int
+from .literals import _bool, _float, _int, _literal
 
 
 def _word(e, what) -> str:
@@ -47,6 +47,30 @@ def _axes(lowerer, e, what):
     if isinstance(e, ast.ListLit):
         return tuple(_int(lowerer, i, f"each axis of {what}") for i in e.items)
     return _int(lowerer, e, what)
+
+
+def _padding(lowerer, e, what):
+    """`1` (every side of every axis), or one entry per axis: `2` (both sides) or `[lo, hi]`.
+    Returned as given (an int, or a tuple of ints and (lo, hi) pairs); the function knows the rank."""
+    v = _literal(lowerer, e, what)
+    hint = f"{what} must be an int or a list with an int or a [lo, hi] pair per axis, e.g. [[0, 1], [1, 1]]"
+    got = str(v).replace("(", "[").replace(")", "]")       # nested literals are tuples
+
+    def amount(a):
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise error(ast.start_loc(e), f"{hint}; got {got}")
+        return a
+    if not isinstance(v, (list, tuple)):
+        return amount(v)
+    out = []
+    for item in v:
+        if isinstance(item, (list, tuple)):
+            if len(item) != 2:
+                raise error(ast.start_loc(e), f"{hint}; got {got}")
+            out.append((amount(item[0]), amount(item[1])))
+        else:
+            out.append(amount(item))
+    return tuple(out)
 
 
 def _dtype(lowerer, e, what):
@@ -124,7 +148,7 @@ def _regularizer(lowerer, e, what):
 
 CONVERTERS = {
     "int": _int, "float": _float, "bool": _bool, "str": lambda lw, e, what: _word(e, what),
-    "Shape": _shape, "Axes": _axes, "DType": _dtype, "Activation": _activation,
+    "Shape": _shape, "Axes": _axes, "Padding": _padding, "DType": _dtype, "Activation": _activation,
     "Initializer": _initializer, "Regularizer": _regularizer,
 }
 

@@ -20,6 +20,7 @@ from ..ir.graph import Builder
 from ..ir.shapes import DTYPES, FLOAT_DTYPES, TensorType, fmt_shape
 from ..library import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGULARIZERS
 from ..library.context import BlockState, LayerContext, ParamDecl, Spec, Value
+from ..library.primitive_ops import literal_constant, literal_dtype
 from ..library.tensor_elementwise import matmul_any
 from ..library.tensor_ops import TENSOR_OPS
 from ..passes.unroll import UNROLL_MAX_LENGTH, unroll
@@ -92,23 +93,12 @@ class BlockLowerer:
         """Give a literal a dtype (the other operand's, or f32/i32 by its own kind)."""
         if isinstance(v, Value):
             return v
-        arr = np.asarray(v.value)
-        if arr.dtype == object:
-            raise error(v.loc, "list literal is ragged: every row must have the same length")
-        if dtype is None:
-            dtype = {"b": "bool", "f": "f32"}.get(arr.dtype.kind, "i32" if arr.dtype.kind in "iu" else "f32")
-        if arr.dtype.kind == "f" and dtype not in FLOAT_DTYPES:
-            raise error(v.loc, f"float literal where a {dtype} value is expected")
-        if dtype in ("i32", "i64") and arr.size:       # a literal that the dtype cannot hold
-            info = np.iinfo(np.int32 if dtype == "i32" else np.int64)
-            if arr.min() < info.min or arr.max() > info.max:
-                bad = arr.min() if arr.min() < info.min else arr.max()
-                raise error(v.loc, f"integer {bad} does not fit in {dtype} (range {info.min} to {info.max})")
-        if dtype == "f32" and arr.dtype.kind in "iuf" and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
-            raise error(v.loc, f"number {np.abs(arr).max():g} does not fit in f32 (the largest f32 is 3.4e+38)")
-        value = arr.astype(np.float32 if dtype == "f32" else {"f64": np.float64, "bool": np.bool_}.get(dtype, np.int64))
-        with self.b.at(v.loc):
-            return Value(self.b.constant(value.tolist() if arr.ndim else value.item(), dtype, arr.shape))
+        arr = literal_array(v)
+        try:
+            with self.b.at(v.loc):
+                return Value(literal_constant(self.b, arr, dtype or literal_dtype(arr)))
+        except ShapeError as err:
+            raise error(v.loc, str(err)) from None
 
     def unify(self, *vals) -> list[Value]:
         """Literals take the dtype of the tensors beside them (a bool condition doesn't count)."""
@@ -447,13 +437,14 @@ class BlockLowerer:
                 count += 1
             self.layer_counts[e.func] = count
             prefix = f"{e.func}_{count}"
-        types = [self.b.type_of(v.id) for v in bound.values() if isinstance(v, Value)]
+        types = [self.b.type_of(v.id) for v in _flat(bound.values()) if isinstance(v, Value)]
         if (err := elementwise_call(e.func_loc, e.func, types)) is not None:
             raise err
         ctx = self.context(prefix or "", e.func_loc)
+        args, kwargs = _positional(fn, bound)
         try:
             with self.b.at(e.func_loc):
-                result = fn(ctx, **bound)
+                result = fn(ctx, *args, **kwargs)
         except ShapeError as err:
             raise error(e.func_loc, f"{e.func}: {err}") from None
         self.penalties.extend(ctx.penalties)
@@ -466,15 +457,21 @@ class BlockLowerer:
         return result if isinstance(result, Value) else Value(result)
 
     def bind_arguments(self, e: ast.Call, fn) -> dict:
+        """{parameter: converted argument}; a `*more` parameter gets the list of the extra
+        positional tensors (an empty list when there are none)."""
         params = list(inspect.signature(fn).parameters.values())[1:]   # skip ctx
+        var = next((p for p in params if p.kind is p.VAR_POSITIONAL), None)
+        params = [p for p in params if p is not var]
         names = [p.name for p in params]
+        positional = [p for p in params if p.kind is not p.KEYWORD_ONLY]
         given: dict[str, ast.Expr] = {}
-        if len(e.args) > len(params):
-            raise error(ast.start_loc(e.args[len(params)]),
-                        f"{e.func}() takes {len(params)} argument{'s' if len(params) != 1 else ''} "
+        if len(e.args) > len(positional) and var is None:
+            raise error(ast.start_loc(e.args[len(positional)]),
+                        f"{e.func}() takes {len(positional)} argument{'s' if len(positional) != 1 else ''} "
                         f"({', '.join(names)}), got {len(e.args)}")
-        for p, a in zip(params, e.args):
+        for p, a in zip(positional, e.args):
             given[p.name] = a
+        extra = list(e.args[len(positional):])
         for kw in e.kwargs:
             if kw.name not in names:
                 raise error(kw.loc, f"{e.func}() has no keyword '{kw.name}'{did_you_mean(kw.name, names)}")
@@ -496,10 +493,17 @@ class BlockLowerer:
             elif ann == "Tensor":
                 out[p.name] = self.expr(given[p.name])
                 tensors.append(p.name)
+            elif ann == "Array":
+                v = self.expr(given[p.name])
+                out[p.name] = v if isinstance(v, Value) else literal_array(v)
             else:
                 out[p.name] = self.convert(ann, given[p.name], f"{e.func}() argument '{p.name}'")
-        for name, v in zip(tensors, self.unify(*(out[t] for t in tensors))):
+        values = [out[t] for t in tensors] + [self.expr(a) for a in extra]
+        unified = self.unify(*values)
+        for name, v in zip(tensors, unified):
             out[name] = v
+        if var is not None:
+            out[var.name] = unified[len(tensors):]
         return out
 
     def convert(self, ann: str, e: ast.Expr, what: str):
@@ -513,6 +517,30 @@ class BlockLowerer:
 
     def spec(self, e: ast.Expr, table: dict, skip: int) -> Spec:
         return to_spec(self, e, table, skip)
+
+
+def _flat(values):
+    """The bound arguments with a `*more` list spread out."""
+    for v in values:
+        yield from (v if isinstance(v, list) else (v,))
+
+
+def _positional(fn, bound: dict) -> tuple[list, dict]:
+    """(args, kwargs) to call fn with: a `*more` list goes positionally, after the parameters before it."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    var = next((p for p in params if p.kind is p.VAR_POSITIONAL), None)
+    if var is None:
+        return [], bound
+    before = params[:params.index(var)]
+    args = [bound[p.name] for p in before] + list(bound[var.name])
+    return args, {k: v for k, v in bound.items() if k != var.name and k not in {p.name for p in before}}
+
+
+def literal_array(v: Literal) -> np.ndarray:
+    arr = np.asarray(v.value)
+    if arr.dtype == object:
+        raise error(v.loc, "list literal is ragged: every row must have the same length")
+    return arr
 
 
 def _spec_text(spec) -> str:

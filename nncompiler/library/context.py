@@ -12,6 +12,9 @@ Annotation kinds understood by the front end:
   int, float, bool, str        a literal (str also accepts a bare name: padding=same)
   Shape        a list of ints, e.g. [2, 2]
   Axes         an int or a list of ints, or None for all axes
+  Padding      an int, or a list with one entry per axis: an int (both sides) or a [lo, hi] pair
+  Array        a literal (number, bool or nested list), passed as a numpy array; a tensor
+               expression is passed as a `Value`
   DType        a dtype name: f32, f64, i32, i64, bool
   Activation   an activation name (activation=relu), passed as its name
   Initializer  an initialiser name or call (glorot_uniform, normal(stddev=0.1))
@@ -57,6 +60,14 @@ class Shape:
 
 class Axes:
     """Annotation: an axis or a list of axes (negative counts from the end), or None for all."""
+
+
+class Padding:
+    """Annotation: padding amounts, `1`, `[1, 2]` or `[[0, 1], [2, 2]]` (one [lo, hi] pair per axis)."""
+
+
+class Array:
+    """Annotation: a literal as a numpy array (not yet a tensor), or a tensor expression as a Value."""
 
 
 class DType:

@@ -20,15 +20,6 @@ def fill(ctx: LayerContext, shape: Shape, value: float, dtype: DType = "f32") ->
     return Value(b.broadcast_to(b.scalar(value, dtype), shape=tuple(shape)))
 
 
-def constant(ctx: LayerContext, value: Tensor) -> Value:
-    """A literal (`1.5`, `[1, 2]`) as a tensor here: one `const`, made at this statement.
-
-    A literal in an expression becomes a constant where it is used, in the other operand's
-    dtype; `constant` fixes it (f32 for `1.0`, i32 for `1`) and where it is made, as
-    `nnc import` needs to write a graph back node for node. A tensor is returned as it is."""
-    return Value(value.id)
-
-
 def zeros(ctx: LayerContext, shape: Shape, dtype: DType = "f32") -> Value:
     """A tensor of zeros. (As a param's initial value, `zeros` is the initializer.)"""
     return fill(ctx, shape, 0.0, dtype)

@@ -12,8 +12,7 @@ Conventions (numpy's unless said otherwise):
   * the random functions draw fixed numbers (they are computed once, like a
     parameter's initial value, not redrawn at every step); without `seed=`
     the seed is derived from the model seed and the call's position;
-  * functions that take several tensors (`concat`, `stack`) take up to four
-    positional tensors; a single tensor is a sequence along its first axis,
+  * `concat` takes any number of positional tensors, `stack` up to four; a single tensor is a sequence along its first axis,
     so `concat([a, b], axis=0)` (a list literal stacks) works for equal shapes.
 
 The functions live by kind in tensor_reductions, tensor_elementwise, tensor_shapes and
@@ -23,7 +22,8 @@ min, abs, pow, range, any, all); nothing here needs the originals.
 """
 from __future__ import annotations
 
-from .tensor_creation import (constant, eye, fill, glorot_normal, glorot_uniform, he_normal, he_uniform,
+from .primitive_ops import PRIMITIVE_OPS
+from .tensor_creation import (eye, fill, glorot_normal, glorot_uniform, he_normal, he_uniform,
                               lecun_normal, lecun_uniform, linspace, normal, ones, ones_like, range,
                               truncated_normal, uniform, zeros, zeros_like)
 from .tensor_elementwise import (abs, cast, clip, equal, exp, greater, greater_equal, isnan, less, less_equal,
@@ -42,6 +42,8 @@ TENSOR_OPS = {f.__name__: f for f in (
     # shapes and indexing
     reshape, transpose, permute, squeeze, expand_dims, broadcast_to, stack, take, flip, one_hot,
     # creation
-    constant, fill, zeros, ones, zeros_like, ones_like, range, linspace, eye,
+    fill, zeros, ones, zeros_like, ones_like, range, linspace, eye,
     normal, uniform, truncated_normal, glorot_uniform, glorot_normal, he_uniform, he_normal,
     lecun_uniform, lecun_normal)}
+# one primitive each, with the primitive's own arguments (what `nnc import` writes)
+TENSOR_OPS.update(PRIMITIVE_OPS)

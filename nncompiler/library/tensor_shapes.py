@@ -98,14 +98,14 @@ def _merge_sequence(ctx: LayerContext, s: int, axis: int) -> int:
     return b.reshape(moved, shape=item[:a] + (dim_mul(shape[0], item[a]),) + item[a + 1:])
 
 
-def concat(ctx: LayerContext, a: Tensor, b: Tensor = None, c: Tensor = None, d: Tensor = None,
-           axis: int = -1) -> Value:
+def concat(ctx: LayerContext, a: Tensor, *more: Tensor, axis: int = -1) -> Value:
     """Tensors joined along an existing axis (default -1, as Keras's Concatenate; numpy's default is 0).
 
-    Up to four tensors; one tensor is a sequence along its first axis, as in
-    numpy, so `concat([p, q], axis=0)` joins p and q (a list literal stacks
-    equal shapes). A layer too: merges the branches of a non-sequential model."""
-    ids = _items(ctx, (a, b, c, d))
+    Any number of tensors, one `concat` primitive; one tensor is a sequence along
+    its first axis, as in numpy, so `concat([p, q], axis=0)` joins p and q (a list
+    literal stacks equal shapes). A layer too: merges the branches of a
+    non-sequential model."""
+    ids = _items(ctx, (a, *more))
     if len(ids) == 1:
         return Value(_merge_sequence(ctx, ids[0], axis))
     ranks = {rank_of(ctx, i) for i in ids}

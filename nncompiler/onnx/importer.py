@@ -19,12 +19,15 @@ import re
 import numpy as np
 
 from ..errors import NNCError, ShapeError
+from ..frontend.grammar import BLOCK_KEYWORDS, MODEL_KEYWORDS
 from ..ir.graph import Builder
 from ..ir.interpret import interpret
 from ..ir.shapes import TensorType
 from .symbolic import SymInts
 
 MIN_OPSET = 13
+# words a .nn block cannot use as a name: an ONNX name that is one gets a trailing `_`
+NN_RESERVED_WORDS = (*BLOCK_KEYWORDS, *MODEL_KEYWORDS, "true", "false")
 
 # ONNX TensorProto element types nnc has a dtype for
 DTYPES = {1: "f32", 11: "f64", 6: "i32", 7: "i64", 9: "bool"}
@@ -48,11 +51,24 @@ def dtype_of(elem_type: int, where: str) -> str:
     return DTYPES[elem_type]
 
 
+class _ImportBuilder(Builder):
+    """The imported graph's builder: a slice's stop on a static axis is the number the
+    .nn front end writes there (`x[0:1, :]` stops at the size), never none, so
+    `nnc import` can spell every slice the lowerings emit."""
+
+    def slice(self, x: int, start, stop, step) -> int:
+        stop = tuple(d if e is None and isinstance(d, int) and st > 0 else e
+                     for d, e, st in zip(self.shape(x), stop, step))
+        return self.emit("slice", (x,), start=tuple(start), stop=stop, step=tuple(step))
+
+
 def ir_name(name: str) -> str:
-    """An ONNX value name as an IR argument name that is also a .nn name ([A-Za-z_][A-Za-z0-9_]*),
-    so `nnc import` can write it back; valid names are unchanged (torch's `0.weight` is `_0_weight`)."""
+    """An ONNX value name as an IR argument name that is also a .nn name ([A-Za-z_][A-Za-z0-9_]*,
+    not a keyword), so `nnc import` can write it back; other names are unchanged (torch's
+    `0.weight` is `_0_weight`, an input named `input` is `input_`)."""
     s = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return s if re.match(r"[A-Za-z_]", s) else "_" + s
+    s = s if re.match(r"[A-Za-z_]", s) else "_" + s
+    return s + "_" if s in NN_RESERVED_WORDS else s
 
 
 def _symbol(name: str) -> str:
@@ -325,7 +341,7 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
     from .table import OPS, unsupported
     opset = model_opset(model)
     g = model.graph
-    b = Builder(name or ir_name(g.name or "onnx"))
+    b = _ImportBuilder(name or ir_name(g.name or "onnx"))
     env: dict[str, object] = {}
     weights: dict[str, np.ndarray] = {}
     role = "param" if trainable else "buffer"

@@ -443,7 +443,7 @@ def einsum(cx):
         prod = x if prod is None else b.mul(prod, x)
     drop = tuple(k for k, ch in enumerate(letters) if ch not in rhs)
     if drop:
-        prod = b.sum(prod, axes=drop)
+        prod = b.sum(prod, axes=drop, keepdims=False)
     kept = [ch for ch in letters if ch in rhs]
     perm = tuple(kept.index(ch) for ch in rhs)
     if perm != tuple(range(len(perm))):

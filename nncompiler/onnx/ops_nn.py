@@ -212,9 +212,9 @@ def pool(kind: str):
                 valid = _valid_mask(cx, s, kernel, lo, hi, strides, dil, out)
                 ninf = b.div(b.scalar(-1.0, b.dtype(x)), b.scalar(0.0, b.dtype(x)))
                 stacked = b.where(const_node(b, valid), stacked, ninf)
-            return b.max(stacked, axes=(2,))
+            return b.max(stacked, axes=(2,), keepdims=False)
         if not windowed:
-            total = b.sum(stacked, axes=(2,))
+            total = b.sum(stacked, axes=(2,), keepdims=False)
         include_pad = cx.attr("count_include_pad", 0)
         if padded and not include_pad:
             counts = _valid_mask(cx, s, kernel, lo, hi, strides, dil, out).sum(axis=0)
