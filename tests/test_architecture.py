@@ -22,7 +22,7 @@ LAYERS = [
     ("autodiff", "passes"),
     ("library", "frontend", "onnx", "program"),
     ("backends", "kernels"),
-    ("runtime", "state", "viz", "report"),
+    ("runtime", "state", "viz", "report", "onnx_backend"),
     ("model", "train"),
     ("cli", "docs", "__init__", "__main__"),
 ]

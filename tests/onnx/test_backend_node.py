@@ -17,7 +17,7 @@ onnx = pytest.importorskip("onnx")
 from onnx.backend.test.loader import load_model_tests  # noqa: E402
 from onnx.backend.test.runner import Runner  # noqa: E402
 
-from nncompiler.onnx.backend import NncBackend  # noqa: E402
+from nncompiler.onnx_backend import NncBackend  # noqa: E402
 from nncompiler.onnx.importer import DTYPES, MIN_OPSET, ONNX_TYPE_NAMES  # noqa: E402
 from nncompiler.onnx.table import OPS  # noqa: E402
 

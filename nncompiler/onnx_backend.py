@@ -3,8 +3,13 @@
 `prepare` checks and imports the model once with its declared input shapes; `run`
 re-imports it specialised to the shapes of the arrays it is given when those differ
 (or are symbolic), because nnc compiles for static shapes except the symbolic ones
-the IR can carry. Execution is the IR's reference interpreter (ir/interpret.py, the
-numpy backend's semantics, one numpy call per primitive); "CUDA" is not claimed here (the Triton backend needs a GPU and is not wired in yet).
+the IR can carry. On "CPU" a graph runs in the IR's reference interpreter
+(ir/interpret.py, the numpy backend's semantics, one numpy call per primitive); on
+"CUDA", claimed where torch sees a CUDA GPU and triton is installed, it runs as the
+Triton backend's kernels (backends/triton), outputs fetched back as numpy arrays.
+
+It sits above onnx/ and backends/ in the layer table (docs/design.md) because it
+runs what onnx/ imports on what backends/ compile.
 """
 from __future__ import annotations
 
@@ -14,13 +19,34 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-from ..ir.interpret import interpret
-from .importer import OnnxImportError, import_graph, load
+from .errors import NNCError
+from .ir.interpret import interpret
+from .onnx.importer import OnnxImportError, import_graph, load
+
+DEVICES = ("CPU", "CUDA")
+
+
+def cuda_available() -> bool:
+    """A CUDA GPU torch can see, and triton to generate its kernels."""
+    try:
+        import torch
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _triton_runner(graph):
+    """The graph compiled by the Triton backend: {arg: array} -> {output: numpy array}."""
+    from .backends import get_backend
+    backend = get_backend("triton")
+    compiled = backend.compile(graph)
+    return lambda args: {k: backend.to_numpy(v) for k, v in compiled(args).items()}
 
 
 class NncRep(BackendRep):
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, device: str = "CPU"):
+        self.model, self.device = model, device
         self._compiled: dict[tuple, tuple] = {}
         self._names = [vi.name for vi in model.graph.input
                        if vi.name not in {t.name for t in model.graph.initializer}]
@@ -37,7 +63,8 @@ class NncRep(BackendRep):
             b, outputs, inputs, weights = import_graph(self.model, input_shapes=shapes, pinned=pinned)
             graph = b.build(outputs)
             # the IR's reference interpreter computes what the numpy backend does, from layer 1
-            self._compiled[key] = (functools.partial(interpret, graph), inputs, weights, [n for n, _ in outputs])
+            run = _triton_runner(graph) if self.device == "CUDA" else functools.partial(interpret, graph)
+            self._compiled[key] = (run, inputs, weights, [n for n, _ in outputs])
         return self._compiled[key]
 
     def run(self, inputs, **kwargs):
@@ -69,7 +96,11 @@ class NncBackend(Backend):
     def prepare(cls, model, device: str = "CPU", **kwargs):
         model = load(model)
         super().prepare(model, device, **kwargs)
-        return NncRep(model)
+        if not cls.supports_device(device):
+            why = ("needs a CUDA GPU (torch.cuda.is_available()) and triton" if device == "CUDA"
+                   else f"devices: {', '.join(DEVICES)}")
+            raise NNCError(f"device '{device}' is not available here: {why}")
+        return NncRep(model, device)
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
@@ -89,7 +120,8 @@ class NncBackend(Backend):
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        return device == "CPU"
+        """CPU always; CUDA where a GPU and triton are (the Triton backend runs the graphs)."""
+        return device == "CPU" or (device == "CUDA" and cuda_available())
 
 
 prepare = NncBackend.prepare
