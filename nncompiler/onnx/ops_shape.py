@@ -241,7 +241,9 @@ def pad(cx):
     b, x = cx.b, cx.x(0)
     rank = cx.rank(0)
     pads = _ints(cx, 1, "pads")
-    value = cx.const(2, "constant_value").item() if cx.has(2) else 0
+    # constant_value: a number at import time, or a scalar computed at run time
+    runtime_value = cx.has(2) and not cx.is_const(2) and not isinstance(cx.value(2), SymInts)
+    value = 0 if not cx.has(2) or runtime_value else cx.const(2, "constant_value").item()
     axes = [a % rank for a in _ints(cx, 3, "axes")] if cx.has(3) else list(range(rank))
     mode = cx.attr("mode", "constant")
     lo, hi = [0] * rank, [0] * rank
@@ -254,10 +256,11 @@ def pad(cx):
             lo[a], hi[a] = max(lo[a], 0), max(hi[a], 0)
     if mode == "constant":
         out = b.pad(x, lo=tuple(lo), hi=tuple(hi), interior=(0,) * rank)
-        if value != 0:
+        if value != 0 or runtime_value:
             ones = b.broadcast_to(b.scalar(1, "i32"), shape=b.shape(x))
             inside = b.gt(b.pad(ones, lo=tuple(lo), hi=tuple(hi), interior=(0,) * rank), b.scalar(0, "i32"))
-            out = b.where(inside, out, b.scalar(value, b.dtype(x)))
+            fill = b.reshape(cx.x(2), shape=()) if runtime_value else b.scalar(value, b.dtype(x))
+            out = b.where(inside, out, fill)
         return out
     if mode not in ("reflect", "edge", "wrap"):
         raise cx.fail(f"mode='{mode}' is not supported (supported: constant, reflect, edge, wrap)")
