@@ -215,6 +215,66 @@ def scatter_elements(cx):
     return b.where(b.gt(hit, b.scalar(0, "i32")), added, x)
 
 
+def _nd_rows(cx, idx: int, dims, what: str) -> int:
+    """Row numbers (int) into the dims `dims` flattened, for index tuples along idx's last axis
+    (negative entries count from the end of their dim): shape idx.shape[:-1]."""
+    b = cx.b
+    ishape = tuple(b.shape(idx))
+    k, dt = ishape[-1], b.dtype(idx)
+    if not isinstance(k, int) or k > len(dims):
+        raise cx.fail(f"{what}: indices end in {k} coordinates, the data has {len(dims)} to index")
+    strides = np.cumprod((list(dims[1:k]) + [1])[::-1])[::-1]
+    rows = None
+    for j in range(k):
+        start, stop = (0,) * (len(ishape) - 1) + (j,), ishape[:-1] + (j + 1,)
+        coord = b.reshape(b.slice(idx, start=start, stop=stop, step=(1,) * len(ishape)), shape=ishape[:-1])
+        coord = b.where(b.lt(coord, b.scalar(0, dt)), b.add(coord, b.scalar(dims[j], dt)), coord)
+        term = b.mul(coord, b.scalar(int(strides[j]), dt))
+        rows = term if rows is None else b.add(rows, term)
+    return rows
+
+
+def gather_nd(cx):
+    """data[batch..., idx[..., 0], ..., idx[..., k-1], ...] as one gather of rows of the data
+    flattened to [batch x indexed rows, rest]; batch_dims leading axes pair up."""
+    b, x, idx = cx.b, cx.x(0), cx.x(1)
+    s = cx.static_shape(0, "GatherND")
+    ishape = cx.static_shape(1, "GatherND indices")
+    bd, k = cx.attr("batch_dims", 0), ishape[-1]
+    rows = _nd_rows(cx, idx, s[bd:], "GatherND")
+    m, rest = int(np.prod(s[bd:bd + k])), s[bd + k:]
+    if bd:   # each batch's rows start at batch number x m
+        batch = None
+        strides = np.cumprod((list(s[1:bd]) + [1])[::-1])[::-1]
+        for d in range(bd):
+            term = b.mul(b.iota(axis=d, dtype=b.dtype(idx), shape=ishape[:-1]),
+                         b.scalar(int(strides[d]) * m, b.dtype(idx)))
+            batch = term if batch is None else b.add(batch, term)
+        rows = b.add(rows, batch)
+    flat = b.reshape(x, shape=(int(np.prod(s[:bd + k])), int(np.prod(rest))))
+    return b.reshape(b.gather(flat, rows, axis=0), shape=ishape[:-1] + tuple(rest))
+
+
+def scatter_nd(cx):
+    """data with the slices at idx's index tuples replaced (reduction none) or added to (add)
+    by updates: a scatter_add of update rows into the data flattened to [indexed rows, rest]."""
+    b, x, idx, upd = cx.b, cx.x(0), cx.x(1), cx.x(2)
+    s = cx.static_shape(0, "ScatterND")
+    ishape = cx.static_shape(1, "ScatterND indices")
+    red = cx.attr("reduction", "none")
+    if red not in ("none", "add"):
+        raise cx.fail(f"reduction='{red}' is not supported (supported: none, add)")
+    k = ishape[-1]
+    m, r, n = int(np.prod(s[:k])), int(np.prod(s[k:])), int(np.prod(ishape[:-1]))
+    rows = b.reshape(_nd_rows(cx, idx, s, "ScatterND"), shape=(n,))
+    added = b.reshape(b.scatter_add(b.reshape(upd, shape=(n, r)), rows, axis=0, shape=(m, r)), shape=s)
+    if red == "add":
+        return b.add(x, added)
+    hit = b.scatter_add(b.broadcast_to(b.scalar(1, "i32"), shape=(n,)), rows, axis=0, shape=(m,))
+    hit = b.reshape(b.broadcast_to(b.reshape(hit, shape=(m, 1)), shape=(m, r)), shape=s)
+    return b.where(b.gt(hit, b.scalar(0, "i32")), added, x)
+
+
 def expand(cx):
     x = cx.x(0)
     shape = _dims(cx, 1, "shape")
@@ -401,7 +461,7 @@ def eye_like(cx):
 OPS = {
     "Reshape": reshape, "Flatten": flatten, "Transpose": transpose, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
     "Concat": concat, "Slice": slice_, "Split": split, "Gather": gather, "GatherElements": gather_elements,
-    "ScatterElements": scatter_elements, "Expand": expand, "Tile": tile, "Pad": pad, "Shape": shape,
+    "ScatterElements": scatter_elements, "GatherND": gather_nd, "ScatterND": scatter_nd, "Expand": expand, "Tile": tile, "Pad": pad, "Shape": shape,
     "Size": size, "ConstantOfShape": constant_of_shape, "Range": range_, "OneHot": one_hot, "CumSum": cumsum,
     "DepthToSpace": depth_to_space, "SpaceToDepth": lambda cx: depth_to_space(cx, inverse=True),
     "Trilu": trilu, "EyeLike": eye_like,
