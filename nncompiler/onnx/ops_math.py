@@ -382,6 +382,40 @@ def gemm(cx):
     return out
 
 
+def top_k(cx):
+    """The k largest (or smallest) along `axis`, sorted, ties to the lower index (the spec's
+    order). No sort primitive: each element's rank is the number of elements before it in that
+    order (an [.., n, n] comparison), and output p picks the element of rank p, so memory is
+    n^2 per row, fine for the short axes TopK sees in models. NaNs are not ordered."""
+    b, x = cx.b, cx.x(0)
+    s = cx.static_shape(0, "TopK")
+    r = len(s)
+    axis = norm_axes([cx.attr("axis", -1)], r)[0]
+    k, n = int(np.asarray(cx.const(1, "K")).reshape(-1)[0]), s[axis]
+    cx.attr("sorted", 1)        # unsorted output may be in any order: sorted is one
+    if not 1 <= k <= n:
+        raise cx.fail(f"K={k} must be between 1 and the axis size {n}")
+    perm = tuple(d for d in range(r) if d != axis) + (axis,)
+    xt = b.transpose(x, perm=perm) if axis != r - 1 else x
+    lead = tuple(s[d] for d in perm[:-1])
+    xi, xj = b.reshape(xt, shape=lead + (n, 1)), b.reshape(xt, shape=lead + (1, n))
+    ahead = b.gt(xj, xi) if cx.attr("largest", 1) else b.lt(xj, xi)
+    # [i, j]: j < i, so of two equal elements the one with the lower index goes first
+    lower = b.lt(b.iota(axis=1, dtype="i32", shape=(n, n)), b.iota(axis=0, dtype="i32", shape=(n, n)))
+    tie = b.where(b.eq(xj, xi), b.broadcast_to(lower, shape=lead + (n, n)), ahead)     # ahead is false there
+    before = b.where(ahead, ahead, tie)
+    rank = b.reshape(b.sum(b.cast(before, dtype="i32"), axes=(r,), keepdims=False), shape=lead + (n, 1))
+    pick = b.eq(rank, b.iota(axis=r, dtype="i32", shape=lead + (n, k)))          # [.., n, k]
+    values = b.sum(b.where(pick, b.broadcast_to(xi, shape=lead + (n, k)), b.scalar(0, b.dtype(x))),
+                   axes=(r - 1,), keepdims=False)
+    idx = b.sum(b.where(pick, b.iota(axis=r - 1, dtype="i64", shape=lead + (n, k)), b.scalar(0, "i64")),
+                axes=(r - 1,), keepdims=False)
+    back = tuple(perm.index(d) for d in range(r))
+    if axis != r - 1:
+        values, idx = b.transpose(values, perm=back), b.transpose(idx, perm=back)
+    return [values, idx]
+
+
 OPS = {
     "Abs": unary("abs"), "Neg": unary("neg"), "Exp": unary("exp"), "Log": unary("log"), "Sqrt": unary("sqrt"),
     "Tanh": unary("tanh"), "Sigmoid": unary("sigmoid"), "Sign": unary("sign"),
@@ -400,7 +434,7 @@ OPS = {
     "ReduceProd": reduce("prod"),
     "ArgMax": arg_reduce(1), "ArgMin": arg_reduce(-1),
     "Softmax": softmax("soft"), "LogSoftmax": softmax("log"), "Hardmax": softmax("hard"),
-    "MatMul": matmul, "Gemm": gemm,
+    "MatMul": matmul, "Gemm": gemm, "TopK": top_k,
 }
 
 
