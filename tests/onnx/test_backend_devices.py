@@ -1,18 +1,14 @@
 """Which devices the ONNX conformance backend (nncompiler/onnx_backend.py) claims, and the "CUDA"
 path: imported graphs run as the Triton backend's kernels. Without a GPU the kernels run in
-Triton's interpreter (TRITON_INTERPRET=1, set before triton is imported, as in
-tests/backends/triton); the outputs are checked against ONNX's own expected outputs and torch."""
+Triton's interpreter (TRITON_INTERPRET=1, which tests/conftest.py sets before anything imports
+triton); the outputs are checked against ONNX's own expected outputs and torch."""
 import os
-import sys
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
-
-if not torch.cuda.is_available() and "triton" not in sys.modules:
-    os.environ["TRITON_INTERPRET"] = "1"
 
 from onnx.backend.test.runner import Runner  # noqa: E402
 
