@@ -15,6 +15,7 @@ Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   op(broadcast_to(a), b) -> op(a, b) for elementwise ops when the result shape stays
   unary(broadcast_to(x)) -> broadcast_to(unary(x))     broadcast_to(reshape(scalar)) -> broadcast_to(scalar)
   reshape(broadcast_to(scalar)) -> broadcast_to(scalar)  reshape(sum(x, keepdims)) dropping those axes -> sum(x)
+  conv(pad(x)) with zero interior, spatial axes only -> conv(x) with the pad added to its padding
 When the constant operand is bigger than x, the result keeps the broadcast shape:
 add(x: [4], zeros: [3, 4]) becomes broadcast_to(x, [3, 4]), never plain x.
 pow by a constant is decompose.py's (pow(x, 1) -> x, pow(x, 2) -> x * x, ...): that pass
@@ -175,6 +176,18 @@ def _whole_slice(m: Match):
     return None
 
 
+def _conv_of_pad(m: Match):
+    """conv(pad(x)) -> conv(x) with the pad's zeros as the conv's own padding (the VJP's input
+    gradient pads g before convolving it): the same taps read zeros, and no padded copy of x
+    is made. Only zero interior and non-negative pads of the spatial axes qualify."""
+    p = m.inner
+    lo, hi, interior = p.attr["lo"], p.attr["hi"], p.attr["interior"]
+    if any(interior) or lo[0] or hi[0] or lo[-1] or hi[-1] or min(lo) < 0 or min(hi) < 0:
+        return None
+    padding = tuple((a + l, b + h) for (a, b), l, h in zip(m.n.attr["padding"], lo[1:-1], hi[1:-1]))
+    return m.b.copy(m.n, (p.inputs[0], m.ins[1]), padding=padding), "conv(pad(x))"
+
+
 def _over_no_axes(m: Match):
     if norm_axes(m.n.attr["axes"], len(m.inner.shape)) == ():
         return m.x, f"{m.n.op} over no axes"
@@ -207,6 +220,7 @@ RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("transpose",), inner=("transpose",)), _transpose_of_transpose),
     (Pattern(ops=("slice",)), _whole_slice),
     (Pattern(ops=("sum", "max")), _over_no_axes),
+    (Pattern(ops=("conv",), inner=("pad",)), _conv_of_pad),
 ]
 
 
