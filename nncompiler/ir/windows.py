@@ -49,12 +49,35 @@ def _conv_outputs(x, ks, stride, padding, dilation):
                  for a, (k, s, (lo, hi), d) in enumerate(zip(ks, stride, padding, dilation)))
 
 
-def _conv_im2col(x, w, stride, padding, dilation, outs):
+def conv_layout(ks, outs, channels, filters, stride) -> str:
+    """Which layout (the module docstring) conv computes in: by static sizes only, so the numpy
+    backend's codegen can pair a forward conv with its kernel gradient before anything runs."""
+    if math.prod(outs) < math.prod(ks):
+        return "few_outputs"
+    if all(s == 1 for s in stride) and filters < channels:
+        return "scatter"
+    return "im2col"
+
+
+def conv_and_cols(x, w, stride, padding, dilation):
+    """(conv(x, w), its columns [N*O, K*C]) in the im2col layout, groups 1: the columns are
+    what the kernel gradient's conv needs (conv_from_cols), so it need not copy x again."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
-    cols = _tap_copies(x, ks, outs, dilation, stride, padding)
-    y = cols.reshape(-1, math.prod(ks) * c) @ w.reshape(-1, f)
-    return y.reshape((x.shape[0],) + outs + (f,))
+    outs = _conv_outputs(x, ks, stride, padding, dilation)
+    cols = _tap_copies(x, ks, outs, dilation, stride, padding).reshape(-1, math.prod(ks) * c)
+    y = cols @ w.reshape(-1, f)
+    return y.reshape((x.shape[0],) + outs + (f,)), cols
+
+
+def conv_from_cols(cols, w, shape):
+    """A few-outputs conv of result `shape` [B, *O, F] from its x's columns [C*K, (*O, B)]
+    (a 2-d view of the forward's im2col columns when this is that forward's kernel gradient):
+    cols^T @ w, with w [*K, C, F] taken back to [C, *K, F] (the contiguous g, in the VJP)."""
+    n = len(shape) - 2
+    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))
+    y = cols.T @ wm.reshape(cols.shape[0], shape[-1])          # [(*O, B), F]
+    return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 
 def _conv_few_outputs(x, w, stride, padding, dilation, outs):
@@ -62,10 +85,7 @@ def _conv_few_outputs(x, w, stride, padding, dilation, outs):
     ks = w.shape[:n]
     swap = (n + 1,) + tuple(range(1, n + 1)) + (0,)            # [B, *S, C] <-> [C, *S, B]
     cols = _tap_copies(x.transpose(swap), outs, ks, stride, dilation, padding)
-    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))       # [C, *K, F]
-    inner = cols.shape[0] * math.prod(ks)
-    y = cols.reshape(inner, -1).T @ wm.reshape(inner, f)      # [(*O, B), F]
-    return np.moveaxis(y.reshape(outs + (x.shape[0], f)), n, 0)
+    return conv_from_cols(cols.reshape(cols.shape[0] * math.prod(ks), -1), w, (x.shape[0],) + outs + (f,))
 
 
 def _conv_scatter(x, w, padding, dilation, outs):
@@ -95,11 +115,12 @@ def conv(x, w, stride, padding, dilation, groups):
                                     dilation, 1) for k in range(groups)], axis=-1)
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
-    if math.prod(outs) < math.prod(ks):
+    layout = conv_layout(ks, outs, w.shape[-2], w.shape[-1], stride)
+    if layout == "few_outputs":
         return _conv_few_outputs(x, w, stride, padding, dilation, outs)
-    if all(s == 1 for s in stride) and w.shape[-1] < w.shape[-2]:
+    if layout == "scatter":
         return _conv_scatter(x, w, padding, dilation, outs)
-    return _conv_im2col(x, w, stride, padding, dilation, outs)
+    return conv_and_cols(x, w, stride, padding, dilation)[0]
 
 
 def _padded(x, padding, fill):
