@@ -56,3 +56,38 @@ def test_kernel_gradient_reuses_the_forward_im2col_and_matches_torch(xs, ws, str
     ref = interpret(g, {"x": x, "w": w, "r": r})     # the kernel gradient's conv on its own
     np.testing.assert_array_equal(out["grad.w"], ref["grad.w"])
     np.testing.assert_array_equal(out["grad.x"], ref["grad.x"])
+
+
+@pytest.mark.parametrize("window, stride, padding", [((2, 2), (2, 2), ((0, 0), (0, 0))),
+                                                     ((3, 2), (2, 1), ((1, 0), (0, 1)))])   # overlapping, padded
+def test_relu_then_max_pool_gradient_matches_torch_with_ties(window, stride, padding):
+    """conv -> relu -> max pool: simplify moves relu's mask onto the pooled gradient; with
+    integer operands (many exact ties and exact zeros) the gradients must still be torch's."""
+    xs, ws = (2, 8, 7, 3), (3, 3, 3, 4)
+    b = Builder("g")
+    x = b.argument("x", "input", TensorType("f32", xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    y = b.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    zero = b.constant(0.0, "f32", ())
+    a = b.where(b.gt(y, zero), y, zero)
+    p = b.reduce_window(a, kind="max", window=window, stride=stride, padding=padding)
+    r = b.argument("r", "input", TensorType("f32", tuple(b.shape(p))))
+    loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
+    g, _ = optimize(grad(b.build({"loss": loss}), "loss", ["x", "w"]))
+    scatters = [n for n in g.nodes if n.op == "select_scatter"]
+    assert scatters and all(g[n.inputs[1]].op == "where" for n in scatters)     # the mask on the pooled side
+    rng = np.random.default_rng(4)
+    xv = rng.integers(-1, 2, xs).astype(np.float32)
+    wv = rng.integers(-1, 2, ws).astype(np.float32)
+    rv = rng.standard_normal(tuple(g[n.inputs[1]].shape for n in scatters)[0]).astype(np.float32)
+    out = compile_graph(g)({"x": xv, "w": wv, "r": rv})
+
+    tx, tw = torch.from_numpy(xv).requires_grad_(True), torch.from_numpy(wv).requires_grad_(True)
+    ty = torch.relu(F.conv2d(tx.permute(0, 3, 1, 2), tw.permute(3, 2, 0, 1), padding=1))
+    flat = [v for lo_hi in reversed(padding) for v in lo_hi]
+    tp = F.max_pool2d(F.pad(ty, flat, value=-float("inf")), window, stride)
+    want = (tp.permute(0, 2, 3, 1) * torch.from_numpy(rv)).sum()
+    want.backward()
+    np.testing.assert_allclose(out["loss"], want.item(), rtol=1e-5)
+    np.testing.assert_allclose(out["grad.w"], tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["grad.x"], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
