@@ -11,7 +11,8 @@ conv is one float32 sgemm plus strided copies, in one of three layouts picked by
     window is the whole image): the roles of taps and positions swap. The VJP hands this conv
     x^T [C, *S, N] and g^T [*O, N, F] as transposed views; taken back to [N, *S, C] and
     [N, *O, F] they are the original contiguous arrays, and cols [N, *S', T, C] (one strided
-    copy, the output positions T as its taps) is the forward's im2col layout: dw = cols^T @ g, one sgemm.
+    copy, the output positions T as its taps) is the forward's im2col layout: dw = cols^T @ g,
+    one sgemm (codegen hands it the forward's columns: conv_and_cols, conv_from_cols).
   * scatter (stride 1 and fewer output than input channels: the input gradient's
     convolution): z = x @ w as [C, (K, F)] at every input position, then each tap's slice of
     z added at its shift. It writes N*S*K*F values instead of im2col's N*O*K*C.
