@@ -183,14 +183,16 @@ def select_scatter(x, g, window, stride, padding):
         (o - 1) * s + k == size for o, s, k, size in zip(outs, stride, window, x.shape[1:-1]))
     out = (np.empty if tiled else np.zeros)(xp.shape, x.dtype)    # tiled: every pixel is written once
     out_views = _tap_views(out, window, stride, outs)
-    taken = np.zeros(g.shape, bool)
+    taken = None                     # where a later tap won (None: nowhere yet)
     part = np.empty(g.shape, x.dtype) if overlap else None
     for k in range(len(views) - 1, -1, -1):
-        if k:
-            keep = wins[k - 1] & ~taken
-            taken |= wins[k - 1]
+        if k == 0:
+            keep = np.ones(g.shape, bool) if taken is None else ~taken
+        elif taken is None:
+            keep, taken = wins[k - 1], wins[k - 1].copy()
         else:
-            keep = ~taken
+            keep = np.greater(wins[k - 1], taken)     # won, and no later tap did (bools)
+            taken |= wins[k - 1]
         if overlap:
             out_views[k] += _masked(keep, g, part)
         else:
