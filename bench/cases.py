@@ -18,7 +18,7 @@ gets the same data.
        conv3x3x64 same+relu -> maxpool2 -> dense 10, batch 64, SGD lr 0.01
     G  train step of an LSTM (16 units, 8 features) + dense 1, mse, Adam, batch 32, at
        T = 10, 50 and 200 (keys G10, G50, G200; `--cases G` runs all three)
-F and G have no hand-written numpy version: torch eager is their reference (Problem.reference).
+Torch eager is the reference of F and G (Problem.reference); F has a hand-written numpy row too.
 
 `--quick` shrinks every case to tiny sizes (for the smoke test): the point there is that
 the harness runs and the numbers agree, not the timings.

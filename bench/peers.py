@@ -16,7 +16,7 @@ is not installed is skipped with a note.
 
 The implementations live one family a module: peers_base (the interface and thread
 limits), peers_nnc, peers_numpy (the reference), peers_torch, peers_jax, peers_tf, with
-peers_deep holding cases F and G for torch and jax.
+peers_deep holding cases F and G for torch and jax (and F's hand-written numpy step).
 """
 from __future__ import annotations
 

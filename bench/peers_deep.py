@@ -9,6 +9,7 @@ first-step check compares them). Layout conversions:
     weight_ih is the kernel transposed; torch's second bias (bias_hh) is held at zero and
     frozen, so that bias_ih is nnc's one bias and gets the same Adam update.
 The jax versions are flax-free: `lax.conv_general_dilated`, `lax.reduce_window`, `lax.scan`.
+`numpy_cnn` is the hand-written numpy DeepCNN step: what numpy itself can do (im2col + sgemm).
 """
 from __future__ import annotations
 
@@ -23,6 +24,85 @@ def _flat_perm(net: DeepCNN, W: np.ndarray, to_torch: bool) -> np.ndarray:
     if to_torch:   # rows (h, w, c) -> (c, h, w)
         return W.reshape(ph, pw, pc, -1).transpose(2, 0, 1, 3).reshape(flat, -1)
     return W.reshape(pc, ph, pw, -1).transpose(1, 2, 0, 3).reshape(flat, -1)
+
+
+def numpy_cnn(p: Problem):
+    """(step, params) of a hand-written numpy DeepCNN training step, written as a careful numpy
+    programmer would: each conv is an im2col (one copy of a strided view of the zero-padded
+    input) and one sgemm; its kernel gradient is one sgemm with the same columns, its input
+    gradient one sgemm into columns folded back by k*k strided adds; max pooling is a running
+    max over the q*q tap views, its gradient to the first maximal tap (torch's tie rule)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from .peers_numpy import _softmax_xent_grad
+    net = p.net
+    k, q, pad = net.kernel, net.pool, net.kernel // 2
+    if k % 2 != 1:
+        raise ValueError("the numpy CNN pads symmetrically: odd kernels only")
+    params = {name: a.copy() for name, a in p.params.items()}
+    x, y = p.feeds["x"], p.feeds["y"]
+    rows = np.arange(len(y))
+    lr = np.float32(p.lr)
+    layers = [f"c{i}" for i in range(1, len(net.filters) + 1)]
+
+    def padded(a):
+        b, h, w, c = a.shape
+        out = np.zeros((b, h + 2 * pad, w + 2 * pad, c), a.dtype)
+        out[:, pad:pad + h, pad:pad + w] = a
+        return out
+
+    def im2col(a):                      # [B, H, W, C] -> [B*H*W, k*k*C], taps major, channels minor
+        v = sliding_window_view(padded(a), (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+        return np.ascontiguousarray(v).reshape(-1, k * k * a.shape[-1])
+
+    def col2im(cols, shape):            # the transpose of im2col: k*k strided adds
+        b, h, w, c = shape
+        cols = cols.reshape(b, h, w, k, k, c)
+        out = np.zeros((b, h + 2 * pad, w + 2 * pad, c), cols.dtype)
+        for i in range(k):
+            for j in range(k):
+                out[:, i:i + h, j:j + w] += cols[:, :, :, i, j]
+        return out[:, pad:pad + h, pad:pad + w]
+
+    def step():
+        a, saved = x, []
+        for name in layers:
+            b, h, w, _ = a.shape
+            kern = params[f"{name}.kernel"]
+            cols = im2col(a)
+            z = cols @ kern.reshape(-1, kern.shape[-1])
+            z += params[f"{name}.bias"]
+            np.maximum(z, 0, out=z)                         # relu
+            z = z.reshape(b, h, w, -1)
+            taps = [z[:, i::q, j::q] for i in range(q) for j in range(q)]
+            pooled = taps[0].copy()
+            for t in taps[1:]:
+                np.maximum(pooled, t, out=pooled)
+            saved.append((a.shape, cols, z, taps, pooled))
+            a = pooled
+        flat = a.reshape(len(y), -1)
+        loss, g = _softmax_xent_grad(flat @ params["out.kernel"] + params["out.bias"], y, rows)
+        grads = {"out.kernel": flat.T @ g, "out.bias": g.sum(axis=0)}
+        g = (g @ params["out.kernel"].T).reshape(a.shape)
+        for name, (shape, cols, z, taps, pooled) in zip(reversed(layers), reversed(saved)):
+            dz = np.empty_like(z)
+            taken = np.zeros(pooled.shape, bool)
+            for t, dt in zip(taps, [dz[:, i::q, j::q] for i in range(q) for j in range(q)]):
+                first = (t == pooled) & ~taken             # the first maximal tap of each window
+                taken |= first
+                np.multiply(g, first, out=dt)
+            dz *= z > 0                                     # relu'
+            dz = dz.reshape(-1, z.shape[-1])
+            kern = params[f"{name}.kernel"]
+            grads[f"{name}.kernel"] = (cols.T @ dz).reshape(kern.shape)
+            grads[f"{name}.bias"] = dz.sum(axis=0)
+            if name != layers[0]:
+                g = col2im(dz @ kern.reshape(-1, kern.shape[-1]).T, shape)
+        for name, grad in grads.items():
+            grad *= lr
+            params[name] -= grad
+        return float(loss)
+
+    return step, lambda: {name: a.copy() for name, a in params.items()}
 
 
 def torch_model(p: Problem):

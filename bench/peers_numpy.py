@@ -1,10 +1,10 @@
 """Hand-written numpy: the reference every other implementation is checked against (the
-elementwise case, the MLP's train and predict, the one-convolution CNN's train step)."""
+elementwise case, the MLP's train and predict, the one-convolution CNN's train step; case F's CNN is numpy_cnn in peers_deep)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .cases import CNN, MLP, Elementwise, Problem
+from .cases import CNN, MLP, DeepCNN, Elementwise, Problem
 from .peers_base import Impl, Runner, Unsupported
 
 
@@ -36,6 +36,13 @@ class NumpyPeer(Impl):
             return self._mlp_train(p) if p.kind == "train" else self._mlp_predict(p)
         if isinstance(p.net, CNN):
             return self._cnn_train(p)
+        if isinstance(p.net, DeepCNN) and p.kind == "train":
+            from .peers_deep import numpy_cnn
+            try:
+                step, params = numpy_cnn(p)
+            except ValueError as e:
+                raise Unsupported(str(e)) from None
+            return Runner(step, params)
         raise Unsupported(f"no hand-written numpy version of {type(p.net).__name__} "
                           f"(the case's reference is {p.reference})")
 

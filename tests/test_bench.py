@@ -18,6 +18,7 @@ if ROOT not in sys.path:                      # bench/ lives at the top of the s
 from bench import cases, harness  # noqa: E402
 from bench.peers_nnc import NNC  # noqa: E402
 from bench.peers_numpy import NumpyPeer  # noqa: E402
+from bench.peers_torch import TorchPeer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,19 @@ def test_nnc_first_call_equals_hand_numpy_directly(key):
     ref = np.array(NumpyPeer().setup(p).call(), copy=True)
     mine = NNC("numpy").setup(p).call()
     np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_hand_numpy_cnn_step_matches_torch():
+    """Case F's hand-written numpy step (bench/peers_deep.py) against torch eager, its reference:
+    the loss and every updated parameter after one SGD step."""
+    p = cases.make_case("F", quick=True)
+    mine, ref = NumpyPeer().setup(p), TorchPeer().setup(p)
+    assert mine.call() == pytest.approx(ref.call(), rel=1e-5)
+    got, want = mine.params(), ref.params()
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_check_catches_a_wrong_update():

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import windows
 from .graph import Graph, Node
 from .primitives import norm_axes
 from .shapes import NUMPY_DTYPE, Monomial, eval_shape
@@ -137,79 +138,25 @@ def _transpose(n, a, env):
     return a[0].transpose(tuple(n.attr["perm"]))
 
 
-# ---- windows: computed as the numpy backend computes them (the same products in the same
-# order, so folding stays bit-identical); the backends are checked against torch -------------
-
-def _spatial_pad(x, padding, fill):
-    out = np.full((x.shape[0],) + tuple(d + lo + hi for d, (lo, hi) in zip(x.shape[1:-1], padding))
-                  + x.shape[-1:], fill, x.dtype)
-    out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))] = x
-    return out
-
-
-def _tap(xp, t, outs, stride, dilation):
-    """x at o*stride + t*dilation for every output position o: [N, *O, C]."""
-    return xp[(slice(None),) + tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
-                                     for k, o, s, d in zip(t, outs, stride, dilation))]
-
-
-def _window_view(xp, window, stride, dilation):
-    """[N, *O, *window, C]: every window of xp [N, *S, C] as one strided view."""
-    from numpy.lib.stride_tricks import sliding_window_view
-    n = len(window)
-    spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
-    v = sliding_window_view(xp, spans, axis=tuple(range(1, n + 1)))
-    v = v[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)
-          + tuple(slice(None, None, d) for d in dilation)]
-    return np.moveaxis(v, n + 1, -1)
-
-
-def _conv_groups1(x, w, stride, padding, dilation):
-    n = x.ndim - 2
-    xp = _spatial_pad(x, padding, 0) if any(lo or hi for lo, hi in padding) else x
-    ks = w.shape[:n]
-    outs = tuple((xp.shape[1 + a] - (ks[a] - 1) * dilation[a] - 1) // stride[a] + 1 for a in range(n))
-    if math.prod(outs) < math.prod(ks):      # one product per output position
-        xp, w = np.ascontiguousarray(xp), np.ascontiguousarray(w)
-        y = np.empty((x.shape[0],) + outs + (w.shape[-1],), x.dtype)
-        for o in np.ndindex(*outs):
-            block = xp[(slice(None),) + tuple(slice(p * s, p * s + (k - 1) * d + 1, d)
-                                              for p, s, k, d in zip(o, stride, ks, dilation))]
-            y[(slice(None),) + o] = np.tensordot(block, w, axes=(list(range(1, n + 2)), list(range(n + 1))))
-        return y
-    v = _window_view(xp, ks, stride, dilation)
-    return np.tensordot(v, w, axes=(list(range(n + 1, 2 * n + 2)), list(range(n + 1))))
-
+# ---- windows: ir/windows.py computes them for this interpreter and for the numpy backend's
+# generated code alike (one implementation, so folding stays bit-identical); the backends are
+# checked against torch --------------------------------------------------------------------
 
 def _conv(n, a, env):
-    x, w = a
-    at, sp = n.attr, x.ndim - 2
-    groups, cg, fg = at["groups"], w.shape[-2], w.shape[-1] // at["groups"]
-    parts = [_conv_groups1(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], at["stride"],
-                           at["padding"], at["dilation"]) for k in range(groups)]
-    return parts[0] if groups == 1 else np.concatenate(parts, axis=-1)
+    at = n.attr
+    return windows.conv(a[0], a[1], at["stride"], at["padding"], at["dilation"], at["groups"])
 
 
 def _reduce_window(n, a, env):
-    at, sum_ = n.attr, n.attr["kind"] == "sum"
-    sp = a[0].ndim - 2
-    xp = _spatial_pad(a[0], at["padding"], 0 if sum_ else -np.inf)
-    v = np.moveaxis(_window_view(xp, at["window"], at["stride"], (1,) * sp), -1, sp + 1)   # [N, *O, C, *K]
-    return (np.add if sum_ else np.maximum).reduce(v, axis=tuple(range(sp + 2, 2 * sp + 2)))
+    at = n.attr
+    return windows.reduce_window(a[0], at["kind"], at["window"], at["stride"], at["padding"])
 
 
 def _select_scatter(n, a, env):
-    x, g = a
     at = n.attr
-    xp = _spatial_pad(x, at["padding"], -np.inf)
-    outs = g.shape[1:-1]
-    ones = (1,) * len(outs)
-    taps = list(np.ndindex(*at["window"]))
-    first = np.argmax(np.stack([_tap(xp, t, outs, at["stride"], ones) for t in taps]), axis=0)
-    out = np.zeros(xp.shape, x.dtype)
-    for k, t in enumerate(taps):     # np.argmax: the first maximal tap, torch's tie rule
-        _tap(out, t, outs, at["stride"], ones)[...] += np.where(first == k, g, 0)
-    return out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], at["padding"]))]
+    return windows.select_scatter(a[0], a[1], at["window"], at["stride"], at["padding"])
+
+
 def _scan(n, a, env):
     """lax.scan's semantics, one body interpretation per step: a tuple of the final carries
     and the per-step outputs stacked along `axis` (scan_out picks one)."""

@@ -15,6 +15,8 @@ Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   op(broadcast_to(a), b) -> op(a, b) for elementwise ops when the result shape stays
   unary(broadcast_to(x)) -> broadcast_to(unary(x))     broadcast_to(reshape(scalar)) -> broadcast_to(scalar)
   reshape(broadcast_to(scalar)) -> broadcast_to(scalar)  reshape(sum(x, keepdims)) dropping those axes -> sum(x)
+  conv(pad(x)) with zero interior, spatial axes only -> conv(x) with the pad added to its padding
+  where(z > 0, select_scatter(relu(z), g), 0) -> select_scatter(relu(z), where(max_pool(relu(z)) > 0, g, 0))
 When the constant operand is bigger than x, the result keeps the broadcast shape:
 add(x: [4], zeros: [3, 4]) becomes broadcast_to(x, [3, 4]), never plain x.
 pow by a constant is decompose.py's (pow(x, 1) -> x, pow(x, 2) -> x * x, ...): that pass
@@ -32,6 +34,7 @@ the marker has done its job, so it is dropped like an identity.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -175,6 +178,18 @@ def _whole_slice(m: Match):
     return None
 
 
+def _conv_of_pad(m: Match):
+    """conv(pad(x)) -> conv(x) with the pad's zeros as the conv's own padding (the VJP's input
+    gradient pads g before convolving it): the same taps read zeros, and no padded copy of x
+    is made. Only zero interior and non-negative pads of the spatial axes qualify."""
+    p = m.inner
+    lo, hi, interior = p.attr["lo"], p.attr["hi"], p.attr["interior"]
+    if any(interior) or lo[0] or hi[0] or lo[-1] or hi[-1] or min(lo) < 0 or min(hi) < 0:
+        return None
+    padding = tuple((a + l, b + h) for (a, b), l, h in zip(m.n.attr["padding"], lo[1:-1], hi[1:-1]))
+    return m.b.copy(m.n, (p.inputs[0], m.ins[1]), padding=padding), "conv(pad(x))"
+
+
 def _over_no_axes(m: Match):
     if norm_axes(m.n.attr["axes"], len(m.inner.shape)) == ():
         return m.x, f"{m.n.op} over no axes"
@@ -191,6 +206,7 @@ RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.x), "mul(x, -1)") if m.cy == -1 else None),
     (Pattern(ops=("mul",)), lambda m: (m.b.neg(m.ins[1]), "mul(-1, x)") if m.cx == -1 else None),
     (Pattern(ops=("where",)), lambda m: _leaky(m.b, m.ins, m.uses)),
+    (Pattern(ops=("where",)), lambda m: _relu_grad_through_max_pool(m.b, m.ins)),
     (Pattern(kinds=("binary", "compare", "select")), lambda m: _implicit_broadcast(m.b, m.n, m.ins)),
     (Pattern(ops=("neg",), inner=("neg",)), lambda m: (m.inner.inputs[0], "neg(neg(x))")),
     (Pattern(ops=("neg",), inner=("mul",)), _neg_mul_neg),
@@ -207,6 +223,7 @@ RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("transpose",), inner=("transpose",)), _transpose_of_transpose),
     (Pattern(ops=("slice",)), _whole_slice),
     (Pattern(ops=("sum", "max")), _over_no_axes),
+    (Pattern(ops=("conv",), inner=("pad",)), _conv_of_pad),
 ]
 
 
@@ -238,6 +255,33 @@ def _leaky(b: Builder, ins, uses):
         if c_value is not _NO and 0 <= c_value <= 1:
             return b.maximum(x, y), "where(x > 0, x, c*x) -> maximum(x, c*x)"
     return None
+
+
+def _relu_grad_through_max_pool(b: Builder, ins):
+    """where(c, select_scatter(x, g), 0) with c = z > 0 and x = where(c, z, 0) (relu, then max
+    pooling, differentiated) -> select_scatter(x, where(max_pool(x) > 0, g, 0)): relu's mask
+    applied to the pooled gradient, a window's worth smaller, instead of to the full one.
+    Exact: c is x > 0 at every position (x is z where z > 0, else +0, never nan), and the tap
+    select_scatter gives g to holds the window's max. c keeps one user (the forward relu),
+    which `_leaky` then turns into maximum(z, 0)."""
+    c, s, zero = ins
+    ss, cond, relu = b.nodes[s], b.nodes[c], None
+    if ss.op == "select_scatter":
+        relu = b.nodes[ss.inputs[0]]
+    if (relu is None or relu.op != "where" or cond.op != "gt" or not _positive_zero(b.nodes[zero])
+            or relu.inputs[0] != c or relu.inputs[1] != cond.inputs[0] or not _positive_zero(b.nodes[relu.inputs[2]])
+            or splat(b.nodes[cond.inputs[1]]) != 0):
+        return None
+    a = ss.attr
+    pooled = b.reduce_window(relu.id, kind="max", window=a["window"], stride=a["stride"], padding=a["padding"])
+    g = b.where(b.gt(pooled, cond.inputs[1]), ss.inputs[1], zero)
+    return (b.select_scatter(relu.id, g, window=a["window"], stride=a["stride"], padding=a["padding"]),
+            "where(z > 0, select_scatter(relu(z), g), 0) -> select_scatter(relu(z), where(max_pool > 0, g, 0))")
+
+
+def _positive_zero(node: Node) -> bool:
+    v = splat(node)
+    return v is not _NO and v == 0 and math.copysign(1.0, v) > 0 and node.shape == ()
 
 
 def _implicit_broadcast(b: Builder, n: Node, ins: tuple[int, ...]):

@@ -14,6 +14,7 @@ scalars are emitted as `np.float32(...)` and reductions name their dtype.
 from __future__ import annotations
 
 import linecache
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -103,8 +104,21 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     fused = {m: sg for sg, m in swish.items()}
     xent = _xent_pairs(graph)     # sparse_xent node -> sparse_xent_grad node of the same operands
     early = set(xent.values())
+    reuse = _conv_cols_pairs(graph)   # kernel-gradient conv -> the forward conv whose columns it reads
+    keep_cols = set(reuse.values())
     for node in graph.nodes:
         if node.op == "arg" or node.id in swish or node.id in early:
+            continue
+        if node.id in keep_cols or node.id in reuse:
+            a, (x, w) = node.attr, (names[i] for i in node.inputs)
+            names[node.id] = f"t{node.id}"
+            where = f"  {loc_text(node.loc)}" if node.loc else ""
+            if node.id in keep_cols:
+                body.append(f"    t{node.id}, cols{node.id} = _conv_and_cols({x}, {w}, {tuple(a['stride'])}, "
+                            f"{tuple(a['padding'])}, {tuple(a['dilation'])})  # %{node.id} conv{where}")
+            else:
+                body.append(f"    t{node.id} = _conv_from_cols(cols{reuse[node.id]}, {w}, {ctx.shape(node.shape)})"
+                            f"  # %{node.id} conv: the kernel gradient of %{reuse[node.id]}, from its im2col{where}")
             continue
         if node.id in xent:       # one call computes both: max, exp and sum are shared
             gnode = graph[xent[node.id]]
@@ -184,6 +198,34 @@ def _xent_pairs(graph: Graph) -> dict[int, int]:
     step has both: the loss and its gradient), which the generated code computes in one call."""
     grads = {n.inputs: n.id for n in graph.nodes if n.op == "sparse_xent_grad"}
     return {n.id: grads[n.inputs] for n in graph.nodes if n.op == "sparse_xent" and n.inputs in grads}
+
+
+def _conv_cols_pairs(graph: Graph) -> dict[int, int]:
+    """Kernel-gradient convs mapped to the forward conv whose im2col columns they can reuse.
+
+    The VJP writes conv(x, w)'s kernel gradient as conv(transpose(x) [C, *S, N], g^T) with
+    stride and dilation swapped and the same padding, whose window is the forward's output;
+    computed in the few-outputs layout (ir/windows.py), that is columns^T @ g with exactly the
+    forward's im2col columns of x. Both must be groups 1, static, and in those two layouts."""
+    from ...ir.windows import conv_layout
+    forward: dict[tuple, int] = {}
+    pairs: dict[int, int] = {}
+    for n in graph.nodes:
+        if n.op != "conv" or n.attr["groups"] != 1:
+            continue
+        x, w = (graph[i] for i in n.inputs)
+        sp = len(n.shape) - 2
+        ks, outs = tuple(w.shape[:sp]), tuple(n.shape[1:-1])
+        key = (tuple(n.attr["stride"]), tuple(map(tuple, n.attr["padding"])), tuple(n.attr["dilation"]))
+        if x.op == "transpose" and tuple(x.attr["perm"]) == (sp + 1,) + tuple(range(1, sp + 1)) + (0,):
+            f = forward.get((x.inputs[0], outs, key[2], key[1], key[0]))
+            if f is not None and math.prod(outs) < math.prod(ks):    # conv_layout's "few_outputs"
+                pairs[n.id] = f
+            continue
+        c, fs = x.shape[-1], w.shape[-1]
+        if isinstance(c, int) and conv_layout(ks, outs, c, fs, n.attr["stride"]) == "im2col":
+            forward[(x.id, ks, key[0], key[1], key[2])] = n.id   # (x, window, stride, padding, dilation)
+    return pairs
 
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:

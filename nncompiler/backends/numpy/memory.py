@@ -89,7 +89,7 @@ def plan(graph: Graph, donate: dict[str, str] | None = None) -> Plan:
     busy: list[tuple[int, tuple, int]] = []  # (root, key, slot)
     slots = 0
     for k, n in enumerate(graph.nodes):
-        if n.op not in OUT_OPS or estimated_size(n.shape) < LARGE or not _dense(graph, n):
+        if n.op not in OUT_OPS or estimated_size(n.shape) < LARGE:
             continue
         for entry in [e for e in busy if last(e[0]) < k]:   # buffers whose values are all dead
             busy.remove(entry)
@@ -133,8 +133,3 @@ def _candidates(n: Node):
     if n.op == "where":
         return (n.inputs[2],)
     return tuple(n.inputs[k] for k in n.prim.overwrites)
-
-
-def _dense(graph: Graph, n: Node) -> bool:
-    """Writing in place needs the output to be exactly the operand's shape (no broadcast growth)."""
-    return all(graph[i].shape == n.shape or graph[i].shape == () for i in n.inputs) or n.op == "matmul"

@@ -20,6 +20,8 @@ PRELUDE = '''\
 import numpy as np
 from numpy import inf, nan
 from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
+from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
+from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
@@ -142,83 +144,6 @@ def _sparse_xent_grad(z, y):
 
 def _sparse_xent_and_grad(z, y):
     return _xent_parts(z, y, True)
-
-from numpy.lib.stride_tricks import sliding_window_view as _sliding
-
-def _padded(x, padding, fill):
-    if not any(lo or hi for lo, hi in padding):
-        return x
-    out = np.full((x.shape[0],) + tuple(d + lo + hi for d, (lo, hi) in zip(x.shape[1:-1], padding)) + x.shape[-1:],
-                  fill, x.dtype)
-    out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))] = x
-    return out
-
-def _windows(x, window, stride, dilation):
-    # one strided view [N, *O, C, *window] of x [N, *S, C]: no copy, no loop over positions
-    n = len(window)
-    spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
-    v = _sliding(x, spans, axis=tuple(range(1, n + 1)))
-    return v[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)
-             + tuple(slice(None, None, d) for d in dilation)]
-
-def _conv(x, w, stride, padding, dilation, groups):
-    n = x.ndim - 2
-    if groups > 1:
-        cg, fg = w.shape[n], w.shape[-1] // groups
-        return np.concatenate([_conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
-                                     dilation, 1) for k in range(groups)], axis=-1)
-    xp = _padded(x, padding, 0)
-    ks = w.shape[:n]
-    out = tuple((xp.shape[1 + a] - (ks[a] - 1) * dilation[a] - 1) // stride[a] + 1 for a in range(n))
-    axes = (list(range(1, n + 2)), list(range(n + 1)))
-    if np.prod(out) < np.prod(ks):
-        # fewer output positions than taps (the kernel gradient's convolution: a window as
-        # large as the image, a few outputs): one BLAS product per output position, each
-        # contracting a strided block of the input with the whole kernel
-        xp, w = np.ascontiguousarray(xp), np.ascontiguousarray(w)
-        y = np.empty((x.shape[0],) + out + (w.shape[-1],), np.result_type(x, w))
-        for o in np.ndindex(*out):
-            block = xp[(slice(None),) + tuple(slice(p * s, p * s + (k - 1) * d + 1, d)
-                                              for p, s, k, d in zip(o, stride, ks, dilation))]
-            y[(slice(None),) + o] = np.tensordot(block, w, axes=axes)
-        return y
-    # im2col as a strided view [N, *O, *K, C] (channels innermost, so the copy BLAS needs
-    # reads contiguous runs), then one product with the kernel [*K, C, F] as it is stored
-    v = np.moveaxis(_windows(xp, ks, stride, dilation), n + 1, -1)
-    return np.tensordot(v, w, axes=(list(range(n + 1, 2 * n + 2)), list(range(n + 1))))
-
-def _reduce_window(x, kind, window, stride, padding):
-    n = len(window)
-    fill = 0 if kind == "sum" else -np.inf
-    v = _windows(_padded(x, padding, fill), window, stride, (1,) * n)
-    red = np.add if kind == "sum" else np.maximum
-    return red.reduce(v, axis=tuple(range(n + 2, 2 * n + 2)))
-
-def _select_scatter(x, g, window, stride, padding):
-    # each window's gradient to its first maximal tap (torch's rule): a running (max, tap)
-    # over the few taps of a window, each tap one strided view of every window at once
-    # (vectorised over positions, no reshaped copy of the windows), then one strided
-    # write per tap into the padded gradient
-    xp = _padded(x, padding, -np.inf)
-    outs = g.shape[1:-1]
-    taps = list(np.ndindex(*window))
-    at = lambda t: (slice(None),) + tuple(slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(t, outs, stride))
-    best = xp[at(taps[0])].copy()
-    idx = np.zeros(g.shape, np.int32)
-    for k, t in enumerate(taps[1:], 1):
-        v = xp[at(t)]
-        win = v > best                       # strictly: an earlier tap keeps a tie
-        np.maximum(best, v, out=best)        # (selects, not masked copies: those mispredict)
-        idx = np.where(win, np.int32(k), idx)
-    out = np.zeros(xp.shape, x.dtype)
-    overlap = any(s < w for s, w in zip(stride, window))
-    for k, t in enumerate(taps):
-        part = np.where(idx == k, g, 0).astype(x.dtype, copy=False)
-        if overlap:
-            out[at(t)] += part
-        else:                                # disjoint windows: each pixel is written once
-            out[at(t)] = part
-    return out[(slice(None),) + tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape[1:-1], padding))]
 
 def _scatter_add(u, idx, axis, shape):
     axis = axis % len(shape)

@@ -1,0 +1,93 @@
+"""The numpy backend's conv training path: a forward conv and its kernel gradient share one
+im2col (codegen pairs them; `_conv_from_cols` reads the forward's columns), the gradients
+equal torch.autograd's, and the reuse gives the same bits as computing the kernel gradient's
+conv on its own (the reference interpreter does that)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nncompiler.autodiff import grad
+from nncompiler.backends.numpy import compile_graph, generate
+from nncompiler.ir import Builder
+from nncompiler.ir.interpret import interpret
+from nncompiler.ir.shapes import TensorType
+from nncompiler.passes import optimize
+
+CASES = [  # x shape, kernel shape, stride, padding, dilation
+    ((3, 9, 8, 3), (3, 3, 3, 5), (1, 1), ((1, 1), (1, 1)), (1, 1)),       # same padding
+    ((2, 11, 9, 2), (3, 2, 2, 4), (2, 1), ((0, 1), (2, 0)), (2, 1)),      # stride, dilation, odd padding
+    ((1, 8, 8, 4), (2, 2, 4, 3), (2, 2), ((0, 0), (0, 0)), (1, 1)),       # batch 1, valid, F < C
+]
+
+
+def _graph(xs, ws, stride, padding, dilation):
+    """loss = sum(r * relu(conv(x, w))), with its gradients with respect to x and w."""
+    b = Builder("g")
+    x = b.argument("x", "input", TensorType("f32", xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=1)
+    r = b.argument("r", "input", TensorType("f32", tuple(b.shape(y))))
+    a = b.maximum(y, b.constant(0.0, "f32", ()))
+    loss = b.sum(b.mul(a, r), axes=tuple(range(len(xs))), keepdims=False)
+    g, _ = optimize(grad(b.build({"loss": loss}), "loss", ["x", "w"]))
+    return g
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", CASES)
+def test_kernel_gradient_reuses_the_forward_im2col_and_matches_torch(xs, ws, stride, padding, dilation):
+    g = _graph(xs, ws, stride, padding, dilation)
+    assert "_conv_from_cols(cols" in generate(g)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y_shape = tuple(d for n in g.nodes if n.op == "arg" and n.attr["name"] == "r" for d in n.shape)
+    r = rng.standard_normal(y_shape).astype(np.float32)
+    out = compile_graph(g)({"x": x, "w": w, "r": r})
+    assert all(np.asarray(v).dtype == np.float32 for v in out.values())
+
+    tx, tw = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(w).requires_grad_(True)
+    flat = [v for lo_hi in reversed(padding) for v in lo_hi]
+    ty = F.conv2d(F.pad(tx.permute(0, 3, 1, 2), flat), tw.permute(3, 2, 0, 1), stride=stride, dilation=dilation)
+    (torch.relu(ty.permute(0, 2, 3, 1)) * torch.from_numpy(r)).sum().backward()
+    np.testing.assert_allclose(out["grad.w"], tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["grad.x"], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+    ref = interpret(g, {"x": x, "w": w, "r": r})     # the kernel gradient's conv on its own
+    np.testing.assert_array_equal(out["grad.w"], ref["grad.w"])
+    np.testing.assert_array_equal(out["grad.x"], ref["grad.x"])
+
+
+@pytest.mark.parametrize("window, stride, padding", [((2, 2), (2, 2), ((0, 0), (0, 0))),
+                                                     ((3, 2), (2, 1), ((1, 0), (0, 1)))])   # overlapping, padded
+def test_relu_then_max_pool_gradient_matches_torch_with_ties(window, stride, padding):
+    """conv -> relu -> max pool: simplify moves relu's mask onto the pooled gradient; with
+    integer operands (many exact ties and exact zeros) the gradients must still be torch's."""
+    xs, ws = (2, 8, 7, 3), (3, 3, 3, 4)
+    b = Builder("g")
+    x = b.argument("x", "input", TensorType("f32", xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    y = b.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    zero = b.constant(0.0, "f32", ())
+    a = b.where(b.gt(y, zero), y, zero)
+    p = b.reduce_window(a, kind="max", window=window, stride=stride, padding=padding)
+    r = b.argument("r", "input", TensorType("f32", tuple(b.shape(p))))
+    loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
+    g, _ = optimize(grad(b.build({"loss": loss}), "loss", ["x", "w"]))
+    scatters = [n for n in g.nodes if n.op == "select_scatter"]
+    assert scatters and all(g[n.inputs[1]].op == "where" for n in scatters)     # the mask on the pooled side
+    rng = np.random.default_rng(4)
+    xv = rng.integers(-1, 2, xs).astype(np.float32)
+    wv = rng.integers(-1, 2, ws).astype(np.float32)
+    rv = rng.standard_normal(tuple(g[n.inputs[1]].shape for n in scatters)[0]).astype(np.float32)
+    out = compile_graph(g)({"x": xv, "w": wv, "r": rv})
+
+    tx, tw = torch.from_numpy(xv).requires_grad_(True), torch.from_numpy(wv).requires_grad_(True)
+    ty = torch.relu(F.conv2d(tx.permute(0, 3, 1, 2), tw.permute(3, 2, 0, 1), padding=1))
+    flat = [v for lo_hi in reversed(padding) for v in lo_hi]
+    tp = F.max_pool2d(F.pad(ty, flat, value=-float("inf")), window, stride)
+    want = (tp.permute(0, 2, 3, 1) * torch.from_numpy(rv)).sum()
+    want.backward()
+    np.testing.assert_allclose(out["loss"], want.item(), rtol=1e-5)
+    np.testing.assert_allclose(out["grad.w"], tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["grad.x"], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
