@@ -19,12 +19,16 @@ from .decompose import decompose
 from .fold import fold
 from .pads import pads_to_concat
 from .records import PassRecord, format_records
+from .scan_accumulate import scan_accumulate
+from .scan_prune import scan_prune
 from .simplify import simplify
 from .unroll import optimize_bodies, unroll
 
-# pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents
+# pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents;
+# the scan passes after dce: it leaves only the scan results something reads
 DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
-                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce), ("bodies", optimize_bodies)]
+                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce),
+                  ("scan_accumulate", scan_accumulate), ("scan_prune", scan_prune), ("bodies", optimize_bodies)]
 PASSES = dict(DEFAULT_PASSES, unroll=unroll)
 MAX_ROUNDS = 10
 
