@@ -20,6 +20,7 @@ from .fold import fold
 from .pads import pads_to_concat
 from .records import PassRecord, format_records
 from .scan_accumulate import scan_accumulate
+from .scan_hoist import scan_hoist
 from .scan_prune import scan_prune
 from .simplify import simplify
 from .unroll import optimize_bodies, unroll
@@ -28,7 +29,8 @@ from .unroll import optimize_bodies, unroll
 # the scan passes after dce: it leaves only the scan results something reads
 DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
                   ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce),
-                  ("scan_accumulate", scan_accumulate), ("scan_prune", scan_prune), ("bodies", optimize_bodies)]
+                  ("scan_accumulate", scan_accumulate), ("scan_hoist", scan_hoist),
+                  ("scan_prune", scan_prune), ("bodies", optimize_bodies)]
 PASSES = dict(DEFAULT_PASSES, unroll=unroll)
 MAX_ROUNDS = 10
 

@@ -46,7 +46,8 @@ def test_reaches_the_expected_fixed_point():
     # the last round changed nothing, and running again changes nothing either
     last = records[-len(DEFAULT_PASSES):]
     assert [r.name for r in last] == ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce",
-                                      "scan_accumulate", "scan_prune", "bodies"]
+                                      "scan_accumulate", "scan_hoist",
+             "scan_prune", "bodies"]
     assert not any(r.changed for r in last)
     again, records2 = optimize(out)
     assert again is out and len(records2) == len(DEFAULT_PASSES) and not any(r.changed for r in records2)
@@ -98,8 +99,8 @@ def test_format_records():
 
 
 def test_pass_table_runs_passes_one_by_one():
-    names = ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce", "scan_accumulate", "scan_prune",
-             "bodies"]
+    names = ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce", "scan_accumulate", "scan_hoist",
+             "scan_prune", "bodies"]
     assert [n for n, _ in DEFAULT_PASSES] == names
     assert list(PASSES) == names + ["unroll"]   # unroll is run by backends and the front end, on demand
     assert PASSES["cse"] is cse and PASSES["dce"] is dce

@@ -68,8 +68,10 @@ def _pylist(v):
     return repr(v)
 
 
-def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32") -> str:
-    """Python source of a module defining `fn_name(args...) -> dict of outputs`.
+def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32",
+             as_tuple: bool = False) -> str:
+    """Python source of a module defining `fn_name(args...) -> dict of outputs` (a tuple in
+    output order with `as_tuple`: a scan body, called once per step, skips building a dict).
 
     `donate` names arguments the function may overwrite with their `new.<name>` output
     (a training step's parameters and optimizer state, which the runtime owns).
@@ -172,8 +174,11 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
         names[node.id] = var
         where = f"  {loc_text(node.loc)}" if node.loc else ""
         body.append(f"    {var} = {expr}  # %{node.id} {node.op}{where}{note}")
-    outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
-    body.append(f"    return {{{outs}}}")
+    if as_tuple:
+        body.append(f"    return ({''.join(names[i] + ', ' for _, i in graph.outputs)})")
+    else:
+        outs = ", ".join(f"{name!r}: {names[i]}" for name, i in graph.outputs)
+        body.append(f"    return {{{outs}}}")
     signature = ", ".join(params + ["_ws=_WS"])
     rounding = ([f"from nncompiler.precision import round_{precision} as _round_{precision}"]
                 if precision != "fp32" else [])
@@ -262,9 +267,10 @@ class CompiledGraph:
         return self.fn(*values)
 
 
-def compile_graph(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32") -> CompiledGraph:
+def compile_graph(graph: Graph, fn_name: str | None = None, donate=(), precision: str = "fp32",
+                  as_tuple: bool = False) -> CompiledGraph:
     fn_name = fn_name or re.sub(r"\W", "_", graph.name)
-    source = generate(graph, fn_name, donate, precision)
+    source = generate(graph, fn_name, donate, precision, as_tuple)
     filename = f"<nnc-numpy:{graph.name}:{abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     namespace: dict = {}

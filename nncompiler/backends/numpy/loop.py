@@ -3,6 +3,13 @@ loop, each per-step output copied into a buffer preallocated for the whole seque
 
 The generated module names the body by its text form (`_scan_body("graph body(...) {...}")`),
 so `--emit python` stays one readable, self-contained module.
+
+The loop is where a recurrent layer spends its time (a few microseconds of numpy calls per
+step), so the driver does as little as it can per step: the body returns a tuple, the
+sequences are viewed time-major once so that step t is `seq[t]` (one contiguous block when
+the scan axis is the outer one after the batch), and every stacked output is written into
+a time-major [T, ...] buffer (`buf[t] = y`, one contiguous copy) that the scan returns
+viewed with the time axis back in its place.
 """
 from __future__ import annotations
 
@@ -12,16 +19,17 @@ _BODIES: dict[tuple[str, str], object] = {}
 
 
 def scan_body(text: str, precision: str = "fp32"):
-    """The body graph's compiled function (cached by its text and the precision mode: a module
-    is imported once per compile, and the same body text always compiles to the same code).
-    The body's matmuls are rounded like the enclosing graph's, or a bf16 model's recurrence
-    would silently run in fp32 on numpy while the GPU rounds it."""
+    """The body graph's compiled function, returning its outputs as a tuple (cached by its
+    text and the precision mode: a module is imported once per compile, and the same body
+    text always compiles to the same code). The body's matmuls are rounded like the
+    enclosing graph's, or a bf16 model's recurrence would silently run in fp32 on numpy
+    while the GPU rounds it."""
     key = (text, precision)
     fn = _BODIES.get(key)
     if fn is None:
         from ...ir.text import parse_graph
         from .codegen import compile_graph
-        compiled = compile_graph(parse_graph(text, "<scan body>"), precision=precision)
+        compiled = compile_graph(parse_graph(text, "<scan body>"), precision=precision, as_tuple=True)
         fn = _BODIES[key] = compiled.fn
     return fn
 
@@ -29,18 +37,18 @@ def scan_body(text: str, precision: str = "fp32"):
 def run_scan(body, n_carry: int, n_seq: int, axis: int, length: int, reverse: bool, *operands):
     """Final carries, then every per-step output stacked along `axis` (lax.scan's semantics;
     `reverse` walks t = length-1 .. 0 and still stores step t's output at index t)."""
-    carries = list(operands[:n_carry])
-    seqs = operands[n_carry:n_carry + n_seq]
+    carries = operands[:n_carry]
+    seqs = [np.moveaxis(s, axis, 0) if axis else s for s in operands[n_carry:n_carry + n_seq]]
     invariants = operands[n_carry + n_seq:]
-    lead = (slice(None),) * axis
+    steps = range(length - 1, -1, -1) if reverse else range(length)
     stacked = None
-    for t in (range(length - 1, -1, -1) if reverse else range(length)):
-        out = list(body(*carries, *(s[lead + (t,)] for s in seqs), *invariants).values())
+    for t in steps:
+        out = body(*carries, *[s[t] for s in seqs], *invariants)
         carries = out[:n_carry]
-        ys = out[n_carry:]
         if stacked is None:   # the buffers are sized from the first step's outputs
-            stacked = [np.empty(np.shape(y)[:axis] + (length,) + np.shape(y)[axis:], np.asarray(y).dtype)
-                       for y in ys]
-        for buf, y in zip(stacked, ys):
-            buf[lead + (t,)] = y
+            stacked = [np.empty((length,) + np.shape(y), np.asarray(y).dtype) for y in out[n_carry:]]
+        for buf, y in zip(stacked, out[n_carry:]):
+            buf[t] = y
+    if axis:
+        stacked = [np.moveaxis(buf, 0, axis) for buf in stacked]
     return tuple(carries) + tuple(stacked)
