@@ -17,6 +17,7 @@ from .cse import cse
 from .dce import dce
 from .decompose import decompose
 from .fold import fold
+from .merge_slices import merge_slices
 from .pads import pads_to_concat
 from .records import PassRecord, format_records
 from .scan_accumulate import scan_accumulate
@@ -28,7 +29,7 @@ from .unroll import optimize_bodies, unroll
 # pads_to_concat after simplify: it sees the backward pass's sums of slice cotangents;
 # the scan passes after dce: it leaves only the scan results something reads
 DEFAULT_PASSES = [("decompose", decompose), ("fold", fold), ("simplify", simplify),
-                  ("pads_to_concat", pads_to_concat), ("cse", cse), ("dce", dce),
+                  ("pads_to_concat", pads_to_concat), ("merge_slices", merge_slices), ("cse", cse), ("dce", dce),
                   ("scan_accumulate", scan_accumulate), ("scan_hoist", scan_hoist),
                   ("scan_prune", scan_prune), ("bodies", optimize_bodies)]
 PASSES = dict(DEFAULT_PASSES, unroll=unroll)

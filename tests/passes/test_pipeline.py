@@ -45,7 +45,7 @@ def test_reaches_the_expected_fixed_point():
         }""")
     # the last round changed nothing, and running again changes nothing either
     last = records[-len(DEFAULT_PASSES):]
-    assert [r.name for r in last] == ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce",
+    assert [r.name for r in last] == ["decompose", "fold", "simplify", "pads_to_concat", "merge_slices", "cse", "dce",
                                       "scan_accumulate", "scan_hoist",
              "scan_prune", "bodies"]
     assert not any(r.changed for r in last)
@@ -99,7 +99,7 @@ def test_format_records():
 
 
 def test_pass_table_runs_passes_one_by_one():
-    names = ["decompose", "fold", "simplify", "pads_to_concat", "cse", "dce", "scan_accumulate", "scan_hoist",
+    names = ["decompose", "fold", "simplify", "pads_to_concat", "merge_slices", "cse", "dce", "scan_accumulate", "scan_hoist",
              "scan_prune", "bodies"]
     assert [n for n, _ in DEFAULT_PASSES] == names
     assert list(PASSES) == names + ["unroll"]   # unroll is run by backends and the front end, on demand
