@@ -17,6 +17,7 @@ from .ir.shapes import NUMPY_DTYPE
 from .program import (LoweredModel, build_apply_update, build_grad_step, build_init, build_train_step,
                       initial_state, optimizer_hyper, select_outputs)
 from .runtime import State
+from .train.steps import host_value     # a float, or a vector for a curve metric's parts
 
 
 def _optimize(graph: Graph) -> Graph:
@@ -408,14 +409,16 @@ class Model:
         The values are Python floats, so on a GPU backend this waits for the step to finish
         (one sync per call); `step_on_device` returns them as device arrays without waiting,
         and `fit` reads them once per log interval."""
-        out = self.step_on_device(sample_weight, **batch)
-        from .train.steps import host_value     # a curve metric's parts are vectors
+        out = self._step(sample_weight, batch)
         to_numpy = self._backend.to_numpy
         return {k: host_value(to_numpy(v)) for k, v in out.items()}
 
     def step_on_device(self, sample_weight=None, **batch) -> dict:
         """`step`, with the loss and metrics as device arrays, without waiting for them (on a
         GPU they are valid for one more step: sum them on the device, read once per log)."""
+        return self._step(sample_weight, batch)
+
+    def _step(self, sample_weight, batch: dict) -> dict:
         if sample_weight is None:
             check, call = self._bind("train_step", ("input", "target"))
         else:
