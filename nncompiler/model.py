@@ -17,6 +17,7 @@ from .ir.shapes import NUMPY_DTYPE
 from .program import (LoweredModel, build_apply_update, build_grad_step, build_init, build_train_step,
                       initial_state, optimizer_hyper, select_outputs)
 from .runtime import State
+from .train.steps import host_value     # a float, or a vector for a curve metric's parts
 
 
 def _optimize(graph: Graph) -> Graph:
@@ -58,6 +59,7 @@ class Model:
         self._graphs: dict[str, Graph] = dict(graphs or {})
         self._compiled: dict[str, object] = {}
         self._plans: dict[tuple, tuple] = {}
+        self._bound: dict[tuple, tuple] = {}      # (kind, roles) -> (FeedCheck, State.bind's call)
         self._optimizer = None
         hyper: dict[str, float] = {}
         if lowered.optimizer is not None:
@@ -217,12 +219,26 @@ class Model:
         if rng:
             args["rng.key"] = st.rng_key()
         if hyper:
-            args["opt.lr"] = np.float32(st.lr)
+            args["opt.lr"] = st.lr_arg()
         # a backend with host_feeds uploads batches itself (triton: pinned, into a CUDA graph's inputs)
         to_device = (lambda a: a) if self._backend.host_feeds else self._backend.to_device
         for name, arr in self.check_feeds(feeds, wanted).items():
             args[name] = to_device(arr)
         return args
+
+    def _bind(self, kind: str, roles) -> tuple:
+        """The compiled graph of one kind bound to the state (`State.bind`) with its feed check:
+        what a training step runs, the calling convention worked out once."""
+        key = (kind, roles)
+        if key not in self._bound:
+            g, compiled = self.graph(kind), self.compiled(kind)
+            _, wanted, rng, hyper = self._plan(kind, roles)
+            names = tuple(a.attr["name"] for a in g.args)
+            call = self._state.bind(self._backend.positional(compiled, names), names, [n for n, _ in g.outputs],
+                                    rng=rng, lr=hyper)
+            to_device = None if self._backend.host_feeds else self._backend.to_device
+            self._bound[key] = (FeedCheck(self, wanted, to_device), call)
+        return self._bound[key]
 
     def run_graph(self, graph: Graph, **feeds) -> dict:
         """Run any graph over this model's arguments (e.g. `m.lowered.forward`, the training-mode
@@ -236,7 +252,7 @@ class Model:
         if graph.args_with_role("rng"):
             args["rng.key"] = st.rng_key()
         if graph.args_with_role("hyper"):
-            args["opt.lr"] = np.float32(st.lr)
+            args["opt.lr"] = st.lr_arg()
         wanted = {a.attr["name"]: a.type for a in graph.args_with_role("input", "target")}
         args.update(self.check_feeds(feeds, wanted))
         return {k: np.asarray(self._backend.to_numpy(v)) for k, v in self._backend.run(fn, args).items()}
@@ -393,21 +409,25 @@ class Model:
         The values are Python floats, so on a GPU backend this waits for the step to finish
         (one sync per call); `step_on_device` returns them as device arrays without waiting,
         and `fit` reads them once per log interval."""
-        out = self.step_on_device(sample_weight, **batch)
-        from .train.steps import host_value     # a curve metric's parts are vectors
-        return {k: host_value(self._backend.to_numpy(v)) for k, v in out.items()}
+        out = self._step(sample_weight, batch)
+        to_numpy = self._backend.to_numpy
+        return {k: host_value(to_numpy(v)) for k, v in out.items()}
 
     def step_on_device(self, sample_weight=None, **batch) -> dict:
         """`step`, with the loss and metrics as device arrays, without waiting for them (on a
         GPU they are valid for one more step: sum them on the device, read once per log)."""
+        return self._step(sample_weight, batch)
+
+    def _step(self, sample_weight, batch: dict) -> dict:
         if sample_weight is None:
-            out = self.run("train_step", batch, ("input", "target"))
+            check, call = self._bind("train_step", ("input", "target"))
         else:
             from .program import WEIGHT
-            out = self.run("train_step_weighted", {**batch, WEIGHT: sample_weight}, ("input", "target"))
-        self._state.take_outputs(out, "new.")   # a parameter the loss does not use has no new value
+            check, call = self._bind("train_step_weighted", ("input", "target"))
+            batch[WEIGHT] = sample_weight
+        out = call(check(batch))    # keeps the new parameters and optimizer state; returns the rest
         self._state.step += 1
-        return {k: v for k, v in out.items() if not k.startswith("new.")}
+        return out
 
     def summary(self) -> str:
         from .report import summary
@@ -415,6 +435,42 @@ class Model:
 
 
 _NP_DTYPES = {k: np.dtype(v) for k, v in NUMPY_DTYPE.items()}
+
+
+class FeedCheck:
+    """A graph's data arguments checked against their declared types, cheaply when batches repeat.
+
+    A batch that passes `Model.check_feeds` untouched (numpy arrays of the declared dtypes, shapes
+    matching the declaration) has its shapes remembered; the next batch of the same names, array
+    type, dtypes and shapes is accepted after a few identity and tuple comparisons. Anything else
+    goes through `check_feeds` every time, which converts what it safely can and explains what it
+    cannot. `to_device` (None: keep host arrays) moves the checked arrays to the backend."""
+
+    def __init__(self, model: Model, wanted: dict, to_device=None):
+        self.model, self.wanted, self.to_device = model, wanted, to_device
+        self.names = tuple(wanted)
+        self.dtypes = tuple(_NP_DTYPES[ty.dtype] for ty in wanted.values())
+        self.shapes = None       # the shapes of the last batch accepted as it was
+
+    def __call__(self, feeds: dict) -> dict:
+        if self.shapes is not None and len(feeds) == len(self.names) and self._same(feeds):
+            checked = feeds
+        else:
+            checked = self.model.check_feeds(feeds, self.wanted)
+            if all(checked[n] is feeds.get(n) for n in self.names):   # nothing was converted
+                self.shapes = tuple(feeds[n].shape for n in self.names)
+        if self.to_device is None:
+            return checked
+        return {k: self.to_device(v) for k, v in checked.items()}
+
+    def _same(self, feeds: dict) -> bool:
+        shapes, dtypes, ndarray = self.shapes, self.dtypes, np.ndarray
+        for i, name in enumerate(self.names):
+            a = feeds.get(name)
+            # `is`: the builtin dtypes are singletons (a byte-swapped one takes the full check)
+            if type(a) is not ndarray or a.dtype is not dtypes[i] or a.shape != shapes[i]:
+                return False
+        return True
 
 
 def _donation(g: Graph) -> tuple[str, ...]:

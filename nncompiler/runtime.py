@@ -18,6 +18,8 @@ training all go through its methods.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Callable
 
 import numpy as np
 
@@ -47,8 +49,10 @@ class State:
         self.backend = backend
         self._kinds = dict(kinds)
         self._dtypes = {n: np.dtype(d) for n, d in dtypes.items()}
+        # one dict for the State's life (restore refills it): bound graphs (`bind`) read it directly
         self._values: dict[str, object] = {}
         self._hyper = {k: float(v) for k, v in (hyper or {}).items()}
+        self._lr_arg = np.array(self.lr, np.float32)
         self.seed = int(seed)
         self.step = 0
 
@@ -115,6 +119,14 @@ class State:
 
     def set_hyper(self, name: str, value: float) -> None:
         self._hyper[name] = float(value)
+        if name == "lr":
+            self._lr_arg = np.array(self._hyper[name], np.float32)
+
+    def lr_arg(self) -> np.ndarray:
+        """The lr as a graph's `opt.lr` argument: a 0-d float32 array (numpy multiplies by one
+        faster than by a scalar), made when the lr changes and never written into afterwards,
+        so a backend may keep it while a step runs."""
+        return self._lr_arg
 
     @property
     def lr(self) -> float:
@@ -141,10 +153,56 @@ class State:
         """Back to a snapshot (copied again, so the snapshot can be restored more than once).
         `hyper=False` keeps the current hyper-parameters: a schedule may have moved the lr since."""
         copy = self.backend.copy
-        self._values = {k: copy(v) for k, v in snap.values.items()}
+        values = {k: copy(v) for k, v in snap.values.items()}
+        self._values.clear()
+        self._values.update(values)
         self.step = snap.step
         if hyper:
             self._hyper = dict(snap.hyper)
+            self._lr_arg = np.array(self.lr, np.float32)
+
+    # -- a compiled graph bound to this state ---------------------------------------------------
+    def bind(self, call: Callable, arg_names, output_names, *, rng: bool = False, lr: bool = False,
+             prefix: str = "new.") -> Callable[[dict], dict]:
+        """`call`, a compiled graph taking `arg_names` positionally, as a function of its feeds
+        (a dict): every other argument is read from this State (the random key as `rng.key` and
+        the lr as `opt.lr` when `rng`/`lr`), each `<prefix><entry>` output is kept as the entry's
+        new value, and the other outputs are returned. Names are matched here, once: a call
+        merges two dicts, gathers the arguments with one itemgetter and stores the new state
+        with one dict update (a tiny model's step is otherwise mostly per-name bookkeeping)."""
+        n = len(prefix)
+        new = [k for k in output_names if k.startswith(prefix)]
+        for k in new:
+            if k[n:] not in self._dtypes:
+                raise KeyError(f"no state entry '{k[n:]}'{did_you_mean(k[n:], list(self._dtypes))}")
+        entries = [k[n:] for k in new]
+        rest = [k for k in output_names if not k.startswith(prefix)]
+        gather, take = _getter(arg_names), _getter(new)
+        values = self._values
+
+        def run(feeds: dict) -> dict:
+            merged = {**values, **feeds}
+            if rng:
+                merged["rng.key"] = self.rng_key()
+            if lr:
+                merged["opt.lr"] = self._lr_arg
+            try:
+                args = gather(merged)
+            except KeyError as e:
+                raise KeyError(f"missing argument {e.args[0]!r}") from None
+            out = call(*args)
+            values.update(zip(entries, take(out)))
+            return {k: out[k] for k in rest}
+        return run
+
+
+def _getter(names) -> Callable[[dict], tuple]:
+    """The values of `names` in a dict, as a tuple (itemgetter gives one name's value bare)."""
+    names = tuple(names)
+    if len(names) == 1:
+        key = names[0]
+        return lambda d: (d[key],)
+    return itemgetter(*names) if names else (lambda d: ())
 
 
 def _convert(name: str, value, dtype: np.dtype) -> np.ndarray:

@@ -164,3 +164,48 @@ def test_take_outputs_and_the_random_key():
     assert int(s.numpy(["n"])["n"]) == 4
     s.step = 11
     assert s.rng_key() == np.int32((3 * 1000003 + 11) & 0x7FFFFFFF) and s.rng_key().dtype == np.int32
+
+
+def test_bind_reads_state_and_feeds_keeps_new_state_and_returns_the_rest():
+    """A bound graph against a hand-written function: arguments come from the state, the feeds, the
+    random key and the lr in the callee's order; `new.` outputs become state, the rest come back."""
+    s = state(lr=0.25)
+    s.step = 11
+    seen = {}
+
+    def graph(w, x, key, lr, n):
+        seen.update(w=w.copy(), x=x, key=key, lr=lr, n=n)
+        return {"new.w": w * 2.0 + x, "loss": np.float32(7.0), "new.n": n + 1}
+
+    call = s.bind(graph, ("w", "x", "rng.key", "opt.lr", "n"), ["new.w", "loss", "new.n"], rng=True, lr=True)
+    x = np.array([1.0, -1.0])
+    assert call({"x": x}) == {"loss": np.float32(7.0)}
+    np.testing.assert_array_equal(seen["w"], [1.5, 2.5])
+    assert seen["x"] is x and seen["key"] == s.rng_key() and int(seen["n"]) == 4
+    assert seen["lr"].shape == () and seen["lr"].dtype == np.float32 and float(seen["lr"]) == 0.25
+    np.testing.assert_array_equal(s.numpy(["w"])["w"], [4.0, 4.0])      # 2 * [1.5, 2.5] + [1, -1]
+    assert int(s.numpy(["n"])["n"]) == 5
+    snap = s.snapshot()
+    call({"x": x})
+    s.restore(snap)                    # restore refills the dict the bound call reads
+    call({"x": np.zeros(2)})
+    np.testing.assert_array_equal(s.numpy(["w"])["w"], [8.0, 8.0])
+    with pytest.raises(KeyError, match="missing argument 'x'"):
+        call({})
+    with pytest.raises(KeyError, match="no state entry 'ww'; did you mean 'w'"):
+        s.bind(graph, ("w",), ["new.ww"])
+
+
+def test_the_lr_argument_is_a_new_float32_array_whenever_the_lr_changes():
+    s = state(lr=0.1)
+    first = s.lr_arg()
+    assert first.shape == () and first.dtype == np.float32 and first == np.float32(0.1)
+    assert s.lr_arg() is first                      # the same array while the lr stays
+    snap = s.snapshot()
+    s.lr = 0.5
+    assert s.lr_arg() == np.float32(0.5) and first == np.float32(0.1)   # never written in place
+    s.restore(snap)
+    assert s.lr_arg() == np.float32(0.1)
+    s.lr = 0.5
+    s.restore(snap, hyper=False)
+    assert s.lr_arg() == np.float32(0.5)

@@ -53,6 +53,17 @@ class Backend:
         """Call a compiled graph on device arrays; outputs stay on the device."""
         return compiled(args)
 
+    def positional(self, compiled: Compiled, arg_names: tuple[str, ...]) -> Callable[..., dict]:
+        """`compiled` as a function of its arguments in `arg_names` order, returning what `run`
+        returns: a training step's hot path then builds no argument dict per call. The default
+        builds it and calls `run`; a backend whose compiled code takes positional arguments
+        returns that code itself."""
+        run = self.run
+
+        def call(*values):
+            return run(compiled, dict(zip(arg_names, values)))
+        return call
+
     def emit(self, graph) -> str:
         """The generated source of one graph (what `--emit` prints for it)."""
         raise NotImplementedError

@@ -34,6 +34,8 @@ def is_batched(model) -> bool:
 def host_value(v):
     """A step output read back: a float, or a float64 array for a vector-valued metric part
     (a curve metric's per-threshold counts)."""
+    if type(v) is np.ndarray and v.ndim == 0:     # the common case, read without a float64 copy
+        return float(v)
     a = np.asarray(v, dtype=np.float64)
     return float(a.reshape(())) if a.size == 1 else a
 

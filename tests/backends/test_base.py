@@ -70,3 +70,26 @@ def test_every_backend_starts_from_the_numpy_initial_values():
     for name in ("triton", "mlir"):
         for k, v in nnc.compile(INIT, backend=name).params.items():
             np.testing.assert_array_equal(v, ref[k])
+
+
+def test_positional_calls_give_what_run_gives_on_the_same_arguments():
+    """The default `positional` goes through `run` with the arguments named; numpy's hands out the
+    generated function itself (it takes the graph's arguments in the graph's order)."""
+    class Recorder(Backend):
+        def run(self, compiled, args):
+            return {"sum": args["a"] + 10 * args["b"]}
+
+    call = Recorder().positional(None, ("b", "a"))
+    assert call(2.0, 1.0) == {"sum": 21.0}
+    numpy = get_backend("numpy")
+    m = nnc.compile(INIT)
+    g = m.graph("predict")
+    compiled = numpy.compile(g)
+    names = tuple(a.attr["name"] for a in g.args)
+    args = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), **{k: v for k, v in m.params.items()}}
+    assert numpy.positional(compiled, names) is compiled.fn
+    direct = numpy.positional(compiled, names)(*(args[n] for n in names))
+    reordered = numpy.positional(compiled, names[::-1])(*(args[n] for n in names[::-1]))
+    want = args["x"].astype(np.float64) @ m.params["out.kernel"] + m.params["out.bias"]
+    for out in (direct, reordered, numpy.run(compiled, args)):
+        np.testing.assert_allclose(out["out"], want, rtol=1e-6)

@@ -9,9 +9,16 @@ class Backend(_Protocol):
     """The reference backend: generated straight-line numpy code; device arrays are numpy arrays."""
 
     name = "numpy"
+    host_feeds = True      # numpy arrays are this backend's device arrays: batches need no upload
 
     def compile(self, graph, donate=()):
         return compile_graph(graph, donate=donate, precision=self.precision)
+
+    def positional(self, compiled, arg_names):
+        # the generated function itself: it takes the graph's arguments in the graph's order
+        if tuple(arg_names) == compiled.arg_names:
+            return compiled.fn
+        return super().positional(compiled, arg_names)
 
     def emit(self, graph) -> str:
         return generate(graph, precision=self.precision)
