@@ -43,9 +43,11 @@ def has_random(body: Graph) -> bool:
 
 def loops_or_unrolls(graph: Graph) -> Graph:
     """The graph the emitter sees: short scans (and scans drawing random numbers) unrolled,
-    the others left as loops."""
+    longer ones as loops over chunks of unrolled steps (passes/chunk.py)."""
+    from ...passes.chunk import chunk_scans
     from ...passes.unroll import unroll
-    return unroll(graph, select=lambda n: n.attr["length"] <= UNROLL_MAX_LENGTH or has_random(n.attr["body"]))[0]
+    graph = unroll(graph, select=lambda n: n.attr["length"] <= UNROLL_MAX_LENGTH or has_random(n.attr["body"]))[0]
+    return chunk_scans(graph, UNROLL_MAX_LENGTH)[0]
 
 
 def stacked_type(t: TensorType, axis: int, length: int) -> TensorType:
