@@ -20,7 +20,7 @@ from ..ir.graph import Builder, Graph, Node
 from ..ir.shapes import TensorType
 from ..ir.text import value_names
 from .records import PassRecord
-from .unroll import inline_step, unroll
+from .unroll import inline_step
 
 
 def chunk_length(length: int, max_steps: int) -> int:
@@ -36,7 +36,8 @@ def _with_axis(t: TensorType, axis: int, size: int) -> TensorType:
 
 def steps_graph(node: Node, length: int) -> Graph:
     """`length` steps of scan `node`'s body, unrolled, as a graph taking (carries, sequences of
-    `length` steps, invariants) and returning (carries, stacked per-step outputs)."""
+    `length` steps, invariants) and returning (carries, stacked per-step outputs). Scans nested
+    in the body are copied as they are (the caller decides how to run them)."""
     a = node.attr
     body, nc, ns, axis = a["body"], a["n_carry"], a["n_seq"], a["axis"]
     b = Builder(f"{body.name}.x{length}")
@@ -44,9 +45,23 @@ def steps_graph(node: Node, length: int) -> Graph:
     for k, x in enumerate(body.args):
         t = _with_axis(x.type, axis, length) if nc <= k < nc + ns else x.type
         args.append(b.argument(x.attr["name"], x.attr["role"], t))
-    outs = b.loop(body, args[:nc], args[nc:nc + ns], args[nc + ns:], axis=axis,
-                  reverse=bool(a.get("reverse")), length=length)
-    return unroll(b.build([(name, i) for (name, _), i in zip(body.outputs, outs)]))[0]
+    carries, seqs, invariants = args[:nc], args[nc:nc + ns], args[nc + ns:]
+    steps: dict[int, list[int]] = {}
+    for t in (range(length - 1, -1, -1) if a.get("reverse") else range(length)):
+        xs = []
+        for s in seqs:
+            shape = b.shape(s)
+            xs.append(b.reshape(_part(b, s, axis, t, t + 1), shape=tuple(shape[:axis]) + tuple(shape[axis + 1:])))
+        out = inline_step(b, body, carries + xs + invariants)
+        carries, steps[t] = out[:nc], out[nc:]
+    stacked = []
+    for k in range(len(body.outputs) - nc):
+        parts = []
+        for t in range(length):
+            shape = b.shape(steps[t][k])
+            parts.append(b.reshape(steps[t][k], shape=tuple(shape[:axis]) + (1,) + tuple(shape[axis:])))
+        stacked.append(parts[0] if length == 1 else b.concat(*parts, axis=axis))
+    return b.build([(name, i) for (name, _), i in zip(body.outputs, carries + stacked)])
 
 
 def _part(b: Builder, x: int, axis: int, start: int, stop: int) -> int:

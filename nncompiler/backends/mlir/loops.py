@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # emit.py imports this module
 # Scans of at most this many steps are unrolled before emission, longer ones become scf.for.
 # Measured with bench case G (LSTM, 16 units, batch 32, Adam training step; IREE 3.13 llvm-cpu,
 # 2 shared cores): see docs/design.md, "Loops".
-UNROLL_MAX_LENGTH = 4
+UNROLL_MAX_LENGTH = 15
 
 
 def has_random(body: Graph) -> bool:

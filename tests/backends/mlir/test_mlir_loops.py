@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests/ itself is on sys.path
     from mlir_testlib import requires_iree
 
-LONG = UNROLL_MAX_LENGTH + 3
+LONG = 2 * UNROLL_MAX_LENGTH          # two chunks of UNROLL_MAX_LENGTH unrolled steps
 
 
 def _rnn_graph(T, reverse=False, axis=1, counter=False):
@@ -83,7 +83,7 @@ def _mlir_text(graph) -> str:
 # ---- the emitted text ------------------------------------------------------------------------
 
 def test_a_long_scan_is_one_loop_the_same_size_at_any_length():
-    texts = [_mlir_text(optimize(grad(_rnn_graph(T)))[0]) for T in (LONG, 10 * LONG)]
+    texts = [_mlir_text(optimize(grad(_rnn_graph(T)))[0]) for T in (LONG, 20 * LONG)]
     assert [t.count("scf.for") for t in texts] == [2, 2]          # the forward scan and its VJP
     assert len(texts[0].splitlines()) == len(texts[1].splitlines())
     assert "scf.yield" in texts[0] and "tensor.insert_slice" in texts[0]
@@ -99,18 +99,20 @@ def test_only_the_per_step_outputs_something_reads_are_stacked():
     head = next(line for line in text.splitlines() if "scf.for" in line)
     # the carry h, and y: h's stack is never read
     assert re.search(r"%loop\w*:2 = scf.for", head), head
-    assert head.count(f"x{LONG}x3xf32>") == 1, head
+    chunks = f"x{LONG // UNROLL_MAX_LENGTH}x{UNROLL_MAX_LENGTH}x3xf32>"   # y as [B, chunk, step, 3]
+    assert head.count(chunks) == 1, head
 
 
 # ---- run through IREE --------------------------------------------------------------------------
 
 @requires_iree
+@pytest.mark.parametrize("steps", [LONG, LONG + 1], ids=["chunks", "chunks+remainder"])
 @pytest.mark.parametrize("reverse,axis", [(False, 1), (True, 1), (False, 0), (True, 0)],
                          ids=["forward-axis1", "reverse-axis1", "forward-axis0", "reverse-axis0"])
-def test_loop_and_its_vjp_match_the_interpreter_and_torch(reverse, axis):
-    g = optimize(grad(_rnn_graph(LONG, reverse, axis)))[0]
+def test_loop_and_its_vjp_match_the_interpreter_and_torch(reverse, axis, steps):
+    g = optimize(grad(_rnn_graph(steps, reverse, axis)))[0]
     assert g.op_counts()["scan"] == 2
-    a = _args(LONG, axis)
+    a = _args(steps, axis)
     got = {k: np.asarray(v) for k, v in get_backend("mlir").compile(g)(a).items()}
     want = interpret(g, a)
     assert set(got) == set(want)
@@ -161,7 +163,8 @@ def _nested_graph(T, inner):
 def test_nested_scans_are_nested_loops():
     g = _nested_graph(LONG, LONG + 1)
     text = _mlir_text(g)
-    assert text.count("scf.for") == 2
+    # the outer loop's body is UNROLL_MAX_LENGTH steps, each holding the inner loop
+    assert text.count("scf.for") == 1 + UNROLL_MAX_LENGTH
     rng = np.random.default_rng(1)
     a = {"c0": rng.standard_normal(3).astype(np.float32),
          "xs": rng.standard_normal((LONG, LONG + 1, 3)).astype(np.float32)}
