@@ -2,9 +2,10 @@
 
 `unroll` replaces a `scan` by `length` copies of its body: step t reads slice t of each
 sequence (a `slice` and a `reshape` that drops the axis), the carries thread through, and
-each per-step output is stacked with one `concat`. Backends without a loop rule (Triton,
-MLIR: `HAS_SCAN` below) compile the unrolled graph; recurrent layers use it for short
-sequences, where one straight-line graph is faster than a loop.
+each per-step output is stacked with one `concat`. Backends without a loop rule (Triton:
+`HAS_SCAN` below) compile the unrolled graph; the MLIR backend unrolls short scans
+(backends/mlir/loops.py) and recurrent layers short sequences, where one straight-line graph
+is faster than a loop.
 
 `optimize_bodies` runs the pass pipeline on every scan's body (the pipeline's `bodies` pass),
 so a loop is optimised like straight-line code.

@@ -16,6 +16,8 @@ One IR graph becomes one `func.func`; a model's graphs become one `module`.
   `linalg.batch_matmul` or a contraction generic; movement ops are
   `tensor.collapse_shape`/`expand_shape`/`extract_slice`/`insert_slice`/`pad`/
   `concat`, `linalg.transpose`/`broadcast`; constants are `arith.constant dense<...>`.
+* A long `scan` is an `scf.for` over chunks of unrolled steps (loops.py); short ones are
+  unrolled.
 * Every op carries `loc("file.nn":line:col)` from the IR node it comes from.
 * `random_uniform`/`random_normal` (initialisers, static shapes) are evaluated with
   numpy at compile time and embedded as constants; `rng_uniform` (dropout's per-step

@@ -1,22 +1,23 @@
-"""`scan` as a real loop in the mlir backend: one `scf.for` over the time index.
+"""`scan` as a real loop in the mlir backend: one `scf.for` over the scan's steps.
 
-    %loop5:4 = scf.for %t = %c0 to %c20 step %c1
+    %loop5:4 = scf.for %i = %c0 to %c20 step %c1
         iter_args(%carry = %4, %carry_1 = %4, %stack = %empty, %stack_1 = %empty_1) -> (...) {
-      %x = tensor.extract_slice %2[0, %t, 0] [%B, 1, 64] [1, 1, 1] : ... to tensor<?x64xf32>
+      %x = tensor.extract_slice %2[0, %i, 0] [%B, 1, 64] [1, 1, 1] : ... to tensor<?x64xf32>
       ...the body graph, emitted like any function's nodes (clusters, matmuls, slices)...
-      %stack_2 = tensor.insert_slice %y into %stack[0, %t, 0] [%B, 1, 16] [1, 1, 1] : ...
+      %stack_2 = tensor.insert_slice %y into %stack[0, %i, 0] [%B, 1, 16] [1, 1, 1] : ...
       scf.yield %h, %c, %stack_2, ... : ...
     }
 
 The loop carries the scan's carries and, for every per-step output some `scan_out` reads,
-the whole stacked [.., T, ..] tensor, written one slice per step (IREE updates it in
-place); per-step inputs are read with `extract_slice` at the step's index (T-1-t for a
-reverse scan). Per-step outputs nothing reads are dropped from the body before it is
-emitted. The module then has the same size at any T.
+the whole stacked [.., T, ..] tensor, written one slice per step; per-step inputs are read
+with `extract_slice` at the step's index (T-1-i for a reverse scan). Per-step outputs
+nothing reads are dropped from the body before it is emitted.
 
-Short scans are still unrolled (`unrolled_scans_first`): a straight-line graph lets IREE
-fuse across steps and costs no per-iteration dispatches. `UNROLL_MAX_LENGTH` is where the
-loop starts to win; see its comment for the measurement.
+Which scans loop (`loops_or_unrolls`): scans of at most `UNROLL_MAX_LENGTH` steps are
+unrolled; longer ones become a loop over chunks of at most that many unrolled steps
+(passes/chunk.py), so the module has the same size at any T. Under IREE an iteration costs a
+command-buffer submission and copies every loop-carried tensor it updates whole (docs/mlir.md,
+"Loops"), so fewer, fatter iterations win.
 """
 from __future__ import annotations
 
@@ -29,9 +30,12 @@ from .types import tensor_type
 if TYPE_CHECKING:  # emit.py imports this module
     from .emit import FunctionEmitter
 
-# Scans of at most this many steps are unrolled before emission, longer ones become scf.for.
-# Measured with bench case G (LSTM, 16 units, batch 32, Adam training step; IREE 3.13 llvm-cpu,
-# 2 shared cores): see docs/design.md, "Loops".
+# Scans of at most this many steps are unrolled; longer ones loop over chunks of 8 to 15
+# unrolled steps. Measured with bench case G's model (LSTM 16, batch 32, Adam training step;
+# IREE 3.13 llvm-cpu, 2 shared cores), loop and unrolled interleaved in one process: at T = 30
+# (2 chunks) and T = 50 (5 chunks) the loop's step time equals the unrolled one within noise
+# and compiles 2-3.5x faster; one step per iteration was 6-28x slower (docs/mlir.md, "Loops").
+# So a module holds at most ~30 steps (a chunk and a remainder) whatever T is.
 UNROLL_MAX_LENGTH = 15
 
 
