@@ -33,8 +33,9 @@ if TYPE_CHECKING:  # emit.py imports this module
 # Scans of at most this many steps are unrolled; longer ones loop over chunks of 8 to 15
 # unrolled steps. Measured with bench case G's model (LSTM 16, batch 32, Adam training step;
 # IREE 3.13 llvm-cpu, 2 shared cores), loop and unrolled interleaved in one process: at T = 30
-# (2 chunks) and T = 50 (5 chunks) the loop's step time equals the unrolled one within noise
-# and compiles 2-3.5x faster; one step per iteration was 6-28x slower (docs/mlir.md, "Loops").
+# (2 chunks) and T = 50 (5 chunks) the loop's step time equals the unrolled one within noise,
+# at T = 200 (20 chunks) it is 0.75-0.85x, and it compiles 2-6x faster; one step per iteration
+# was 6-28x slower than unrolled (docs/mlir.md, "Loops").
 # So a module holds at most ~30 steps (a chunk and a remainder) whatever T is.
 UNROLL_MAX_LENGTH = 15
 
