@@ -1,4 +1,4 @@
-"""MLIR text from an optimised IR graph: func, arith, math, tensor and linalg on tensors.
+"""MLIR text from an optimised IR graph: func, arith, math, tensor, linalg and scf on tensors.
 
 This module assembles functions and modules; types.py holds types and literals, and
 rules.py the per-primitive rule table for the scalar code inside fused generics.
