@@ -2,9 +2,10 @@
 
 `unroll` replaces a `scan` by `length` copies of its body: step t reads slice t of each
 sequence (a `slice` and a `reshape` that drops the axis), the carries thread through, and
-each per-step output is stacked with one `concat`. Backends without a loop rule (Triton,
-MLIR: `HAS_SCAN` below) compile the unrolled graph; recurrent layers use it for short
-sequences, where one straight-line graph is faster than a loop.
+each per-step output is stacked with one `concat`. Backends without a loop rule (Triton:
+`HAS_SCAN` below) compile the unrolled graph; the MLIR backend unrolls short scans
+(backends/mlir/loops.py) and recurrent layers short sequences, where one straight-line graph
+is faster than a loop.
 
 `optimize_bodies` runs the pass pipeline on every scan's body (the pipeline's `bodies` pass),
 so a loop is optimised like straight-line code.
@@ -24,7 +25,7 @@ from .records import PassRecord
 UNROLL_MAX_LENGTH = 1
 
 # Which backends run a scan as a loop; the others see it unrolled (backends call `unroll`).
-HAS_SCAN = {"numpy": True, "triton": False, "mlir": False}
+HAS_SCAN = {"numpy": True, "triton": False, "mlir": True}
 
 
 def inline_step(b: Builder, body: Graph, inputs) -> list[int]:
@@ -65,10 +66,12 @@ def _unrolled(b: Builder, node, operands) -> list[int]:
     return carries + stacked
 
 
-def unroll(graph: Graph, max_length: int | None = None) -> tuple[Graph, PassRecord]:
-    """Every scan (or those no longer than `max_length`) as straight-line ops."""
+def unroll(graph: Graph, max_length: int | None = None, select=None) -> tuple[Graph, PassRecord]:
+    """Every scan (or those no longer than `max_length`, or those `select(node)` picks) as
+    straight-line ops."""
     t0 = time.perf_counter()
-    todo = [n for n in graph.nodes if n.op == "scan" and (max_length is None or n.attr["length"] <= max_length)]
+    todo = [n for n in graph.nodes if n.op == "scan" and (max_length is None or n.attr["length"] <= max_length)
+            and (select is None or select(n))]
     if not todo:
         return graph, PassRecord.of("unroll", graph, graph, [], t0)
     names = value_names(graph)

@@ -13,6 +13,7 @@ import pytest
 
 from nncompiler.backends import get_backend
 from nncompiler.backends.mlir import rules as mlir_rules
+from nncompiler.backends.mlir import loops as mlir_loops
 from nncompiler.backends.mlir import singles as mlir_singles
 from nncompiler.backends.mlir.runtime import iree_available
 from nncompiler.backends.numpy import rules as numpy_rules
@@ -37,6 +38,7 @@ COVERAGE = {
                "fallback: torch": set(triton_ops.TORCH_FALLBACK),
                "expanded (passes/expand_fused.py)": set(FUSED)},
     "mlir": {"scalar rule": set(mlir_rules.SCALAR_RULES), "tensor rule": set(mlir_singles.SINGLE_RULES),
+             "loop rule": set(mlir_loops.LOOP_RULES),
              "structural": set(mlir_rules.REGION_STRUCTURAL) - set(mlir_singles.SINGLE_RULES),
              "expanded (passes/expand_fused.py)": set(FUSED)},
 }

@@ -1,4 +1,4 @@
-"""MLIR text from an optimised IR graph: func, arith, math, tensor and linalg on tensors.
+"""MLIR text from an optimised IR graph: func, arith, math, tensor, linalg and scf on tensors.
 
 This module assembles functions and modules; types.py holds types and literals, and
 rules.py the per-primitive rule table for the scalar code inside fused generics.
@@ -16,6 +16,8 @@ One IR graph becomes one `func.func`; a model's graphs become one `module`.
   `linalg.batch_matmul` or a contraction generic; movement ops are
   `tensor.collapse_shape`/`expand_shape`/`extract_slice`/`insert_slice`/`pad`/
   `concat`, `linalg.transpose`/`broadcast`; constants are `arith.constant dense<...>`.
+* A long `scan` is an `scf.for` over chunks of unrolled steps (loops.py); short ones are
+  unrolled.
 * Every op carries `loc("file.nn":line:col)` from the IR node it comes from.
 * `random_uniform`/`random_normal` (initialisers, static shapes) are evaluated with
   numpy at compile time and embedded as constants; `rng_uniform` (dropout's per-step
@@ -32,6 +34,7 @@ from ...errors import NNCError
 from ...ir.graph import Graph, Node
 from ...ir.shapes import NUMPY_DTYPE, Monomial, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
+from .loops import LOOP_RULES, loops_or_unrolls
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
 from .rules import Region
 from .singles import SINGLE_RULES, op_desc  # noqa: F401
@@ -231,16 +234,7 @@ class FunctionEmitter:
                 self.val[n.id] = name
                 params.append(f"{name}: {tensor_type(n.type)}")
         self.bind_symbols()
-        for n in self.plan.live:
-            if n.op in ("arg", "rng_uniform") or n.id in self.plan.inline:
-                continue
-            if n.id in self.plan.member_of and self.plan.member_of[n.id] != n.id:
-                continue  # computed inside its cluster's generic
-            kind, unit = self.plan.unit(n.id)
-            if kind == "cluster":
-                self.emit_cluster(unit)
-            else:
-                self.emit_single(n)
+        self.emit_nodes()
         results = [self.tensor(i) for _, i in g.outputs]
         types = [tensor_type(g[i].type) for _, i in g.outputs]
         names = ", ".join(name for name, _ in g.outputs)
@@ -253,6 +247,19 @@ class FunctionEmitter:
         res = ", ".join(types)
         head = f"{self.ind}func.func {symbol_name(self.fn_name)}({sig}) -> ({res}) {{"
         return "\n".join([head, *self.lines, f"{self.ind}}}"])
+
+    def emit_nodes(self) -> None:
+        """Every live node (arguments bound already), in order: clusters and singles."""
+        for n in self.plan.live:
+            if n.op in ("arg", "rng_uniform") or n.id in self.plan.inline:
+                continue
+            if n.id in self.plan.member_of and self.plan.member_of[n.id] != n.id:
+                continue  # computed inside its cluster's generic
+            kind, unit = self.plan.unit(n.id)
+            if kind == "cluster":
+                self.emit_cluster(unit)
+            else:
+                self.emit_single(n)
 
     # -- clusters ------------------------------------------------------------------------------
     def emit_cluster(self, c: Cluster) -> None:
@@ -411,7 +418,7 @@ class FunctionEmitter:
     # -- singles ---------------------------------------------------------------------------------
     def emit_single(self, n: Node) -> None:
         """A node outside any fused cluster: its rule in singles.SINGLE_RULES."""
-        rule = SINGLE_RULES.get(n.op)
+        rule = SINGLE_RULES.get(n.op) or LOOP_RULES.get(n.op)
         if rule is None:  # pragma: no cover - the plan clusters every other op
             raise NNCError(f"the mlir backend cannot lower '{n.op}' (%{self.printed[n.id]})")
         self.val[n.id] = rule(self, n)
@@ -449,10 +456,9 @@ class FunctionEmitter:
 
 def emit_function(graph: Graph, fn_name: str | None = None, precision: str = "fp32") -> tuple[str, FunctionEmitter]:
     from ...passes.expand_fused import expand_fused
-    from ...passes.unroll import unroll
     # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form;
-    # no scf.for rule yet either: scans run unrolled
-    fe = FunctionEmitter(expand_fused(unroll(graph)[0]), fn_name, precision=precision)
+    # short scans run unrolled, long ones as scf.for (loops.py)
+    fe = FunctionEmitter(expand_fused(loops_or_unrolls(graph)), fn_name, precision=precision)
     fe.text = fe.build()
     return fe.text, fe
 

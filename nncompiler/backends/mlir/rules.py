@@ -290,6 +290,4 @@ REGION_STRUCTURAL = {
     "argmax": "a reduction generic (Region.combine)",
     "size": "a scalar from tensor.dim",
     "arg": "a function argument", "rng_uniform": "an extra function argument filled by the runtime",
-    "scan": "unrolled before emission (passes/unroll.py: HAS_SCAN['mlir'] is False)",
-    "scan_out": "unrolled before emission (passes/unroll.py: HAS_SCAN['mlir'] is False)",
 }

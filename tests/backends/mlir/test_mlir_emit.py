@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests/ itself is on sys.path
     from oracle import every_primitive_graph, missing_primitives
 
-ALLOWED_DIALECTS = {"func", "arith", "math", "tensor", "linalg"}
+ALLOWED_DIALECTS = {"func", "arith", "math", "tensor", "linalg", "scf"}   # scf: loops (loops.py)
 
 CHAIN = """
 graph Chain {

@@ -29,7 +29,7 @@ except ImportError:  # tests/ itself is on sys.path
 pytestmark = requires_iree
 
 RTOL, ATOL = 1e-4, 1e-6
-SLOW = {"sine_rnn", "digits_cnn", "residual"}   # big modules: 10-30 s of IREE compile when not cached
+SLOW = {"digits_cnn", "residual"}   # big modules: 10-30 s of IREE compile when not cached
 
 
 def params_of(name):

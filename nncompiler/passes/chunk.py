@@ -1,0 +1,133 @@
+"""Run a long scan as a loop over chunks of steps, each chunk unrolled.
+
+`chunk_scans(graph, max_steps)` rewrites every scan longer than `max_steps` as a scan over
+`q = T // K` chunks whose body is K steps of the original body unrolled (K at most
+`max_steps`, chosen by `chunk_length`); the sequences are read as [.., q, K, ..] (a reshape
+of the time axis) and the stacked outputs reshaped back to [.., T, ..]. When K does not
+divide T, the `T - q*K` remaining steps run unrolled after the loop (before it, for a
+reverse scan, which starts from the end) and their outputs are concatenated on.
+
+The graph then has at most about `2 * max_steps` copies of each body whatever T is, and the
+loop runs T/K iterations instead of T. The mlir backend uses it (backends/mlir/loops.py):
+under IREE every loop iteration costs a command-buffer submission, and loop-carried tensors
+(the stacked outputs) are copied whole each iteration, so fewer, fatter iterations win.
+"""
+from __future__ import annotations
+
+import time
+
+from ..ir.graph import Builder, Graph, Node
+from ..ir.shapes import TensorType
+from ..ir.text import value_names
+from .records import PassRecord
+from .unroll import inline_step
+
+
+def chunk_length(length: int, max_steps: int) -> int:
+    """Steps per chunk: between max_steps/2 and max_steps, the fewest steps left over (then
+    the longest chunk), so the unrolled remainder stays small."""
+    low = max(1, (max_steps + 1) // 2)
+    return min(range(low, max_steps + 1), key=lambda k: (length % k, -k))
+
+
+def _with_axis(t: TensorType, axis: int, size: int) -> TensorType:
+    return TensorType(t.dtype, tuple(t.shape[:axis]) + (size,) + tuple(t.shape[axis:]))
+
+
+def steps_graph(node: Node, length: int) -> Graph:
+    """`length` steps of scan `node`'s body, unrolled, as a graph taking (carries, sequences of
+    `length` steps, invariants) and returning (carries, stacked per-step outputs). Scans nested
+    in the body are copied as they are (the caller decides how to run them)."""
+    a = node.attr
+    body, nc, ns, axis = a["body"], a["n_carry"], a["n_seq"], a["axis"]
+    b = Builder(f"{body.name}.x{length}")
+    args = []
+    for k, x in enumerate(body.args):
+        t = _with_axis(x.type, axis, length) if nc <= k < nc + ns else x.type
+        args.append(b.argument(x.attr["name"], x.attr["role"], t))
+    carries, seqs, invariants = args[:nc], args[nc:nc + ns], args[nc + ns:]
+    steps: dict[int, list[int]] = {}
+    for t in (range(length - 1, -1, -1) if a.get("reverse") else range(length)):
+        xs = []
+        for s in seqs:
+            shape = b.shape(s)
+            xs.append(b.reshape(_part(b, s, axis, t, t + 1), shape=tuple(shape[:axis]) + tuple(shape[axis + 1:])))
+        out = inline_step(b, body, carries + xs + invariants)
+        carries, steps[t] = out[:nc], out[nc:]
+    stacked = []
+    for k in range(len(body.outputs) - nc):
+        parts = []
+        for t in range(length):
+            shape = b.shape(steps[t][k])
+            parts.append(b.reshape(steps[t][k], shape=tuple(shape[:axis]) + (1,) + tuple(shape[axis:])))
+        stacked.append(parts[0] if length == 1 else b.concat(*parts, axis=axis))
+    return b.build([(name, i) for (name, _), i in zip(body.outputs, carries + stacked)])
+
+
+def _part(b: Builder, x: int, axis: int, start: int, stop: int) -> int:
+    rank = len(b.shape(x))
+    return b.slice(x, start=tuple(start if i == axis else 0 for i in range(rank)),
+                   stop=tuple(stop if i == axis else None for i in range(rank)), step=(1,) * rank)
+
+
+def _chunked(b: Builder, node: Node, operands, max_steps: int) -> list[int]:
+    a = node.attr
+    nc, ns, axis, length, reverse = a["n_carry"], a["n_seq"], a["axis"], a["length"], bool(a.get("reverse"))
+    k = chunk_length(length, max_steps)
+    q, rest = divmod(length, k)
+    carries, seqs, invariants = list(operands[:nc]), operands[nc:nc + ns], list(operands[nc + ns:])
+
+    def loop(cs):
+        xs = []
+        for s in seqs:
+            s = _part(b, s, axis, 0, q * k) if rest else s
+            shape = b.shape(s)
+            xs.append(b.reshape(s, shape=tuple(shape[:axis]) + (q, k) + tuple(shape[axis + 1:])))
+        outs = b.loop(steps_graph(node, k), cs, xs, invariants, axis=axis, reverse=reverse, length=q)
+        stacked = []
+        for y in outs[nc:]:
+            shape = b.shape(y)
+            stacked.append(b.reshape(y, shape=tuple(shape[:axis]) + (q * k,) + tuple(shape[axis + 2:])))
+        return outs[:nc], stacked
+
+    def remainder(cs):
+        outs = inline_step(b, steps_graph(node, rest), cs + [_part(b, s, axis, q * k, length) for s in seqs]
+                           + invariants)
+        return outs[:nc], outs[nc:]
+
+    if not rest:
+        cs, stacked = loop(carries)
+        return cs + stacked
+    if reverse:                     # the last steps run first
+        cs, tail = remainder(carries)
+        cs, head = loop(cs)
+    else:
+        cs, head = loop(carries)
+        cs, tail = remainder(cs)
+    return cs + [b.concat(h, t, axis=axis) for h, t in zip(head, tail)]
+
+
+def chunk_scans(graph: Graph, max_steps: int) -> tuple[Graph, PassRecord]:
+    """Every scan longer than `max_steps` as a scan over chunks of unrolled steps."""
+    t0 = time.perf_counter()
+    todo = {n.id: n for n in graph.nodes if n.op == "scan" and n.attr["length"] > max_steps}
+    if not todo:
+        return graph, PassRecord.of("chunk", graph, graph, [], t0)
+    names = value_names(graph)
+    b = Builder(graph.name)
+    env: dict[int, int] = {}
+    results: dict[int, list[int]] = {}
+    for n in graph.nodes:
+        if n.op == "scan_out" and n.inputs[0] in results:
+            env[n.id] = results[n.inputs[0]][n.attr["index"]]
+            continue
+        operands = [env[i] for i in n.inputs]
+        if n.id in todo:
+            with b.at(n.loc):
+                results[n.id] = _chunked(b, n, operands, max_steps)
+        else:
+            env[n.id] = b.copy(n, operands)
+    out = b.build([(k, env[i]) for k, i in graph.outputs])
+    changes = [f"{names[n.id]} scan over {n.attr['length']} steps: a loop over chunks of "
+               f"{chunk_length(n.attr['length'], max_steps)} unrolled steps" for n in todo.values()]
+    return out, PassRecord.of("chunk", graph, out, changes, t0)
