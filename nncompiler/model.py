@@ -419,6 +419,9 @@ class Model:
         return self._step(sample_weight, batch)
 
     def _step(self, sample_weight, batch: dict) -> dict:
+        if self.lowered.aliases:
+            from .train.keras_api import by_argument_name
+            batch = by_argument_name(self.lowered, batch)
         if sample_weight is None:
             check, call = self._bind("train_step", ("input", "target"))
         else:

@@ -103,6 +103,9 @@ class LoweredModel:
     buffers: dict[str, ParamDecl] = field(default_factory=dict)   # non-trainable state (moving averages)
     inference: Graph | None = None              # the forward graph in inference mode (no dropout, ...)
     layers: list = field(default_factory=list)  # LayerInfo per layer call, in program order (summary)
+    # names a user may give for an argument whose IR name differs: an imported ONNX model's
+    # input `input` is the argument `input_` (a .nn keyword), and forward(input=...) still works
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def metric_names(self) -> list[str]:

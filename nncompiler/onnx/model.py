@@ -1,6 +1,7 @@
 """An imported ONNX model as a `LoweredModel`, so it becomes the same `Model` a .nn file does.
 
-Inputs keep their ONNX names (forward(x=...)); outputs come in graph order. Float
+Inputs are given by their ONNX names (forward(x=...)), or by their argument names, which
+differ where an ONNX name is not a .nn name (`input` is the argument `input_`); outputs come in graph order. Float
 initializers are parameters (trainable=True) or buffers; their values are set on
 the Model after construction (the init graph starts them at zeros), so a large
 weight never becomes a literal in any graph. With a loss, a target argument
@@ -50,5 +51,6 @@ def lowered_from_onnx(source, trainable: bool = False, loss: str | None = None, 
         targets=targets, loss_kind=loss,
         optimizer=Spec(optimizer) if loss else None,
         file=str(source) if isinstance(source, str) else "<onnx>",
-        buffers={n: d for n, (r, d) in decls.items() if r == "buffer"})
+        buffers={n: d for n, (r, d) in decls.items() if r == "buffer"},
+        aliases={n: ir_name(n) for n in inputs if ir_name(n) != n})
     return lowered, weights

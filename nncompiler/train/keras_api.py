@@ -87,6 +87,19 @@ def collect(model, x, y, data: dict, where: str = "fit") -> dict:
         out["y"], y = y, None
     _bind(model, x, low.inputs, "input", "x", out)
     _bind(model, y, low.targets, "target", "y", out)
+    return by_argument_name(low, out)
+
+
+def by_argument_name(low, data: dict) -> dict:
+    """`data` with each name a user may give (an ONNX input's own name) as its argument's name."""
+    if not low.aliases:
+        return data
+    out = {}
+    for k, v in data.items():
+        name = low.aliases.get(k, k)
+        if name in out:
+            raise NNCError(f"'{k}' and '{name}' name the same input; give one")
+        out[name] = v
     return out
 
 

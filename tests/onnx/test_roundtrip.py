@@ -18,6 +18,28 @@ def test_mlp_matches_torch_with_a_symbolic_batch():
         np.testing.assert_allclose(m.forward(x=x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("onnx_name,arg_name", [("input", "input_"), ("image.0", "image_0")])
+def test_inputs_are_given_by_their_onnx_names(onnx_name, arg_name):
+    # `input` is a .nn keyword and `image.0` no .nn name: the arguments are renamed so that
+    # `nnc import` can write them, but a user still passes the ONNX model's own names
+    net = mlp()
+    m = nnc.from_onnx(export(net, torch.randn(2, 4), input_name=onnx_name),
+                      trainable=True, loss="sparse_categorical_crossentropy")
+    assert list(m.lowered.inputs) == [arg_name]
+    x, y = torch.randn(6, 4), np.array([0, 2, 1, 1, 0, 2], np.int32)
+    want = net(x).detach().numpy()
+    for given in (onnx_name, arg_name):
+        np.testing.assert_allclose(m.forward(**{given: x.numpy()}), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(m.predict(**{given: x.numpy()}, batch_size=4), want, rtol=1e-5, atol=1e-6)
+    loss = m.evaluate(**{onnx_name: x.numpy()}, target=y)["loss"]
+    assert loss == pytest.approx(m.evaluate(x.numpy(), y)["loss"])
+    m.step(**{onnx_name: x.numpy()}, target=y)
+    m.fit(**{onnx_name: x.numpy()}, target=y, epochs=5, batch_size=6, verbose=0)
+    assert m.evaluate(**{onnx_name: x.numpy()}, target=y)["loss"] < loss
+    with pytest.raises(nnc.NNCError, match="name the same input"):
+        m.forward(**{onnx_name: x.numpy(), arg_name: x.numpy()})
+
+
 def test_cnn_with_batchnorm_and_pooling_matches_torch():
     net = cnn()
     x = torch.randn(4, 3, 12, 12)

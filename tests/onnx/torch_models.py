@@ -6,13 +6,13 @@ import warnings
 import torch
 
 
-def export(net, x, dynamic=True) -> bytes:
+def export(net, x, dynamic=True, input_name="x") -> bytes:
     """net as ONNX bytes (TorchScript exporter), input x, output y; a dynamic batch by default."""
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), f, input_names=["x"], output_names=["y"], dynamo=False,
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}} if dynamic else None)
+        torch.onnx.export(net, (x,), f, input_names=[input_name], output_names=["y"], dynamo=False,
+                          dynamic_axes={input_name: {0: "batch"}, "y": {0: "batch"}} if dynamic else None)
     return f.getvalue()
 
 
