@@ -4,8 +4,8 @@
 `q = T // K` chunks whose body is K steps of the original body unrolled (K at most
 `max_steps`, chosen by `chunk_length`); the sequences are read as [.., q, K, ..] (a reshape
 of the time axis) and the stacked outputs reshaped back to [.., T, ..]. When K does not
-divide T, the `T - q*K` remaining steps run unrolled after the loop (before it, for a
-reverse scan, which starts from the end) and their outputs are concatenated on.
+divide T, the `T - q*K` steps the scan reaches last run unrolled after the loop (the last
+steps of a forward scan, the first of a reverse one) and their outputs are concatenated on.
 
 The graph then has at most about `2 * max_steps` copies of each body whatever T is, and the
 loop runs T/K iterations instead of T. The mlir backend uses it (backends/mlir/loops.py):
@@ -77,10 +77,19 @@ def _chunked(b: Builder, node: Node, operands, max_steps: int) -> list[int]:
     q, rest = divmod(length, k)
     carries, seqs, invariants = list(operands[:nc]), operands[nc:nc + ns], list(operands[nc + ns:])
 
+    # A reverse scan reaches steps [0, rest) last: the loop runs over [rest, T), so in both
+    # directions the remainder runs after the loop. Before the loop, IREE 3.13 miscompiles it
+    # ("operand does not dominate this use"): the remainder's stacked outputs are concatenated
+    # with the loop's after the loop, and iree-stream-emplace-allocations, to write a remainder
+    # dispatch straight into the concat's buffer, moves the scf.for (via its operands only) up
+    # above that dispatch, leaving behind the sequence slices the loop's body reads that were
+    # defined between the two (Util tryMoveProducerBefore ignores values a region captures).
+    lo, hi = (rest, length) if reverse else (0, q * k)
+
     def loop(cs):
         xs = []
         for s in seqs:
-            s = _part(b, s, axis, 0, q * k) if rest else s
+            s = _part(b, s, axis, lo, hi) if rest else s
             shape = b.shape(s)
             xs.append(b.reshape(s, shape=tuple(shape[:axis]) + (q, k) + tuple(shape[axis + 1:])))
         outs = b.loop(steps_graph(node, k), cs, xs, invariants, axis=axis, reverse=reverse, length=q)
@@ -91,20 +100,16 @@ def _chunked(b: Builder, node: Node, operands, max_steps: int) -> list[int]:
         return outs[:nc], stacked
 
     def remainder(cs):
-        outs = inline_step(b, steps_graph(node, rest), cs + [_part(b, s, axis, q * k, length) for s in seqs]
+        start = 0 if reverse else q * k
+        outs = inline_step(b, steps_graph(node, rest), cs + [_part(b, s, axis, start, start + rest) for s in seqs]
                            + invariants)
         return outs[:nc], outs[nc:]
 
+    cs, looped = loop(carries)
     if not rest:
-        cs, stacked = loop(carries)
-        return cs + stacked
-    if reverse:                     # the last steps run first
-        cs, tail = remainder(carries)
-        cs, head = loop(cs)
-    else:
-        cs, head = loop(carries)
-        cs, tail = remainder(cs)
-    return cs + [b.concat(h, t, axis=axis) for h, t in zip(head, tail)]
+        return cs + looped
+    cs, last = remainder(cs)
+    return cs + [b.concat(*((r, y) if reverse else (y, r)), axis=axis) for y, r in zip(looped, last)]
 
 
 def chunk_scans(graph: Graph, max_steps: int) -> tuple[Graph, PassRecord]:

@@ -103,3 +103,17 @@ def test_nested_scans_are_copied_into_the_chunks():
     rng = np.random.default_rng(3)
     _same(g, c, {"c0": rng.standard_normal(3).astype(np.float32),
                  "xs": rng.standard_normal((11, 6, 3)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_the_remainder_runs_after_the_loop_in_both_directions(reverse):
+    # IREE 3.13 miscompiled a remainder emitted before its loop (the loop's body read sequence
+    # slices that iree-stream-emplace-allocations left below the loop it moved up; see
+    # passes/chunk.py), so a reverse scan's remainder is its first steps, reached last.
+    g = _rnn(13, reverse, axis=0)                   # chunks of 4 and 1 step left over
+    c = chunk_scans(g, 4)[0]
+    order = {n.id: k for k, n in enumerate(c.nodes)}
+    loop = next(n for n in c.nodes if n.op == "scan")
+    steps = [n for n in c.nodes if n.op == "tanh"]  # the remainder's step, unrolled
+    assert len(steps) == 1 and order[steps[0].id] > order[loop.id]
+    _same(g, c, _args(13, 0))
