@@ -1,7 +1,9 @@
 """The mlir backend's rules for the window primitives (conv, reduce_window, select_scatter).
 
     conv            tensor.pad, then linalg.conv_{1d_nwc_wcf, 2d_nhwc_hwcf, 3d_ndhwc_dhwcf}
-                    (groups == 1) or one linalg.generic over [N, *O, G, F/G] (grouped)
+                    (groups == 1) or one linalg.generic over [N, *O, G, F/G] (grouped); a
+                    window with more taps than the output has positions (the kernel
+                    gradient's shape) as an im2col copy and one linalg.matmul instead
     reduce_window   tensor.pad with the reduction's identity, then linalg.pooling_n*c_{max,sum}
     select_scatter  two generics: the first maximal tap of every window (an order-free
                     (value, index) reduction: the lower index wins a tie), then for every
@@ -10,7 +12,7 @@
 from __future__ import annotations
 
 from ...ir.graph import Node
-from ...ir.shapes import TensorType
+from ...ir.shapes import TensorType, numel
 from .types import ELEM, lowest, tensor_type
 
 _LAYOUT = {1: ("nwc", "wcf"), 2: ("nhwc", "hwcf"), 3: ("ndhwc", "dhwcf")}
@@ -54,6 +56,8 @@ def conv(fe, n: Node) -> str:
     name = fe.node_name(n)
     fe.comment(f"%{fe.printed[n.id]} conv (stride {list(a['stride'])}, dilation {list(a['dilation'])}, "
                f"groups {a['groups']})")
+    if a["groups"] == 1 and _reduction_heavy(n, w):
+        return _conv_as_matmul(fe, n, xs, xt, w, name)
     if a["groups"] == 1 and sp in _LAYOUT:
         init = fe.filled(n.dtype, n.shape, 0, n)
         op = f"linalg.conv_{sp}d_{_LAYOUT[sp][0]}_{_LAYOUT[sp][1]}"
@@ -91,6 +95,51 @@ def conv(fe, n: Node) -> str:
     fe.lines.append(f"{fe.ind * 3}linalg.yield {s} : {el}")
     fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(ye_t)}{fe.loc(n)}")
     return fe.reshape(ye, ye_t, n.type, n, name)
+
+
+def _reduction_heavy(n: Node, w) -> bool:
+    """More window taps than output positions: the shape of a kernel gradient (window = the
+    forward output, output = the forward kernel). IREE's direct-convolution code vectorises
+    along the output's width and filters and loops over the taps, so a 16x16 window onto a
+    3x3 output ran at a few GFLOP/s (200 ms for case F's second kernel gradient); the same
+    sum as a matmul over an im2col copy runs near matmul speed."""
+    sp = n.type.rank - 2
+    taps, positions = numel(w.shape[:sp]), numel(n.shape[1:-1])
+    return isinstance(taps, int) and isinstance(positions, int) and taps > positions
+
+
+def _conv_as_matmul(fe, n: Node, xs: str, xt: TensorType, w, name: str) -> str:
+    """y[b, o, f] = sum over taps t and channels c of x[b, o*stride + t*dilation, c] * w[t, c, f]:
+    copy the windows out as col[b, o.., t.., c] (a static gather through the indexing map),
+    then one matmul col[(b, o), (t, c)] @ w[(t, c), f] whose result is y in its own layout."""
+    a = n.attr
+    sp = n.type.rank - 2
+    batch, outs, taps, chans = xt.shape[0], tuple(n.shape[1:-1]), tuple(w.shape[:sp]), w.shape[sp]
+    col_t = TensorType(n.dtype, (batch,) + outs + taps + (chans,))
+    loops = 2 * sp + 2        # b, o.., t.., c
+    xmap = _map(loops, ["d0"] + [f"d{1 + j} * {a['stride'][j]} + d{1 + sp + j} * {a['dilation'][j]}"
+                                 for j in range(sp)] + [f"d{loops - 1}"])
+    idmap = _map(loops, [f"d{k}" for k in range(loops)])
+    iters = ", ".join(['"parallel"'] * loops)
+    empty = fe.empty(n.dtype, col_t.shape, n)
+    col = fe.fresh("im2col")
+    el = ELEM[n.dtype]
+    fe.lines.append(f"{fe.ind * 2}{col} = linalg.generic {{indexing_maps = [{xmap}, {idmap}], "
+                    f"iterator_types = [{iters}]}} ins({xs} : {tensor_type(xt)}) "
+                    f"outs({empty} : {tensor_type(col_t)}) {{")
+    v, o = fe.fresh("v"), fe.fresh("o")
+    fe.lines.append(f"{fe.ind * 2}^bb0({v}: {el}, {o}: {el}):")
+    fe.lines.append(f"{fe.ind * 3}linalg.yield {v} : {el}")
+    fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(col_t)}{fe.loc(n)}")
+    rows, depth, f = numel((batch,) + outs), numel(taps + (chans,)), w.shape[-1]
+    lhs_t, rhs_t, mm_t = (TensorType(n.dtype, s) for s in ((rows, depth), (depth, f), (rows, f)))
+    lhs = fe.reshape(col, col_t, lhs_t, n)
+    rhs = fe.reshape(fe.tensor(w.id), w.type, rhs_t, n)
+    init = fe.filled(n.dtype, mm_t.shape, 0, n)
+    mm = fe.fresh("mm")
+    fe.emit(f"{mm} = linalg.matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
+            f"outs({init} : {tensor_type(mm_t)}) -> {tensor_type(mm_t)}", n)
+    return fe.reshape(mm, mm_t, n.type, n, name)
 
 
 def reduce_window(fe, n: Node) -> str:
