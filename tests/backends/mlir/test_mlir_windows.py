@@ -1,0 +1,103 @@
+"""backends/mlir/windows.py's fast forms, against torch.autograd: a reduction-heavy conv
+(more window taps than output positions, as every kernel gradient is) lowered as im2col +
+one matmul, and max pooling's select_scatter over non-overlapping windows lowered as one
+elementwise map. Inputs and kernels hold small integers, so every conv output is exact in
+float32 in any summation order and the pooling windows are full of ties: the first maximal
+tap must win in both implementations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlir_testlib import requires_iree
+from nncompiler.autodiff import grad
+from nncompiler.backends import get_backend
+from nncompiler.backends.mlir.emit import emit_function
+from nncompiler.ir import Builder
+from nncompiler.ir.shapes import TensorType
+
+torch = pytest.importorskip("torch")
+
+# (x shape without batch, kernel shape, stride, dilation, padding, groups, pooling window)
+CASES = {
+    "2d same, odd sizes, pool 2 with leftover": ((7, 9, 3), (3, 3, 3, 4), (1, 1), (1, 1), ((1, 1), (1, 1)), 1, (2, 2)),
+    "2d stride 2, dilation 2, pool 3": ((13, 12, 2), (3, 2, 2, 5), (2, 2), (2, 1), ((1, 1), (0, 1)), 1, (3, 2)),
+    "2d groups 2": ((8, 8, 4), (3, 3, 2, 6), (1, 1), (1, 1), ((1, 1), (1, 1)), 2, (2, 2)),
+    "2d reduction-heavy forward": ((8, 7, 3), (5, 4, 3, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (2, 2)),
+    "2d reduction-heavy strided": ((9, 9, 2), (4, 4, 2, 3), (2, 2), (2, 2), ((0, 0), (0, 0)), 1, (2, 1)),
+    "1d": ((11, 2), (3, 2, 3), (1,), (1,), ((1, 1),), 1, (2,)),
+    "3d": ((4, 5, 6, 2), (2, 2, 2, 2, 3), (1, 1, 1), (1, 1, 1), ((1, 0), (0, 1), (1, 0)), 1, (2, 2, 2)),
+}
+
+
+def _graph(batch, case):
+    xs, ws, stride, dilation, padding, groups, window = case
+    b = Builder("windows")
+    x = b.argument("x", "input", TensorType("f32", (batch,) + xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    p = b.reduce_window(y, kind="max", window=window, stride=window, padding=((0, 0),) * len(window))
+    r = b.argument("r", "input", TensorType("f32", b.shape(p)))   # weights every pooled value
+    loss = b.sum(b.mul(p, r), axes=tuple(range(len(xs) + 1)), keepdims=False)
+    return grad(b.build({"loss": loss, "y": y, "p": p}), "loss", ["x", "w"])
+
+
+def _args(g, case):
+    rng = np.random.default_rng(7)
+    shapes = {k: g.arg(k).shape for k in ("x", "w", "r")}
+    return {"x": rng.integers(-2, 3, shapes["x"]).astype(np.float32),
+            "w": rng.integers(-1, 2, shapes["w"]).astype(np.float32),
+            "r": rng.standard_normal(shapes["r"]).astype(np.float32)}
+
+
+def _torch(args, case):
+    """The same loss and gradients with torch (channels-first; asymmetric padding by F.pad)."""
+    _, _, stride, dilation, padding, groups, window = case
+    F = torch.nn.functional
+    sp = len(stride)
+    x = torch.tensor(args["x"], requires_grad=True)
+    w = torch.tensor(args["w"], requires_grad=True)
+    to_first = (0, sp + 1) + tuple(range(1, sp + 1))
+    xc = x.permute(*to_first)
+    wc = w.permute(sp + 1, sp, *range(sp))
+    xc = F.pad(xc, [p for lo_hi in reversed(padding) for p in lo_hi])
+    y = getattr(F, f"conv{sp}d")(xc, wc, stride=stride, dilation=dilation, groups=groups)
+    p = getattr(F, f"max_pool{sp}d")(y, window, window)
+    to_last = (0,) + tuple(range(2, sp + 2)) + (1,)
+    y, p = y.permute(*to_last), p.permute(*to_last)
+    loss = (p * torch.tensor(args["r"])).sum()
+    loss.backward()
+    return {"loss": loss, "y": y, "p": p, "grad.x": x.grad, "grad.w": w.grad}
+
+
+@requires_iree
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", list(CASES))
+def test_conv_and_tiled_max_pool_gradients_match_torch(name, batch):
+    case = CASES[name]
+    g = _graph(batch, case)
+    args = _args(g, case)
+    be = get_backend("mlir")
+    out = be.compile(g)({k: be.to_device(v) for k, v in args.items()})
+    want = _torch(args, case)
+    for k, v in want.items():
+        np.testing.assert_allclose(np.asarray(be.to_numpy(out[k])), v.detach().numpy(),
+                                   rtol=1e-5, atol=1e-5, err_msg=f"{name}: {k}")
+
+
+def test_kernel_gradients_are_matmuls_and_tiled_pooling_needs_no_gather():
+    """The forms the cases above check are the ones emitted (the general forms would pass too)."""
+    text, _ = emit_function(_graph(4, CASES["2d same, odd sizes, pool 2 with leftover"]))
+    assert "im2col" in text and "linalg.matmul" in text      # the kernel gradient
+    assert "spread = " in text and "wmax" not in text        # the select_scatter: no index pass
+    text, _ = emit_function(_graph(4, CASES["2d reduction-heavy forward"]))
+    assert text.count("im2col = ") >= 1 and "linalg.conv_2d_nhwc_hwcf" in text   # the input gradient is not heavy
+
+
+def test_overlapping_or_padded_windows_keep_the_general_select_scatter():
+    b = Builder("overlap")
+    x = b.argument("x", "input", TensorType("f32", (2, 6, 6, 3)))
+    p = b.reduce_window(x, kind="max", window=(2, 2), stride=(1, 1), padding=((0, 0), (0, 0)))
+    loss = b.sum(p, axes=(0, 1, 2, 3), keepdims=False)
+    text, _ = emit_function(grad(b.build({"loss": loss}), "loss", ["x"]))
+    assert "spread = " not in text and "wmax" in text
