@@ -284,11 +284,13 @@ class FunctionEmitter:
         if red and root.op == "sum" and len(axes) == nloops:
             # IREE 3.13 fails on a full sum (a scalar result) that reads an operand broadcast along
             # a reduced loop ("'vector.contract' op invalid accumulator/result vector shape"): sum
-            # over all loops but one such loop first, then sum that vector
+            # over the other loops first, keeping every loop some operand is broadcast along (one
+            # kept loop is not enough: p[1,3,4,4] * r[1,1,1,4] is broadcast along two), then sum
+            # what is left
             missing = sorted({k for acc in leaf_accesses for k in range(nloops) if k not in acc})
             if missing:
-                keep = missing[0]
-                axes = tuple(k for k in range(nloops) if k != keep)
+                keep = tuple(missing)
+                axes = tuple(k for k in range(nloops) if k not in keep)
         leaves: dict[tuple, str] = {}     # (node id, access) -> block argument
         ins: list[tuple[str, str, str]] = []  # (tensor SSA, type, map)
         for nid in c.nodes:
@@ -359,22 +361,26 @@ class FunctionEmitter:
         value = res if len(outs) == 1 else f"{res}#{len(outs) - 1}"
         if keep is not None:   # the second stage: the vector to a scalar
             out_shape = ()
-            value = self.sum_vector(value, out_types[0], root, name=None if reshape_after else self.node_name(root))
+            value = self.sum_vector(value, out_types[0], root, name=None if reshape_after else self.node_name(root),
+                                    rank=len(keep))
         if reshape_after:
             value = self.reshape(value, TensorType(root.dtype, out_shape), root.type, root, name=self.node_name(root))
         self.val[c.root] = value
 
-    def sum_vector(self, x: str, ty: str, root: Node, name: str | None) -> str:
-        """sum of a vector (the second stage of a split full sum) -> a scalar tensor."""
+    def sum_vector(self, x: str, ty: str, root: Node, name: str | None, rank: int = 1) -> str:
+        """sum of a rank-`rank` tensor (the second stage of a split full sum) -> a scalar tensor."""
         dt, e = root.dtype, ELEM[root.dtype]
+        loops = ", ".join(f"d{k}" for k in range(rank))
+        reductions = ", ".join(['"reduction"'] * rank)
         init = self.filled(dt, (), 0, root)
         name = name or self.fresh("total")
         a, acc, s = self.fresh("in"), self.fresh("acc"), self.fresh("t")
         add = "arith.addf" if dt in FLOATS else ("arith.ori" if dt == "bool" else "arith.addi")
         pad = self.ind * 2
         self.lines += [
-            f"{pad}{name} = linalg.generic {{indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>], "
-            f'iterator_types = ["reduction"]}} ins({x} : {ty}) outs({init} : tensor<{e}>) {{',
+            f"{pad}{name} = linalg.generic {{indexing_maps = [affine_map<({loops}) -> ({loops})>, "
+            f"affine_map<({loops}) -> ()>], "
+            f'iterator_types = [{reductions}]}} ins({x} : {ty}) outs({init} : tensor<{e}>) {{',
             f"{pad}^bb0({a}: {e}, {acc}: {e}):",
             f"{pad}{self.ind}{s} = {add} {acc}, {a} : {e}{self.loc(root)}",
             f"{pad}{self.ind}linalg.yield {s} : {e}",

@@ -258,3 +258,23 @@ def test_runs_from_any_directory(tmp_path, example_pair):
         close(p.mlir.forward(x=x), p.np.forward(x=x), "iris predict")
     finally:
         os.chdir(cwd if os.path.isdir(cwd) else ROOT)
+
+
+@pytest.mark.parametrize("shapes", [((1, 3, 4, 4), (1, 1, 1, 4)), ((2, 3, 5), (1, 3, 1)), ((4, 3), (4, 1))],
+                         ids=["broadcast-along-two-loops", "along-two-with-batch", "along-one"])
+def test_a_full_sum_of_a_broadcast_product_and_its_gradient(shapes):
+    # IREE 3.13 rejects a scalar sum reading an operand broadcast along a reduced loop; the
+    # emitter sums over the other loops first, keeping every broadcast loop (was: one of them)
+    ps, rs = shapes
+    b = Builder("r")
+    p = b.argument("p", "param", TensorType("f32", ps))
+    r = b.argument("r", "input", TensorType("f32", rs))
+    loss = b.sum(b.mul(p, r), axes=tuple(range(len(ps))), keepdims=False)
+    g = grad(b.build({"loss": loss}), "loss", ["p"])
+    rng = np.random.default_rng(0)
+    a = {"p": rng.standard_normal(ps).astype(np.float32), "r": rng.standard_normal(rs).astype(np.float32)}
+    be = Backend()
+    got = {k: np.asarray(be.to_numpy(v)) for k, v in be.compile(g)({k: be.to_device(v) for k, v in a.items()}).items()}
+    want = float((a["p"].astype(np.float64) * a["r"]).sum())   # float64 oracle; d loss / dp = r broadcast
+    assert float(got["loss"]) == pytest.approx(want, rel=1e-5, abs=1e-5)
+    np.testing.assert_array_equal(got["grad.p"], np.broadcast_to(a["r"], ps))
