@@ -433,3 +433,26 @@ def test_argument_names_that_differ_only_in_punctuation():
     fn = compile_graph(b.build({"o": b.sub(x, y)}))
     res = fn({"h.kernel": np.ones(3, np.float32), "h_kernel": np.zeros(3, np.float32)})
     np.testing.assert_array_equal(res["o"], np.ones(3))
+
+
+def test_small_column_slices_read_elementwise_are_copied_contiguous():
+    # an LSTM step's gates: column slices of one [B, 4u] value, read by elementwise ops and
+    # returned; the generated code copies them once (fast contiguous readers) with the same bits
+    from nncompiler.ir.interpret import interpret
+    b = Builder("gates")
+    z = b.argument("z", "input", T("B", 8))
+    c = b.argument("c", "input", T("B", 2))
+    s = b.sigmoid(z)
+    i = b.slice(s, start=(0, 0), stop=(None, 2), step=(1, 1))
+    f = b.slice(s, start=(0, 2), stop=(None, 4), step=(1, 1))
+    g = b.tanh(b.slice(z, start=(0, 4), stop=(None, 6), step=(1, 1)))
+    rows = b.slice(z, start=(0, 0), stop=(1, None), step=(1, 1))      # whole rows: a view already
+    g_out = b.build({"c": b.add(b.mul(f, c), b.mul(i, g)), "i": i, "rows": b.exp(rows)})
+    src = generate(g_out)
+    assert src.count(".copy()") == 3, src
+    rng = np.random.default_rng(1)
+    args = {"z": rng.standard_normal((5, 8)).astype(np.float32), "c": rng.standard_normal((5, 2)).astype(np.float32)}
+    got, want = compile_graph(g_out)(args), interpret(g_out, args)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    assert got["i"].flags.c_contiguous
