@@ -108,6 +108,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     early = set(xent.values())
     reuse = _conv_cols_pairs(graph)   # kernel-gradient conv -> the forward conv whose columns it reads
     keep_cols = set(reuse.values())
+    compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
     for node in graph.nodes:
         if node.op == "arg" or node.id in swish or node.id in early:
             continue
@@ -168,6 +169,9 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             alloc = "_outbuf" if out else "_buf"
             expr = OUT_OPS[node.op](operands, buf)
             note = " (output buffer)" if alloc == "_outbuf" else " (workspace)"
+        elif node.id in compact:     # see _compact_slices
+            expr = OPS[node.op](node, operands, ctx) + ".copy()"
+            note = ""
         else:
             expr = OPS[node.op](node, operands, ctx)
             note = ""
@@ -196,6 +200,36 @@ def _is_where0(graph: Graph, node: Node) -> bool:
         return False
     import math
     return math.copysign(1.0, y.attr["value"]) > 0
+
+
+def _compact_slices(graph: Graph) -> set[int]:
+    """Small slices that cut the last axis and that only elementwise ops (or the graph's
+    outputs) read: copied into a contiguous array once instead of read as a strided view.
+
+    numpy runs an elementwise op on a strided 2-D view row by row, and on small blocks the
+    rows are short: an LSTM step's gates are [B, units] column slices of one [B, 4*units]
+    value, where a multiply of a view takes ~2.6 us against ~0.85 us on a contiguous
+    block and a 0.5 us copy. A scan body writes its per-step outputs into stacked buffers,
+    which is also faster from a contiguous block. The copy has the same bits as the view,
+    and only readers that never write through it (elementwise ops, outputs) see it."""
+    from ...ir.primitives import ELEMENTWISE_KINDS
+    from .memory import LARGE, estimated_size
+    readers: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    outputs = {i for _, i in graph.outputs}
+    out = set()
+    for n in graph.nodes:
+        if n.op != "slice" or len(n.shape) < 2 or estimated_size(n.shape) > LARGE:
+            continue
+        src = graph[n.inputs[0]].shape
+        if n.shape[-1] == src[-1] or all(d == 1 for d in n.shape[:-1]):
+            continue            # whole rows, or a single row: the view is contiguous already
+        users = readers.get(n.id, [])
+        if (users or n.id in outputs) and all(u.prim.kind in ELEMENTWISE_KINDS for u in users):
+            out.add(n.id)
+    return out
 
 
 def _xent_pairs(graph: Graph) -> dict[int, int]:

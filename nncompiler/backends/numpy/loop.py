@@ -13,6 +13,8 @@ viewed with the time axis back in its place.
 """
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 
 _BODIES: dict[tuple[str, str], object] = {}
@@ -52,9 +54,12 @@ def run_scan(body, n_carry: int, n_seq: int, axis: int, length: int, reverse: bo
     seqs = [_time_major(s, axis) for s in operands[n_carry:n_carry + n_seq]]
     invariants = operands[n_carry + n_seq:]
     steps = range(length - 1, -1, -1) if reverse else range(length)
+    # each step's slices come from iterating the time-major sequences (reversed views for a
+    # reverse scan) in C, not from indexing every sequence in a Python list per step
+    per_step = zip(*[s[::-1] if reverse else s for s in seqs]) if seqs else repeat((), length)
     stacked = None
-    for t in steps:
-        out = body(*carries, *[s[t] for s in seqs], *invariants)
+    for t, xs in zip(steps, per_step):
+        out = body(*carries, *xs, *invariants)
         carries = out[:n_carry]
         if stacked is None:   # the buffers are sized from the first step's outputs
             stacked = [np.empty((length,) + np.shape(y), np.asarray(y).dtype) for y in out[n_carry:]]

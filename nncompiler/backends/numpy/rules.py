@@ -26,10 +26,18 @@ from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_col
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
     # (x >= 0 ? 1 : e) is max(x >= 0, e) (np.where and np.heaviside are ~10x slower passes)
-    if np.ndim(x) == 0:                 # numpy scalars take no out=
+    if type(x) is not np.ndarray or not x.ndim:   # numpy scalars take no out=
         e = np.exp(-np.abs(x))
         return (np.maximum(e, x >= 0) / (e + 1)).astype(x.dtype, copy=False)
-    num = np.greater_equal(x, 0, out=np.empty(x.shape, x.dtype), casting="unsafe")  # before x is overwritten
+    # before x is overwritten (out may be x). On small blocks (an LSTM step's gates, once per
+    # time step) a call costs more than its arithmetic, and max(sign(x), e) is the same
+    # numerator in one call instead of two: 1 where x > 0 (e <= 1), e where x < 0
+    # (e >= 0 > -1), 1 at x = +-0 (e = 1), NaN where x is. On large arrays np.sign's slower
+    # per-element loop costs more than the call it saves
+    if x.size <= 4096:
+        num = np.sign(x)
+    else:
+        num = np.greater_equal(x, 0, out=np.empty(x.shape, x.dtype), casting="unsafe")
     e = np.abs(x, out=out)
     np.negative(e, out=e)
     np.exp(e, out=e)

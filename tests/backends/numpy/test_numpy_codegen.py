@@ -10,6 +10,7 @@ import pytest
 
 from nncompiler.autodiff import grad
 from nncompiler.backends.numpy import compile_graph, evaluate, generate, py_name
+from nncompiler.backends.numpy.rules import PRELUDE
 from nncompiler.errors import Loc
 from nncompiler.ir import Builder, Graph, parse_graph, print_graph
 from nncompiler.ir.shapes import NUMPY_DTYPE, TensorType
@@ -253,6 +254,32 @@ def test_sigmoid_is_stable_at_large_magnitudes():
     np.testing.assert_array_equal(res["t"], np.sign(xv))
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("rows", [10, 100])        # below and above the helper's small-block size
+def test_sigmoid_helper_gives_the_tables_formula_bit_for_bit(inplace, rows):
+    # the prelude's _sigmoid computes the formula in as few numpy calls as it can; it must
+    # still give exactly what the formula gives, written out plainly in float32, including
+    # when it overwrites its operand (the memory plan's in-place form)
+    ns: dict = {}
+    exec(PRELUDE, ns)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(rows * 101 - 13).astype(np.float32) * 30,
+                        np.array([0.0, -0.0, 1e-45, -1e-45, 88.7, -88.7, 104, -104, 1e30, -1e30,
+                                  np.inf, -np.inf, np.nan], np.float32)]).reshape(rows, 101)
+    e = np.exp(-np.abs(x))
+    want = np.where(x >= 0, np.float32(1), e) / (np.float32(1) + e)
+    got = ns["_sigmoid"](x.copy()) if not inplace else None
+    if inplace:
+        buf = x.copy()
+        got = ns["_sigmoid"](buf, buf)
+        assert got is buf
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    s0 = ns["_sigmoid"](np.float32(-3.0))          # a numpy scalar takes no out=
+    e0 = np.exp(np.float32(-3.0))
+    assert s0.dtype == np.float32 and s0 == e0 / (np.float32(1) + e0)
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.0])
 def test_special_float_constants(value):
     b = Builder("special")
@@ -406,3 +433,26 @@ def test_argument_names_that_differ_only_in_punctuation():
     fn = compile_graph(b.build({"o": b.sub(x, y)}))
     res = fn({"h.kernel": np.ones(3, np.float32), "h_kernel": np.zeros(3, np.float32)})
     np.testing.assert_array_equal(res["o"], np.ones(3))
+
+
+def test_small_column_slices_read_elementwise_are_copied_contiguous():
+    # an LSTM step's gates: column slices of one [B, 4u] value, read by elementwise ops and
+    # returned; the generated code copies them once (fast contiguous readers) with the same bits
+    from nncompiler.ir.interpret import interpret
+    b = Builder("gates")
+    z = b.argument("z", "input", T("B", 8))
+    c = b.argument("c", "input", T("B", 2))
+    s = b.sigmoid(z)
+    i = b.slice(s, start=(0, 0), stop=(None, 2), step=(1, 1))
+    f = b.slice(s, start=(0, 2), stop=(None, 4), step=(1, 1))
+    g = b.tanh(b.slice(z, start=(0, 4), stop=(None, 6), step=(1, 1)))
+    rows = b.slice(z, start=(0, 0), stop=(1, None), step=(1, 1))      # whole rows: a view already
+    g_out = b.build({"c": b.add(b.mul(f, c), b.mul(i, g)), "i": i, "rows": b.exp(rows)})
+    src = generate(g_out)
+    assert src.count(".copy()") == 3, src
+    rng = np.random.default_rng(1)
+    args = {"z": rng.standard_normal((5, 8)).astype(np.float32), "c": rng.standard_normal((5, 2)).astype(np.float32)}
+    got, want = compile_graph(g_out)(args), interpret(g_out, args)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    assert got["i"].flags.c_contiguous
