@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nncompiler.ir.windows import thin_product
+from nncompiler.ir.windows import narrow_product, thin_product
 
 
 @pytest.mark.parametrize("k, m, n", [(4224, 27, 32),     # blocks of 256 rows and a 128-row remainder
@@ -26,3 +26,16 @@ def test_thin_product_reads_strided_operands():
     b = rng.standard_normal((16, 2048)).astype(np.float32).T
     want = a.astype(np.float64).T @ b.astype(np.float64)
     np.testing.assert_allclose(thin_product(a, b), want, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("r, k, n", [(4224, 27, 32),     # blocks of 256 rows and a 128-row remainder
+                                     (1024, 27, 32),     # blocks only
+                                     (1000, 27, 32),     # too few rows to block: one sgemm
+                                     (4096, 64, 64)])    # w too large to block: one sgemm
+def test_narrow_product_is_a_product(r, k, n):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((r, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    got = narrow_product(a, w)
+    assert got.dtype == np.float32 and got.shape == (r, n)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ w.astype(np.float64), rtol=1e-4, atol=1e-4)
