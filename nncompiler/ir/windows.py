@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .products import narrow_product, thin_product
+
 
 def _tap_copies(x, loop, vec, loop_step, vec_step, padding):
     """buf [B, *vec, prod(loop), C] with buf[b, *v, l, c] = xpad[b, *(v*vec_step + l*loop_step), c],
@@ -79,51 +81,6 @@ def conv_from_cols(cols, w, shape):
     wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))
     y = thin_product(cols, wm.reshape(cols.shape[0], shape[-1]))   # [(*O, B), F]
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
-
-
-# Rows per block of thin_product: a block's sgemm (M*N*256 multiply-adds, M*N <= 1024) stays
-# under OpenBLAS's threading threshold (2^18), so it runs on the calling thread.
-_BLOCK = 256
-
-
-def thin_product(a, b):
-    """a^T @ b for a [K, M], b [K, N] with K far larger than M*N (a kernel gradient: M the taps
-    times channels, N the filters, K every pixel of the batch), as float32.
-
-    One sgemm of that shape splits its few outputs over OpenBLAS's threads, which then meet
-    once per K panel; when another process holds a core, each meeting waits for a time slice
-    (measured on 2 busy cores: [27, 65536] @ [65536, 32] 2 ms at best, 40 ms median). A
-    stacked matmul of K/256 blocks of 256 rows runs each block single-threaded (1.1 ms
-    whatever the load), then one reduce adds the [M, N] partial products."""
-    k, m, nf = a.shape[0], a.shape[1], b.shape[1]
-    blocks = k // _BLOCK
-    if m * nf > 1024 or blocks < 4:
-        return a.T @ b
-    head = blocks * _BLOCK
-    part = np.matmul(a[:head].reshape(blocks, _BLOCK, m).transpose(0, 2, 1), b[:head].reshape(blocks, _BLOCK, nf))
-    y = np.add.reduce(part, axis=0)
-    if head < k:
-        y += a[head:].T @ b[head:]
-    return y
-
-
-def narrow_product(a, w):
-    """a @ w for a [R, K] with many rows and a small w [K, N] (K*N <= 1024: a first conv's
-    im2col product, [65536, 27] @ [27, 32] in bench F), as float32.
-
-    The same threads' meeting as thin_product's, once per block of rows: on 2 busy cores one
-    sgemm took 0.7 ms at best and 24 ms median; blocks of 256 rows, each under OpenBLAS's
-    threading threshold, 0.9 ms median."""
-    r, k, nf = a.shape[0], a.shape[1], w.shape[1]
-    blocks = r // _BLOCK
-    if k * nf > 1024 or blocks < 4:
-        return a @ w
-    head = blocks * _BLOCK
-    y = np.empty((r, nf), np.result_type(a, w))
-    np.matmul(a[:head].reshape(blocks, _BLOCK, k), w, out=y[:head].reshape(blocks, _BLOCK, nf))
-    if head < r:
-        np.matmul(a[head:], w, out=y[head:])
-    return y
 
 
 def _conv_few_outputs(x, w, stride, padding, dilation, outs):

@@ -9,6 +9,7 @@ numpy's own power/sign/division, which are the reference the other backends meet
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ...ir.graph import Graph, Node
@@ -22,6 +23,7 @@ from numpy import inf, nan
 from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
 from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
 from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
+from nncompiler.ir.products import matmul as _matmul
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
@@ -168,6 +170,22 @@ def _slice_expr(n: Node, x: str) -> str:
     return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
 
 
+def _may_block(n: Node, g: Graph) -> bool:
+    """Whether ir/products.py's matmul may take a blocked path for this product (a 2-d float32
+    one whose sides, where known, allow one long side): else plain `@` saves a call."""
+    a, b = g[n.inputs[0]], g[n.inputs[1]]
+    if n.dtype != "f32" or len(a.shape) != 2 or len(b.shape) != 2:
+        return False
+    (m, k), nf = a.shape, b.shape[1]
+
+    def short(*dims):      # the product of these sides may be at most 1024
+        return not all(isinstance(d, int) for d in dims) or math.prod(dims) <= 1024
+
+    def long(d):
+        return not isinstance(d, int) or d >= 1024
+    return long(k) and short(m, nf) or long(m) and short(k, nf) or long(nf) and short(m, k)
+
+
 def np_dtype(n: Node) -> str:
     return f"np.{NUMPY_DTYPE[n.dtype]}"
 
@@ -184,7 +202,7 @@ OUT_OPS.update({
     "sigmoid": lambda a, out: f"_sigmoid({a[0]}, {out})",
     "where": lambda a, out: f"_where({a[0]}, {a[1]}, {a[2]}, {out})",
     "cast": lambda a, out: f"_cast({a[0]}, {out})",
-    "matmul": lambda a, out: f"np.matmul({a[0]}, {a[1]}, out={out})",
+    "matmul": lambda a, out: f"_matmul({a[0]}, {a[1]}, {out})",
 })
 
 # primitive -> function(node, operand expressions, ctx) -> expression string
@@ -221,7 +239,7 @@ OPS: dict[str, Callable] = {
     "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
                                f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
     "size": lambda n, a, c: f"{np_dtype(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
-    "matmul": lambda n, a, c: f"{a[0]} @ {a[1]}",
+    "matmul": lambda n, a, c: f"_matmul({a[0]}, {a[1]})" if _may_block(n, c.graph) else f"{a[0]} @ {a[1]}",
     "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
     "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
                                  f"{a[0]}.transpose({tuple(n.attr['perm'])})",
