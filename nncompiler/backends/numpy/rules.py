@@ -170,20 +170,31 @@ def _slice_expr(n: Node, x: str) -> str:
     return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
 
 
-def _may_block(n: Node, g: Graph) -> bool:
-    """Whether ir/products.py's matmul may take a blocked path for this product (a 2-d float32
-    one whose sides, where known, allow one long side): else plain `@` saves a call."""
-    a, b = g[n.inputs[0]], g[n.inputs[1]]
-    if n.dtype != "f32" or len(a.shape) != 2 or len(b.shape) != 2:
-        return False
-    (m, k), nf = a.shape, b.shape[1]
+def _matmul_expr(n: Node, a: list[str], c) -> str:
+    """`a @ b`, or ir/products.py's matmul where it may take a blocked path (a 2-d float32
+    product with one side of 1024 or more and the other two multiplying to at most 1024). A
+    symbolic side is tested in the generated code, so a small batch keeps the plain `@` and
+    saves the call (bench B's matmuls are a few microseconds each)."""
+    plain = f"{a[0]} @ {a[1]}"
+    x, y = c.graph[n.inputs[0]], c.graph[n.inputs[1]]
+    if n.dtype != "f32" or len(x.shape) != 2 or len(y.shape) != 2:
+        return plain
+    (m, k), nf = x.shape, y.shape[1]
 
-    def short(*dims):      # the product of these sides may be at most 1024
-        return not all(isinstance(d, int) for d in dims) or math.prod(dims) <= 1024
-
-    def long(d):
-        return not isinstance(d, int) or d >= 1024
-    return long(k) and short(m, nf) or long(m) and short(k, nf) or long(nf) and short(m, k)
+    def dim(d) -> str:             # a side's expression in the generated code: "(s_B,)" -> "s_B"
+        return c.shape((d,))[1:-2]
+    tests = []                     # one per blocked path that the static sides allow
+    for long, short in ((k, (m, nf)), (m, (k, nf)), (nf, (m, k))):
+        static = all(isinstance(d, int) for d in short)
+        if isinstance(long, int) and long < 1024 or static and math.prod(short) > 1024:
+            continue
+        tests.append(" and ".join(([] if isinstance(long, int) else [f"{dim(long)} >= 1024"])
+                                  + ([] if static else [f"{dim(short[0])} * {dim(short[1])} <= 1024"])))
+    if not tests:
+        return plain
+    if any(t == "" for t in tests):
+        return f"_matmul({a[0]}, {a[1]})"
+    return f"(_matmul({a[0]}, {a[1]}) if {' or '.join(f'({t})' for t in tests)} else {plain})"
 
 
 def np_dtype(n: Node) -> str:
@@ -239,7 +250,7 @@ OPS: dict[str, Callable] = {
     "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
                                f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
     "size": lambda n, a, c: f"{np_dtype(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
-    "matmul": lambda n, a, c: f"_matmul({a[0]}, {a[1]})" if _may_block(n, c.graph) else f"{a[0]} @ {a[1]}",
+    "matmul": _matmul_expr,
     "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
     "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
                                  f"{a[0]}.transpose({tuple(n.attr['perm'])})",
