@@ -177,8 +177,8 @@ def _matmul_expr(n: Node, a: list[str], c) -> str:
     saves the call (bench B's matmuls are a few microseconds each)."""
     plain = f"{a[0]} @ {a[1]}"
     x, y = c.graph[n.inputs[0]], c.graph[n.inputs[1]]
-    if n.dtype != "f32" or len(x.shape) != 2 or len(y.shape) != 2:
-        return plain
+    if n.dtype != "f32" or len(x.shape) != 2 or len(y.shape) != 2 or c.precision != "fp32":
+        return plain       # tf32/bf16 operands are rounding calls, not to be written out twice
     (m, k), nf = x.shape, y.shape[1]
 
     def dim(d) -> str:             # a side's expression in the generated code: "(s_B,)" -> "s_B"
