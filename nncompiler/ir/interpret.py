@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import windows
+from . import products, windows
 from .graph import Graph, Node
 from .primitives import norm_axes
 from .shapes import NUMPY_DTYPE, Monomial, eval_shape
@@ -209,7 +209,7 @@ RULES: dict[str, Callable] = {
     "max": _max,
     "argmax": _argmax,
     "size": _size,
-    "matmul": lambda n, a, env: a[0] @ a[1],
+    "matmul": lambda n, a, env: products.matmul(a[0], a[1]),
     "reshape": lambda n, a, env: a[0].reshape(env.shape(n.attr["shape"])),
     "transpose": _transpose,
     "broadcast_to": lambda n, a, env: np.broadcast_to(a[0], env.shape(n.attr["shape"])),

@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .products import narrow_product, thin_product
+
 
 def _tap_copies(x, loop, vec, loop_step, vec_step, padding):
     """buf [B, *vec, prod(loop), C] with buf[b, *v, l, c] = xpad[b, *(v*vec_step + l*loop_step), c],
@@ -67,7 +69,7 @@ def conv_and_cols(x, w, stride, padding, dilation):
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     cols = _tap_copies(x, ks, outs, dilation, stride, padding).reshape(-1, math.prod(ks) * c)
-    y = cols @ w.reshape(-1, f)
+    y = narrow_product(cols, w.reshape(-1, f))
     return y.reshape((x.shape[0],) + outs + (f,)), cols
 
 
@@ -77,7 +79,7 @@ def conv_from_cols(cols, w, shape):
     cols^T @ w, with w [*K, C, F] taken back to [C, *K, F] (the contiguous g, in the VJP)."""
     n = len(shape) - 2
     wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))
-    y = cols.T @ wm.reshape(cols.shape[0], shape[-1])          # [(*O, B), F]
+    y = thin_product(cols, wm.reshape(cols.shape[0], shape[-1]))   # [(*O, B), F]
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 

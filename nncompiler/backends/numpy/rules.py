@@ -9,6 +9,7 @@ numpy's own power/sign/division, which are the reference the other backends meet
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ...ir.graph import Graph, Node
@@ -22,6 +23,7 @@ from numpy import inf, nan
 from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
 from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
 from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
+from nncompiler.ir.products import matmul as _matmul
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
@@ -176,6 +178,33 @@ def _slice_expr(n: Node, x: str) -> str:
     return f"{x}[{', '.join(parts) + (',' if len(parts) == 1 else '')}]"
 
 
+def _matmul_expr(n: Node, a: list[str], c) -> str:
+    """`a @ b`, or ir/products.py's matmul where it may take a blocked path (a 2-d float32
+    product with one side of 1024 or more and the other two multiplying to at most 1024). A
+    symbolic side is tested in the generated code, so a small batch keeps the plain `@` and
+    saves the call (bench B's matmuls are a few microseconds each)."""
+    plain = f"{a[0]} @ {a[1]}"
+    x, y = c.graph[n.inputs[0]], c.graph[n.inputs[1]]
+    if n.dtype != "f32" or len(x.shape) != 2 or len(y.shape) != 2 or c.precision != "fp32":
+        return plain       # tf32/bf16 operands are rounding calls, not to be written out twice
+    (m, k), nf = x.shape, y.shape[1]
+
+    def dim(d) -> str:             # a side's expression in the generated code: "(s_B,)" -> "s_B"
+        return c.shape((d,))[1:-2]
+    tests = []                     # one per blocked path that the static sides allow
+    for long, short in ((k, (m, nf)), (m, (k, nf)), (nf, (m, k))):
+        static = all(isinstance(d, int) for d in short)
+        if isinstance(long, int) and long < 1024 or static and math.prod(short) > 1024:
+            continue
+        tests.append(" and ".join(([] if isinstance(long, int) else [f"{dim(long)} >= 1024"])
+                                  + ([] if static else [f"{dim(short[0])} * {dim(short[1])} <= 1024"])))
+    if not tests:
+        return plain
+    if any(t == "" for t in tests):
+        return f"_matmul({a[0]}, {a[1]})"
+    return f"(_matmul({a[0]}, {a[1]}) if {' or '.join(f'({t})' for t in tests)} else {plain})"
+
+
 def np_dtype(n: Node) -> str:
     return f"np.{NUMPY_DTYPE[n.dtype]}"
 
@@ -192,7 +221,7 @@ OUT_OPS.update({
     "sigmoid": lambda a, out: f"_sigmoid({a[0]}, {out})",
     "where": lambda a, out: f"_where({a[0]}, {a[1]}, {a[2]}, {out})",
     "cast": lambda a, out: f"_cast({a[0]}, {out})",
-    "matmul": lambda a, out: f"np.matmul({a[0]}, {a[1]}, out={out})",
+    "matmul": lambda a, out: f"_matmul({a[0]}, {a[1]}, {out})",
 })
 
 # primitive -> function(node, operand expressions, ctx) -> expression string
@@ -229,7 +258,7 @@ OPS: dict[str, Callable] = {
     "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
                                f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
     "size": lambda n, a, c: f"{np_dtype(n)}({' * '.join(f'{a[0]}.shape[{i}]' for i in _axes(n, c.graph)) or '1'})",
-    "matmul": lambda n, a, c: f"{a[0]} @ {a[1]}",
+    "matmul": _matmul_expr,
     "reshape": lambda n, a, c: f"{a[0]}.reshape({c.shape(n.attr['shape'])})",
     "transpose": lambda n, a, c: f"{a[0]}.T" if tuple(n.attr["perm"]) == (1, 0) else
                                  f"{a[0]}.transpose({tuple(n.attr['perm'])})",

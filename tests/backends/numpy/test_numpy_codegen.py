@@ -456,3 +456,25 @@ def test_small_column_slices_read_elementwise_are_copied_contiguous():
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
     assert got["i"].flags.c_contiguous
+
+
+def test_a_product_with_one_long_side_calls_the_blocked_matmul():
+    """[B, 4096] @ [4096, 10] may be thin (ir/products.py blocks it); [3, 4] @ [4, 5] never is,
+    and stays a plain `@`. Both equal the float64 product."""
+    b = Builder("g")
+    x = b.argument("x", "input", TensorType("f32", ("B", 4096)))
+    w = b.argument("w", "param", TensorType("f32", (4096, 10)))
+    u = b.argument("u", "input", TensorType("f32", (3, 4)))
+    v = b.argument("v", "param", TensorType("f32", (4, 5)))
+    g = b.build({"y": b.matmul(x, w), "z": b.matmul(u, v)})
+    src = generate(g)
+    assert "(_matmul(a_x, a_w) if (s_B * 10 <= 1024) else a_x @ a_w)" in src and "t5 = a_u @ a_v" in src
+    rng = np.random.default_rng(0)
+    args = {k: rng.standard_normal(s).astype(np.float32) for k, s in
+            [("x", (64, 4096)), ("w", (4096, 10)), ("u", (3, 4)), ("v", (4, 5))]}
+    out = compile_graph(g)(args)
+    np.testing.assert_allclose(out["y"], args["x"].astype(np.float64) @ args["w"], rtol=1e-4, atol=1e-3)
+    big = compile_graph(g)({**args, "x": np.repeat(args["x"], 20, axis=0)})     # B = 1280: plain @ again
+    np.testing.assert_allclose(big["y"], np.repeat(args["x"].astype(np.float64) @ args["w"], 20, axis=0),
+                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(out["z"], args["u"].astype(np.float64) @ args["v"], rtol=1e-5, atol=1e-6)

@@ -18,6 +18,7 @@ CASES = [  # x shape, kernel shape, stride, padding, dilation
     ((3, 9, 8, 3), (3, 3, 3, 5), (1, 1), ((1, 1), (1, 1)), (1, 1)),       # same padding
     ((2, 11, 9, 2), (3, 2, 2, 4), (2, 1), ((0, 1), (2, 0)), (2, 1)),      # stride, dilation, odd padding
     ((1, 8, 8, 4), (2, 2, 4, 3), (2, 2), ((0, 0), (0, 0)), (1, 1)),       # batch 1, valid, F < C
+    ((4, 32, 33, 3), (3, 3, 3, 8), (1, 1), ((1, 1), (1, 1)), (1, 1)),     # kernel gradient in 256-row blocks
 ]
 
 
