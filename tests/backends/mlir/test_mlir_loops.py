@@ -193,10 +193,11 @@ model M {{
 
 @requires_iree
 @pytest.mark.parametrize("layer,extra", [
+    # each is a 10-20 s IREE compile: one per layer in the default run, the rest in CI's slow step
     ("rnn", "return_sequences=true, go_backwards=true"),
     ("lstm", "return_sequences=true"),
-    ("lstm", "return_sequences=true, go_backwards=true"),
-    ("gru", "return_sequences=true"),
+    pytest.param("lstm", "return_sequences=true, go_backwards=true", marks=pytest.mark.slow),
+    pytest.param("gru", "return_sequences=true", marks=pytest.mark.slow),
     ("gru", "return_sequences=true, go_backwards=true"),
 ])
 def test_recurrent_layers_train_like_the_numpy_backend(layer, extra):
