@@ -20,7 +20,7 @@ from ..ir.graph import Builder, Graph, Node
 from ..ir.shapes import TensorType
 from ..ir.text import value_names
 from .records import PassRecord
-from .unroll import inline_step
+from .unroll import expand_scans, inline_step
 
 
 def chunk_length(length: int, max_steps: int) -> int:
@@ -119,20 +119,7 @@ def chunk_scans(graph: Graph, max_steps: int) -> tuple[Graph, PassRecord]:
     if not todo:
         return graph, PassRecord.of("chunk", graph, graph, [], t0)
     names = value_names(graph)
-    b = Builder(graph.name)
-    env: dict[int, int] = {}
-    results: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        if n.op == "scan_out" and n.inputs[0] in results:
-            env[n.id] = results[n.inputs[0]][n.attr["index"]]
-            continue
-        operands = [env[i] for i in n.inputs]
-        if n.id in todo:
-            with b.at(n.loc):
-                results[n.id] = _chunked(b, n, operands, max_steps)
-        else:
-            env[n.id] = b.copy(n, operands)
-    out = b.build([(k, env[i]) for k, i in graph.outputs])
+    out = expand_scans(graph, set(todo), lambda b, n, operands: _chunked(b, n, operands, max_steps))
     changes = [f"{names[n.id]} scan over {n.attr['length']} steps: a loop over chunks of "
                f"{chunk_length(n.attr['length'], max_steps)} unrolled steps" for n in todo.values()]
     return out, PassRecord.of("chunk", graph, out, changes, t0)

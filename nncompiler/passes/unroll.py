@@ -75,21 +75,7 @@ def unroll(graph: Graph, max_length: int | None = None, select=None) -> tuple[Gr
     if not todo:
         return graph, PassRecord.of("unroll", graph, graph, [], t0)
     names = value_names(graph)
-    todo_ids = {n.id for n in todo}
-    b = Builder(graph.name)
-    env: dict[int, int] = {}
-    results: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        if n.op == "scan_out" and n.inputs[0] in results:
-            env[n.id] = results[n.inputs[0]][n.attr["index"]]
-            continue
-        operands = [env[i] for i in n.inputs]
-        if n.id in todo_ids:
-            with b.at(n.loc):
-                results[n.id] = _unrolled(b, n, operands)
-        else:
-            env[n.id] = b.copy(n, operands)
-    out = b.build([(k, env[i]) for k, i in graph.outputs])
+    out = expand_scans(graph, {n.id for n in todo}, _unrolled)
     changes = [f"unrolled {names[n.id]} scan over {n.attr['length']} steps" for n in todo]
     return out, PassRecord.of("unroll", graph, out, changes, t0)
 
@@ -118,3 +104,22 @@ def optimize_bodies(graph: Graph) -> tuple[Graph, PassRecord]:
         return graph, PassRecord.of("bodies", graph, graph, [], t0)
     out = b.build([(k, env[i]) for k, i in graph.outputs])
     return out, PassRecord.of("bodies", graph, out, changes, t0)
+
+
+def expand_scans(graph: Graph, todo: set[int], expand) -> Graph:
+    """`graph` with each scan in `todo` replaced by `expand(builder, scan, operands)`: the values
+    its results (final carries, then stacked outputs) become, which its `scan_out`s then read."""
+    b = Builder(graph.name)
+    env: dict[int, int] = {}
+    results: dict[int, list[int]] = {}
+    for n in graph.nodes:
+        if n.op == "scan_out" and n.inputs[0] in results:
+            env[n.id] = results[n.inputs[0]][n.attr["index"]]
+            continue
+        operands = [env[i] for i in n.inputs]
+        if n.id in todo:
+            with b.at(n.loc):
+                results[n.id] = expand(b, n, operands)
+        else:
+            env[n.id] = b.copy(n, operands)
+    return b.build([(k, env[i]) for k, i in graph.outputs])
