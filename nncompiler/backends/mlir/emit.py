@@ -169,6 +169,16 @@ class FunctionEmitter:
         self.emit(f"{name} = linalg.fill ins({c} : {ELEM[dtype]}) outs({e} : {t}) -> {t}", node)
         return name
 
+    def padded(self, name: str, x: str, src: TensorType, dst: TensorType, lo, hi, fill, node: Node) -> str:
+        """`name` = tensor.pad of `x` (type src) by `lo`/`hi` per axis with the constant `fill`."""
+        idx = ", ".join(f"{self.fresh('i')}: index" for _ in lo)
+        pad = self.ind * 2
+        self.lines += [f"{pad}{name} = tensor.pad {x} low[{', '.join(map(str, lo))}] high[{', '.join(map(str, hi))}] {{",
+                       f"{pad}^bb0({idx}):",
+                       f"{pad}{self.ind}tensor.yield {self.top_const(fill, dst.dtype)} : {ELEM[dst.dtype]}",
+                       f"{pad}}} : {tensor_type(src)} to {tensor_type(dst)}{self.loc(node)}"]
+        return name
+
     def node_name(self, n: Node) -> str:
         """The SSA name of a node's result: the IR's printed number, unique by construction."""
         name = self.printed[n.id]

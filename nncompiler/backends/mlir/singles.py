@@ -148,16 +148,9 @@ def tensor_pad(fe, n: Node) -> str:
     lo, hi, interior = a["lo"], a["hi"], a["interior"]
     if not lo:
         return fe.tensor(x.id)
-    zero = fe.top_const(0, n.dtype)
     name = fe.node_name(n)
     if not any(interior):
-        idx = ", ".join(f"{fe.fresh('i')}: index" for _ in lo)
-        fe.lines.append(f"{fe.ind * 2}{name} = tensor.pad {fe.tensor(x.id)} "
-                          f"low[{', '.join(map(str, lo))}] high[{', '.join(map(str, hi))}] {{")
-        fe.lines.append(f"{fe.ind * 2}^bb0({idx}):")
-        fe.lines.append(f"{fe.ind * 3}tensor.yield {zero} : {ELEM[n.dtype]}")
-        fe.lines.append(f"{fe.ind * 2}}} : {tensor_type(x.type)} to {tensor_type(n.type)}{fe.loc(n)}")
-        return name
+        return fe.padded(name, fe.tensor(x.id), x.type, n.type, lo, hi, 0, n)
     base = fe.filled(n.dtype, n.shape, 0, n)
     sizes = ", ".join(str(d) if isinstance(d, int) else fe.dim(d) for d in x.shape)
     fe.emit(f"{name} = tensor.insert_slice {fe.tensor(x.id)} into {base}[{', '.join(map(str, lo))}] "

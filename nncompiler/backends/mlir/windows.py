@@ -36,15 +36,7 @@ def _padded(fe, x_id: int, padding, fill, n: Node) -> tuple[str, TensorType]:
     ty = TensorType(x.dtype, shape)
     lo = [0] + [p[0] for p in padding] + [0]
     hi = [0] + [p[1] for p in padding] + [0]
-    c = fe.top_const(fill, x.dtype)
-    name = fe.fresh("padded")
-    idx = ", ".join(f"{fe.fresh('i')}: index" for _ in lo)
-    fe.lines.append(f"{fe.ind * 2}{name} = tensor.pad {fe.tensor(x_id)} "
-                    f"low[{', '.join(map(str, lo))}] high[{', '.join(map(str, hi))}] {{")
-    fe.lines.append(f"{fe.ind * 2}^bb0({idx}):")
-    fe.lines.append(f"{fe.ind * 3}tensor.yield {c} : {ELEM[x.dtype]}")
-    fe.lines.append(f"{fe.ind * 2}}} : {tensor_type(x.type)} to {tensor_type(ty)}{fe.loc(n)}")
-    return name, ty
+    return fe.padded(fe.fresh("padded"), fe.tensor(x_id), x.type, ty, lo, hi, fill, n), ty
 
 
 def conv(fe, n: Node) -> str:
@@ -307,13 +299,7 @@ def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
         return fe.reshape(spread, tiles_t, n.type, n, name)
     flat = fe.reshape(spread, tiles_t, cov_t, n)
     hi = [0] + [d - c for d, c in zip(x.shape[1:-1], covered)] + [0]
-    idx = ", ".join(f"{fe.fresh('i')}: index" for _ in hi)
-    fe.lines.append(f"{fe.ind * 2}{name} = tensor.pad {flat} low[{', '.join(['0'] * len(hi))}] "
-                    f"high[{', '.join(map(str, hi))}] {{")
-    fe.lines.append(f"{fe.ind * 2}^bb0({idx}):")
-    fe.lines.append(f"{fe.ind * 3}tensor.yield {fe.top_const(0, n.dtype)} : {el}")
-    fe.lines.append(f"{fe.ind * 2}}} : {tensor_type(cov_t)} to {tensor_type(n.type)}{fe.loc(n)}")
-    return name
+    return fe.padded(name, flat, cov_t, n.type, [0] * len(hi), hi, 0, n)
 
 
 def select_scatter(fe, n: Node) -> str:
