@@ -11,6 +11,8 @@
     tma.py       which matmul operands Hopper's TMA tensor descriptors can read
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
     runtime.py   buffers, memory plan, launches, torch fallback
+    loops.py     which scans run as a host loop over their body's kernels (the rest unroll)
+    scan_runner.py  that loop at run time: step slices, stacked outputs in place, carries
     graphs.py    CUDA graphs over static buffers: pinned uploads, donated state, device sums
     aot.py       ttir / ttgir / llir / ptx / cubin for a target, with an on-disk cache
     cache.py     the cache directory and atomic writes
@@ -130,24 +132,43 @@ class Backend(_Protocol):
         hit, source = self._generated.get(key, (None, None))
         if hit is None or source is not graph:
             from .codegen import generate
-            from ...passes.unroll import unroll
+            from .loops import loops_or_unrolls
             from .plan import plan_graph
-            # plan.graph: scans unrolled (no loop rule yet), fused primitives expanded
-            plan = plan_graph(unroll(graph)[0], self.fallback_ops, self.host_rng)
+            # plan.graph: short scans unrolled, long ones time-major `loop` groups whose bodies
+            # are generated on their own (loops.py), fused primitives expanded
+            plan = plan_graph(loops_or_unrolls(graph), self.fallback_ops, self.host_rng)
             text, kernels = generate(plan, precision=self.precision)
             hit = (plan, text, kernels)
             self._generated[key] = (hit, graph)
         return hit
 
-    def compile(self, graph, donate=()):
-        # donate: captured CUDA graphs update that state in place (graphs.py)
+    def units(self, graph) -> list[tuple]:
+        """(graph, plan, module source, kernel sources) of a graph, then of every looped scan
+        body in it (bodies of bodies included): each is its own module of kernels."""
+        plan, text, kernels = self.generated(graph)
+        out = [(graph, plan, text, kernels)]
+        for body in loop_bodies(plan).values():
+            out.extend(self.units(body))
+        return out
+
+    def kernel_count(self, graph) -> int:
+        """Kernels generated for a graph, its scan bodies' included: the same at any scan length."""
+        return sum(len(kernels) for _, _, _, kernels in self.units(graph))
+
+    def _compiled(self, graph, donate=(), cuda_api=None):
         from .runtime import CompiledGraph
         plan, text, kernels = self.generated(graph)
+        bodies = {sid: self._compiled(body) for sid, body in loop_bodies(plan).items()}
+        return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune,
+                             donate=donate, cuda_api=cuda_api, bodies=bodies)
+
+    def compile(self, graph, donate=()):
+        # donate: captured CUDA graphs update that state in place (graphs.py); a scan body runs
+        # inside its caller's graph, so only the outermost graph captures
         if self.autotune and (self.device != "cuda" or self.interpret):
             raise NNCError("--autotune times kernels on a GPU and there is none here (or TRITON_INTERPRET=1); "
                            "without one the shape table in tuning.py chooses every config")
-        return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune,
-                             donate=donate, cuda_api=self.cuda_api)
+        return self._compiled(graph, donate, self.cuda_api)
 
     def emit(self, graph) -> str:
         return self.generated(graph)[1]
@@ -161,12 +182,12 @@ class Backend(_Protocol):
             arch = parse_target(target)[1]
             parts = []
             for k in _kinds(model):
-                _, _, kernels = self.generated(model.graph(k))
-                parts.append(self.plan(model.graph(k)).describe() + "\n"
-                             + "\n".join(launch_lines(kernels, _batch_sizes(model), arch)))
+                for _, plan, _, kernels in self.units(model.graph(k)):
+                    parts.append(plan.describe() + "\n"
+                                 + "\n".join(launch_lines(kernels, _batch_sizes(model), arch)))
             return "\n\n".join(parts + self.summary_lines(model))
         if stage == "triton":
-            return "\n\n".join(self.generated(model.graph(k))[1] for k in _kinds(model))
+            return "\n\n".join(u[2] for k in _kinds(model) for u in self.units(model.graph(k)))
         if stage not in STAGES:
             raise NNCError(f"unknown stage {stage}")
         from .aot import compile_kernels, cubin_archive, parse_target, stage_text
@@ -174,13 +195,13 @@ class Backend(_Protocol):
         t = parse_target(target)
         compiled = []
         for kind in _kinds(model):
-            g = model.graph(kind)
-            plan, text, kernels = self.generated(g)
-            if not kernels:
-                continue
-            path = write_module(g.name, text)
-            res = compile_kernels(path, kernels, t)
-            compiled.extend((kind, ks.name, res[ks.name]) for ks in kernels)
+            for g, plan, text, kernels in self.units(model.graph(kind)):
+                if not kernels:
+                    continue
+                path = write_module(g.name, text)
+                res = compile_kernels(path, kernels, t)
+                label = kind if g is model.graph(kind) else f"{kind}/{g.name}"   # a scan body's module
+                compiled.extend((label, ks.name, res[ks.name]) for ks in kernels)
         if stage == "cubin":
             return cubin_archive(compiled, t)
         return stage_text(compiled, stage, t)
@@ -192,8 +213,16 @@ class Backend(_Protocol):
             fb = sum(1 for k in plan.kernels if k.kind == "fallback")
             what = "training step" if kind == "train_step" else "forward pass"
             extra = f" ({fb} fallback: torch)" if fb else ""
+            loops = [f"{len(self.generated(body)[2])} x {plan.graph[sid].attr['length']} steps"
+                     for sid, body in loop_bodies(plan).items()]
+            extra += f" (+ scan bodies: {', '.join(loops)})" if loops else ""
             lines.append(f"  kernels per {what}: {plan.launches()}{extra}")
         return lines
+
+
+def loop_bodies(plan) -> dict:
+    """scan node id -> body graph, for each scan the plan runs as a host loop."""
+    return {k.nodes[0]: plan.graph[k.nodes[0]].attr["body"] for k in plan.kernels if k.kind == "loop"}
 
 
 __all__ = ["Backend", "STAGES"]

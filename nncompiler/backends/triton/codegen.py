@@ -50,7 +50,8 @@ class ModuleGen:
         self.symbols = sorted({s for n in self.graph.nodes for s in symbols(n.shape)})
         self._nums: dict[int, str] = {}
         self.t = templates()
-        self.kernels: list[KernelSource] = [self.kernel(k) for k in plan.kernels if k.kind != "fallback"]
+        self.kernels: list[KernelSource] = [self.kernel(k) for k in plan.kernels
+                                            if k.kind not in ("fallback", "loop")]
 
     # -- naming ------------------------------------------------------------------------
     def num(self, nid: int) -> str:

@@ -1,5 +1,5 @@
 """Fusion plan, step 1: classify every node (arg, constbuf, inline, move, compute), decide which
-values must be buffers (matmul and fallback operands, graph outputs), and say which buffers
+values must be buffers (matmul, fallback and looped scan operands, graph outputs), and say which buffers
 a node reads through the movement and inline nodes between them (`sources`, `node_reads`).
 
 A mixin of `plan.Plan`: it reads `graph`, `cls`, `fallback_ops`, `host_rng`, `copies`,
@@ -70,11 +70,27 @@ class Classify:
             v = self.view_of(operand)
         self.operand_views[(nid, pos)] = v
 
+    def _loop_operand(self, nid: int, pos: int, operand: int):
+        """A looped scan's operand must be a dense buffer: the runtime addresses step t of a
+        sequence as one contiguous block (loops.py)."""
+        v = self.view_of(operand)
+        if v is None or not v.contiguous:
+            if self.cls[operand] == "inline":
+                self.inline_stored.add(operand)
+            else:
+                self.copies.add(operand)
+                self.cls[operand] = "compute"
+            v = self.view_of(operand)
+        self.operand_views[(nid, pos)] = v
+
     def _need_buffers(self):
         for n in self.graph.nodes:
             if self.cls[n.id] == "compute" and (n.op == "matmul" or self.is_fallback(n.id)):
                 for pos, i in enumerate(n.inputs):
                     self._buffer_operand(n.id, pos, i)
+            elif n.op == "scan":
+                for pos, i in enumerate(n.inputs):
+                    self._loop_operand(n.id, pos, i)
         for o in self.output_ids:
             c = self.cls[o]
             if c == "inline":
@@ -111,7 +127,7 @@ class Classify:
         if memo is not None:
             return memo
         n = self.graph[nid]
-        if n.op == "matmul" or self.is_fallback(nid):
+        if n.op in ("matmul", "scan") or self.is_fallback(nid):
             out = frozenset(self.operand_views[(nid, p)].base for p in range(len(n.inputs)))
         elif any(nid in grp.colsums for grp in self.groups.values() if grp.kind == "matmul"):
             out = frozenset()

@@ -54,6 +54,8 @@ class Describe:
                 ops.append(op)
         if grp.kind == "fallback":
             return f"torch_{g[grp.nodes[0]].op}_{grp.index}"
+        if grp.kind == "loop":
+            return f"loop_scan_{grp.index}"
         if grp.kind == "matmul":
             epi = [o for o in ops if o not in ("matmul", "sum")]
             parts = epi[:4] + (["colsum"] if grp.colsums else [])
@@ -121,6 +123,10 @@ class Describe:
         g = self.graph
         if k.kind == "fallback":
             return k.note or "fallback: torch"
+        if k.kind == "loop":
+            a = g[k.nodes[0]].attr
+            way = ", reverse" if a.get("reverse") else ""
+            return f"scan over {a['length']} steps{way}: graph {a['body'].name}'s kernels once per step, a host loop"
         if k.kind == "matmul":
             mm = next(n for n in k.nodes if g[n].op == "matmul")
             a, b = (g[i].shape for i in g[mm].inputs)

@@ -25,7 +25,11 @@ class Fuse:
     def _build_groups(self):
         for n in self.graph.nodes:
             owned = self.cls[n.id] == "compute" or n.id in self.inline_stored
-            if not owned:
+            if not owned or n.id in self.owner:     # a scan_out: owned by its scan's loop group
+                continue
+            if n.op == "scan":      # a host loop over the body's own kernels (runtime: scan_runner.py)
+                users = [u for u in self.users[n.id] if self.graph[u].op == "scan_out"]
+                self._new_group("loop", [n.id] + users)
                 continue
             if self.is_fallback(n.id):
                 kind = "fallback"
@@ -119,6 +123,8 @@ class Fuse:
         """(ok, category, reason, space) for merging producer group p into consumer group c."""
         if "fallback" in (p.kind, c.kind):
             return False, "legal", "torch fallback ops run alone", None
+        if "loop" in (p.kind, c.kind):
+            return False, "legal", "a scan runs its body's own kernels once per step", None
         if c.kind == "matmul":
             mm = next(n for n in c.nodes if self.graph[n].op == "matmul")
             bases = {self.operand_views[(mm, k)].base for k in (0, 1)}
@@ -265,7 +271,7 @@ class Fuse:
         riders = [x for x in self.groups.values()
                   if x.kind == "pointwise" and not dependents[x.id] and not self.deps(x)
                   and all(static_numel(self.graph[n].shape) == 1 for n in x.nodes)]
-        hosts = [x for x in self.groups.values() if x.kind != "fallback" and x not in riders]
+        hosts = [x for x in self.groups.values() if x.kind not in ("fallback", "loop") and x not in riders]
         if not riders or not hosts:
             return
         host = max(hosts, key=lambda x: self.order[x.nodes[-1]])

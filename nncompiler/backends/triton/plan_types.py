@@ -38,7 +38,7 @@ class Space:
 @dataclass
 class Group:
     id: int
-    kind: str                    # pointwise | reduction | matmul | fallback | combo
+    kind: str                    # pointwise | reduction | matmul | fallback | combo | loop (a scan)
     nodes: list                  # owned nodes, graph order
     anchor: tuple | None = None  # preferred anchor shape (pointwise)
     space: Space | None = None

@@ -124,10 +124,11 @@ class CompiledGraph:
     """A graph compiled to Triton kernels; call with a dict of argument name -> array."""
 
     def __init__(self, graph: Graph, plan, kernels, source: str, device: str, interpret: bool,
-                 autotune: bool = False, donate=(), cuda_api=None):
+                 autotune: bool = False, donate=(), cuda_api=None, bodies=None):
         # donate: state arguments the step returns a `new.` value for; the runtime owns them,
         # so captured graphs update them in place (graphs.py). cuda_api: a stand-in for the
         # torch.cuda calls of graph capture (tests); given, graphs are used on any device.
+        # bodies: scan node id -> its body's CompiledGraph, for the plan's `loop` groups.
         import torch
         self.graph = graph
         self.plan = plan
@@ -138,6 +139,7 @@ class CompiledGraph:
         self.arg_names = tuple(a.attr["name"] for a in graph.args)
         self._arg_nodes = {a.attr["name"]: a for a in graph.args}
         self.launches = 0
+        self.bodies = dict(bodies or {})
         module = load_module(graph.name, source) if kernels else None
         self._fns = {k.index: getattr(module, k.name) for k in kernels}
         self.consts = {}
@@ -184,7 +186,7 @@ class CompiledGraph:
             return (g[n].dtype, canon_dim(numel(g[n].shape)))
 
         for k in plan.kernels:
-            if k.kind != "fallback":
+            if k.kind not in ("fallback", "loop"):     # those allocate their own results
                 for n in k.stores:
                     if n in fresh:
                         continue
@@ -305,8 +307,11 @@ class CompiledGraph:
                 self._prepared.clear()
             self._prepared[key] = prepared
         for i, (k, shapes, launch) in enumerate(prepared):
-            if k.kind == "fallback":
-                self._fallback(k, bufs, sizes)
+            if k.kind in ("fallback", "loop"):
+                if k.kind == "loop":
+                    self._loop(k, bufs, sizes)
+                else:
+                    self._fallback(k, bufs, sizes)
                 for n in k.nodes:       # a torch op allocates its own result: move it into place
                     if n in into:
                         into[n].copy_(bufs[n])
@@ -418,6 +423,17 @@ class CompiledGraph:
             if t < best_t:
                 best, best_t = cfg, t
         return best or choose(ks, sizes, False)
+
+    def _loop(self, k, bufs, sizes):
+        """A scan: its body's kernels once per step (scan_runner.py); its scan_outs are the results."""
+        from .scan_runner import run_scan
+        g = self.graph
+        scan = g[k.nodes[0]]
+        operands = [self._view(self.plan.operand_views[(scan.id, p)], bufs, sizes) for p in range(len(scan.inputs))]
+        results, launches = run_scan(self.bodies[scan.id], scan.attr, operands, self.device)
+        for n in k.nodes[1:]:
+            bufs[n] = results[g[n].attr["index"]]
+        self.launches += launches
 
     def _fallback(self, k, bufs, sizes):
         """Run one op through torch on the device, reading its operands through torch views."""

@@ -1,0 +1,243 @@
+"""`scan` on the Triton backend as a host loop over its body's kernels (backends/triton/loops.py,
+scan_runner.py) instead of unrolled: the same numbers as the numpy backend (its loop is the
+reference, itself checked against torch in tests/library/test_recurrent_layers.py), a kernel
+count that does not grow with T, and -- through the CUDA-graph stand-in of test_triton_graphs
+-- every step's launches inside the captured step, with only the batch uploaded.
+
+Shapes are small: the interpreter runs each launch in milliseconds, and a looped scan of T
+steps launches its body's kernels T times."""
+import os
+
+import numpy as np
+import pytest
+
+import nncompiler as nnc
+from nncompiler.autodiff import grad
+from nncompiler.backends import get_backend
+from nncompiler.backends.numpy import compile_graph
+from nncompiler.backends.triton import aot, loop_bodies
+from nncompiler.backends.triton.cache import write_module
+from nncompiler.backends.triton.loops import LOOP_MIN_LENGTH
+from nncompiler.ir import Builder
+from nncompiler.ir.shapes import TensorType
+
+try:
+    from tests.backends.triton.test_triton_graphs import FakeCuda
+except ImportError:  # tests/ itself is on sys.path
+    from backends.triton.test_triton_graphs import FakeCuda
+
+RTOL, ATOL = 1e-4, 1e-5
+T = LOOP_MIN_LENGTH          # the shortest scan that loops
+
+
+def _source(layer, steps=T, return_sequences=False, go_backwards=False, batch=3, features=2, units=4,
+            optimizer="sgd()"):
+    rs, gb = ("true" if return_sequences else "false"), ("true" if go_backwards else "false")
+    out = f"[{batch}, {steps}, {units}]" if return_sequences else f"[{batch}, {units}]"
+    return f"""
+model M {{
+    input  x: f32[{batch}, {steps}, {features}]
+    target r: f32{out}
+    param  dx: f32[{batch}, {steps}, {features}] = 0.0
+    h = {layer}(x + dx, {units}, return_sequences={rs}, go_backwards={gb})
+    output h
+    loss sum(h * r)
+    optimizer {optimizer}
+}}"""
+
+
+def _models(tmp_path, source, name="m"):
+    path = os.path.join(tmp_path, f"{name}.nn")
+    with open(path, "w") as f:
+        f.write(source)
+    return nnc.compile(path, backend="triton"), nnc.compile(path)
+
+
+def _batch(mn, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(tuple(t.shape)).astype(np.float32)
+            for k, t in {**mn.lowered.inputs, **mn.lowered.targets}.items()}
+
+
+def _loops(backend, graph) -> int:
+    return sum(1 for k in backend.plan(graph).kernels if k.kind == "loop")
+
+
+def _check_model(mt, mn, batch):
+    assert _loops(mt.backend, mt.graph("predict")) == 1        # looped, not unrolled
+    assert _loops(mt.backend, mt.graph("gradients")) == 2      # the forward scan and its reverse
+    np.testing.assert_allclose(mt.forward(x=batch["x"]), mn.forward(x=batch["x"]), rtol=RTOL, atol=ATOL)
+    (lt, gt), (ln, gn) = mt.loss_and_grads(**batch), mn.loss_and_grads(**batch)
+    np.testing.assert_allclose(lt, ln, rtol=RTOL)
+    assert set(gn) == {"dx", "h.kernel", "h.recurrent_kernel", "h.bias"}
+    for k in gn:
+        assert np.abs(gn[k]).max() > 0, k                    # a real gradient, compared below
+        np.testing.assert_allclose(gt[k], gn[k], rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+@pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("flags", [(False, False), (True, True)], ids=["last", "sequences_backwards"])
+def test_layer_forward_and_gradients_match_numpy(tmp_path, layer, flags):
+    mt, mn = _models(tmp_path, _source(layer, return_sequences=flags[0], go_backwards=flags[1]))
+    _check_model(mt, mn, _batch(mn))
+
+
+@pytest.mark.parametrize("flags", [(True, False), (False, True)], ids=["sequences", "backwards"])
+def test_lstm_other_flags_match_numpy(tmp_path, flags):
+    mt, mn = _models(tmp_path, _source("lstm", return_sequences=flags[0], go_backwards=flags[1]))
+    _check_model(mt, mn, _batch(mn, seed=1))
+
+
+BIDIRECTIONAL = f"""
+model Bi {{
+    input  x: f32[3, {T}, 2]
+    target r: f32[3, 8]
+    fw = gru(x, 4)
+    bw = gru(x, 4, go_backwards=true)
+    h  = concat([fw, bw], axis=1)
+    output h
+    loss sum(h * r)
+    optimizer sgd()
+}}"""
+
+
+def test_bidirectional_pair_matches_numpy(tmp_path):
+    """The language has no Bidirectional wrapper: a forward and a go_backwards layer over the
+    same input, concatenated (what ONNX's bidirectional GRU imports to): two loops forward,
+    two reverse scans backward, and the gradient of x flowing from both."""
+    mt, mn = _models(tmp_path, BIDIRECTIONAL, "bi")
+    batch = _batch(mn, seed=2)
+    assert _loops(mt.backend, mt.graph("gradients")) == 4
+    np.testing.assert_allclose(mt.forward(x=batch["x"]), mn.forward(x=batch["x"]), rtol=RTOL, atol=ATOL)
+    (lt, gt), (ln, gn) = mt.loss_and_grads(**batch), mn.loss_and_grads(**batch)
+    np.testing.assert_allclose(lt, ln, rtol=RTOL)
+    for k in gn:
+        np.testing.assert_allclose(gt[k], gn[k], rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+@pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
+def test_kernel_count_and_module_do_not_grow_with_T(tmp_path, layer):
+    counts, texts = {}, {}
+    for steps in (20, 60):
+        mt, _ = _models(tmp_path, _source(layer, steps=steps, optimizer="adam(lr=0.01)"), f"{layer}{steps}")
+        g = mt.graph("train_step")
+        assert _loops(mt.backend, g) == 2
+        counts[steps] = mt.backend.kernel_count(g)
+        texts[steps] = sum(len(u[2]) for u in mt.backend.units(g))
+    assert counts[20] == counts[60], counts
+    assert abs(texts[60] - texts[20]) < 200, texts     # the same kernels; only sizes in comments differ
+    # unrolled, the same layer at 7 steps already needs more kernels than the loop at 60
+    mt, _ = _models(tmp_path, _source(layer, steps=LOOP_MIN_LENGTH - 1, optimizer="adam(lr=0.01)"), f"{layer}u")
+    g = mt.graph("train_step")
+    assert _loops(mt.backend, g) == 0
+    assert mt.backend.kernel_count(g) > counts[60]
+
+
+def _launches_per_step(backend, graph) -> int:
+    """What one call of the graph launches: its own kernels once, each loop body's T times."""
+    plan = backend.plan(graph)
+    bodies = loop_bodies(plan)
+    own = sum(1 for k in plan.kernels if k.kind != "loop")
+    return own + sum(plan.graph[sid].attr["length"] * _launches_per_step(backend, body)
+                     for sid, body in bodies.items())
+
+
+def test_captured_step_holds_every_step_of_the_loop_and_uploads_only_the_batch(tmp_path):
+    mt, mn = _models(tmp_path, _source("lstm", optimizer="adam(lr=0.01)"))
+    mt.backend.cuda_api = api = FakeCuda()          # before anything is compiled
+    batches = [_batch(mn, seed=s) for s in range(5)]
+    for b in batches[:2]:                            # the first call compiles, the second captures
+        mt.step_on_device(**b)
+    assert api.captures == 2
+    cg = mt.compiled("train_step")
+    per_step = _launches_per_step(mt.backend, mt.graph("train_step"))
+    bodies = [mt.backend.kernel_count(body) for body in loop_bodies(mt.backend.plan(mt.graph("train_step"))).values()]
+    assert sorted(bodies) == [2, 4]                  # the forward step: matmul + gates; backward: 4
+    assert per_step == (mt.backend.plan(mt.graph("train_step")).launches() - 2) + T * sum(bodies)
+    before = (api.uploads, api.copies, api.syncs, api.replays, cg.launches)
+    for b in batches[2:]:
+        mt.step_on_device(**b)
+    steps = len(batches) - 2
+    assert api.replays - before[3] == steps
+    # a replay runs what was captured: every step of both loops, T launches per body kernel
+    assert cg.launches - before[4] == steps * per_step
+    assert api.uploads - before[0] == 2 * steps       # x and r, nothing per scan step
+    assert api.copies - before[1] == 0 and api.syncs - before[2] == 0
+    for b in batches:
+        mn.step(**b)
+    for k, v in mn.params.items():
+        np.testing.assert_allclose(mt.params[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def _nested(inner_steps: int, outer_steps: int = T):
+    """h threads through an outer scan over [B, To, Ti, F]; each outer step runs an inner scan
+    over its [B, Ti, F] slice, carrying c from h; both stack their per-step states."""
+    f = TensorType("f32", ("B", 3))
+    ib = Builder("inner")
+    c, x = ib.argument("c", "carry", f), ib.argument("x", "input", f)
+    c2 = ib.tanh(ib.add(ib.mul(c, ib.scalar(0.5)), x))
+    inner = ib.build([("c", c2), ("y", ib.mul(c2, c2))])
+    ob = Builder("outer")
+    h = ob.argument("h", "carry", f)
+    xs = ob.argument("xs", "input", TensorType("f32", ("B", inner_steps, 3)))
+    w = ob.argument("w", "param", TensorType("f32", (3, 3)))
+    cf, ys = ob.loop(inner, [ob.matmul(h, w)], [xs], axis=1)
+    outer = ob.build([("h", ob.add(cf, h)), ("ys", ys)])
+    b = Builder("nested")
+    x = b.argument("x", "input", TensorType("f32", ("B", outer_steps, inner_steps, 3)))
+    w = b.argument("w", "param", TensorType("f32", (3, 3)))
+    h0 = b.argument("h0", "input", f)
+    hT, ys = b.loop(outer, [h0], [x], [w], axis=1, reverse=True)
+    loss = b.sum(b.mul(b.add(ys, b.scalar(1.0)), b.tanh(x)), axes=(0, 1, 2, 3))
+    return grad(b.build({"loss": b.add(loss, b.sum(hT, axes=(0, 1))), "hT": hT, "ys": ys}),
+                wrt=["x", "w", "h0"])
+
+
+@pytest.mark.parametrize("inner_steps", [T, 3], ids=["loop_of_loops", "inner_unrolled"])
+def test_nested_scan_matches_numpy(inner_steps):
+    be = get_backend("triton")
+    g = _nested(inner_steps)
+    plan = be.plan(g)
+    bodies = loop_bodies(plan)
+    assert len(bodies) == 2                          # the outer scan and its reverse (VJP)
+    # the inner scan in the forward body; in the VJP body, its forward again and its reverse
+    inner_loops = sum(_loops(be, body) for body in bodies.values())
+    assert inner_loops == (3 if inner_steps >= LOOP_MIN_LENGTH else 0)   # short inner scans unroll
+    rng = np.random.default_rng(4)
+    args = {"x": rng.standard_normal((2, T, inner_steps, 3)).astype(np.float32),
+            "w": (0.5 * rng.standard_normal((3, 3))).astype(np.float32),
+            "h0": rng.standard_normal((2, 3)).astype(np.float32)}
+    ours = {k: be.to_numpy(v) for k, v in be.compile(g)(args).items()}
+    ref = compile_graph(g)(args)
+    assert set(ours) == set(ref) >= {"grad.x", "grad.w", "grad.h0"}
+    for k, want in ref.items():
+        np.testing.assert_allclose(ours[k], np.asarray(want), rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+def test_short_scans_stay_unrolled(tmp_path):
+    for steps, loops in ((LOOP_MIN_LENGTH - 1, 0), (LOOP_MIN_LENGTH, 2)):
+        mt, _ = _models(tmp_path, _source("gru", steps=steps), f"g{steps}")
+        assert _loops(mt.backend, mt.graph("train_step")) == loops
+
+
+def test_emit_kernels_shows_the_loop_and_its_body(tmp_path):
+    from nncompiler.report import emit
+    mt, _ = _models(tmp_path, _source("lstm"))
+    text = emit(mt, "kernels")
+    assert f"loop_scan_" in text and f"scan over {T} steps: graph h.step's kernels once per step" in text
+    assert "scan over 8 steps, reverse: graph h.step_vjp's kernels" in text
+    assert "graph h.step: 2 kernels" in text and "graph h.step_vjp: 4 kernels" in text
+    assert f"kernels per training step: " in text and f"(+ scan bodies: 2 x {T} steps, 4 x {T} steps)" in text
+
+
+def test_body_kernels_compile_to_ptx_for_sm_90(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path / "cache"))
+    mt, _ = _models(tmp_path, _source("lstm"))
+    units = mt.backend.units(mt.graph("gradients"))[1:]        # the two bodies' modules
+    assert [u[0].name for u in units] == ["h.step", "h.step_vjp"]
+    items = [(write_module(g.name, text), kernels) for g, _, text, kernels in units]
+    res = aot.compile_all(items, aot.parse_target("sm_90"))
+    for (_, kernels), r in zip(items, res):
+        assert kernels
+        for ks in kernels:
+            assert ".target sm_90" in r[ks.name]["ptx"] and f".entry {ks.name}(" in r[ks.name]["ptx"]
