@@ -2,10 +2,10 @@
 
 `unroll` replaces a `scan` by `length` copies of its body: step t reads slice t of each
 sequence (a `slice` and a `reshape` that drops the axis), the carries thread through, and
-each per-step output is stacked with one `concat`. Backends without a loop rule (Triton:
-`HAS_SCAN` below) compile the unrolled graph; the MLIR backend unrolls short scans
-(backends/mlir/loops.py) and recurrent layers short sequences, where one straight-line graph
-is faster than a loop.
+each per-step output is stacked with one `concat`. Backends without a loop rule (`HAS_SCAN`
+below) compile the unrolled graph; the MLIR and Triton backends unroll short scans
+(backends/mlir/loops.py, backends/triton/loops.py), where one straight-line graph is faster
+than a loop.
 
 `optimize_bodies` runs the pass pipeline on every scan's body (the pipeline's `bodies` pass),
 so a loop is optimised like straight-line code.
@@ -25,7 +25,7 @@ from .records import PassRecord
 UNROLL_MAX_LENGTH = 1
 
 # Which backends run a scan as a loop; the others see it unrolled (backends call `unroll`).
-HAS_SCAN = {"numpy": True, "triton": False, "mlir": True}
+HAS_SCAN = {"numpy": True, "triton": True, "mlir": True}
 
 
 def inline_step(b: Builder, body: Graph, inputs) -> list[int]:

@@ -184,8 +184,10 @@ STRUCTURAL = {
     "pad": "addressing with a mask (address.MOVE_RULES)",
     "concat": "addressing with a select per part (address.MOVE_RULES)",
     "gather": "addressing through the loaded indices (address.MOVE_RULES)",
-    "scan": "unrolled before planning (passes/unroll.py: HAS_SCAN['triton'] is False)",
-    "scan_out": "unrolled before planning (passes/unroll.py: HAS_SCAN['triton'] is False)",
+    "scan": ("a host loop over the body's own kernels, once per step, captured whole in the step's CUDA "
+             "graph (loops.py, scan_runner.py); unrolled below loops.LOOP_MIN_LENGTH steps or when the "
+             "body draws random numbers"),
+    "scan_out": "the scan's loop group stores it: a final carry, or a [T, ...] buffer written a step at a time",
 }
 
 # primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)

@@ -16,7 +16,7 @@ from nncompiler.errors import NNCError
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples")
 NAMES = ["iris", "linefit", "digits", "multilabel", "basics", "softmax", "tensors"]
-MORE = ["digits_cnn", "residual", "sine_rnn"]      # 200 more kernels
+MORE = ["digits_cnn", "residual", "sine_rnn"]      # about 100 more kernels
 
 
 def _items(names):
@@ -25,10 +25,9 @@ def _items(names):
         m = nnc.compile(os.path.join(EXAMPLES, f"{name}.nn"), backend="triton")
         kinds = ("predict", "train_step") if m.lowered.kind == "model" else ("predict",)
         for kind in kinds:
-            g = m.graph(kind)
-            _, text, kernels = m.backend.generated(g)
-            if kernels:
-                items.append((f"{name}/{kind}", write_module(g.name, text), kernels))
+            for g, _, text, kernels in m.backend.units(m.graph(kind)):   # scan bodies' modules too
+                if kernels:
+                    items.append((f"{name}/{kind}/{g.name}", write_module(g.name, text), kernels))
     return items
 
 
