@@ -29,6 +29,14 @@ def _storage(t) -> int:
     return t.untyped_storage().data_ptr()
 
 
+def _based(t, descriptors: bool):
+    """A step's slice as a kernel argument: a TMA descriptor (tma.py) needs a 16-byte-aligned
+    base, which every buffer the runtime allocates has but slot t of a [T, ...] buffer only
+    has when a step's block is a multiple of 16 bytes; such a slice is copied (a GPU compiling
+    TMA matmuls only). Pointer loads take any base: Triton specialises on alignment itself."""
+    return t if not descriptors or t.data_ptr() % 16 == 0 else t.clone()
+
+
 def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
     """(results: final carries then stacked outputs, kernel launches made) of one scan.
     `body` is the body's CompiledGraph; `operands` are dense tensors, sequences [T, ...]."""
@@ -50,8 +58,8 @@ def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
     before = body.launches
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         args = dict(fixed)
-        args.update(zip(names[:nc], carries))
-        args.update(zip(names[nc:nc + ns], (s[t] for s in seqs)))
+        args.update(zip(names[:nc], (_based(c, body._descriptors) for c in carries)))
+        args.update(zip(names[nc:nc + ns], (_based(s[t], body._descriptors) for s in seqs)))
         into: dict = {}
         for buf, (_, i) in zip(stacked, stacked_outs):
             into.setdefault(i, buf[t])
