@@ -8,7 +8,9 @@
                 memcpy/memset counted apart)
   3. CNN step   the same for examples/digits_cnn.nn (conv 3x3x16 + relu, maxpool 2, dense 10)
                 at batch 256, against the same network in torch
-  4. bandwidth  a fused elementwise chain y = swish(leaky_relu(x*a + b)) over 16M floats (one
+  4. rnn        an LSTM training step at T = 20 and 60 with its scans as loops (the default)
+                and unrolled, against torch eager's cuDNN LSTM (bench/gpu_rnn.py)
+  5. bandwidth  a fused elementwise chain y = swish(leaky_relu(x*a + b)) over 16M floats (one
                 kernel for nnc): achieved GB/s against device-to-device copy bandwidth
 
 Fair by construction: every row runs on the same GPU in the same process at the same
@@ -71,7 +73,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--iters", type=int, default=50, help="timed steps per row")
     ap.add_argument("--epochs", type=int, default=None, help="cap the examples' epochs (default: theirs, max 30)")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: examples,mlp,cnn,bandwidth")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: examples,mlp,cnn,rnn,bandwidth")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
                     help="the same on both sides: fp32 is IEEE float32 matmuls (torch's default)")
     ap.add_argument("--modes", default=",".join(COMPILE_MODES),
@@ -434,6 +436,9 @@ def main(argv=None):
             cnn_src = f.read()
         step_rows(a, out, "cnn", "CNN (digits_cnn.nn: conv3x3x16, maxpool2, dense10) Adam training step",
                   cnn_src, TorchCNN.make, 3e-3)
+    if "rnn" not in skip:
+        from bench.gpu_rnn import section_rnn
+        section_rnn(sys.modules[__name__], a, out)
     if "bandwidth" not in skip:
         section_bandwidth(a, out)
     if a.json:

@@ -45,6 +45,10 @@ def test_dry_run_checks_parity_and_writes_the_benchmark(dry_run):
     assert all(r["median_ms"] > 0 for r in bench["mlp"]), bench["mlp"]
     assert bench["precision"] == "fp32"
     assert bench["bandwidth"]["rows"][0]["plan_kernels"] == 1
+    loop, unrolled = (next(r for r in bench["rnn"] if r["impl"].startswith(f"nnc triton, scans {w}"))
+                      for w in ("as loops", "unrolled"))
+    assert loop["median_ms"] > 0 and unrolled["median_ms"] > 0
+    assert loop["plan_kernels"] < unrolled["plan_kernels"]      # bodies generated once, not per step
     summary = (out / "summary.md").read_text()
     assert "| iris | ok |" in summary and "Adam training step" in summary
 
