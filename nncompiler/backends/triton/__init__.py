@@ -155,12 +155,12 @@ class Backend(_Protocol):
         """Kernels generated for a graph, its scan bodies' included: the same at any scan length."""
         return sum(len(kernels) for _, _, _, kernels in self.units(graph))
 
-    def _compiled(self, graph, donate=(), cuda_api=None):
+    def _compiled(self, graph, donate=(), cuda_api=None, captures=True):
         from .runtime import CompiledGraph
         plan, text, kernels = self.generated(graph)
-        bodies = {sid: self._compiled(body) for sid, body in loop_bodies(plan).items()}
+        bodies = {sid: self._compiled(body, captures=False) for sid, body in loop_bodies(plan).items()}
         return CompiledGraph(plan.graph, plan, kernels, text, self.device, self.interpret, autotune=self.autotune,
-                             donate=donate, cuda_api=cuda_api, bodies=bodies)
+                             donate=donate, cuda_api=cuda_api, bodies=bodies, captures=captures)
 
     def compile(self, graph, donate=()):
         # donate: captured CUDA graphs update that state in place (graphs.py); a scan body runs

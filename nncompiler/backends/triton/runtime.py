@@ -124,11 +124,12 @@ class CompiledGraph:
     """A graph compiled to Triton kernels; call with a dict of argument name -> array."""
 
     def __init__(self, graph: Graph, plan, kernels, source: str, device: str, interpret: bool,
-                 autotune: bool = False, donate=(), cuda_api=None, bodies=None):
+                 autotune: bool = False, donate=(), cuda_api=None, bodies=None, captures: bool = True):
         # donate: state arguments the step returns a `new.` value for; the runtime owns them,
         # so captured graphs update them in place (graphs.py). cuda_api: a stand-in for the
         # torch.cuda calls of graph capture (tests); given, graphs are used on any device.
-        # bodies: scan node id -> its body's CompiledGraph, for the plan's `loop` groups.
+        # bodies: scan node id -> its body's CompiledGraph, for the plan's `loop` groups;
+        # captures=False for such a body: it runs inside its caller's captured graph.
         import torch
         self.graph = graph
         self.plan = plan
@@ -163,8 +164,8 @@ class CompiledGraph:
         # kernels that may read operands through TMA descriptors need Triton's scratch allocator
         self._descriptors = not interpret and any(any(k.info.get("tma", ())) for k in kernels)
         self._graphs = None
-        if cuda_api is not None or (device == "cuda" and not interpret
-                                    and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0"):
+        if captures and (cuda_api is not None or (device == "cuda" and not interpret
+                                                  and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0")):
             self._graphs = StepGraphs(self, donate, cuda_api)
 
     # -- memory plan ----------------------------------------------------------------------

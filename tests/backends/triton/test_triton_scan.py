@@ -150,6 +150,7 @@ def test_captured_step_holds_every_step_of_the_loop_and_uploads_only_the_batch(t
         mt.step_on_device(**b)
     assert api.captures == 2
     cg = mt.compiled("train_step")
+    assert cg.bodies and all(b._graphs is None for b in cg.bodies.values())   # captured by the step only
     per_step = _launches_per_step(mt.backend, mt.graph("train_step"))
     bodies = [mt.backend.kernel_count(body) for body in loop_bodies(mt.backend.plan(mt.graph("train_step"))).values()]
     assert sorted(bodies) == [2, 4]                  # the forward step: matmul + gates; backward: 4
