@@ -269,10 +269,11 @@ class CompiledGraph:
         """A captured CUDA graph's input buffers for these shapes (graphs.py), or None."""
         return self._graphs.static_inputs(args) if self._graphs is not None else None
 
-    def run(self, tensors: dict, into: dict | None = None) -> dict:
-        """One eager pass; `into` (output node -> tensor) names buffers to store outputs in."""
+    def run(self, tensors: dict, into: dict | None = None, sizes: dict | None = None) -> dict:
+        """One eager pass; `into` (output node -> tensor) names buffers to store outputs in;
+        `sizes`, the symbolic sizes when the caller has bound them (a scan's every step)."""
         g = self.graph
-        sizes = self.bind(tensors)
+        sizes = self.bind(tensors) if sizes is None else sizes
         bufs: dict = dict(self.consts)
         for name, t in tensors.items():
             bufs[self._arg_nodes[name].id] = t

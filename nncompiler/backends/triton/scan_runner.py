@@ -54,30 +54,35 @@ def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
                for _, i in stacked_outs]
     pairs = [[torch.empty(eval_shape(g[i].shape, sizes), dtype=body._dtypes[i], device=device) for _ in range(2)]
              for _, i in carry_outs]
-    ours = {_storage(t) for t in stacked} | {_storage(t) for p in pairs for t in p}
+    pair_ids = [[_storage(x) for x in p] for p in pairs]
+    ours = {_storage(t) for t in stacked} | {sid for p in pair_ids for sid in p}
     before = body.launches
+    # per-step views made once (one unbind each), not indexed in the loop
+    seq_steps = [s.unbind(0) for s in seqs]
+    slots = [buf.unbind(0) for buf in stacked]
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         args = dict(fixed)
         args.update(zip(names[:nc], (_based(c, body._descriptors) for c in carries)))
-        args.update(zip(names[nc:nc + ns], (_based(s[t], body._descriptors) for s in seqs)))
+        args.update(zip(names[nc:nc + ns], (_based(s[t], body._descriptors) for s in seq_steps)))
         into: dict = {}
-        for buf, (_, i) in zip(stacked, stacked_outs):
-            into.setdefault(i, buf[t])
+        for slot, (_, i) in zip(slots, stacked_outs):
+            into.setdefault(i, slot[t])
         targets = []
         busy = {_storage(c) for c in carries}       # never write a buffer this step reads
         for k, (_, i) in enumerate(carry_outs):
-            free = [x for x in pairs[k] if _storage(x) not in busy]
+            free = [x for x, sid in zip(pairs[k], pair_ids[k]) if sid not in busy]
             if not free:                            # carries swapped places: a third buffer
                 pairs[k].append(torch.empty_like(pairs[k][0]))
-                ours.add(_storage(pairs[k][-1]))
+                pair_ids[k].append(_storage(pairs[k][-1]))
+                ours.add(pair_ids[k][-1])
                 free = pairs[k][-1:]
             targets.append(free[0])
             into.setdefault(i, free[0])
-        result = body.run(args, into)
-        for buf, (name, _) in zip(stacked, stacked_outs):
+        result = body.run(args, into, sizes)
+        for slot, (name, _) in zip(slots, stacked_outs):
             y = result[name]
-            if y.data_ptr() != buf[t].data_ptr():   # an output the body did not store (a view, a torch op)
-                buf[t].copy_(y)
+            if y.data_ptr() != slot[t].data_ptr():  # an output the body did not store (a view, a torch op)
+                slot[t].copy_(y)
         for k, (name, _) in enumerate(carry_outs):
             c = result[name]
             if _storage(c) not in ours:             # e.g. a carry passed through: never alias an operand

@@ -103,8 +103,9 @@ model Bi {{
 
 def test_bidirectional_pair_matches_numpy(tmp_path):
     """The language has no Bidirectional wrapper: a forward and a go_backwards layer over the
-    same input, concatenated (what ONNX's bidirectional GRU imports to): two loops forward,
-    two reverse scans backward, and the gradient of x flowing from both."""
+    same input, concatenated (Keras's Bidirectional with merge_mode="concat"): two loops
+    forward, their two reverse scans backward, and the gradient of x flowing from both. (ONNX's
+    bidirectional layers import unrolled: onnx/ops_rnn.py emits no scan.)"""
     mt, mn = _models(tmp_path, BIDIRECTIONAL, "bi")
     batch = _batch(mn, seed=2)
     assert _loops(mt.backend, mt.graph("gradients")) == 4
@@ -273,3 +274,4 @@ def test_carries_passed_through_swapped_and_stacked_twice_match_numpy():
     np.testing.assert_array_equal(ours["a"], args["a0"])       # T is even: swapped back
     for k, want in ref.items():
         np.testing.assert_allclose(ours[k], np.asarray(want), rtol=RTOL, atol=ATOL, err_msg=k)
+
