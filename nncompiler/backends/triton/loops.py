@@ -23,15 +23,15 @@ from __future__ import annotations
 
 from ...ir.graph import Graph
 
-# Scans shorter than this are unrolled. Why 8: an unrolled step launches the same kernels as
-# one looped step (the body's), so launches per training step are equal either way, but the
-# unrolled graph lets the planner fuse across step boundaries (the zero initial carry folds
-# into the first step, the last step's output into the loss, and the backward's first step
-# into the forward's last) -- fewer launches for a few steps, measured in
-# tests/backends/triton/test_triton_scan.py::test_short_scans_stay_unrolled -- while its kernel
-# count and cold compile grow with T (sine_rnn at T = 20 unrolled: 105 kernels per training
-# step and a 104 s cold AOT compile). Up to 7 steps the unrolled module is at most a few
-# dozen kernels; past that the loop's constant size wins.
+# Scans shorter than this are unrolled. The trade: per step, an unrolled recurrence launches
+# fewer kernels than the loop's body, because the planner fuses across step boundaries (an
+# unrolled LSTM backward computes step t-1's gate gradients in step t's matmul epilogue: 4
+# launches a step against the body's 6; rnn 2 against 3, gru 4 against 7), but its kernel count
+# and cold compile grow with T (sine_rnn, T = 20, forward + training step: 140 kernels and a
+# 29 s cold sm_90 compile unrolled, 27 kernels and 5 s as loops; 2 loaded cores). At 8 steps
+# an LSTM training step is already 49 kernels unrolled against 22 looped, so from there the
+# loop's constant size wins; below it the few extra kernels buy the fused step boundaries.
+# Counted, not timed: no GPU has run bench/gpu_rnn.py, which times both (docs/triton.md, "Loops").
 LOOP_MIN_LENGTH = 8
 
 
