@@ -278,3 +278,14 @@ def test_carries_passed_through_swapped_and_stacked_twice_match_numpy():
     for k, want in ref.items():
         np.testing.assert_allclose(ours[k], np.asarray(want), rtol=RTOL, atol=ATOL, err_msg=k)
 
+
+
+def test_symbolic_batch_rebinds_inside_the_body_each_call():
+    """sine_rnn's x is [B, 20]: its loop body's kernels see B from the step slices, per call."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "sine_rnn.nn")
+    mt, mn = nnc.compile(path, backend="triton"), nnc.compile(path)
+    assert _loops(mt.backend, mt.graph("predict")) == 1
+    rng = np.random.default_rng(7)
+    for rows in (2, 5, 2):
+        x = rng.standard_normal((rows, 20)).astype(np.float32)
+        np.testing.assert_allclose(mt.forward(x=x), mn.forward(x=x), rtol=RTOL, atol=ATOL, err_msg=str(rows))
