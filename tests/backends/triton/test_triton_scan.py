@@ -288,3 +288,33 @@ def test_symbolic_batch_rebinds_inside_the_body_each_call():
     for rows in (2, 5, 2):
         x = rng.standard_normal((rows, 20)).astype(np.float32)
         np.testing.assert_allclose(mt.forward(x=x), mn.forward(x=x), rtol=RTOL, atol=ATOL, err_msg=str(rows))
+
+
+def _quiet_body():
+    f = TensorType("f32", (2, 3))
+    bb = Builder("quiet")
+    c, x = bb.argument("c", "carry", f), bb.argument("x", "input", f)
+    return bb.build([("c", bb.add(bb.mul(c, bb.scalar(0.5)), x))])
+
+
+def test_a_body_drawing_random_numbers_is_unrolled():
+    """rng_uniform draws from one Philox key per node: a loop would replay the same numbers
+    every step, so such a scan is unrolled at any length (loops.has_random)."""
+    f = TensorType("f32", (2, 3))
+    bb = Builder("noisy")
+    c, x = bb.argument("c", "carry", f), bb.argument("x", "input", f)
+    key = bb.argument("key", "param", TensorType("i32", ()))
+    c2 = bb.add(bb.mul(c, bb.rng_uniform(key, seed=1, dtype="f32", shape=(2, 3))), x)
+    body = bb.build([("c", c2)])
+    b = Builder("g")
+    xs = b.argument("x", "input", TensorType("f32", (T, 2, 3)))
+    key = b.argument("key", "rng", TensorType("i32", ()))
+    (cT,) = b.loop(body, [b.broadcast_to(b.scalar(0.0), shape=(2, 3))], [xs], [key])
+    g = b.build({"c": cT})
+    be = get_backend("triton")
+    assert _loops(be, g) == 0
+    quiet = Builder("g")
+    xs = quiet.argument("x", "input", TensorType("f32", (T, 2, 3)))
+    (cT,) = quiet.loop(_quiet_body(), [quiet.broadcast_to(quiet.scalar(0.0), shape=(2, 3))], [xs])
+    assert _loops(be, quiet.build({"c": cT})) == 1
+
