@@ -57,16 +57,16 @@ class Addressing:
     def dname(self, d) -> str:
         if self.kind == "matmul":
             r = len(self.space.shape)
-            if d == r - 2:
+            if self.m_dims == (d,):
                 return "i_m"
             if d == r - 1:
                 return "i_n"
-        return f"i{d}{self.sfx}"
+        return f"i{d}{self.sfx}"     # (a conv's output pixel axes: decomposed from i_m)
 
     def dgroup(self, d) -> str:
         if self.kind == "matmul":
             r = len(self.space.shape)
-            return "m" if d == r - 2 else "n" if d == r - 1 else "b"
+            return "m" if d in self.m_dims else "n" if d == r - 1 else "b"
         if self.kind == "reduction" and d in self.space.raxes:
             return "r"
         return "x"
@@ -86,8 +86,11 @@ class Addressing:
         D = self.space.shape
         out: dict[str, list[str]] = {}
         if self.kind == "matmul":
-            batch = [d for d in range(len(D) - 2) if d in self.used_dims]
-            out["top"] = self._decompose("pid_b", list(range(len(D) - 2)), batch)
+            bdims = [d for d in range(len(D) - 1) if d not in self.m_dims]
+            out["top"] = self._decompose("pid_b", bdims, [d for d in bdims if d in self.used_dims])
+            if len(self.m_dims) > 1:      # a conv: the output pixel of each tile row, for the epilogue
+                out["epilogue"] = self._decompose("i_m", list(self.m_dims),
+                                                  [d for d in self.m_dims if d in self.used_dims])
             return out
         if self.kind == "pointwise":
             out["body"] = self._decompose(f"xindex{self.sfx}", list(range(len(D))), sorted(self.used_dims))

@@ -1,7 +1,7 @@
 """Triton code generation: one readable `@triton.jit` kernel per planned group.
 
 Every kernel follows a template from `kernels/` (pointwise, combo, persistent or
-looped reduction, matmul). The generator fills in the index arithmetic of the
+looped reduction, matmul, conv as an implicit GEMM in the matmul skeleton). The generator fills in the index arithmetic of the
 iteration space and the loads of the buffers the kernel reads (address.py: movement
 ops on them become index arithmetic, one rule per op in `address.MOVE_RULES`), one
 line per IR op (an expression from the rule table `ops.TRITON_OPS`, a comment with
@@ -15,7 +15,8 @@ loads are `constexpr` arguments chosen at launch (`tuning.py`).
 
 This module assembles the module and each kind's template; the parts live beside it:
 codegen_scope.py (a kernel's parameters and names), codegen_body.py (the lines of one
-iteration space) and codegen_matmul.py (the matmul template filled).
+iteration space), codegen_matmul.py (the matmul template filled) and codegen_conv.py
+(a convolution's implicit-GEMM loads in the same template).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ...ir.graph import Graph
 from ...ir.shapes import fmt_shape, numel, symbols
 from ...sourcetext import loc_text, quote
 from .codegen_body import Body
+from .codegen_conv import conv_kernel
 from .codegen_matmul import matmul_kernel
 from .codegen_scope import MATMUL_BLOCKS, KernelScope, KernelSource
 from .index import static_numel
@@ -34,8 +36,8 @@ from .plan import Group, Plan
 
 def templates():
     """The kernel template modules (`nncompiler.kernels`, the top-level kernels/ folder)."""
-    from ...kernels import matmul, pointwise, reduce
-    return {"pointwise": pointwise, "reduce": reduce, "matmul": matmul}
+    from ...kernels import conv, matmul, pointwise, reduce
+    return {"pointwise": pointwise, "reduce": reduce, "matmul": matmul, "conv": conv}
 
 
 class ModuleGen:
@@ -192,8 +194,9 @@ class ModuleGen:
             info = {"xnumel": k.space.xnumel(), "rnumel": k.space.rnumel(), "persistent": body.mode != "looped",
                     "split_ok": split_ok, "accs": len(body.accs),
                     "rinner": max(k.space.raxes) == len(k.space.shape) - 1 if k.space.raxes else True}
-        else:
-            text, grid, info = matmul_kernel(self, kern, k, stores)
+        else:   # a tiled tl.dot kernel: a matmul, or a conv as an implicit GEMM
+            gemm = conv_kernel if any(self.graph[n].op == "conv" for n in k.nodes) else matmul_kernel
+            text, grid, info = gemm(self, kern, k, stores)
             blocks = MATMUL_BLOCKS
         text = text.replace("{decorator}", self.decorator(kern)).replace("{params}", self.params_text(kern, blocks))
         text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"

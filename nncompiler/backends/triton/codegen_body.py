@@ -41,6 +41,9 @@ class Body(Addressing):
         self.extra_text: list[str] = []     # template text outside the sections that uses index variables
         self.owned: set = set()
         self.accs: list = []          # looped reductions' accumulators: (name, op, dtype, identity)
+        # matmul: the dims of the space that the tile's rows (i_m) cover; a conv's rows are its
+        # output pixels (n, *o), every dim but the channel (codegen_conv.py sets that)
+        self.m_dims: tuple = (len(space.shape) - 2,) if kind == "matmul" else ()
         if kind == "reduction" and not space.persistent:
             self.mode = "looped"
 

@@ -190,6 +190,7 @@ STRUCTURAL = {
     "scan_out": "the scan's loop group stores it: a final carry, or a [T, ...] buffer written a step at a time",
 }
 
-# primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES)
-# (conv and the windowed reductions: torch's convolution until an implicit-GEMM kernel lands)
-TORCH_FALLBACK = frozenset({"scatter_add", "conv", "reduce_window", "select_scatter"})
+# primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES); the
+# windowed reductions (pooling and its gradient) have no kernel template yet. A `conv` is an
+# implicit-GEMM kernel except where plan_conv.FALLBACK_RULES says (groups > 1), then torch's.
+TORCH_FALLBACK = frozenset({"scatter_add", "reduce_window", "select_scatter"})

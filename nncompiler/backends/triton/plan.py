@@ -22,7 +22,8 @@ consumer, in graph order:
                           chain (softmax: max, exp, sum, div) needs the whole row in
                           one tile ("persistent"), an independent reduction loops
   matmul + pointwise      the epilogue of a tiled `tl.dot` kernel (bias, activation,
-                          the relu mask of a backward matmul, ...)
+                          the relu mask of a backward matmul, ...); a `conv` is such a
+                          kernel too, an implicit GEMM (plan_conv.py)
   matmul + column sum     a bias gradient `sum(G, axis 0)` where G is the matmul's
                           K-major operand is accumulated from the tiles the matmul
                           loads anyway (wgrad and bias grad in one kernel)
@@ -49,6 +50,7 @@ from __future__ import annotations
 from ...ir.graph import Graph
 from .index import View
 from .plan_classify import Classify
+from .plan_conv import ConvPlan
 from .plan_describe import Describe
 from .plan_fuse import Fuse
 from .plan_space import IterationSpace
@@ -59,7 +61,7 @@ __all__ = ["Plan", "plan_graph", "Group", "Space", "WhyNoFuse", "Illegal", "REDU
            "PREFER_PERSISTENT_R", "MAX_COMBO_SEGMENTS"]
 
 
-class Plan(Classify, IterationSpace, Fuse, Describe):
+class Plan(Classify, ConvPlan, IterationSpace, Fuse, Describe):
     """The kernels of one graph, in launch order, plus everything the code generator needs."""
 
     def __init__(self, graph: Graph, fallback_ops=(), host_rng: bool = False):
@@ -75,7 +77,8 @@ class Plan(Classify, IterationSpace, Fuse, Describe):
         self.copies: set[int] = set()          # movement nodes materialized by a copy kernel
         self.inline_stored: set[int] = set()   # inline scalars that also need a buffer
         self.output_views: dict[int, View] = {}   # output movement node -> view of a buffer
-        self.operand_views: dict[tuple, View] = {}  # (node, position) -> view (matmul / fallback)
+        self.operand_views: dict[tuple, View] = {}  # (node, position) -> view (matmul / conv / fallback)
+        self.conv_inputs: dict = {}            # conv kernel node -> plan_conv.ConvInput
         self._classify()
         self._need_buffers()
         self._src_memo: dict[int, frozenset] = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 from ...ir.primitives import ELEMENTWISE_KINDS
 from .index import View, contiguous_strides, static_numel, view_through
 from .ops import TORCH_FALLBACK
+from .plan_conv import conv_fallback_reason
+from .plan_types import GEMM_OPS
 
 
 class Classify:
@@ -45,7 +47,8 @@ class Classify:
         n = self.graph[nid]
         host_rng = n.op == "rng_uniform" and self.host_rng
         return (n.op in self.fallback_ops or host_rng or n.op in TORCH_FALLBACK
-                or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
+                or (n.op == "matmul" and n.dtype == "bool")
+                or conv_fallback_reason(n) is not None) and self.cls[nid] == "compute"
 
     def view_of(self, nid: int) -> View | None:
         """`nid` as a strided view of a buffer, or None (an inline scalar or a pad/concat chain)."""
@@ -85,7 +88,9 @@ class Classify:
 
     def _need_buffers(self):
         for n in self.graph.nodes:
-            if self.cls[n.id] == "compute" and (n.op == "matmul" or self.is_fallback(n.id)):
+            if self.cls[n.id] == "compute" and n.op == "conv" and not self.is_fallback(n.id):
+                self._conv_operands(n)      # plan_conv.py: the input may be a folded pad
+            elif self.cls[n.id] == "compute" and (n.op == "matmul" or self.is_fallback(n.id)):
                 for pos, i in enumerate(n.inputs):
                     self._buffer_operand(n.id, pos, i)
             elif n.op == "scan":
@@ -127,7 +132,7 @@ class Classify:
         if memo is not None:
             return memo
         n = self.graph[nid]
-        if n.op in ("matmul", "scan") or self.is_fallback(nid):
+        if n.op in GEMM_OPS or n.op == "scan" or self.is_fallback(nid):
             out = frozenset(self.operand_views[(nid, p)].base for p in range(len(n.inputs)))
         elif any(nid in grp.colsums for grp in self.groups.values() if grp.kind == "matmul"):
             out = frozenset()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...ir.shapes import fmt_shape
 from ...ir.text import value_names
 from ...sourcetext import loc_text
-from .plan_types import REDUCE_OPS, Group
+from .plan_types import GEMM_OPS, REDUCE_OPS, Group
 
 
 class Describe:
@@ -57,9 +57,10 @@ class Describe:
         if grp.kind == "loop":
             return f"loop_scan_{grp.index}"
         if grp.kind == "matmul":
-            epi = [o for o in ops if o not in ("matmul", "sum")]
+            anchor = next(g[n].op for n in grp.nodes if g[n].op in GEMM_OPS and n not in grp.colsums)
+            epi = [o for o in ops if o not in (anchor, "sum")]
             parts = epi[:4] + (["colsum"] if grp.colsums else [])
-            return "nnc_matmul_" + "_".join(parts + [str(grp.index)]) if parts else f"nnc_matmul_{grp.index}"
+            return f"nnc_{anchor}_" + "_".join(parts + [str(grp.index)]) if parts else f"nnc_{anchor}_{grp.index}"
         if grp.kind == "reduction":
             reds = [o for o in ops if o in REDUCE_OPS]
             if {"max", "sum"} <= set(reds) and "exp" in ops:
@@ -128,11 +129,16 @@ class Describe:
             way = ", reverse" if a.get("reverse") else ""
             return f"scan over {a['length']} steps{way}: graph {a['body'].name}'s kernels once per step, a host loop"
         if k.kind == "matmul":
-            mm = next(n for n in k.nodes if g[n].op == "matmul")
+            mm = next(n for n in k.nodes if g[n].op in GEMM_OPS and n not in k.colsums)
             a, b = (g[i].shape for i in g[mm].inputs)
             epi = len([n for n in k.nodes if n != mm and n not in k.colsums])
             extra = f" + {epi}-op epilogue" if epi else ""
             extra += f" + {len(k.colsums)} column sum(s)" if k.colsums else ""
+            if g[mm].op == "conv":
+                ci = self.conv_inputs[mm]
+                folded = f", {self.name(ci.pad)} folded into its loads" if ci.pad is not None else ""
+                return (f"conv {fmt_shape(g[mm].shape)} = {fmt_shape(a)} (*) {fmt_shape(b)}, implicit GEMM "
+                        f"(no im2col){folded}{extra}")
             return f"matmul {fmt_shape(g[mm].shape)} = {fmt_shape(a)} @ {fmt_shape(b)}{extra}"
         if k.kind == "reduction":
             s = k.space

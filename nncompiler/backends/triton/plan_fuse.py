@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ...ir.shapes import canon_dim, dim_div, fmt_shape, numel
 from .index import reduce_axes, static_numel
-from .plan_types import MAX_COMBO_SEGMENTS, REDUCE_OPS, Group, Illegal, Space, WhyNoFuse
+from .plan_conv import conv_fallback_reason
+from .plan_types import GEMM_OPS, MAX_COMBO_SEGMENTS, REDUCE_OPS, Group, Illegal, Space, WhyNoFuse
 
 
 class Fuse:
@@ -33,7 +34,7 @@ class Fuse:
                 continue
             if self.is_fallback(n.id):
                 kind = "fallback"
-            elif n.op == "matmul":
+            elif n.op in GEMM_OPS:       # a conv is an implicit GEMM (plan_conv.py)
                 kind = "matmul"
             elif n.op in REDUCE_OPS:
                 kind = "reduction"
@@ -41,8 +42,9 @@ class Fuse:
                 kind = "pointwise"
             grp = self._new_group(kind, [n.id], anchor=tuple(n.shape))
             if kind == "fallback":
+                why = conv_fallback_reason(n) if n.op not in self.fallback_ops else None
                 grp.note = ("host: numpy's random stream (host_rng)" if n.op == "rng_uniform"
-                            else "fallback: torch")
+                            else f"fallback: torch ({why})" if why else "fallback: torch")
             try:
                 grp.space = self.solve_space(grp.kind, grp.nodes, [grp.anchor]) if kind != "fallback" else None
             except Illegal as e:   # a lone op that no kernel template covers: run it through torch
@@ -126,7 +128,7 @@ class Fuse:
         if "loop" in (p.kind, c.kind):
             return False, "legal", "a scan runs its body's own kernels once per step", None
         if c.kind == "matmul":
-            mm = next(n for n in c.nodes if self.graph[n].op == "matmul")
+            mm = next(n for n in c.nodes if self.graph[n].op in GEMM_OPS)
             bases = {self.operand_views[(mm, k)].base for k in (0, 1)}
             if bases & set(p.nodes):
                 return False, "legal", ("matmul operands are loaded as tiles straight from memory "
@@ -220,7 +222,7 @@ class Fuse:
         for mgrp in [x for x in self.groups.values() if x.kind == "matmul"]:
             mm = mgrp.nodes[0]
             mnode = g[mm]
-            if len(mnode.shape) != 2 or mnode.dtype not in ("f32", "f64"):
+            if mnode.op != "matmul" or len(mnode.shape) != 2 or mnode.dtype not in ("f32", "f64"):
                 continue
             for pos in (0, 1):
                 operand = mnode.inputs[pos]

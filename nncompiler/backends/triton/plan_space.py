@@ -9,14 +9,14 @@ from __future__ import annotations
 from ...ir.primitives import ELEMENTWISE_KINDS
 from ...ir.shapes import canon_dim, fmt_shape
 from .index import UnionFind, reduce_axes, right_align, squeeze_like, squeeze_pairs, static_numel
-from .plan_types import MAX_PERSISTENT_R, PREFER_PERSISTENT_R, REDUCE_OPS, Illegal, Space
+from .plan_types import GEMM_OPS, MAX_PERSISTENT_R, PREFER_PERSISTENT_R, REDUCE_OPS, Illegal, Space
 
 
 class IterationSpace:
     # ---- legality ----------------------------------------------------------------------
     def _closure(self, owned: set) -> list[int]:
         seen = set(owned)
-        stack = [n for n in owned if self.graph[n].op != "matmul"]
+        stack = [n for n in owned if self.graph[n].op not in GEMM_OPS]   # operands: loaded by the template
         while stack:
             n = stack.pop()
             for i in self.graph[n].inputs:
@@ -85,7 +85,7 @@ class IterationSpace:
         # the anchor
         raxes: tuple = ()
         if kind == "matmul":
-            mm = [n for n in body if g[n].op == "matmul"]
+            mm = [n for n in body if g[n].op in GEMM_OPS]
             if len(mm) != 1:
                 raise Illegal("two matmuls never share a kernel")
             if any(g[n].op in REDUCE_OPS for n in body):

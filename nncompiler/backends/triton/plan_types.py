@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from ...ir.shapes import numel
 
 REDUCE_OPS = ("sum", "max", "argmax")
+# the anchors of a "matmul" group (a tiled tl.dot kernel with a fused epilogue): matmul, and conv
+# as an implicit GEMM (plan_conv.py, codegen_conv.py)
+GEMM_OPS = ("matmul", "conv")
 MAX_PERSISTENT_R = 16384      # legality: a persistent row must fit in one tile
 PREFER_PERSISTENT_R = 2048    # profitability: below this, a single pass beats a loop
 MAX_COMBO_SEGMENTS = 64       # profitability: compile time of one giant combo kernel
@@ -38,7 +41,7 @@ class Space:
 @dataclass
 class Group:
     id: int
-    kind: str                    # pointwise | reduction | matmul | fallback | combo | loop (a scan)
+    kind: str                    # pointwise | reduction | matmul (matmul or conv) | fallback | combo | loop (a scan)
     nodes: list                  # owned nodes, graph order
     anchor: tuple | None = None  # preferred anchor shape (pointwise)
     space: Space | None = None

@@ -1,0 +1,91 @@
+"""Fusion plan, convolutions: which `conv` nodes run as an implicit-GEMM kernel, and how that
+kernel reads its input.
+
+A convolution y[n, *o, f] = sum over taps t and channels c of xpad[n, *(o*s + t*d), c] * w[*t, c, f]
+is a GEMM C[M, N] = A[M, K] @ B[K, N] with m = (n, *o), k = (*t, c) and the output channel f as
+N: B is the kernel [*window, C, F] read through its strides, and A is never materialised (no
+im2col buffer): the kernel computes the address of A[m, k] from the output pixel and the tap,
+masked to zero in the padding (codegen_conv.py). A conv's group is therefore a "matmul" group
+(plan_types.GEMM_OPS): it gets matmul's epilogue fusion (bias, activation, the optimizer update
+of a kernel gradient), its tile table and its split-K for long reductions (the kernel gradient
+contracts over batch x output pixels) without a line of its own.
+
+The input may be a `pad` of a buffer view: the input gradient's cotangent, dilated by the
+stride and padded (autodiff/vjp.py `_transposed_window`). That pad folds into the kernel's
+addressing as a per-axis offset and input dilation (`ConvInput`), so the dilated cotangent is
+never written to memory either.
+
+`FALLBACK_RULES` is the table of the convolutions that still run as one torch call, each with
+the reason `--emit kernels` prints. A mixin of `plan.Plan` (it reads `graph`, `cls`, `copies`
+and fills `operand_views` and `conv_inputs`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .index import View
+
+# (predicate on the conv node, why it runs through torch instead): checked in order
+FALLBACK_RULES = (
+    (lambda n: n.attr["groups"] != 1,
+     "a grouped conv (groups > 1) is one GEMM per group; the implicit-GEMM kernel takes groups == 1"),
+    (lambda n: n.dtype not in ("f32", "f64"),
+     "the implicit-GEMM kernel takes f32 and f64 operands"),
+)
+
+
+def conv_fallback_reason(node) -> str | None:
+    """Why this conv runs through torch, or None when the implicit-GEMM kernel takes it."""
+    if node.op != "conv":
+        return None
+    for pred, reason in FALLBACK_RULES:
+        if pred(node):
+            return reason
+    return None
+
+
+@dataclass(frozen=True)
+class ConvInput:
+    """How the kernel reads a conv's input along each spatial axis a: the input position of
+    output pixel o and tap t is p = o*stride + t*dilation - offset, which is element p // lhs
+    of the buffer's axis when p >= 0, p % lhs == 0 and p // lhs < size, else a zero."""
+
+    view: View                   # the buffer read: [N, *size, C] through its strides
+    pad: int | None              # the folded `pad` node, if any
+    offset: tuple                # per spatial axis: the conv's low padding + the folded pad's
+    lhs: tuple                   # per spatial axis: input dilation (the folded pad's interior + 1)
+    size: tuple                  # per spatial axis: the buffer's extent
+
+
+def _foldable(pad_node) -> bool:
+    """A pad of the spatial axes only, by non-negative amounts (a crop would have to shift
+    the kept range, which the VJP does with a slice before the pad anyway)."""
+    a = pad_node.attr
+    lo, hi, interior = a["lo"], a["hi"], a["interior"]
+    ends = (0, len(lo) - 1)
+    return (all(lo[i] == 0 and hi[i] == 0 and interior[i] == 0 for i in ends)
+            and all(v >= 0 for v in list(lo) + list(hi) + list(interior)))
+
+
+class ConvPlan:
+    def _conv_operands(self, n):
+        """Operand views of a conv the kernel computes: the kernel's through `_buffer_operand`
+        (a strided view, or materialised), the input's through a folded pad when it is one."""
+        g = self.graph
+        x = n.inputs[0]
+        xn = g[x]
+        sp = len(n.shape) - 2
+        conv_lo = [p[0] for p in n.attr["padding"]]
+        pad, lo, lhs = None, [0] * sp, [1] * sp
+        if self.cls[x] == "move" and xn.op == "pad" and x not in self.copies and _foldable(xn):
+            inner = self.view_of(xn.inputs[0])
+            if inner is not None:
+                pad = x
+                self.operand_views[(n.id, 0)] = inner
+                lo = list(xn.attr["lo"][1:sp + 1])
+                lhs = [k + 1 for k in xn.attr["interior"][1:sp + 1]]
+        if pad is None:
+            self._buffer_operand(n.id, 0, x)
+        self._buffer_operand(n.id, 1, n.inputs[1])
+        view = self.operand_views[(n.id, 0)]
+        self.conv_inputs[n.id] = ConvInput(view, pad, tuple(c + p for c, p in zip(conv_lo, lo)), tuple(lhs),
+                                           tuple(view.shape[1:sp + 1]))
