@@ -169,7 +169,7 @@ def test_examples_plan_without_fallback(name):
     for kind in kinds:
         plan = plan_graph(m.graph(kind))
         fb = [k.name for k in plan.kernels if k.kind == "fallback"]
-        # only the declared torch ops (scatter_add; conv and the windows until an implicit-GEMM kernel)
+        # only the declared torch ops (scatter_add, the pooling windows); every conv here is a kernel
         assert all(plan.graph[k.nodes[0]].op in TORCH_FALLBACK for k in plan.kernels if k.kind == "fallback"), fb
 
 
