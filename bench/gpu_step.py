@@ -78,11 +78,14 @@ def parse_args(argv=None):
                     help="the same on both sides: fp32 is IEEE float32 matmuls (torch's default)")
     ap.add_argument("--modes", default=",".join(COMPILE_MODES),
                     help="torch.compile modes to run (comma list; empty: none)")
+    ap.add_argument("--cnn-modes", default=None,
+                    help="torch.compile modes of the CNN section (default: --modes); gpu_check.sh keeps one for time")
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
     ap.add_argument("--json", help="write every figure to this file")
     ap.add_argument("--md", help="write the markdown tables to this file")
     a = ap.parse_args(argv)
     a.modes = [] if a.no_compile else [m for m in a.modes.split(",") if m]
+    a.cnn_modes = a.modes if a.cnn_modes is None or a.no_compile else [m for m in a.cnn_modes.split(",") if m]
     a.dims = (784, 512, 512, 10)
     if a.quick:
         a.batch, a.iters, a.epochs = min(a.batch, 16), min(a.iters, 3), a.epochs or 1
@@ -212,6 +215,29 @@ def torch_mlp(dev, batch, dims=(784, 512, 512, 10)):
     return net, x, y
 
 
+def torch_cnn(dev, batch):
+    """examples/digits_cnn.nn in torch: conv 3x3x16 same + relu, maxpool 2, dense 10 over the
+    NHWC flattening (nnc's layout), on [batch, 64] pixels 0..16."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 16, 3, padding=1)
+            self.fc = torch.nn.Linear(256, 10)
+
+        def forward(self, x):
+            h = x.view(-1, 1, 8, 8) / 16.0
+            h = torch.nn.functional.max_pool2d(torch.relu(self.conv(h)), 2)
+            return self.fc(h.permute(0, 2, 3, 1).reshape(h.shape[0], -1))
+
+    torch.manual_seed(0)
+    net = Net().to(dev)
+    x = torch.rand(batch, 64, device=dev) * 16
+    y = torch.randint(0, 10, (batch,), device=dev)
+    return net, x, y
+
+
 def mlp_source(dims):
     import string
     return string.Template(MLP_NN).substitute(dict(zip(("i", "h1", "h2", "o"), map(str, dims))))
@@ -292,7 +318,7 @@ def _row(name, fn, a, first=None, plan=None):
     return {"impl": name, **t, "kernels": kernels, "memcpys": copies, "plan_kernels": plan, "first_s": first}
 
 
-def step_rows(a, out, key, title, nn_source, torch_make, lr):
+def step_rows(a, out, key, title, nn_source, torch_make, lr, modes=None):
     import numpy as np
     dev = a.device
     rows = []
@@ -317,7 +343,7 @@ def step_rows(a, out, key, title, nn_source, torch_make, lr):
     except Exception as e:
         traceback.print_exc()
         rows.append({"impl": f"nnc triton: {type(e).__name__}: {e}"[:100]})
-    for mode in [None, *a.modes]:
+    for mode in [None, *(a.modes if modes is None else modes)]:
         name = "torch eager" if mode is None else f"torch.compile {mode}"
         try:
             net, x, y = torch_make(dev, a.batch)
@@ -435,7 +461,7 @@ def main(argv=None):
         with open(os.path.join(ROOT, "examples", "digits_cnn.nn")) as f:
             cnn_src = f.read()
         step_rows(a, out, "cnn", "CNN (digits_cnn.nn: conv3x3x16, maxpool2, dense10) Adam training step",
-                  cnn_src, TorchCNN.make, 3e-3)
+                  cnn_src, torch_cnn, 3e-3, a.cnn_modes)
     if "rnn" not in skip:
         from bench.gpu_rnn import section_rnn
         section_rnn(sys.modules[__name__], a, out)
