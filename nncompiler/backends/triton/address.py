@@ -243,6 +243,9 @@ class Addressing:
     def linear(self, idx: list, shape) -> Idx:
         if self.kind == "pointwise" and self._identity(idx, shape):
             return Idx(f"xindex{self.sfx}", frozenset(["x"]))
+        if self.kind == "matmul" and len(self.m_dims) > 1 and shape and shape[-1] != 1 and self._identity(idx, shape):
+            # a conv's output [N, *O, F] at its own index: the tile row is the pixel, row-major
+            return Idx(f"i_m * {paren(self.k.dim(shape[-1]))} + i_n", frozenset(["m", "n"]))
         terms, groups = [], frozenset()
         for i, st in zip(idx, contiguous_strides(shape)):
             if i.expr == "0":

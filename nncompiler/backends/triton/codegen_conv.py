@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ...ir.shapes import canon_dim, dim_mul, numel
 from .codegen_body import Body
+from .codegen_matmul import colsum_slots
 from .codegen_scope import KernelScope
 from .index import add_terms, mul_expr, paren
 from .ops import zero
@@ -45,7 +46,7 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     """(text, grid recipe, shape facts) of a conv group's kernel; gen: the codegen.ModuleGen."""
     g = gen.graph
     plan = gen.plan
-    cv = next(n for n in k.nodes if g[n].op == "conv")
+    cv = next(n for n in k.nodes if g[n].op == "conv" and n not in k.colsums)
     cn = g[cv]
     ci = plan.conv_inputs[cv]
     xv, wv = ci.view, plan.operand_views[(cv, 1)]
@@ -105,17 +106,24 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     b_terms.append(_times("rn[None, :]", kern.dim(wv.strides[sp + 1])))
     load_b = t.LOAD_B.render(address=add_terms(b_terms), other=other)
 
+    # the bias gradient of a kernel gradient: column sums of B (plan_conv.colsum_operand)
+    acc_dtype = {"f32": "tl.float32", "f64": "tl.float64"}[dt]
+    colsums = colsum_slots(gen, body, k, acc_dtype)
     # epilogue: the matmul's, over the output pixel axes decomposed from i_m
     body.vars[cv] = "acc"
     if cv in stores:
         body.store(cv, "acc", "x", "body")
     for nid in k.space.closure:
-        if nid != cv:
-            body.emit_node(nid, stores)
+        if nid == cv:
+            continue
+        if nid in k.colsums:
+            if nid in stores:
+                body.store(nid, body.vars[nid], "x", "body")
+            continue
+        body.emit_node(nid, stores)
     gen.riders(body, k)
     defs = body.index_defs()
     top = gen.with_top(kern, defs.get("top", [])) + t.ROWS.render(rows="\n".join(rows)).splitlines()
-    acc_dtype = {"f32": "tl.float32", "f64": "tl.float64"}[dt]
     # IEEE in every precision mode: the numpy reference rounds matmul operands only (precision.py)
     dot = gen.t["matmul"].DOT_FLOAT
     text = gen.t["matmul"].MATMUL.render(
@@ -124,10 +132,10 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
         top="\n".join("    " + x for x in top),
         a_base=a_base, b_base=b_base, acc_dtype=acc_dtype, descriptors="",
         load_a=_indent(load_a, 2), load_b=_indent(load_b, 2), dot=dot,
-        colsum_init="", colsum="", ws_extra="", split_store="", split_sum="",
+        **colsums,
         epilogue="\n".join("    " + x for x in defs.get("epilogue", []) + body.sections["body"]))
     grid = [("matmul", M, F, 1)]
-    info = {"M": M, "N": F, "K": K, "batch": 1, "dtype": dt, "colsums": 0, "precision": "fp32",
+    info = {"M": M, "N": F, "K": K, "batch": 1, "dtype": dt, "colsums": len(k.colsums), "precision": "fp32",
             "tma": (None, None), "conv": True}
     return text, grid, info
 

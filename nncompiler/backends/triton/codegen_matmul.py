@@ -58,24 +58,7 @@ def matmul_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, 
             kern.helpers.add(helper)
     else:   # float64 stays IEEE in every mode (no tensor-core path); integers never dot
         dot = gen.t["matmul"].DOT_FLOAT if dt == "f64" else gen.t["matmul"].DOT_INT
-    cs_init, cs_loop, split_store, split_sum = [], [], [], []
-    ws_extra = ""
-    for rnode, pos in k.colsums.items():
-        cvar = f"colsum{gen.num(rnode)}"
-        length = "BLOCK_N" if pos == 1 else "BLOCK_M"
-        cs_init.append(f"{cvar} = tl.zeros([{length}], dtype={acc_dtype})")
-        if pos == 1:
-            cs_loop.append(f"{cvar} += tl.sum(b, 0)" + body.comment(rnode) + " (column sums of B)")
-            body.vars[rnode] = f"{cvar}[None, :]"
-        else:
-            cs_loop.append(f"{cvar} += tl.sum(a, 1)" + body.comment(rnode) + " (row sums of A)")
-            body.vars[rnode] = f"{cvar}[:, None]"
-        # split-K: this partial sum lives after the tile (and earlier sums) in the workspace
-        at = f"BLOCK_M * BLOCK_N{ws_extra} + tl.arange(0, {length})"
-        split_store.append(f"tl.store(ws_mine + {at}, {cvar})")
-        split_sum.append(f"{cvar} += tl.load(ws_s + {at}, mask=tl.arange(0, {length}) * 0 + theirs != 0, "
-                         f"other=0.0, cache_modifier=\".cg\")")
-        ws_extra += f" + {length}"
+    colsums = colsum_slots(gen, body, k, acc_dtype)
     kern.scratch("ws_ptr", "*fp32")
     kern.scratch("lock_ptr", "*i32")
     # epilogue
@@ -100,18 +83,42 @@ def matmul_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, 
         top="\n".join("    " + x for x in top),
         a_base=a_base, b_base=b_base, acc_dtype=acc_dtype,
         descriptors=descriptors, load_a=loads[0], load_b=loads[1],
-        dot=dot,
-        colsum_init="\n".join("    " + x for x in cs_init),
-        colsum="\n".join("        " + x for x in cs_loop),
-        ws_extra=ws_extra,
-        split_store="\n".join("        " + x for x in split_store),
-        split_sum="\n".join("            " + x for x in split_sum),
+        dot=dot, **colsums,
         epilogue="\n".join("    " + x for x in body.sections["body"]))
     batch = numel(D[:-2]) if r > 2 else 1
     grid = [("matmul", M, N, batch)]
     info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums),
             "precision": gen.precision, "tma": tma_layouts}
     return text, grid, info
+
+
+def colsum_slots(gen, body: Body, k: Group, acc_dtype: str) -> dict:
+    """MATMUL's column-sum slots (colsum_init, colsum, ws_extra, split_store, split_sum) for the
+    group's `colsums` (reduction node -> operand position), each sum's value bound in `body`."""
+    cs_init, cs_loop, split_store, split_sum = [], [], [], []
+    ws_extra = ""
+    for rnode, pos in k.colsums.items():
+        cvar = f"colsum{gen.num(rnode)}"
+        length = "BLOCK_N" if pos == 1 else "BLOCK_M"
+        cs_init.append(f"{cvar} = tl.zeros([{length}], dtype={acc_dtype})")
+        if pos == 1:
+            cs_loop.append(f"{cvar} += tl.sum(b, 0)" + body.comment(rnode) + " (column sums of B)")
+            body.vars[rnode] = f"{cvar}[None, :]"
+        else:
+            cs_loop.append(f"{cvar} += tl.sum(a, 1)" + body.comment(rnode) + " (row sums of A)")
+            body.vars[rnode] = f"{cvar}[:, None]"
+        # split-K: this partial sum lives after the tile (and earlier sums) in the workspace
+        at = f"BLOCK_M * BLOCK_N{ws_extra} + tl.arange(0, {length})"
+        split_store.append(f"tl.store(ws_mine + {at}, {cvar})")
+        split_sum.append(f"{cvar} += tl.load(ws_s + {at}, mask=tl.arange(0, {length}) * 0 + theirs != 0, "
+                         f"other=0.0, cache_modifier=\".cg\")")
+        ws_extra += f" + {length}"
+    return {"colsum_init": "\n".join("    " + x for x in cs_init),
+            "colsum": "\n".join("        " + x for x in cs_loop),
+            "ws_extra": ws_extra,
+            "split_store": "\n".join("        " + x for x in split_store),
+            "split_sum": "\n".join("            " + x for x in split_sum)}
+
 
 def operand_loads(gen, kern: KernelScope, space_shape, av, bv, dt) -> tuple[list[str], str, tuple]:
     """The K loop's loads of A and B (8-space indented), the descriptor statements before the

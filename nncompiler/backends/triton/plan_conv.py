@@ -20,9 +20,11 @@ the reason `--emit kernels` prints. A mixin of `plan.Plan` (it reads `graph`, `c
 and fills `operand_views` and `conv_inputs`)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
-from .index import View
+from ...ir.shapes import canon_dim
+from .index import View, contiguous_strides
 
 # (predicate on the conv node, why it runs through torch instead): checked in order
 FALLBACK_RULES = (
@@ -89,3 +91,18 @@ class ConvPlan:
         view = self.operand_views[(n.id, 0)]
         self.conv_inputs[n.id] = ConvInput(view, pad, tuple(c + p for c, p in zip(conv_lo, lo)), tuple(lhs),
                                            tuple(view.shape[1:sp + 1]))
+
+    def colsum_operand(self, cv: int) -> int | None:
+        """The buffer whose sum over all axes but the last is the column sum of this conv's B
+        (the kernel operand, [*window, C, F] as [K, N]), or None. So it is when B is that buffer
+        with its leading axes permuted: a kernel gradient's B is the cotangent g [N, *O, F]
+        transposed to [*O, N, F], and sum(g, all but F) is the bias gradient, which then rides
+        along with the kernel gradient (plan_fuse._fuse_colsums)."""
+        v = self.operand_views[(cv, 1)]
+        shape = self.graph[v.base].shape
+        if v.offset or v.strides[-1] != 1 or canon_dim(v.shape[-1]) != canon_dim(shape[-1]):
+            return None
+
+        def runs(shape_, strides):
+            return Counter((canon_dim(d), canon_dim(s)) for d, s in zip(shape_, strides) if d != 1)
+        return v.base if runs(v.shape, v.strides) == runs(shape, contiguous_strides(shape)) else None

@@ -217,21 +217,29 @@ class Fuse:
         """sum(G, axis 0) where G is a matmul's K-major B operand (or sum(A, axis 1) of its A) is
         accumulated from the operand tiles the matmul loads anyway: the bias gradient rides along
         with the weight gradient. Done before vertical fusion so that the sum's consumers (the
-        bias update) can then join the matmul's epilogue."""
+        bias update) can then join the matmul's epilogue. A conv's kernel gradient takes its
+        bias gradient the same way: its B operand is the cotangent itself, transposed
+        (plan_conv.colsum_operand)."""
         g = self.graph
         for mgrp in [x for x in self.groups.values() if x.kind == "matmul"]:
             mm = mgrp.nodes[0]
             mnode = g[mm]
-            if mnode.op != "matmul" or len(mnode.shape) != 2 or mnode.dtype not in ("f32", "f64"):
+            if mnode.dtype not in ("f32", "f64"):
                 continue
-            for pos in (0, 1):
-                operand = mnode.inputs[pos]
+            if mnode.op == "matmul" and len(mnode.shape) == 2:   # (position, operand, the sum's axes)
+                sums = [(1, mnode.inputs[1], (0,)), (0, mnode.inputs[0], (1,))]
+            elif mnode.op == "conv" and self.colsum_operand(mm) is not None:
+                base = self.colsum_operand(mm)
+                sums = [(1, base, tuple(range(len(g[base].shape) - 1)))]
+            else:
+                continue
+            for pos, operand, axes in sums:
                 for u in self.users[operand]:
                     un = g[u]
                     grp = self.groups.get(self.owner.get(u, -1))
                     if grp is None or grp.kind != "reduction" or grp.nodes != [u] or un.op != "sum":
                         continue
-                    if un.dtype != mnode.dtype or reduce_axes(un, 2) != ((0,) if pos == 1 else (1,)):
+                    if un.dtype != mnode.dtype or reduce_axes(un, len(g[operand].shape)) != axes:
                         continue
                     dependents = self._dependents()
                     if (self._path_between(grp.id, mgrp.id, dependents) is not None

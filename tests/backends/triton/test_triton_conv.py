@@ -2,8 +2,8 @@
 forward, input gradient and kernel gradient against torch (F.conv1d / F.conv2d and autograd) on
 odd shapes -- stride 2, dilation 2, asymmetric padding, odd sizes, batch 1, one and three input
 channels -- through the generated kernels (the Triton interpreter without a GPU); the bias +
-relu epilogue in the conv's own kernel; split-K over a kernel gradient's long reduction; the
-grouped conv left on torch with its reason; and the kernels lowered to PTX for sm_90."""
+relu epilogue in the conv's own kernel; split-K over a kernel gradient's long reduction, with the
+bias gradient as the column sums of its operand; the grouped conv left on torch with its reason; and the kernels lowered to PTX for sm_90."""
 import numpy as np
 import pytest
 import torch
@@ -26,16 +26,19 @@ CASES = [
 ]
 
 
-def _conv_graph(xs, ws, stride, padding, dilation, groups=1):
-    """y = conv(x, w) and loss = sum(y * r), differentiated for x and w (grad.x, grad.w)."""
+def _conv_graph(xs, ws, stride, padding, dilation, groups=1, bias=False):
+    """y = conv(x, w) (+ bias) and loss = sum(y * r), differentiated for x and w (grad.x, grad.w;
+    grad.bias with a bias)."""
     b = Builder("conv")
     x = b.argument("x", "input", T("f32", ("B",) + tuple(xs[1:])))
     w = b.argument("w", "param", T("f32", ws))
     y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if bias:
+        y = b.add(y, b.argument("bias", "param", T("f32", ws[-1:])))
     yt = b.type_of(y)
     r = b.argument("r", "input", yt)
     loss = b.sum(b.mul(y, r), axes=tuple(range(yt.rank)), keepdims=False)
-    return grad(b.build({"y": y, "loss": loss}), "loss", ["x", "w"]), tuple(yt.shape[1:])
+    return grad(b.build({"y": y, "loss": loss}), "loss", ["x", "w"] + (["bias"] if bias else [])), tuple(yt.shape[1:])
 
 
 def _torch(xv, wv, rv, stride, padding, dilation, groups=1):
@@ -103,22 +106,29 @@ def test_conv_bias_relu_is_one_kernel():
 
 
 @pytest.mark.parametrize("split", [1, 3])
-def test_kernel_gradient_splits_its_long_reduction(split):
+def test_kernel_gradient_splits_its_long_reduction_and_carries_the_bias_gradient(split):
     # the kernel gradient contracts over batch x output pixels (K = 5 * 4 * 4 = 80 here): pinned to
-    # 16-wide K blocks split three ways, the last split sums the partials and runs the epilogue
+    # 16-wide K blocks split three ways, the last split sums the partials and runs the epilogue;
+    # the bias gradient, sum(g) over all but the channel, is the column sum of its B operand g^T
     xs, ws, stride, padding, dilation = (5, 7, 7, 2), (3, 3, 2, 3), (2, 2), ((1, 1), (1, 1)), (1, 1)
-    g, ys = _conv_graph(xs, ws, stride, padding, dilation)
+    g, ys = _conv_graph(xs, ws, stride, padding, dilation, bias=True)
     be = Backend()
     cg = be.compile(g)
     plan = be.plan(g)
     wgrad = next(k for k in plan.kernels if any(plan.graph[n].op == "conv" and plan.graph[n].shape[0] == 2
                                                 for n in k.nodes))
+    assert wgrad.name.startswith("nnc_conv") and "colsum" in wgrad.name and len(wgrad.colsums) == 1
+    assert not any(k.kind == "reduction" and len(plan.graph[k.nodes[0]].shape) == 1 for k in plan.kernels)
     cg.pin(wgrad.name, ({"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "SPLIT_K": split, "GROUP_M": 8}, 4, None))
-    args, _ = _run(be, g, xs, ws, ys, seed=5)
+    rng = np.random.default_rng(5)
+    args = {"x": rng.standard_normal(xs).astype(np.float32), "w": rng.standard_normal(ws).astype(np.float32),
+            "bias": rng.standard_normal(ws[-1]).astype(np.float32),
+            "r": rng.standard_normal((xs[0],) + ys).astype(np.float32)}
     _, _, dw = _torch(args["x"], args["w"], args["r"], stride, padding, dilation)
     for _ in range(2):      # the second call reuses the tile counters the first one reset
-        got = be.to_numpy(cg(args)["grad.w"])
-        np.testing.assert_allclose(got, dw, rtol=RTOL, atol=ATOL)
+        got = {k: be.to_numpy(v) for k, v in cg(args).items()}
+        np.testing.assert_allclose(got["grad.w"], dw, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(got["grad.bias"], args["r"].sum(axis=(0, 1, 2)), rtol=RTOL, atol=ATOL)
 
 
 def test_the_table_splits_a_kernel_gradient_over_k_on_an_h100():
