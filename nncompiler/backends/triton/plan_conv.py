@@ -10,6 +10,10 @@ masked to zero in the padding (codegen_conv.py). A conv's group is therefore a "
 of a kernel gradient), its tile table and its split-K for long reductions (the kernel gradient
 contracts over batch x output pixels) without a line of its own.
 
+The input gradient's kernel is the forward kernel flipped along its taps (a `gather` of a
+constant descending range per axis) with its channels swapped: a strided view with negative
+strides (`_kernel_view`), read in place like any other.
+
 The input may be a `pad` of a buffer view: the input gradient's cotangent, dilated by the
 stride and padded (autodiff/vjp.py `_transposed_window`). That pad folds into the kernel's
 addressing as a per-axis offset and input dilation (`ConvInput`), so the dilated cotangent is
@@ -23,8 +27,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...ir.shapes import canon_dim
-from .index import View, contiguous_strides
+from .index import View, contiguous_strides, squeeze_like, squeeze_pairs, view_through
 
 # (predicate on the conv node, why it runs through torch instead): checked in order
 FALLBACK_RULES = (
@@ -87,7 +93,11 @@ class ConvPlan:
                 lhs = [k + 1 for k in xn.attr["interior"][1:sp + 1]]
         if pad is None:
             self._buffer_operand(n.id, 0, x)
-        self._buffer_operand(n.id, 1, n.inputs[1])
+        wv = self._kernel_view(n.inputs[1])
+        if wv is not None:
+            self.operand_views[(n.id, 1)] = wv
+        else:
+            self._buffer_operand(n.id, 1, n.inputs[1])
         view = self.operand_views[(n.id, 0)]
         self.conv_inputs[n.id] = ConvInput(view, pad, tuple(c + p for c, p in zip(conv_lo, lo)), tuple(lhs),
                                            tuple(view.shape[1:sp + 1]))
@@ -106,3 +116,42 @@ class ConvPlan:
         def runs(shape_, strides):
             return Counter((canon_dim(d), canon_dim(s)) for d, s in zip(shape_, strides) if d != 1)
         return v.base if runs(v.shape, v.strides) == runs(shape, contiguous_strides(shape)) else None
+
+    def _kernel_view(self, nid: int) -> View | None:
+        """A conv's kernel operand as a strided view of a buffer, through what `view_of` does not
+        see: a flip (a gather of the constant descending range: a negative stride) and size-1
+        reshapes of a view that is not contiguous. None when it is none of these (materialise)."""
+        v = self.view_of(nid)
+        if v is not None or self.cls[nid] != "move" or nid in self.copies:
+            return v
+        n = self.graph[nid]
+        src_shape = self.graph[n.inputs[0]].shape
+        if n.op == "gather":
+            axis = n.attr["axis"] % len(src_shape)
+            k = src_shape[axis]
+            inner = self._kernel_view(n.inputs[0])
+            if inner is None or not isinstance(k, int) or not self._descending(n.inputs[1], k) \
+                    or not isinstance(inner.strides[axis], int):
+                return None
+            st = inner.strides[axis]
+            strides = inner.strides[:axis] + (-st,) + inner.strides[axis + 1:]
+            return View(inner.base, n.shape, strides, inner.offset + ((k - 1) * st,))
+        if n.op == "reshape" and squeeze_like(src_shape, n.shape):
+            inner = self._kernel_view(n.inputs[0])
+            if inner is None:
+                return None
+            strides = [0] * len(n.shape)
+            for a, b in squeeze_pairs(src_shape, n.shape):
+                strides[b] = inner.strides[a]
+            return View(inner.base, n.shape, tuple(strides), inner.offset)
+        if n.op in ("transpose", "slice", "broadcast_to"):
+            inner = self._kernel_view(n.inputs[0])
+            return view_through(n, inner) if inner is not None else None
+        return None
+
+    def _descending(self, nid: int, k: int) -> bool:
+        """Whether node `nid` is the constant [k-1, ..., 1, 0] (the index of a flip)."""
+        n = self.graph[nid]
+        if n.op != "const" or tuple(n.shape) != (k,):
+            return False
+        return np.asarray(n.attr["value"]).ravel().tolist() == list(range(k - 1, -1, -1))

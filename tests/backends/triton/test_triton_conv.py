@@ -72,6 +72,13 @@ def test_conv_and_both_gradients_match_torch(xs, ws, stride, padding, dilation):
     if any(lo or hi for lo, hi in padding) or any(s > 1 for s in stride):
         # the input gradient reads the dilated, padded cotangent through its loads, not a copy
         assert "folded into its loads" in plan.describe()
+    # ... and the flipped, channel-swapped kernel in place too (negative strides), not a copy
+    w_id = plan.graph.arg("w").id
+    for k in convs:
+        cv = next(n for n in k.nodes if plan.graph[n].op == "conv")
+        if plan.graph[cv].shape[1:] == tuple(xs[1:]):          # the input gradient: [B, *S, C]
+            view = plan.operand_views[(cv, 1)]
+            assert view.base == w_id and any(isinstance(st, int) and st < 0 for st in view.strides)
     args, out = _run(be, g, xs, ws, ys)
     y, dx, dw = _torch(args["x"], args["w"], args["r"], stride, padding, dilation)
     for name, want in (("y", y), ("grad.x", dx), ("grad.w", dw)):
