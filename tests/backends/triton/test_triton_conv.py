@@ -1,9 +1,10 @@
 """`conv` as an implicit-GEMM Triton kernel (plan_conv.py, codegen_conv.py, kernels/conv.py):
-forward, input gradient and kernel gradient against torch (F.conv1d / F.conv2d and autograd) on
+forward, input gradient and kernel gradient against torch (F.conv1d / 2d / 3d and autograd) on
 odd shapes -- stride 2, dilation 2, asymmetric padding, odd sizes, batch 1, one and three input
-channels -- through the generated kernels (the Triton interpreter without a GPU); the bias +
-relu epilogue in the conv's own kernel; split-K over a kernel gradient's long reduction, with the
-bias gradient as the column sums of its operand; the grouped conv left on torch with its reason; and the kernels lowered to PTX for sm_90."""
+channels, float64 -- through the generated kernels (the Triton interpreter without a GPU); the
+bias + relu epilogue in the conv's own kernel; split-K over a kernel gradient's long reduction,
+with the bias gradient as the column sums of its operand; the grouped conv left on torch with its
+reason; and the kernels lowered to PTX for sm_90."""
 import numpy as np
 import pytest
 import torch
@@ -26,12 +27,12 @@ CASES = [
 ]
 
 
-def _conv_graph(xs, ws, stride, padding, dilation, groups=1, bias=False):
+def _conv_graph(xs, ws, stride, padding, dilation, groups=1, bias=False, dtype="f32"):
     """y = conv(x, w) (+ bias) and loss = sum(y * r), differentiated for x and w (grad.x, grad.w;
     grad.bias with a bias)."""
     b = Builder("conv")
-    x = b.argument("x", "input", T("f32", ("B",) + tuple(xs[1:])))
-    w = b.argument("w", "param", T("f32", ws))
+    x = b.argument("x", "input", T(dtype, ("B",) + tuple(xs[1:])))
+    w = b.argument("w", "param", T(dtype, ws))
     y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if bias:
         y = b.add(y, b.argument("bias", "param", T("f32", ws[-1:])))
@@ -53,10 +54,10 @@ def _torch(xv, wv, rv, stride, padding, dilation, groups=1):
     return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
 
 
-def _run(be, g, xs, ws, ys, seed=0):
+def _run(be, g, xs, ws, ys, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    args = {"x": rng.standard_normal(xs).astype(np.float32), "w": rng.standard_normal(ws).astype(np.float32),
-            "r": rng.standard_normal((xs[0],) + ys).astype(np.float32)}
+    args = {"x": rng.standard_normal(xs).astype(dtype), "w": rng.standard_normal(ws).astype(dtype),
+            "r": rng.standard_normal((xs[0],) + ys).astype(dtype)}
     out = {k: be.to_numpy(v) for k, v in be.compile(g)(args).items()}
     return args, out
 
@@ -84,6 +85,19 @@ def test_conv_and_both_gradients_match_torch(xs, ws, stride, padding, dilation):
     for name, want in (("y", y), ("grad.x", dx), ("grad.w", dw)):
         assert out[name].shape == want.shape, name
         np.testing.assert_allclose(out[name], want, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_3d_float64_conv_and_both_gradients_match_torch():
+    # three spatial axes (the kernel gradient's output transpose rides in its epilogue), float64
+    xs, ws, stride, padding, dilation = (2, 5, 4, 6, 2), (2, 3, 2, 2, 3), (2, 1, 2), ((1, 0), (1, 1), (0, 1)), (1, 1, 2)
+    g, ys = _conv_graph(xs, ws, stride, padding, dilation, dtype="f64")
+    be = Backend()
+    assert sum(k.name.startswith("nnc_conv") for k in be.plan(g).kernels) == 3
+    args, out = _run(be, g, xs, ws, ys, dtype=np.float64)
+    y, dx, dw = _torch(args["x"], args["w"], args["r"], stride, padding, dilation)
+    for name, want in (("y", y), ("grad.x", dx), ("grad.w", dw)):
+        assert out[name].dtype == np.float64
+        np.testing.assert_allclose(out[name], want, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def _bias_relu_graph():
