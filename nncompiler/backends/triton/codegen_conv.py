@@ -70,11 +70,13 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     other = zero(dt)
     for t_ in tuple(xv.offset) + tuple(wv.offset):
         kern.dim(t_)
-    a_base = x_ptr if not xv.offset else f"{x_ptr} + {xv.offset_expr()}"
-    b_base = w_ptr if not wv.offset else f"{w_ptr} + {wv.offset_expr()}"
+    a_base, b_base = _based(x_ptr, xv), _based(w_ptr, wv)
 
     # rows: m = (n, *o); the window of output position o starts at input position o * s - offset
-    rows = _decompose("rm", [(rows_n, D[0])] + list(zip(o_names, D[1:-1])), kern.dim)
+    folded = f", {plan.name(ci.pad)} folded in" if ci.pad is not None else ""
+    rows = [f"# {plan.name(cv)}: stride {list(a['stride'])}, dilation {list(a['dilation'])}, input offset "
+            f"{list(ci.offset)}, input dilation {list(ci.lhs)}{folded}"]
+    rows += _decompose("rm", [(rows_n, D[0])] + list(zip(o_names, D[1:-1])), kern.dim)
     for j in range(sp):
         start = mul_expr(o_names[j], str(a["stride"][j])) + (f" - {ci.offset[j]}" if ci.offset[j] else "")
         rows.append(f"{h_names[j]} = {start}")
@@ -92,7 +94,7 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
             masks.append(f"({p_names[j]} % {lhs} == 0)")
         if reach > (size - 1) * lhs:
             masks.append(f"({p_names[j]} < {(size - 1) * lhs + 1})")
-        at = p_names[j] if lhs == 1 else f"({p_names[j]} // {lhs})"
+        at = p_names[j] if lhs == 1 else f"{p_names[j]} // {lhs}"
         terms.append(mul_expr(at, kern.dim(xv.strides[1 + j])))
     terms.append(_times("c_in[None, :]", kern.dim(xv.strides[sp + 1])))
     t = gen.t["conv"]
@@ -138,6 +140,15 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     info = {"M": M, "N": F, "K": K, "batch": 1, "dtype": dt, "colsums": len(k.colsums), "precision": "fp32",
             "tma": (None, None), "conv": True}
     return text, grid, info
+
+
+def _based(ptr: str, view) -> str:
+    """The pointer at a view's offset (integer terms summed)."""
+    if not view.offset:
+        return ptr
+    if all(isinstance(t, int) for t in view.offset):
+        return f"{ptr} + {sum(view.offset)}" if sum(view.offset) else ptr
+    return f"{ptr} + {view.offset_expr()}"
 
 
 def _times(tile: str, stride: str) -> str:
