@@ -4,7 +4,8 @@ A conv y[n, *o, f] = sum over taps t and input channels c of x[n, *(o*s - pad + 
 (NHWC / NWC input, kernel [*window, C, F]) is C[M, N] = A[M, K] @ B[K, N] with
 
     m = (n, *o)     the output pixel: M = batch x output positions
-    k = (*t, c)     the tap and the input channel, c fastest: K = window x C
+    k = (*t, c)     the tap and the input channel, c fastest (or (c, *t) where the input's
+                    channels are far apart in memory, a kernel gradient's): K = window x C
     N = f           the output channel
 
 B is the kernel read through its strides. A is never materialised (no im2col buffer): the
@@ -26,7 +27,7 @@ ROWS = KernelTemplate("conv.rows", '''\
 
 # `{load_a}`: the implicit im2col tile A[rm, kk], gathered from the input with masks
 LOAD_A = KernelTemplate("conv.load_a", '''\
-# the tap (*t) and input channel (c) of each column of this K block: k = (*t, c)
+# the tap (*t) and input channel (c) of each column of this K block
 {columns}
 # input positions of (row, column); outside the input (the padding) or off its dilation grid: 0
 {positions}

@@ -32,6 +32,15 @@ def _decompose(lin: str, parts, dim) -> list[str]:
     return lines
 
 
+def _channel_last(xv, sp: int) -> bool:
+    """Whether the input's channel stride is at most its last spatial axis's (NHWC as stored);
+    a symbolic stride counts as far."""
+    c, w = xv.strides[sp + 1], xv.strides[sp]
+    if not isinstance(c, int):
+        return False
+    return not isinstance(w, int) or abs(c) <= abs(w)
+
+
 def _flat_k(view, sp: int) -> bool:
     """Whether the kernel view's (*window, C) axes are one run of memory (k = (*t, c) is then
     one stride: the kernel as stored, [*window, C, F] row-major)."""
@@ -81,8 +90,13 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
         start = mul_expr(o_names[j], str(a["stride"][j])) + (f" - {ci.offset[j]}" if ci.offset[j] else "")
         rows.append(f"{h_names[j]} = {start}")
     rows.append(f"x_row = {mul_expr(rows_n, kern.dim(xv.strides[0]))}")
-    # columns: k = (*t, c), the channel fastest
-    cols = _decompose("kk", list(zip(t_names, window)) + [("c_in", C)], kern.dim)
+    # columns: k = (*t, c), the channel fastest where the input's channels are adjacent in memory
+    # (NHWC: a K block reads runs of channels); where they are far apart -- a kernel gradient, whose
+    # "channel" is the batch -- k = (c, *t) instead, the output column fastest, so that a K block
+    # reads neighbouring pixels. The sum is the same; only its order (float rounding) differs.
+    channel_last = _channel_last(xv, sp)
+    taps = list(zip(t_names, window))
+    cols = _decompose("kk", taps + [("c_in", C)] if channel_last else [("c_in", C)] + taps, kern.dim)
     positions, masks, terms = [], [], ["x_row[:, None]"]
     for j in range(sp):
         d, lhs, size = a["dilation"][j], ci.lhs[j], ci.size[j]
@@ -100,7 +114,7 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     t = gen.t["conv"]
     load_a = t.LOAD_A.render(columns="\n".join(cols), positions="\n".join(positions),
                              address=add_terms(terms), mask="".join(f" & {m}" for m in masks), other=other)
-    if _flat_k(wv, sp):
+    if channel_last and _flat_k(wv, sp):
         b_terms = [_times("kk[:, None]", kern.dim(wv.strides[sp]))]
     else:
         b_terms = [_times(f"{name}[:, None]", kern.dim(st)) for name, st in
