@@ -169,6 +169,10 @@ def test_example_model_matches_numpy(name, monkeypatch):
     mn = nnc.compile(path)
     for k, v in mn.params.items():
         np.testing.assert_array_equal(mt.params[k], v)        # the same initial numbers
+    plan = mt.backend.plan(mt.graph("train_step"))
+    convs = [k for k in plan.kernels if any(plan.graph[n].op == "conv" for n in k.nodes)]
+    assert all(k.kind == "matmul" for k in convs)           # digits_cnn: implicit-GEMM kernels, no torch conv
+    assert len(convs) == (2 if name == "digits_cnn" else 0)
     batch = _data(mn, 16)
     inputs = {k: v for k, v in batch.items() if k in mn.lowered.inputs}
     np.testing.assert_allclose(mt.forward(**inputs), mn.forward(**inputs), rtol=RTOL, atol=ATOL)
