@@ -26,7 +26,8 @@ def _render(name):
     O_ = _out_len()
     rows = ROWS.render(rows="\n".join([f"o_n = rm // {O_}", f"o_0 = rm % {O_}", f"h_0 = o_0 * {S} - {LO}",
                                        f"x_row = o_n * {L * C}"]))
-    load_a = LOAD_A.render(columns=f"t_0 = kk // {C}\nc_in = kk % {C}", positions=f"p_0 = h_0[:, None] + t_0[None, :] * {DIL}",
+    load_a = LOAD_A.render(columns=f"t_0 = kk // {C}\nc_in = kk % {C}",
+                           positions=f"p_0 = h_0[:, None] + t_0[None, :] * {DIL}",
                            address=f"x_row[:, None] + (p_0 // {LHS}) * {C} + c_in[None, :]",
                            mask=f" & (p_0 >= 0) & (p_0 % {LHS} == 0) & (p_0 < {(L - 1) * LHS + 1})", other="0.0")
     load_b = LOAD_B.render(address=f"kk[:, None] * {F_} + rn[None, :]", other="0.0")

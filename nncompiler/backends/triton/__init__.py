@@ -1,13 +1,14 @@
 """Triton GPU backend: fusion plan, Triton codegen, runtime and ahead-of-time compilation.
 
     plan.py      fusion planning on the optimised IR: the Plan, built by plan_classify.py (node
-                 classes, buffers), plan_space.py (legality: iteration spaces), plan_fuse.py
-                 (merges, profitability, WhyNoFuse) and plan_describe.py (order, names, report)
+                 classes, buffers), plan_conv.py (convs as implicit GEMMs: which, and how they
+                 read), plan_space.py (legality: iteration spaces), plan_fuse.py (merges,
+                 profitability, WhyNoFuse) and plan_describe.py (order, names, report)
     index.py     iteration spaces (union-find), index arithmetic, strided views
     ops.py       the elementwise table: primitive -> Triton expression
     codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/:
                  codegen_scope.py (parameters, names), codegen_body.py (one line per op),
-                 codegen_matmul.py (the matmul template filled)
+                 codegen_matmul.py (the matmul template filled), codegen_conv.py (a conv in it)
     tma.py       which matmul operands Hopper's TMA tensor descriptors can read
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
     runtime.py   buffers, memory plan, launches, torch fallback

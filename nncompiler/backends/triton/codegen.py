@@ -1,8 +1,8 @@
 """Triton code generation: one readable `@triton.jit` kernel per planned group.
 
 Every kernel follows a template from `kernels/` (pointwise, combo, persistent or
-looped reduction, matmul, conv as an implicit GEMM in the matmul skeleton). The generator fills in the index arithmetic of the
-iteration space and the loads of the buffers the kernel reads (address.py: movement
+looped reduction, matmul, conv as an implicit GEMM in the matmul skeleton). The
+generator fills in the index arithmetic of the iteration space and the loads of the buffers the kernel reads (address.py: movement
 ops on them become index arithmetic, one rule per op in `address.MOVE_RULES`), one
 line per IR op (an expression from the rule table `ops.TRITON_OPS`, a comment with
 the op's printed name and its `.nn` position), and the stores of the values other kernels or the caller need (masked to

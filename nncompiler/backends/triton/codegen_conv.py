@@ -100,7 +100,8 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     positions, masks, terms = [], [], ["x_row[:, None]"]
     for j in range(sp):
         d, lhs, size = a["dilation"][j], ci.lhs[j], ci.size[j]
-        positions.append(f"{p_names[j]} = {h_names[j]}[:, None] + {t_names[j]}[None, :]" + (f" * {d}" if d != 1 else ""))
+        positions.append(f"{p_names[j]} = {h_names[j]}[:, None] + {t_names[j]}[None, :]"
+                         + (f" * {d}" if d != 1 else ""))
         reach = (D[1 + j] - 1) * a["stride"][j] + (window[j] - 1) * d - ci.offset[j]   # the largest position read
         if ci.offset[j] > 0:
             masks.append(f"({p_names[j]} >= 0)")

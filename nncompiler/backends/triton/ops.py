@@ -177,7 +177,8 @@ STRUCTURAL = {
     "sum": "a reduction kernel (codegen reduction)", "max": "a reduction kernel (codegen reduction)",
     "argmax": "a reduction kernel (codegen reduction)",
     "matmul": "a matmul kernel (codegen matmul)",
-    "conv": "an implicit-GEMM kernel in the matmul template (codegen_conv; groups > 1: torch, plan_conv.FALLBACK_RULES)",
+    "conv": "an implicit-GEMM kernel in the matmul template (codegen_conv; groups > 1: torch, "
+            "plan_conv.FALLBACK_RULES)",
     "reshape": "addressing (address.MOVE_RULES)",
     "transpose": "addressing (address.MOVE_RULES)",
     "broadcast_to": "addressing (address.MOVE_RULES)",
