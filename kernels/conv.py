@@ -16,7 +16,8 @@ the elements of an input dilated by `lhs` (the input gradient's strided cotangen
 folded into the loads) -- to zero. Everything else is MATMUL's: the grouped tile order, split-K
 (a kernel gradient contracts over batch x output pixels), and the fused epilogue (bias,
 activation, the optimizer update), whose index variables are the output pixel's axes
-decomposed from `i_m`.
+decomposed from `i_m`. A grouped conv is one such GEMM per group, on MATMUL's batch axis
+(`pid_b`, which offsets `a_base`, `b_base` and the output channel).
 """
 from .template import KernelTemplate
 

@@ -60,7 +60,7 @@ class Addressing:
             if self.m_dims == (d,):
                 return "i_m"
             if d == r - 1:
-                return "i_n"
+                return self.n_name     # i_n; a grouped conv's output channel is offset by its group
         return f"i{d}{self.sfx}"     # (a conv's output pixel axes: decomposed from i_m)
 
     def dgroup(self, d) -> str:
@@ -245,7 +245,7 @@ class Addressing:
             return Idx(f"xindex{self.sfx}", frozenset(["x"]))
         if self.kind == "matmul" and len(self.m_dims) > 1 and shape and shape[-1] != 1 and self._identity(idx, shape):
             # a conv's output [N, *O, F] at its own index: the tile row is the pixel, row-major
-            return Idx(f"i_m * {paren(self.k.dim(shape[-1]))} + i_n", frozenset(["m", "n"]))
+            return Idx(f"i_m * {paren(self.k.dim(shape[-1]))} + {self.n_name}", frozenset(["m", "n"]))
         terms, groups = [], frozenset()
         for i, st in zip(idx, contiguous_strides(shape)):
             if i.expr == "0":

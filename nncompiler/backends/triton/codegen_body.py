@@ -44,6 +44,7 @@ class Body(Addressing):
         # matmul: the dims of the space that the tile's rows (i_m) cover; a conv's rows are its
         # output pixels (n, *o), every dim but the channel (codegen_conv.py sets that)
         self.m_dims: tuple = (len(space.shape) - 2,) if kind == "matmul" else ()
+        self.n_name = "i_n"           # matmul: the index variable of the space's last dim
         if kind == "reduction" and not space.persistent:
             self.mode = "looped"
 

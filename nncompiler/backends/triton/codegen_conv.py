@@ -6,7 +6,9 @@ space the output [N, *O, F] whose every axis but the channel is covered by the t
 (`Body.m_dims`), so the epilogue -- bias, activation, the ops after -- is written by the same
 `Body` as a matmul's. This module writes what differs: the output pixel of each row, the tap
 and channel of each column, and the masked gather of the input (`ConvInput`: strides, padding,
-dilation and a folded pad's input dilation per spatial axis).
+dilation and a folded pad's input dilation per spatial axis). A grouped conv is one GEMM per
+group, the group on the grid's batch axis (`pid_b`): it offsets the input's channels, the
+kernel's columns and the output channel (`i_f`) by the group.
 """
 from __future__ import annotations
 
@@ -66,25 +68,34 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     rows_n, o_names = "o_n", [f"o_{j}" for j in range(sp)]
     h_names, t_names = [f"h_{j}" for j in range(sp)], [f"t_{j}" for j in range(sp)]
     p_names = [f"p_{j}" for j in range(sp)]
-    kern.taken |= {rows_n, "c_in", "x_row", *o_names, *h_names, *t_names, *p_names}
+    kern.taken |= {rows_n, "c_in", "x_row", "i_f", *o_names, *h_names, *t_names, *p_names}
     body = Body(kern, k.space, "matmul")
     body.m_dims = tuple(range(sp + 1))
     body.owned = set(k.nodes) - set(k.riders)
     x_ptr, w_ptr = kern.buffer(xv.base), kern.buffer(wv.base)
     kern.scratch("ws_ptr", "*fp32")     # split-K partials and tile counters (the template's)
     kern.scratch("lock_ptr", "*i32")
-    window, C, F = wv.shape[:sp], wv.shape[sp], wv.shape[sp + 1]
+    window, C, F = wv.shape[:sp], wv.shape[sp], wv.shape[sp + 1]      # C: channels per group
+    groups = a["groups"]
+    Fg = F // groups if groups > 1 else F
     M, K = numel(D[:-1]), numel(tuple(window) + (C,))
     dt = cn.dtype
     other = zero(dt)
     for t_ in tuple(xv.offset) + tuple(wv.offset):
         kern.dim(t_)
     a_base, b_base = _based(x_ptr, xv), _based(w_ptr, wv)
+    if groups > 1:
+        # one GEMM per group, the group on the grid's batch (pid_b): its channels of x, its
+        # columns of the kernel, its output channels (i_f) -- K and N are the group's
+        a_base += f" + pid_b * {paren(kern.dim(dim_mul(C, xv.strides[sp + 1])))}"
+        b_base += f" + pid_b * {paren(kern.dim(dim_mul(Fg, wv.strides[sp + 1])))}"
+        body.n_name = "i_f"
 
     # rows: m = (n, *o); the window of output position o starts at input position o * s - offset
     folded = f", {plan.name(ci.pad)} folded in" if ci.pad is not None else ""
+    grouped = f", {groups} groups (pid_b)" if groups > 1 else ""
     rows = [f"# {plan.name(cv)}: stride {list(a['stride'])}, dilation {list(a['dilation'])}, input offset "
-            f"{list(ci.offset)}, input dilation {list(ci.lhs)}{folded}"]
+            f"{list(ci.offset)}, input dilation {list(ci.lhs)}{folded}{grouped}"]
     rows += _decompose("rm", [(rows_n, D[0])] + list(zip(o_names, D[1:-1])), kern.dim)
     for j in range(sp):
         start = mul_expr(o_names[j], str(a["stride"][j])) + (f" - {ci.offset[j]}" if ci.offset[j] else "")
@@ -140,19 +151,20 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
         body.emit_node(nid, stores)
     gen.riders(body, k)
     defs = body.index_defs()
+    group_lines = [f"i_f = pid_b * {Fg} + i_n  # the output channel: this group's columns"] if groups > 1 else []
     top = gen.with_top(kern, defs.get("top", [])) + t.ROWS.render(rows="\n".join(rows)).splitlines()
     # IEEE in every precision mode: the numpy reference rounds matmul operands only (precision.py)
     dot = gen.t["matmul"].DOT_FLOAT
     text = gen.t["matmul"].MATMUL.render(
         decorator="{decorator}", name=k.name, params="{params}", header=gen.header(k),
-        M=kern.dim(M), N=kern.dim(F), K=kern.dim(K),
+        M=kern.dim(M), N=kern.dim(Fg), K=kern.dim(K),
         top="\n".join("    " + x for x in top),
         a_base=a_base, b_base=b_base, acc_dtype=acc_dtype, descriptors="",
         load_a=_indent(load_a, 2), load_b=_indent(load_b, 2), dot=dot,
         **colsums,
-        epilogue="\n".join("    " + x for x in defs.get("epilogue", []) + body.sections["body"]))
-    grid = [("matmul", M, F, 1)]
-    info = {"M": M, "N": F, "K": K, "batch": 1, "dtype": dt, "colsums": len(k.colsums), "precision": "fp32",
+        epilogue="\n".join("    " + x for x in group_lines + defs.get("epilogue", []) + body.sections["body"]))
+    grid = [("matmul", M, Fg, groups)]
+    info = {"M": M, "N": Fg, "K": K, "batch": groups, "dtype": dt, "colsums": len(k.colsums), "precision": "fp32",
             "tma": (None, None), "conv": True}
     return text, grid, info
 

@@ -1,10 +1,10 @@
 """The torch fallback as a rule table: primitive -> one torch call on whole tensors.
 
-Ops in `ops.TORCH_FALLBACK` always run here, a `conv` where `plan_conv.FALLBACK_RULES`
-says (a grouped conv); any other op does when named in the plan's `fallback_ops` (a
-debugging aid: bisect a wrong kernel by moving ops out of it). Each rule follows the
-primitive table's `formula` where one is given (sigmoid's stable form, numpy's power
-and sign), so moving an op here never changes what it computes.
+Ops in `ops.TORCH_FALLBACK` always run here; any other op does when named in the
+plan's `fallback_ops` (a debugging aid: bisect a wrong kernel by moving ops out of
+it). Each rule follows the primitive table's `formula` where one is given
+(sigmoid's stable form, numpy's power and sign), so moving an op here never
+changes what it computes.
 """
 from __future__ import annotations
 

@@ -177,8 +177,7 @@ STRUCTURAL = {
     "sum": "a reduction kernel (codegen reduction)", "max": "a reduction kernel (codegen reduction)",
     "argmax": "a reduction kernel (codegen reduction)",
     "matmul": "a matmul kernel (codegen matmul)",
-    "conv": "an implicit-GEMM kernel in the matmul template (codegen_conv; groups > 1: torch, "
-            "plan_conv.FALLBACK_RULES)",
+    "conv": "an implicit-GEMM kernel in the matmul template (plan_conv, codegen_conv; a group per grid batch)",
     "reshape": "addressing (address.MOVE_RULES)",
     "transpose": "addressing (address.MOVE_RULES)",
     "broadcast_to": "addressing (address.MOVE_RULES)",
@@ -193,6 +192,6 @@ STRUCTURAL = {
 }
 
 # primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES); the
-# windowed reductions (pooling and its gradient) have no kernel template yet. A `conv` is an
-# implicit-GEMM kernel except where plan_conv.FALLBACK_RULES says (groups > 1), then torch's.
+# windowed reductions (pooling and its gradient) have no kernel template yet. (A `conv` is an
+# implicit-GEMM kernel, grouped or not: STRUCTURAL.)
 TORCH_FALLBACK = frozenset({"scatter_add", "reduce_window", "select_scatter"})

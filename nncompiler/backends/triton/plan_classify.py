@@ -9,7 +9,6 @@ from __future__ import annotations
 from ...ir.primitives import ELEMENTWISE_KINDS
 from .index import View, contiguous_strides, static_numel, view_through
 from .ops import TORCH_FALLBACK
-from .plan_conv import conv_fallback_reason
 from .plan_types import GEMM_OPS
 
 
@@ -47,8 +46,7 @@ class Classify:
         n = self.graph[nid]
         host_rng = n.op == "rng_uniform" and self.host_rng
         return (n.op in self.fallback_ops or host_rng or n.op in TORCH_FALLBACK
-                or (n.op == "matmul" and n.dtype == "bool")
-                or conv_fallback_reason(n) is not None) and self.cls[nid] == "compute"
+                or (n.op == "matmul" and n.dtype == "bool")) and self.cls[nid] == "compute"
 
     def view_of(self, nid: int) -> View | None:
         """`nid` as a strided view of a buffer, or None (an inline scalar or a pad/concat chain)."""

@@ -19,8 +19,9 @@ stride and padded (autodiff/vjp.py `_transposed_window`). That pad folds into th
 addressing as a per-axis offset and input dilation (`ConvInput`), so the dilated cotangent is
 never written to memory either.
 
-`FALLBACK_RULES` is the table of the convolutions that still run as one torch call, each with
-the reason `--emit kernels` prints. A mixin of `plan.Plan` (it reads `graph`, `cls`, `copies`
+A grouped conv (groups > 1) is one GEMM per group, the group on the grid's batch axis: every
+conv the IR allows runs as this kernel (`fallback_ops=("conv",)` still sends them to torch's, a
+debugging aid). A mixin of `plan.Plan` (it reads `graph`, `cls`, `copies`
 and fills `operand_views` and `conv_inputs`)."""
 from __future__ import annotations
 
@@ -30,26 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ir.shapes import canon_dim
-from .index import View, contiguous_strides, squeeze_like, squeeze_pairs, view_through
-
-# (predicate on the conv node, why it runs through torch instead): checked in order
-FALLBACK_RULES = (
-    (lambda n: n.attr["groups"] != 1,
-     "a grouped conv (groups > 1) is one GEMM per group; the implicit-GEMM kernel takes groups == 1"),
-    (lambda n: n.dtype not in ("f32", "f64"),
-     "the implicit-GEMM kernel takes f32 and f64 operands"),
-)
-
-
-def conv_fallback_reason(node) -> str | None:
-    """Why this conv runs through torch, or None when the implicit-GEMM kernel takes it."""
-    if node.op != "conv":
-        return None
-    for pred, reason in FALLBACK_RULES:
-        if pred(node):
-            return reason
-    return None
-
+from .index import View, contiguous_strides, view_through
 
 @dataclass(frozen=True)
 class ConvInput:
@@ -110,7 +92,7 @@ class ConvPlan:
         along with the kernel gradient (plan_fuse._fuse_colsums)."""
         v = self.operand_views[(cv, 1)]
         shape = self.graph[v.base].shape
-        if v.offset or v.strides[-1] != 1 or canon_dim(v.shape[-1]) != canon_dim(shape[-1]):
+        if self.graph[cv].attr["groups"] != 1 or v.offset or v.strides[-1] != 1 or canon_dim(v.shape[-1]) != canon_dim(shape[-1]):
             return None
 
         def runs(shape_, strides):
@@ -119,8 +101,9 @@ class ConvPlan:
 
     def _kernel_view(self, nid: int) -> View | None:
         """A conv's kernel operand as a strided view of a buffer, through what `view_of` does not
-        see: a flip (a gather of the constant descending range: a negative stride) and size-1
-        reshapes of a view that is not contiguous. None when it is none of these (materialise)."""
+        see: a flip (a gather of the constant descending range: a negative stride) and reshapes
+        of a view that is not contiguous (the grouped input gradient's channel swap). None when it
+        is none of these (materialise)."""
         v = self.view_of(nid)
         if v is not None or self.cls[nid] != "move" or nid in self.copies:
             return v
@@ -136,14 +119,9 @@ class ConvPlan:
             st = inner.strides[axis]
             strides = inner.strides[:axis] + (-st,) + inner.strides[axis + 1:]
             return View(inner.base, n.shape, strides, inner.offset + ((k - 1) * st,))
-        if n.op == "reshape" and squeeze_like(src_shape, n.shape):
+        if n.op == "reshape":
             inner = self._kernel_view(n.inputs[0])
-            if inner is None:
-                return None
-            strides = [0] * len(n.shape)
-            for a, b in squeeze_pairs(src_shape, n.shape):
-                strides[b] = inner.strides[a]
-            return View(inner.base, n.shape, tuple(strides), inner.offset)
+            return reshaped(inner, n.shape) if inner is not None else None
         if n.op in ("transpose", "slice", "broadcast_to"):
             inner = self._kernel_view(n.inputs[0])
             return view_through(n, inner) if inner is not None else None
@@ -155,3 +133,31 @@ class ConvPlan:
         if n.op != "const" or tuple(n.shape) != (k,):
             return False
         return np.asarray(n.attr["value"]).ravel().tolist() == list(range(k - 1, -1, -1))
+
+
+def reshaped(view: View, shape) -> View | None:
+    """`view` reshaped to `shape` in place, or None where that needs a copy (numpy's rule): the
+    axes fall into runs of equal size products, and the old axes of each run must be one run of
+    memory; the new axes of the run then take strides from its innermost old stride."""
+    if not all(isinstance(d, int) for d in tuple(view.shape) + tuple(shape)) \
+            or not all(isinstance(st, int) for st in view.strides):
+        return None
+    old = [(d, st) for d, st in zip(view.shape, view.strides) if d != 1]
+    new = [k for k, d in enumerate(shape) if d != 1]
+    strides = [0] * len(shape)
+    i = j = 0
+    while i < len(old) and j < len(new):
+        i2, j2, a, b = i + 1, j + 1, old[i][0], shape[new[j]]
+        while a != b:
+            if a < b:
+                a, i2 = a * old[i2][0], i2 + 1
+            else:
+                b, j2 = b * shape[new[j2]], j2 + 1
+        if any(old[x][1] != old[x + 1][1] * old[x + 1][0] for x in range(i, i2 - 1)):
+            return None
+        st = old[i2 - 1][1]
+        for k in reversed(new[j:j2]):
+            strides[k] = st
+            st *= shape[k]
+        i, j = i2, j2
+    return View(view.base, tuple(shape), tuple(strides), view.offset)

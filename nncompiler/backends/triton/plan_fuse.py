@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ...ir.shapes import canon_dim, dim_div, fmt_shape, numel
 from .index import reduce_axes, static_numel
-from .plan_conv import conv_fallback_reason
 from .plan_types import GEMM_OPS, MAX_COMBO_SEGMENTS, REDUCE_OPS, Group, Illegal, Space, WhyNoFuse
 
 
@@ -42,9 +41,8 @@ class Fuse:
                 kind = "pointwise"
             grp = self._new_group(kind, [n.id], anchor=tuple(n.shape))
             if kind == "fallback":
-                why = conv_fallback_reason(n) if n.op not in self.fallback_ops else None
                 grp.note = ("host: numpy's random stream (host_rng)" if n.op == "rng_uniform"
-                            else f"fallback: torch ({why})" if why else "fallback: torch")
+                            else "fallback: torch")
             try:
                 grp.space = self.solve_space(grp.kind, grp.nodes, [grp.anchor]) if kind != "fallback" else None
             except Illegal as e:   # a lone op that no kernel template covers: run it through torch

@@ -3,8 +3,8 @@ forward, input gradient and kernel gradient against torch (F.conv1d / 2d / 3d an
 odd shapes -- stride 2, dilation 2, asymmetric padding, odd sizes, batch 1, one and three input
 channels, float64 -- through the generated kernels (the Triton interpreter without a GPU); the
 bias + relu epilogue in the conv's own kernel; split-K over a kernel gradient's long reduction,
-with the bias gradient as the column sums of its operand; the grouped conv left on torch with its
-reason; and the kernels lowered to PTX for sm_90."""
+with the bias gradient as the column sums of its operand; grouped and depthwise convs, one GEMM
+per group; and the kernels lowered to PTX for sm_90."""
 import numpy as np
 import pytest
 import torch
@@ -162,18 +162,29 @@ def test_the_table_splits_a_kernel_gradient_over_k_on_an_h100():
     assert rows[wgrad]["blocks"]["SPLIT_K"] > 1
 
 
-def test_grouped_conv_stays_on_torch_with_its_reason():
-    xs, ws, stride, padding, dilation = (2, 5, 4, 4), (2, 2, 2, 6), (1, 1), ((1, 0), (0, 1)), (1, 1)
-    g, ys = _conv_graph(xs, ws, stride, padding, dilation, groups=2)
+GROUPED = [
+    ((2, 5, 4, 4), (2, 2, 2, 6), (1, 1), ((1, 0), (0, 1)), (1, 1), 2),   # 2 groups of 2 -> 3 channels
+    ((1, 7, 3), (3, 1, 3), (2,), ((1, 1),), (2,), 3),                     # depthwise: a group per channel
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", GROUPED, ids=["groups2", "depthwise"])
+def test_grouped_conv_runs_a_gemm_per_group_and_matches_torch(xs, ws, stride, padding, dilation, groups):
+    g, ys = _conv_graph(xs, ws, stride, padding, dilation, groups=groups)
     be = Backend()
-    plan = be.plan(g)
-    text = plan.describe()
-    assert "fallback: torch (a grouped conv (groups > 1)" in text
+    plan, _, kernels = be.generated(g)
+    assert not any(k.kind == "fallback" for k in plan.kernels)
+    grouped = {ks.name: next(plan.graph[n] for n in ks.group.nodes if plan.graph[n].op == "conv") for ks in kernels
+               if any(plan.graph[n].op == "conv" and plan.graph[n].attr["groups"] == groups for n in ks.group.nodes)}
+    # the forward conv and the input gradient: the group on the grid's batch, N its output channels
+    assert len(grouped) == 2
+    for ks in kernels:
+        if ks.name in grouped:
+            assert ks.info["batch"] == groups and ks.info["N"] == grouped[ks.name].shape[-1] // groups
     args, out = _run(be, g, xs, ws, ys)
-    y, dx, dw = _torch(args["x"], args["w"], args["r"], stride, padding, dilation, groups=2)
-    np.testing.assert_allclose(out["y"], y, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(out["grad.x"], dx, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(out["grad.w"], dw, rtol=RTOL, atol=ATOL)
+    y, dx, dw = _torch(args["x"], args["w"], args["r"], stride, padding, dilation, groups=groups)
+    for name, want in (("y", y), ("grad.x", dx), ("grad.w", dw)):
+        np.testing.assert_allclose(out[name], want, rtol=RTOL, atol=ATOL, err_msg=name)
 
 
 def test_conv_kernels_compile_to_ptx_for_sm_90_with_no_im2col_buffer(tmp_path, monkeypatch):
@@ -189,8 +200,13 @@ def test_conv_kernels_compile_to_ptx_for_sm_90_with_no_im2col_buffer(tmp_path, m
         assert bufs <= set(ks.group.reads) | set(ks.group.stores)
         mm = next(n for n in ks.group.nodes if plan.graph[n].op == "conv")
         assert bufs >= {plan.operand_views[(mm, 0)].base, plan.operand_views[(mm, 1)].base}
-    res = aot.compile_kernels(write_module(g.name, text), [convs[0], convs[-1]], aot.parse_target("sm_90"))
-    for ks in (convs[0], convs[-1]):
-        ptx = res[ks.name]["ptx"]
-        assert ".target sm_90" in ptx and f".entry {ks.name}" in ptx
-        assert "fma.rn.f32" in ptx            # IEEE float32 products (no TF32), as the numpy reference
+    # the forward conv, the kernel gradient, and a grouped conv (one GEMM per group)
+    gg, _ = _conv_graph(*GROUPED[0][:5], groups=GROUPED[0][5])
+    _, gtext, gkernels = be.generated(gg)
+    items = [(write_module(g.name, text), [convs[0], convs[-1]]), (write_module(gg.name, gtext), gkernels[:1])]
+    res = aot.compile_all(items, aot.parse_target("sm_90"))
+    for (_, kss), r in zip(items, res):
+        for ks in kss:
+            ptx = r[ks.name]["ptx"]
+            assert ks.name.startswith("nnc_conv") and ".target sm_90" in ptx and f".entry {ks.name}" in ptx
+            assert "fma.rn.f32" in ptx            # IEEE float32 products (no TF32), as the numpy reference
