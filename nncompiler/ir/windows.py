@@ -19,6 +19,7 @@ conv is one float32 sgemm plus strided copies, in one of three layouts picked by
 
 reduce_window and select_scatter run over the few taps of a window, each tap one strided
 view of every window at once: no reshaped copy of the windows, no loop over positions.
+Max pools whose windows do not overlap take pools.py's path (the winning tap's number).
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import pools
+from .pools import tap_views as _tap_views
 from .products import narrow_product, thin_product
 
 
@@ -135,12 +138,6 @@ def _padded(x, padding, fill):
     return out
 
 
-def _tap_views(xp, window, stride, outs):
-    """For each tap t of the window (raster order), xp at o*stride + t for every output o."""
-    return [xp[(slice(None),) + tuple(slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(t, outs, stride))]
-            for t in np.ndindex(*window)]
-
-
 def reduce_window(x, kind, window, stride, padding):
     """The `reduce_window` primitive: a running sum or max over the taps, in raster order."""
     xp = _padded(x, padding, 0 if kind == "sum" else -np.inf)
@@ -168,9 +165,19 @@ def _masked(keep, g, out):
 def select_scatter(x, g, window, stride, padding):
     """The `select_scatter` primitive: each window's g to its first maximal tap (torch's rule).
 
-    A running max over the taps records where a later tap is strictly greater (so an earlier
-    tap keeps a tie); walking the taps backwards, a tap is chosen where it won and no later
-    tap did, and tap 0 where none did."""
+    Windows that do not overlap (pools.py) go through the winning tap's number; the others
+    through select_scatter_general, which gives the same bits on those too."""
+    if pools.tiles(window, stride, padding, x.dtype):
+        return pools.scatter(pools.max_and_index(x, window, stride)[1], np.asarray(g, x.dtype), x.shape,
+                             window, stride)
+    return select_scatter_general(x, g, window, stride, padding)
+
+
+def select_scatter_general(x, g, window, stride, padding):
+    """select_scatter on any windows (overlapping, padded): a running max over the taps
+    records where a later tap is strictly greater (so an earlier tap keeps a tie); walking
+    the taps backwards, a tap is chosen where it won and no later tap did, and tap 0 where
+    none did."""
     xp = _padded(x, padding, -np.inf)
     outs = g.shape[1:-1]
     views = _tap_views(xp, window, stride, outs)

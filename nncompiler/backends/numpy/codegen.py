@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ...ir.graph import Graph, Node
-from ...ir.shapes import Monomial, symbols
+from ...ir.shapes import NUMPY_DTYPE, Monomial, symbols
 from ...sourcetext import loc_text
 from .rules import OPS, OUT_OPS, PRELUDE, np_dtype
 
@@ -101,7 +101,11 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     missing = needed - bound
     if missing:
         raise ValueError(f"{graph.name}: dimension(s) {sorted(missing)} are not bound by any argument")
-    mem = memory_plan(graph, {d: f"new.{d}" for d in donate})
+    pools = _max_pool_pairs(graph)   # select_scatter -> (the max pool it differentiates, a where it absorbs)
+    pooled = {f for f, _ in pools.values()}
+    absorbed = {w: s for s, (_, w) in pools.items() if w is not None}
+    mem = memory_plan(graph, {d: f"new.{d}" for d in donate},
+                      {i: s for w, s in absorbed.items() for i in graph[w].inputs})
     swish = _swish_pairs(graph)   # sigmoid node -> the mul that consumes it as x * sigmoid(x)
     fused = {m: sg for sg, m in swish.items()}
     xent = _xent_pairs(graph)     # sparse_xent node -> sparse_xent_grad node of the same operands
@@ -110,7 +114,22 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     keep_cols = set(reuse.values())
     compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
     for node in graph.nodes:
-        if node.op == "arg" or node.id in swish or node.id in early:
+        if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed:
+            continue
+        if node.id in pooled or node.id in pools:
+            a, where = node.attr, f"  {loc_text(node.loc)}" if node.loc else ""
+            names[node.id] = f"t{node.id}"
+            taps = f"{tuple(a['window'])}, {tuple(a['stride'])}"
+            if node.id in pooled:
+                body.append(f"    t{node.id}, idx{node.id} = _max_pool_and_index({names[node.inputs[0]]}, {taps})"
+                            f"  # %{node.id} reduce_window max, and which tap won for its gradient{where}")
+                continue
+            f, w = pools[node.id]
+            g, keep = (names[graph[w].inputs[1]], names[graph[w].inputs[0]]) if w is not None else (
+                names[node.inputs[1]], "None")
+            mask = f", with %{w} where(c, g, 0)" if w is not None else ""
+            body.append(f"    t{node.id} = _max_pool_scatter(idx{f}, {g}, {ctx.shape(node.shape)}, {taps}, {keep})"
+                        f"  # %{node.id} select_scatter through %{f}'s winning taps{mask}{where}")
             continue
         if node.id in keep_cols or node.id in reuse:
             a, (x, w) = node.attr, (names[i] for i in node.inputs)
@@ -264,6 +283,37 @@ def _conv_cols_pairs(graph: Graph) -> dict[int, int]:
         c, fs = x.shape[-1], w.shape[-1]
         if isinstance(c, int) and conv_layout(ks, outs, c, fs, n.attr["stride"]) == "im2col":
             forward[(x.id, ks, key[0], key[1], key[2])] = n.id   # (x, window, stride, padding, dilation)
+    return pairs
+
+
+def _max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
+    """select_scatter nodes mapped to (the max pool of the same operand and windows before
+    them, the where(c, g, +0.0) they read if nothing else does, or None), for windows that
+    ir/pools.py computes: the pool records each window's winning tap, the gradient writes
+    g through it (a training step pairs them; relu's mask, moved onto the pooled gradient
+    by simplify, is that where)."""
+    from ...ir.pools import tiles
+    users: dict[int, int] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users[i] = users.get(i, 0) + 1
+    outputs = {i for _, i in graph.outputs}
+    forward: dict[tuple, int] = {}
+    pairs: dict[int, tuple[int, int | None]] = {}
+    for n in graph.nodes:
+        if n.op not in ("reduce_window", "select_scatter"):
+            continue
+        a = n.attr
+        key = (n.inputs[0], tuple(a["window"]), tuple(a["stride"]), tuple(map(tuple, a["padding"])))
+        if not tiles(key[1], key[2], key[3], NUMPY_DTYPE[n.dtype]):
+            continue
+        if n.op == "reduce_window":
+            if a["kind"] == "max":
+                forward.setdefault(key, n.id)
+        elif key in forward:
+            w = graph[n.inputs[1]]
+            absorb = _is_where0(graph, w) and users[w.id] == 1 and w.id not in outputs
+            pairs[n.id] = (forward[key], w.id if absorb else None)
     return pairs
 
 

@@ -46,8 +46,10 @@ class Plan:
     slot: dict[int, int] = field(default_factory=dict)        # ws root -> workspace buffer number
 
 
-def plan(graph: Graph, donate: dict[str, str] | None = None) -> Plan:
-    """`donate` maps an argument name to the output that may overwrite it (`h.kernel` -> `new.h.kernel`)."""
+def plan(graph: Graph, donate: dict[str, str] | None = None, reads: dict[int, int] | None = None) -> Plan:
+    """`donate` maps an argument name to the output that may overwrite it (`h.kernel` -> `new.h.kernel`).
+    `reads` maps a value to a later node that reads it too, outside the graph's edges (codegen
+    computes a node inside another that way: a max pool's gradient reads the where it absorbs)."""
     donate = donate or {}
     p = Plan()
     outputs = {i for _, i in graph.outputs}
@@ -60,9 +62,12 @@ def plan(graph: Graph, donate: dict[str, str] | None = None) -> Plan:
         return i
 
     uses: dict[int, int] = {}  # value -> position of its last use (directly or through a view)
+    at = {n.id: k for k, n in enumerate(graph.nodes)}
     for k, n in enumerate(graph.nodes):
         for i in n.inputs:
             uses[i] = k
+    for i, reader in (reads or {}).items():
+        uses[i] = max(uses.get(i, -1), at[reader])
     for n in reversed(graph.nodes):  # a view keeps its base alive as long as itself
         if n.op in VIEW_OPS and n.id in uses:
             uses[n.inputs[0]] = max(uses.get(n.inputs[0], -1), uses[n.id])

@@ -24,6 +24,7 @@ from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _
 from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
 from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
 from nncompiler.ir.products import matmul as _matmul
+from nncompiler.ir.pools import max_and_index as _max_pool_and_index, scatter as _max_pool_scatter
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
