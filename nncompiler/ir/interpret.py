@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import products, windows
+from . import products, reductions, windows
 from .graph import Graph, Node
 from .primitives import norm_axes
 from .shapes import NUMPY_DTYPE, Monomial, eval_shape
@@ -59,8 +59,9 @@ def _sigmoid(n, a, env):
 
 
 def _sum(n, a, env):
-    kw = {} if n.dtype in ("f32", "f64") else {"dtype": _dt(n)}
-    return np.add.reduce(a[0], axis=_axes(n, env), keepdims=bool(n.attr.get("keepdims")), **kw)
+    if n.dtype in ("f32", "f64"):      # folded over many rows: reductions.py, as the numpy backend
+        return reductions.add_reduce(a[0], _axes(n, env), bool(n.attr.get("keepdims")))
+    return np.add.reduce(a[0], axis=_axes(n, env), keepdims=bool(n.attr.get("keepdims")), dtype=_dt(n))
 
 
 def _max(n, a, env):

@@ -43,6 +43,8 @@ CASES = {
     "where": ([("bool", (4, 3), (4, 3)), ("f32", (4, 3), (4, 3)), ("f32", (3,), (3,))], {}),
     "cast": ([("f32", (4, 3), (4, 3))], {"dtype": "i32"}),
     "sum": ([("f32", ("B", 3, 2), (_B, 3, 2))], {"axes": (0, 2), "keepdims": True}),
+    # many rows, few kept values: ir/reductions.py folds it (1600 rows of 16: 6 folded rows and 64 left)
+    "sum__folded": ([("f32", ("B", 40, 8, 16), (_B, 40, 8, 16))], {"axes": (0, 1, 2)}),
     "max": ([("f32", (4, 3), (4, 3))], {"axes": (-1,)}),
     "argmax": ([("f32", ("B", 7), (_B, 7))], {"axis": 1}),
     "size": ([("f32", ("B", 3), (_B, 3))], {"axes": (0, 1), "dtype": F}),

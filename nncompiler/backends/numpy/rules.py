@@ -14,6 +14,7 @@ from typing import Callable
 
 from ...ir.graph import Graph, Node
 from ...ir.primitives import norm_axes
+from ...ir.reductions import fold_rows
 from ...ir.shapes import NUMPY_DTYPE
 
 # Helpers the generated module may call; kept tiny and numerically careful.
@@ -25,6 +26,7 @@ from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window
 from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
 from nncompiler.ir.products import matmul as _matmul
 from nncompiler.ir.pools import max_and_index as _max_pool_and_index, scatter as _max_pool_scatter
+from nncompiler.ir.reductions import add_reduce as _add_reduce
 
 def _sigmoid(x, out=None):
     # the table's formula: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), never overflowing;
@@ -206,6 +208,30 @@ def _matmul_expr(n: Node, a: list[str], c) -> str:
     return f"(_matmul({a[0]}, {a[1]}) if {' or '.join(f'({t})' for t in tests)} else {plain})"
 
 
+def _sum_expr(n: Node, a: list[str], c) -> str:
+    """ufunc.reduce directly (np.sum's wrapper costs more than the work on small arrays), or
+    ir/reductions.py's folded sum where it may fold (many rows, few values kept: a bias
+    gradient); a symbolic row count is tested in the generated code, so a small batch
+    keeps the plain reduce and saves the call."""
+    axes, keep = _axes(n, c.graph), bool(n.attr.get("keepdims"))
+    if n.dtype not in ("f32", "f64"):
+        return f"np.add.reduce({a[0]}, axis={axes}, keepdims={keep}, dtype={np_dtype(n)})"
+    plain = f"np.add.reduce({a[0]}, axis={axes}, keepdims={keep})"
+    folded = f"_add_reduce({a[0]}, {axes}, {keep})"
+    shape, m = c.graph[n.inputs[0]].shape, len(axes)
+    if not 0 < m < len(shape) or axes != tuple(range(m)):
+        return plain
+    kept, rows = shape[m:], shape[:m]
+    if not all(isinstance(d, int) for d in kept):
+        return folded                  # the helper decides at run time
+    k = fold_rows(math.prod(kept))
+    if k == 1:
+        return plain
+    if all(isinstance(d, int) for d in rows):
+        return folded if math.prod(rows) >= 2 * k else plain
+    return f"({folded} if {' * '.join(c.shape((d,))[1:-2] for d in rows)} >= {2 * k} else {plain})"
+
+
 def np_dtype(n: Node) -> str:
     return f"np.{NUMPY_DTYPE[n.dtype]}"
 
@@ -252,9 +278,7 @@ OPS: dict[str, Callable] = {
     "ne": lambda n, a, c: f"{a[0]} != {a[1]}",
     "where": lambda n, a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
     "cast": lambda n, a, c: f"{a[0]}.astype({np_dtype(n)})",
-    # ufunc.reduce directly: np.sum's wrapper costs more than the work on small arrays
-    "sum": lambda n, a, c: (f"np.add.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))}"
-                            + (")" if n.dtype in ("f32", "f64") else f", dtype={np_dtype(n)})")),
+    "sum": _sum_expr,
     "max": lambda n, a, c: f"np.maximum.reduce({a[0]}, axis={_axes(n, c.graph)}, keepdims={bool(n.attr.get('keepdims'))})",
     "argmax": lambda n, a, c: (f"np.argmax({a[0]}, axis={n.attr['axis']}, "
                                f"keepdims={bool(n.attr.get('keepdims'))}).astype(np.int32)"),
