@@ -88,9 +88,9 @@ def scatter(idx, g, shape, window, stride, keep=None):
     for an infinite or NaN one)."""
     bits = _BITS[g.dtype.itemsize]
     g = np.ascontiguousarray(g)
-    if keep is not None:         # tap 255 wins nowhere: idx | 0xFF where keep is false
-        drop = np.logical_not(np.broadcast_to(keep, g.shape))
-        idx = np.bitwise_or(idx, np.negative(drop.view(np.int8)).view(np.uint8))
+    if keep is not None:         # tap 255 wins nowhere: idx | (keep - 1), 0xFF where keep is false
+        drop = np.subtract(np.broadcast_to(keep, g.shape).view(np.uint8), np.uint8(1))
+        idx = np.bitwise_or(idx, drop, out=drop)
     outs = g.shape[1:-1]
     tiled = all(o * s == size for o, s, size in zip(outs, stride, shape[1:-1])) and tuple(window) == tuple(stride)
     out = (np.empty if tiled else np.zeros)(shape, g.dtype)    # tiled: every pixel is written once
