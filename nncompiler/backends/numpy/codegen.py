@@ -312,7 +312,8 @@ def _max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
                 forward.setdefault(key, n.id)
         elif key in forward:
             w = graph[n.inputs[1]]
-            absorb = _is_where0(graph, w) and users[w.id] == 1 and w.id not in outputs
+            absorb = (_is_where0(graph, w) and users[w.id] == 1 and w.id not in outputs
+                      and graph[w.inputs[1]].shape == w.shape)     # g itself, not broadcast
             pairs[n.id] = (forward[key], w.id if absorb else None)
     return pairs
 
