@@ -98,3 +98,16 @@ def test_a_nan_in_a_window_keeps_todays_rule():
 ])
 def test_which_pools_take_the_tiled_path(window, stride, padding, dtype, fast):
     assert pools.tiles(window, stride, padding, dtype) is fast
+
+
+@pytest.mark.parametrize("keep_shape", [(), (1, 1, 1, 3), (2, 3, 3, 1)])
+def test_a_broadcast_keep_masks_like_where(keep_shape):
+    """where(c, g, 0)'s condition may broadcast to g's shape: scatter masks as that where would."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(-2, 3, (2, 6, 7, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    keep = np.asarray(rng.random(keep_shape) < 0.5)
+    _, idx = pools.max_and_index(x, (2, 2), (2, 2))
+    want = windows.select_scatter_general(x, np.where(keep, g, np.float32(0)), (2, 2), (2, 2), ((0, 0), (0, 0)))
+    got = pools.scatter(idx, g, x.shape, (2, 2), (2, 2), keep)
+    assert got.tobytes() == want.tobytes()
