@@ -54,9 +54,12 @@ def _outs(shape, window, stride):
     return tuple((s - k) // st + 1 for s, k, st in zip(shape[1:-1], window, stride))
 
 
-def max_and_index(x, window, stride):
+def max_and_index(x, window, stride, relu=False):
     """(reduce_window max of x [N, *S, C], the winning tap of each output as uint8), for
-    windows that tile (see `tiles`)."""
+    windows that tile (see `tiles`). `relu`: the max of maximum(x, +0.0) instead, taken
+    as maximum(max(x), +0.0): the same bits (+0.0 where a window has nothing positive, NaN
+    where it has a NaN); the winners then differ from relu(x)'s only in windows whose max
+    is not positive, which the caller masks out of the gradient (codegen checks it)."""
     outs = _outs(x.shape, window, stride)
     best = np.empty((x.shape[0],) + outs + x.shape[-1:], x.dtype)
     idx = np.empty(best.shape, np.uint8)
@@ -77,6 +80,8 @@ def max_and_index(x, window, stride):
                 np.multiply(w, np.uint8(k), out=w)
                 np.maximum(i, w, out=i)
             np.maximum(b, v, out=b)                              # reduce_window's order and bits
+        if relu:
+            np.maximum(b, b.dtype.type(0.0), out=b)
     return best, idx
 
 

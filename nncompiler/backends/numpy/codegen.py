@@ -104,8 +104,11 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     pools = _max_pool_pairs(graph)   # select_scatter -> (the max pool it differentiates, a where it absorbs)
     pooled = {f for f, _ in pools.values()}
     absorbed = {w: s for s, (_, w) in pools.items() if w is not None}
-    mem = memory_plan(graph, {d: f"new.{d}" for d in donate},
-                      {i: s for w, s in absorbed.items() for i in graph[w].inputs})
+    relus = _pooled_relus(graph, pools)    # relu -> the max pool that takes it after pooling
+    reads = {i: s for w, s in absorbed.items() for i in graph[w].inputs}
+    reads.update({graph[r].inputs[0]: f for r, f in relus.items()})
+    mem = memory_plan(graph, {d: f"new.{d}" for d in donate}, reads)
+    pool_relu = {f: r for r, f in relus.items()}
     swish = _swish_pairs(graph)   # sigmoid node -> the mul that consumes it as x * sigmoid(x)
     fused = {m: sg for sg, m in swish.items()}
     xent = _xent_pairs(graph)     # sparse_xent node -> sparse_xent_grad node of the same operands
@@ -114,15 +117,18 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     keep_cols = set(reuse.values())
     compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
     for node in graph.nodes:
-        if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed:
+        if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed or node.id in relus:
             continue
         if node.id in pooled or node.id in pools:
             a, where = node.attr, f"  {loc_text(node.loc)}" if node.loc else ""
             names[node.id] = f"t{node.id}"
             taps = f"{tuple(a['window'])}, {tuple(a['stride'])}"
             if node.id in pooled:
-                body.append(f"    t{node.id}, idx{node.id} = _max_pool_and_index({names[node.inputs[0]]}, {taps})"
-                            f"  # %{node.id} reduce_window max, and which tap won for its gradient{where}")
+                r = pool_relu.get(node.id)
+                x, relu, note = ((names[node.inputs[0]], "", "") if r is None else
+                                 (names[graph[r].inputs[0]], ", relu=True", f" of %{r} relu, applied after it"))
+                body.append(f"    t{node.id}, idx{node.id} = _max_pool_and_index({x}, {taps}{relu})"
+                            f"  # %{node.id} reduce_window max{note}, and which tap won for its gradient{where}")
                 continue
             f, w = pools[node.id]
             g, keep = (names[graph[w].inputs[1]], names[graph[w].inputs[0]]) if w is not None else (
@@ -212,13 +218,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
 
 def _is_where0(graph: Graph, node: Node) -> bool:
     """where(c, x, +0.0) on floats: computed with a bit mask instead of a masked copy."""
-    if node.op != "where" or node.dtype not in ("f32", "f64"):
-        return False
-    y = graph[node.inputs[2]]
-    if y.op != "const" or y.shape != () or y.attr["value"] != 0:
-        return False
-    import math
-    return math.copysign(1.0, y.attr["value"]) > 0
+    return node.op == "where" and node.dtype in ("f32", "f64") and _is_zero(graph[node.inputs[2]])
 
 
 def _compact_slices(graph: Graph) -> set[int]:
@@ -316,6 +316,33 @@ def _max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
                       and graph[w.inputs[1]].shape == w.shape)     # g itself, not broadcast
             pairs[n.id] = (forward[key], w.id if absorb else None)
     return pairs
+
+
+def _pooled_relus(graph: Graph, pools: dict[int, tuple[int, int | None]]) -> dict[int, int]:
+    """relu nodes, maximum(z, +0.0), mapped to the max pool that can take z and apply relu
+    to the pooled values instead (a pass over the pooled quarter, not the whole z): the relu
+    is read by that pool and its gradient only, and the gradient absorbs where(pooled > 0,
+    g, 0). The pooled bits are the same (ir/pools.py); z's winning taps differ from relu(z)'s
+    only in windows whose max is not positive, and there the where zeroes the gradient."""
+    users: dict[int, list[int]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n.id)
+    outputs = {i for _, i in graph.outputs}
+    out = {}
+    for s, (f, w) in pools.items():
+        r, keep = graph[graph[f].inputs[0]], graph[graph[w].inputs[0]] if w is not None else None
+        if (r.op == "maximum" and _is_zero(graph[r.inputs[1]]) and r.id not in outputs
+                and graph[r.inputs[0]].type == r.type and sorted(users[r.id]) == sorted((f, s))
+                and keep is not None and keep.op == "gt" and keep.inputs[0] == f and _is_zero(graph[keep.inputs[1]])):
+            out[r.id] = f
+    return out
+
+
+def _is_zero(n: Node) -> bool:
+    """A scalar float constant +0.0."""
+    return (n.op == "const" and n.shape == () and n.dtype in ("f32", "f64") and n.attr["value"] == 0
+            and math.copysign(1.0, n.attr["value"]) > 0)
 
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:

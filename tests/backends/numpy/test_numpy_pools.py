@@ -73,15 +73,28 @@ def test_paired_max_pool_equals_torch_forward_and_gradient(xs, window, values):
 
 
 @pytest.mark.parametrize("xs, window", CASES[:3])
-def test_relu_mask_is_absorbed_into_the_pool_gradient(xs, window):
-    """where(x > 0, g, 0) on the pooled side (autodiff's relu) is no line of its own."""
+@pytest.mark.parametrize("values", ["ties", "special"])
+def test_relu_and_its_mask_are_absorbed_into_the_pool_and_its_gradient(xs, window, values):
+    """relu before a max pool is applied to the pooled values (no pass over the whole x), and
+    where(pooled > 0, g, 0) on the pooled side (relu's mask, moved there by simplify) is no
+    line of its own; windows with nothing positive, ties, NaN, inf and -0.0 keep the bits."""
     from nncompiler.passes import optimize
     g, _ = optimize(_graph(xs, window, relu=True))
     body = generate(g).split("\ndef ")[-1]          # the step function, after the prelude's helpers
-    assert "where" not in body.replace("where(c, g, 0)", "")
+    assert "where" not in body.replace("where(c, g, 0)", "") and "np.maximum(" not in body
+    assert "relu=True" in next(line for line in body.splitlines() if "_max_pool_and_index(" in line)
     assert "with %" in next(line for line in body.splitlines() if "_max_pool_scatter(" in line)
     rng = np.random.default_rng(5)
     x = rng.integers(-2, 3, xs).astype(np.float32)
+    if values == "special":
+        pick = rng.random(xs) < 0.3
+        x[pick] = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0, 0.0], np.float32), int(pick.sum()))
+        r = rng.standard_normal(tuple(g.arg("r").shape)).astype(np.float32)
+        with np.errstate(invalid="ignore"):            # inf * 0 in the loss
+            out, ref = compile_graph(g)({"x": x, "r": r}), interpret(g, {"x": x, "r": r})
+        for name in ("pooled", "grad.x"):
+            assert np.asarray(out[name]).tobytes() == np.asarray(ref[name]).tobytes(), name
+        return
     r = rng.standard_normal(tuple(g.arg("r").shape)).astype(np.float32)
     out = compile_graph(g)({"x": x, "r": r})
     pooled, dx = _torch(x, r, window, relu=True)
@@ -113,6 +126,27 @@ def test_an_absorbed_wheres_operands_outlive_it():
     rng = np.random.default_rng(0)
     args = {k: rng.standard_normal(v).astype(np.float32) for k, v in
             (("x", xs), ("r", (64, 4, 4, 32)), ("r2", (64, 4, 4, 32)))}
+    out, ref = compile_graph(g)(args), interpret(g, args)
+    for name in ref:
+        np.testing.assert_array_equal(out[name], ref[name])
+
+
+def test_a_relu_read_elsewhere_stays_a_pass_of_its_own():
+    """relu goes after the pool only when the pool and its gradient are its only readers."""
+    from nncompiler.passes import optimize
+    b = Builder("pool")
+    x = b.argument("x", "input", TensorType("f32", (2, 6, 6, 3)))
+    zero = b.constant(0.0, "f32", ())
+    a = b.maximum(x, zero)
+    p = b.reduce_window(a, kind="max", window=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)))
+    r = b.argument("r", "input", TensorType("f32", (2, 3, 3, 3)))
+    loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
+    g, _ = optimize(grad(b.build({"loss": loss, "relu": a}), "loss", ["x"]))
+    body = generate(g).split("\ndef ")[-1]
+    assert "np.maximum(" in body and "relu=True" not in body and "_max_pool_scatter(" in body
+    rng = np.random.default_rng(6)
+    args = {"x": rng.integers(-2, 3, (2, 6, 6, 3)).astype(np.float32),
+            "r": rng.standard_normal((2, 3, 3, 3)).astype(np.float32)}
     out, ref = compile_graph(g)(args), interpret(g, args)
     for name in ref:
         np.testing.assert_array_equal(out[name], ref[name])
