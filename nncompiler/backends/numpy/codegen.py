@@ -22,8 +22,9 @@ from typing import Callable
 import numpy as np
 
 from ...ir.graph import Graph, Node
-from ...ir.shapes import NUMPY_DTYPE, Monomial, symbols
+from ...ir.shapes import Monomial, symbols
 from ...sourcetext import loc_text
+from .pooling import is_where0, max_pool_pairs, pooled_relus
 from .rules import OPS, OUT_OPS, PRELUDE, np_dtype
 
 def py_name(arg_name: str) -> str:
@@ -101,10 +102,10 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     missing = needed - bound
     if missing:
         raise ValueError(f"{graph.name}: dimension(s) {sorted(missing)} are not bound by any argument")
-    pools = _max_pool_pairs(graph)   # select_scatter -> (the max pool it differentiates, a where it absorbs)
+    pools = max_pool_pairs(graph)   # select_scatter -> (the max pool it differentiates, a where it absorbs)
     pooled = {f for f, _ in pools.values()}
     absorbed = {w: s for s, (_, w) in pools.items() if w is not None}
-    relus = _pooled_relus(graph, pools)    # relu -> the max pool that takes it after pooling
+    relus = pooled_relus(graph, pools)    # relu -> the max pool that takes it after pooling
     reads = {i: s for w, s in absorbed.items() for i in graph[w].inputs}
     reads.update({graph[r].inputs[0]: f for r, f in relus.items()})
     mem = memory_plan(graph, {d: f"new.{d}" for d in donate}, reads)
@@ -181,7 +182,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
         if node.id in mem.inplace:
             expr = OUT_OPS[node.op](operands, names[mem.inplace[node.id]])
             note = f" (into {names[mem.inplace[node.id]]})"
-        elif node.id in mem.kind and _is_where0(graph, node):
+        elif node.id in mem.kind and is_where0(graph, node):
             out = mem.kind[node.id] == "out"
             key = f"'out{node.id}'" if out else mem.slot[node.id]
             buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {np_dtype(node)})"
@@ -214,11 +215,6 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     header = [PRELUDE, *rounding, *ctx.constants, "_WS = {}  # workspace buffers, reused across calls", "",
               f"def {fn_name}({signature}):"]
     return "\n".join(header + body) + "\n"
-
-
-def _is_where0(graph: Graph, node: Node) -> bool:
-    """where(c, x, +0.0) on floats: computed with a bit mask instead of a masked copy."""
-    return node.op == "where" and node.dtype in ("f32", "f64") and _is_zero(graph[node.inputs[2]])
 
 
 def _compact_slices(graph: Graph) -> set[int]:
@@ -284,65 +280,6 @@ def _conv_cols_pairs(graph: Graph) -> dict[int, int]:
         if isinstance(c, int) and conv_layout(ks, outs, c, fs, n.attr["stride"]) == "im2col":
             forward[(x.id, ks, key[0], key[1], key[2])] = n.id   # (x, window, stride, padding, dilation)
     return pairs
-
-
-def _max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
-    """select_scatter nodes mapped to (the max pool of the same operand and windows before
-    them, the where(c, g, +0.0) they read if nothing else does, or None), for windows that
-    ir/pools.py computes: the pool records each window's winning tap, the gradient writes
-    g through it (a training step pairs them; relu's mask, moved onto the pooled gradient
-    by simplify, is that where)."""
-    from ...ir.pools import tiles
-    users: dict[int, int] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users[i] = users.get(i, 0) + 1
-    outputs = {i for _, i in graph.outputs}
-    forward: dict[tuple, int] = {}
-    pairs: dict[int, tuple[int, int | None]] = {}
-    for n in graph.nodes:
-        if n.op not in ("reduce_window", "select_scatter"):
-            continue
-        a = n.attr
-        key = (n.inputs[0], tuple(a["window"]), tuple(a["stride"]), tuple(map(tuple, a["padding"])))
-        if not tiles(key[1], key[2], key[3], NUMPY_DTYPE[n.dtype]):
-            continue
-        if n.op == "reduce_window":
-            if a["kind"] == "max":
-                forward.setdefault(key, n.id)
-        elif key in forward:
-            w = graph[n.inputs[1]]
-            absorb = (_is_where0(graph, w) and users[w.id] == 1 and w.id not in outputs
-                      and graph[w.inputs[1]].shape == w.shape)     # g itself, not broadcast
-            pairs[n.id] = (forward[key], w.id if absorb else None)
-    return pairs
-
-
-def _pooled_relus(graph: Graph, pools: dict[int, tuple[int, int | None]]) -> dict[int, int]:
-    """relu nodes, maximum(z, +0.0), mapped to the max pool that can take z and apply relu
-    to the pooled values instead (a pass over the pooled quarter, not the whole z): the relu
-    is read by that pool and its gradient only, and the gradient absorbs where(pooled > 0,
-    g, 0). The pooled bits are the same (ir/pools.py); z's winning taps differ from relu(z)'s
-    only in windows whose max is not positive, and there the where zeroes the gradient."""
-    users: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users.setdefault(i, []).append(n.id)
-    outputs = {i for _, i in graph.outputs}
-    out = {}
-    for s, (f, w) in pools.items():
-        r, keep = graph[graph[f].inputs[0]], graph[graph[w].inputs[0]] if w is not None else None
-        if (r.op == "maximum" and _is_zero(graph[r.inputs[1]]) and r.id not in outputs
-                and graph[r.inputs[0]].type == r.type and sorted(users[r.id]) == sorted((f, s))
-                and keep is not None and keep.op == "gt" and keep.inputs[0] == f and _is_zero(graph[keep.inputs[1]])):
-            out[r.id] = f
-    return out
-
-
-def _is_zero(n: Node) -> bool:
-    """A scalar float constant +0.0."""
-    return (n.op == "const" and n.shape == () and n.dtype in ("f32", "f64") and n.attr["value"] == 0
-            and math.copysign(1.0, n.attr["value"]) > 0)
 
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:
