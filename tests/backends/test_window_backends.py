@@ -1,6 +1,6 @@
 """The window primitives' forward and gradient graphs on every backend: MLIR (named
 linalg conv/pooling ops, the grouped-conv generic, select_scatter's two generics) and
-Triton (torch fallback) compute what the numpy backend (checked against torch in
+Triton (implicit-GEMM conv and pooling kernels) compute what the numpy backend (checked against torch in
 tests/autodiff/test_vjp_conv.py) computes, on odd shapes."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ...ir.shapes import canon_dim, numel
 from .index import (add_terms, contiguous_strides, mul_expr, paren, right_align, squeeze_like,
                     squeeze_pairs)
-from .ops import zero
+from .ops import TRITON_OPS, zero
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,32 @@ class Addressing:
             return v if not conds else f"tl.where({self.cond_expr(conds)}, {v}, {zero(n.dtype)})"
         if nid in self.vars:
             return f"tl.where({self.cond_expr(conds)}, {self.vars[nid]}, {zero(n.dtype)})"
+        if nid in self.space.tapped:
+            return self.recompute(nid, idx, conds)
         if c == "move" and nid not in self.plan.copies:
             return self.through(nid, idx, conds)
         return self.buffer_load(nid, idx, conds)
+
+    def recompute(self, nid: int, idx: list, conds: tuple) -> str:
+        """A window op's elementwise prologue at one tap: its expression over its operands loaded
+        at that index (under the tap's conditions; the window op masks the result itself)."""
+        n = self.g[nid]
+        key = ("tap", nid, tuple(i.expr for i in idx), tuple(c.expr for c in conds))
+        if key in self.loads:
+            return self.loads[key]
+        args = []
+        for i in n.inputs:
+            if self.plan.cls[i] == "inline":
+                args.append(self.inline(i))
+            else:
+                args.append(self.load(i, [ZERO if oj is None else idx[oj]
+                                          for oj in right_align(self.g[i].shape, n.shape)], conds))
+        var = self.k._unique(f"v{self.gen.num(nid)}_at", ours=True)
+        groups = frozenset().union(frozenset(), *(i.groups for i in idx), *(c.groups for c in conds))
+        self.emit(self.load_section(groups), f"{var} = {TRITON_OPS[n.op](n, args, self)}"
+                                             f"  # {self.plan.name(nid)} {n.op}, recomputed at a tap")
+        self.loads[key] = var
+        return var
 
     def through(self, nid: int, idx: list, conds: tuple) -> str:
         """A load through a movement op: its rule in MOVE_RULES rewrites the index."""

@@ -16,11 +16,13 @@ from ...ir.shapes import numel
 from ...sourcetext import loc_text
 from .address import Addressing
 from .codegen_scope import KernelScope
+from .codegen_window import Windows
 from .ops import TL_DTYPE, TRITON_OPS, literal, lowest, zero
 from .plan import REDUCE_OPS
+from .plan_types import WINDOW_OPS
 
 
-class Body(Addressing):
+class Body(Addressing, Windows):
     """The lines of one iteration space: index variables, loads, one line per op, stores."""
 
     def __init__(self, kern: KernelScope, space, kind: str, sfx: str = "", indent: int = 1):
@@ -185,6 +187,8 @@ class Body(Addressing):
             if nid in self.owned and nid in stores:      # a scalar output this kernel must write
                 self.store(nid, self.inline(nid), sp.level.get(nid, "x"), self.section_for("x", False))
             return
+        if nid in sp.tapped:
+            return                                  # recomputed at each tap by its window op (address.load)
         if nid in sp.internal:
             self.vars[nid] = self.vars.get(n.inputs[0]) or self.operand_passthrough(n.inputs[0])
             if nid in stores:
@@ -219,6 +223,8 @@ class Body(Addressing):
             expr = f"tl.rand({key} ^ {seed}, ({off}).to(tl.int32))"
             if n.dtype != "f32":
                 expr = f"{expr}.to({TL_DTYPE[n.dtype]})"
+        elif n.op in WINDOW_OPS:             # pooling: its taps unrolled (codegen_window.py)
+            expr = self.window_expr(nid, var, section)
         elif n.op in REDUCE_OPS:
             expr = self.reduction(nid, var)
             if expr is None:

@@ -136,6 +136,8 @@ def _t_conv(n, x, w):
 
 
 def _t_reduce_window(n, x):
+    # pooling is a generated kernel (codegen_window.py); this rule and the next serve
+    # Backend(fallback_ops=("reduce_window", "select_scatter")), the debugging path
     import torch
     a, sp = n.attr, x.dim() - 2
     fill = 0.0 if a["kind"] == "sum" else -float("inf")

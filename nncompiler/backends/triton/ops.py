@@ -178,6 +178,9 @@ STRUCTURAL = {
     "argmax": "a reduction kernel (codegen reduction)",
     "matmul": "a matmul kernel (codegen matmul)",
     "conv": "an implicit-GEMM kernel in the matmul template (plan_conv, codegen_conv; a group per grid batch)",
+    "reduce_window": "a window's taps unrolled in a pointwise kernel over its output (codegen_window)",
+    "select_scatter": ("a pointwise kernel over its input: each position recomputes its window's first maximal "
+                       "tap and takes g there (codegen_window; overlapping windows: a gather, no atomics)"),
     "reshape": "addressing (address.MOVE_RULES)",
     "transpose": "addressing (address.MOVE_RULES)",
     "broadcast_to": "addressing (address.MOVE_RULES)",
@@ -191,7 +194,7 @@ STRUCTURAL = {
     "scan_out": "the scan's loop group stores it: a final carry, or a [T, ...] buffer written a step at a time",
 }
 
-# primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES); the
-# windowed reductions (pooling and its gradient) have no kernel template yet. (A `conv` is an
-# implicit-GEMM kernel, grouped or not: STRUCTURAL.)
-TORCH_FALLBACK = frozenset({"scatter_add", "reduce_window", "select_scatter"})
+# primitives no kernel computes: each runs alone as a torch op (fallback.TORCH_RULES). A
+# `conv` is an implicit-GEMM kernel and the pooling windows are taps in a pointwise kernel
+# (STRUCTURAL); `Backend(fallback_ops=...)` still sends any of them to torch, a debugging aid.
+TORCH_FALLBACK = frozenset({"scatter_add"})

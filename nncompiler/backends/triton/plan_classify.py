@@ -33,7 +33,7 @@ class Classify:
                 scalar = static_numel(n.shape) == 1 and all(self._scalar_source(i) for i in n.inputs)
                 c = "inline" if scalar and op not in self.fallback_ops else "compute"
             elif op in TORCH_FALLBACK:
-                c = "compute"     # a scatter or a window op: not a load; runs as a torch op (see is_fallback)
+                c = "compute"     # scatter_add: not a load; runs as a torch op (see is_fallback)
             elif kind == "movement":
                 scalar = (op in ("reshape", "broadcast_to", "transpose", "slice") and static_numel(n.shape) == 1
                           and self._scalar_source(n.inputs[0]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...ir.shapes import fmt_shape
 from ...ir.text import value_names
 from ...sourcetext import loc_text
-from .plan_types import GEMM_OPS, REDUCE_OPS, Group
+from .plan_types import GEMM_OPS, REDUCE_OPS, WINDOW_OPS, Group
 
 
 class Describe:
@@ -90,6 +90,8 @@ class Describe:
             for n in k.nodes:
                 node = g[n]
                 tag = " (column sum from the operand tiles)" if n in k.colsums else ""
+                if k.space is not None and n in k.space.tapped:
+                    tag = " (recomputed at each tap of its window op)"
                 where = f"  {loc_text(node.loc)}" if node.loc else ""
                 lines.append(f"    {self.name(n)} = {node.op}({', '.join(self.name(i) for i in node.inputs)})"
                              f" : {node.type}{tag}{where}")
@@ -146,4 +148,6 @@ class Describe:
             return f"reduction over {fmt_shape(s.shape)} axes {list(s.raxes)}, {mode}"
         if k.kind == "combo":
             return "combo of " + ", ".join(fmt_shape(x.space.shape) for x in k.segments)
-        return f"pointwise over {fmt_shape(k.space.shape)}"
+        wins = [g[n].op for n in k.nodes if g[n].op in WINDOW_OPS]
+        taps = f", {' and '.join(wins)}: window taps unrolled" if wins else ""
+        return f"pointwise over {fmt_shape(k.space.shape)}{taps}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...ir.primitives import ELEMENTWISE_KINDS
 from ...ir.shapes import canon_dim, fmt_shape
 from .index import UnionFind, reduce_axes, right_align, squeeze_like, squeeze_pairs, static_numel
-from .plan_types import GEMM_OPS, MAX_PERSISTENT_R, PREFER_PERSISTENT_R, REDUCE_OPS, Illegal, Space
+from .plan_types import GEMM_OPS, MAX_PERSISTENT_R, PREFER_PERSISTENT_R, REDUCE_OPS, WINDOW_OPS, Illegal, Space
 
 
 class IterationSpace:
@@ -35,14 +35,22 @@ class IterationSpace:
         body = owned - set(colsums)
         closure = self._closure(owned)
         cset = set(closure)
+        tapped = self._tapped(owned) if kind == "pointwise" else set()
+        body -= tapped
         # movement nodes whose input is computed in this kernel (dim-map ops) vs loads
         internal: set[int] = set()
         for n in closure:
             node = g[n]
             if node.prim.kind == "movement" and (n not in owned or n in self.copies):
-                if any((i in owned and g[i].prim.kind != "movement") or i in internal for i in node.inputs):
+                if any((i in owned and g[i].prim.kind != "movement" and i not in tapped) or i in internal
+                       for i in node.inputs):
                     internal.add(n)
-        computed = {n for n in closure if n in owned or n in internal}
+        computed = {n for n in closure if (n in owned or n in internal) and n not in tapped}
+        for n in sorted(tapped):
+            for i in g[n].inputs:
+                if i in computed:
+                    raise Illegal(f"{self.name(n)} is recomputed at every tap of a window, but reads "
+                                  f"{self.name(i)}, computed at the kernel's own index")
         uf = UnionFind()
 
         def el(n, j):
@@ -73,6 +81,8 @@ class IterationSpace:
                     raise Illegal(f"{self.name(n)} = {node.op}({self.name(src)}) re-indexes a value computed in the "
                                   f"same kernel; only transposes, broadcasts and size-1 reshapes can (the value "
                                   f"would have to be written to memory first)")
+            elif node.op in WINDOW_OPS:
+                self._window_legal(n, kind, computed)
             elif node.prim.kind in ELEMENTWISE_KINDS:
                 for i in node.inputs:
                     if operand_ok(i):
@@ -138,10 +148,47 @@ class IterationSpace:
             uf2.parent = dict(uf.parent)
             self._anchor(uf2, el, anchor_node, D)
             try:
-                return self._check(uf2, closure, computed, D, (), internal, kind)
+                return self._check(uf2, closure, computed, D, (), internal, kind, tapped)
             except Illegal as e:
                 last = e
         raise last or Illegal("no common iteration space")
+
+    def _tapped(self, owned: set) -> set:
+        """The prologue of the window ops in `owned`: elementwise nodes that only those window ops
+        (as operands) and each other read, recomputed at every tap from their own loads (relu
+        before a pool, the relu mask on max pooling's cotangent) instead of stored and reloaded.
+        Anything else in the kernel, or another kernel, or the caller, reading one keeps it out."""
+        g = self.graph
+        if not any(g[n].op in WINDOW_OPS for n in owned):
+            return set()
+        outs = set(self.output_ids)
+        cand = {n for n in owned if g[n].prim.kind in ELEMENTWISE_KINDS and n not in outs and self.cls[n] == "compute"}
+
+        def at_taps(u) -> bool:    # u reads its operands only at a window's taps
+            if u in cand or (u in owned and g[u].op in WINDOW_OPS):
+                return True        # (a movement op between: index arithmetic on the way, avg pool's pad)
+            return (self.cls[u] == "move" and u not in outs and bool(self.users[u])
+                    and all(at_taps(v) for v in self.users[u]))
+        changed = True
+        while changed:
+            changed = False
+            for n in sorted(cand):
+                if not self.users[n] or not all(at_taps(u) for u in self.users[n]):
+                    cand.discard(n)
+                    changed = True
+        return cand
+
+    def _window_legal(self, n: int, kind: str, computed: set):
+        """A window op is an element of a pointwise kernel over its output whose operands are
+        loads: it reads them at every tap of its window, not at the kernel's own index."""
+        node = self.graph[n]
+        if kind != "pointwise":
+            raise Illegal(f"{self.name(n)} = {node.op} runs in an elementwise kernel over its output, "
+                          f"not in a {kind} kernel")
+        for i in node.inputs:
+            if i in computed:
+                raise Illegal(f"{self.name(n)} = {node.op} reads {self.name(i)} at every tap of its window, "
+                              f"so {self.name(i)} must be in memory, not computed in the same kernel")
 
     @staticmethod
     def _anchor(uf, el, node_id, D):
@@ -149,7 +196,7 @@ class IterationSpace:
             if d != 1:
                 uf.union(el(node_id, j), ("D", j))
 
-    def _check(self, uf, closure, computed, D, raxes, internal, kind) -> Space:
+    def _check(self, uf, closure, computed, D, raxes, internal, kind, tapped=frozenset()) -> Space:
         g = self.graph
         classes = uf.classes()
         dim_of: dict = {}
@@ -169,7 +216,7 @@ class IterationSpace:
                     raise Illegal(f"{self.name(m[1])} axis {m[2]} has size {g[m[1]].shape[m[2]]}, "
                                   f"loop dimension {ds[0]} has {D[ds[0]]}")
                 dim_of[(m[1], m[2])] = ds[0]
-        space = Space(tuple(D), tuple(raxes), closure=list(closure), internal=set(internal))
+        space = Space(tuple(D), tuple(raxes), closure=list(closure), internal=set(internal), tapped=set(tapped))
         for n in closure:
             if n not in computed and self.cls[n] != "inline":
                 continue          # a load: indexed from its consumer

@@ -9,6 +9,9 @@ REDUCE_OPS = ("sum", "max", "argmax")
 # the anchors of a "matmul" group (a tiled tl.dot kernel with a fused epilogue): matmul, and conv
 # as an implicit GEMM (plan_conv.py, codegen_conv.py)
 GEMM_OPS = ("matmul", "conv")
+# the windowed reductions (pooling and its gradient): nodes of a pointwise kernel over their
+# output that read their operands at every tap of a window (plan_space.py, codegen_window.py)
+WINDOW_OPS = ("reduce_window", "select_scatter")
 MAX_PERSISTENT_R = 16384      # legality: a persistent row must fit in one tile
 PREFER_PERSISTENT_R = 2048    # profitability: below this, a single pass beats a loop
 MAX_COMBO_SEGMENTS = 64       # profitability: compile time of one giant combo kernel
@@ -26,6 +29,7 @@ class Space:
     persistent: bool = True
     closure: list = field(default_factory=list)  # nodes the kernel computes, in graph order
     internal: set = field(default_factory=set)   # movement nodes whose input is computed in-kernel
+    tapped: set = field(default_factory=set)     # a window op's prologue: recomputed at each tap, never stored
 
     @property
     def kept(self) -> list[int]:

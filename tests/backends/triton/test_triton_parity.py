@@ -173,6 +173,11 @@ def test_example_model_matches_numpy(name, monkeypatch):
     convs = [k for k in plan.kernels if any(plan.graph[n].op == "conv" for n in k.nodes)]
     assert all(k.kind == "matmul" for k in convs)           # digits_cnn: implicit-GEMM kernels, no torch conv
     assert len(convs) == (2 if name == "digits_cnn" else 0)
+    # no torch call in a training step: convs and pooling are kernels (the residual's dropout
+    # draws numpy's stream on the host here, for exact parity)
+    assert all(k.kind != "fallback" or plan.graph[k.nodes[0]].op == "rng_uniform" for k in plan.kernels)
+    pools = [k for k in plan.kernels if any(plan.graph[n].op in ("reduce_window", "select_scatter") for n in k.nodes)]
+    assert len(pools) == (2 if name == "digits_cnn" else 0) and all(k.kind == "pointwise" for k in pools)
     batch = _data(mn, 16)
     inputs = {k: v for k, v in batch.items() if k in mn.lowered.inputs}
     np.testing.assert_allclose(mt.forward(**inputs), mn.forward(**inputs), rtol=RTOL, atol=ATOL)
