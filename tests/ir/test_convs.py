@@ -1,0 +1,96 @@
+"""ir/convs.py's layouts against float64 torch: the scatter layout (the input gradient's conv) in
+batch chunks of any size, and the planar columns (few channels) with the kernel gradient that
+reads them, which must be the very array the few-outputs conv builds on its own."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nncompiler.ir import convs
+
+
+def _torch_conv(x, w, stride, padding, dilation):
+    """float64 torch of conv(x [N, *S, C], w [*K, C, F]) as float32."""
+    n = x.ndim - 2
+    tx = torch.from_numpy(x.astype(np.float64)).permute(0, n + 1, *range(1, n + 1))
+    tw = torch.from_numpy(w.astype(np.float64)).permute(n + 1, n, *range(n))
+    flat = [v for lo_hi in reversed(padding) for v in lo_hi]
+    y = (F.conv1d if n == 1 else F.conv2d)(F.pad(tx, flat), tw, stride=stride, dilation=dilation)
+    return y.permute(0, *range(2, n + 2), 1).numpy()
+
+
+SCATTERS = [  # x shape, kernel shape, padding, dilation (stride 1, fewer filters than channels)
+    ((3, 7, 6, 5), (3, 3, 5, 2), ((1, 1), (1, 1)), (1, 1)),        # same padding
+    ((3, 7, 6, 5), (3, 2, 5, 2), ((2, 0), (1, 1)), (2, 1)),        # dilation, asymmetric padding
+    ((3, 5, 4, 4), (2, 2, 4, 3), ((3, 2), (0, 4)), (1, 1)),        # padding wider than the kernel: outputs with no tap
+    ((3, 11, 6), (5, 6, 2), ((4, 1),), (2,)),                      # 1-d
+    ((1, 6, 6, 8), (3, 3, 8, 4), ((1, 1), (1, 1)), (1, 1)),        # batch 1
+]
+
+
+@pytest.mark.parametrize("images", [1, 2, None])     # per batch chunk (None: the whole batch in one)
+@pytest.mark.parametrize("xs, ws, padding, dilation", SCATTERS)
+def test_scatter_layout_matches_torch_in_any_batch_chunks(monkeypatch, xs, ws, padding, dilation, images):
+    n = len(xs) - 2
+    taps = int(np.prod(ws[:n]))
+    if images is not None:     # z of `images` images at most: a last chunk of 1 when the batch is 3 and chunks 2
+        monkeypatch.setattr(convs, "Z_BYTES", images * int(np.prod(xs[1:-1])) * taps * ws[-1] * 4)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    stride = (1,) * n
+    outs = convs._conv_outputs(x, ws[:n], stride, padding, dilation)
+    assert convs.conv_layout(ws[:n], outs, ws[-2], ws[-1], stride) == "scatter"
+    got = convs.conv(x, w, stride, padding, dilation, 1)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _torch_conv(x, w, stride, padding, dilation), rtol=1e-5, atol=1e-5)
+
+
+def test_tap_segments_cut_where_a_tap_enters_or_leaves():
+    # 3 taps, same padding on 5 positions: the first output lacks tap 0, the last tap 2
+    assert convs._tap_segments(5, 5, 3, 1, 1) == [(0, 1, 1, 3), (1, 4, 0, 3), (4, 5, 0, 2)]
+    # padding 3 before a 2-tap window on 2 positions: outputs 0 and 1 read nothing, 2..4 one tap each
+    assert convs._tap_segments(2, 5, 2, 3, 1) == [(0, 2, 0, 0), (2, 3, 1, 2), (3, 4, 0, 2), (4, 5, 0, 1)]
+
+
+PLANARS = [  # x shape, kernel shape, stride, padding, dilation: few channels, long output rows
+    ((3, 9, 20, 2), (3, 3, 2, 4), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    ((2, 9, 21, 1), (2, 3, 1, 3), (2, 1), ((0, 1), (2, 0)), (1, 2)),     # stride 2 down, dilation 2 across
+    ((2, 30, 1), (5, 1, 3), (1,), ((2, 2),), (1,)),                      # 1-d
+    ((1, 40, 3), (3, 3, 5), (1,), ((0, 0),), (3,)),                      # 1-d, batch 1, dilation 3
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", PLANARS)
+def test_planar_columns_give_torch_and_the_kernel_gradient_reads_the_same_array(xs, ws, stride, padding, dilation):
+    n = len(xs) - 2
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y, cols = convs.conv_and_cols(x, w, stride, padding, dilation)
+    assert not cols.flags.c_contiguous and cols.T.flags.c_contiguous    # planar: a transposed [K*C, N*O]
+    np.testing.assert_allclose(y, _torch_conv(x, w, stride, padding, dilation), rtol=1e-5, atol=1e-5)
+
+    # the kernel gradient as the VJP writes it (ir/autodiff's _conv): a conv of x^T with g^T,
+    # stride and dilation swapped; the interpreter computes it on its own, the backend from cols
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    xt = x.transpose((n + 1,) + tuple(range(1, n + 1)) + (0,))
+    gt = g.transpose(tuple(range(1, n + 1)) + (0, n + 1))
+    alone = convs.conv(xt, gt, dilation, padding, stride, 1)
+    shared = convs.conv_from_cols(cols, gt, alone.shape)
+    np.testing.assert_array_equal(shared, alone)
+    dw = np.moveaxis(alone[(slice(None),) + tuple(slice(0, k) for k in ws[:n])], 0, n)    # [*K, C, F]
+
+    tx = torch.from_numpy(x.astype(np.float64)).permute(0, n + 1, *range(1, n + 1))
+    tw = torch.from_numpy(w.astype(np.float64)).permute(n + 1, n, *range(n)).requires_grad_(True)
+    flat = [v for lo_hi in reversed(padding) for v in lo_hi]
+    ty = (F.conv1d if n == 1 else F.conv2d)(F.pad(tx, flat), tw, stride=stride, dilation=dilation)
+    (ty.permute(0, *range(2, n + 2), 1) * torch.from_numpy(g.astype(np.float64))).sum().backward()
+    np.testing.assert_allclose(dw, tw.grad.permute(*range(2, n + 2), 1, 0).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_row_columns_are_kept_where_channels_make_long_runs():
+    """bench F's second conv (C = 32: runs of 3 * 32 floats against output rows of 16)."""
+    x = np.ones((2, 16, 16, 32), np.float32)
+    _, cols = convs.conv_and_cols(x, np.ones((3, 3, 32, 4), np.float32), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert cols.flags.c_contiguous and cols.shape == (2 * 16 * 16, 9 * 32)
