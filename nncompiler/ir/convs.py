@@ -21,6 +21,13 @@ conv is one float32 sgemm plus strided copies, in one of three layouts picked by
     convolution): z = x @ w as [C, (K, F)] at every input position, then every output is the
     sum of its taps' entries of z (`_gather_taps`). It writes N*S*K*F values instead of
     im2col's N*O*K*C; z is made a few images at a time so that it stays in the L2 cache.
+
+The temporaries (the padded x, the columns, z) come from `scratch`, a dict the caller keeps
+per call site (the numpy backend's workspace), or are fresh arrays where it is None (the
+interpreter): a fresh array of megabytes costs a page fault per 4 KB touched on its first
+write (1.2 us each here, a 16 MB array 5 ms on top of 2 ms to fill it), and which of a
+step's allocations fault depends on how malloc's heap happens to lie. Every temporary is
+written whole before it is read, so reusing one never changes a result.
 """
 from __future__ import annotations
 
@@ -35,12 +42,24 @@ from .products import narrow_product, thin_product
 Z_BYTES = 1 << 22    # the scatter layout's z per batch chunk, about both cores' L2 (see _conv_scatter)
 
 
-def _zero_padded(x, padding, first):
-    """x zero-padded on its axes first, first+1, ... (padding's pairs), into a fresh
-    C-contiguous array; only the border is zero-filled (the interior is written once)."""
+def _scratch(scratch, key, shape, dtype):
+    """A temporary: the buffer `key` of scratch when it has this shape (made there when not),
+    or a fresh array when scratch is None."""
+    if scratch is None:
+        return np.empty(shape, dtype)
+    a = scratch.get(key)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = scratch[key] = np.empty(shape, dtype)
+    return a
+
+
+def _zero_padded(x, padding, first, scratch):
+    """x zero-padded on its axes first, first+1, ... (padding's pairs), into a C-contiguous
+    temporary; only the border is zero-filled (the interior is written once)."""
     lead, n = x.shape[:first], len(padding)
     sizes = x.shape[first:first + n]
-    out = np.empty(lead + tuple(s + lo + hi for s, (lo, hi) in zip(sizes, padding)) + x.shape[first + n:], x.dtype)
+    out = _scratch(scratch, "padded", lead + tuple(s + lo + hi for s, (lo, hi) in zip(sizes, padding))
+                   + x.shape[first + n:], x.dtype)
     every = (slice(None),) * first
     for a, (s, (lo, hi)) in enumerate(zip(sizes, padding)):
         before = (slice(None),) * a
@@ -60,27 +79,27 @@ def _planar(c, ks, outs, stride, dilation) -> bool:
     return planar > rows
 
 
-def _columns(x, ks, outs, stride, dilation, padding):
+def _columns(x, ks, outs, stride, dilation, padding, scratch):
     """The im2col columns [N*prod(O), prod(K)*C] of x [N, *S, C]: column (k, c) of row (n, o)
     is xpad[n, o*stride + k*dilation, c]. One copy of a strided view of the zero-padded x
     (numpy merges the view's axes that are adjacent in memory into long runs; a copy per tap
     is 2-3x slower); planar (a transposed view of [K*C, N*O]) where that copies longer runs."""
     n, c = len(ks), x.shape[-1]
     if _planar(c, ks, outs, stride, dilation):
-        xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2)             # [C, N, *Sp]
+        xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2, scratch)    # [C, N, *Sp]
         sp = xp.strides[2:]
         shape = tuple(ks) + (c, x.shape[0]) + tuple(outs)
         strides = (tuple(s * d for s, d in zip(sp, dilation)) + xp.strides[:2]
                    + tuple(s * st for s, st in zip(sp, stride)))
-        buf = np.empty(shape, x.dtype)
+        buf = _scratch(scratch, "columns", shape, x.dtype)
         np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
         return buf.reshape(math.prod(ks) * c, -1).T
-    xp = _zero_padded(x, padding, 1)                                     # [N, *Sp, C]
+    xp = _zero_padded(x, padding, 1, scratch)                            # [N, *Sp, C]
     sp = xp.strides[1:-1]
     shape = (x.shape[0],) + tuple(outs) + tuple(ks) + (c,)
     strides = ((xp.strides[0],) + tuple(s * st for s, st in zip(sp, stride))
                + tuple(s * d for s, d in zip(sp, dilation)) + (xp.strides[-1],))
-    buf = np.empty(shape, x.dtype)
+    buf = _scratch(scratch, "columns", shape, x.dtype)
     np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
     return buf.reshape(-1, math.prod(ks) * c)
 
@@ -100,13 +119,14 @@ def conv_layout(ks, outs, channels, filters, stride) -> str:
     return "im2col"
 
 
-def conv_and_cols(x, w, stride, padding, dilation):
+def conv_and_cols(x, w, stride, padding, dilation, scratch=None):
     """(conv(x, w), its columns [N*O, K*C]) in the im2col layout, groups 1: the columns are
-    what the kernel gradient's conv needs (conv_from_cols), so it need not copy x again."""
+    what the kernel gradient's conv needs (conv_from_cols), so it need not copy x again
+    (with a scratch, they are its buffer: valid until the next call with that scratch)."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
-    cols = _columns(x, ks, outs, stride, dilation, padding)
+    cols = _columns(x, ks, outs, stride, dilation, padding, scratch)
     y = narrow_product(cols, w.reshape(-1, f))
     return y.reshape((x.shape[0],) + outs + (f,)), cols
 
@@ -122,13 +142,13 @@ def conv_from_cols(cols, w, shape):
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 
-def _conv_few_outputs(x, w, stride, padding, dilation, outs):
+def _conv_few_outputs(x, w, stride, padding, dilation, outs, scratch):
     """x [B, *S, C] is x^T of an original conv of x0 [C, *S, B] whose window is this conv's
     outputs and whose outputs are this conv's window (stride and dilation swapped)."""
     n, f = x.ndim - 2, w.shape[-1]
     ks = w.shape[:n]
     swap = (n + 1,) + tuple(range(1, n + 1)) + (0,)            # [B, *S, C] <-> [C, *S, B]
-    cols = _columns(x.transpose(swap), outs, ks, dilation, stride, padding)
+    cols = _columns(x.transpose(swap), outs, ks, dilation, stride, padding, scratch)
     return conv_from_cols(cols, w, (x.shape[0],) + outs + (f,))
 
 
@@ -167,7 +187,7 @@ def _gather_taps(z, y, ks, padding, dilation, boxes):
                       out=y[dst])
 
 
-def _conv_scatter(x, w, padding, dilation, outs):
+def _conv_scatter(x, w, padding, dilation, outs, scratch):
     """Stride 1: z = x @ w [C, (*K, F)] for a chunk of images at a time (z of Z_BYTES at most,
     so that the gather reads it from the L2 cache: [16384, 64] @ [64, 288] in one piece writes
     19 MB), each chunk's outputs gathered from it."""
@@ -180,7 +200,7 @@ def _conv_scatter(x, w, padding, dilation, outs):
     boxes = list(itertools.product(*(_tap_segments(s, o, k, lo, d)
                                      for s, o, k, (lo, _), d in zip(size, outs, ks, padding, dilation))))
     per = max(1, min(batch, Z_BYTES // max(1, math.prod(size) * taps * f * dtype.itemsize)))
-    z = np.empty((per,) + size + (taps, f), dtype)
+    z = _scratch(scratch, "z", (per,) + size + (taps, f), dtype)
     for b0 in range(0, batch, per):
         b1 = min(batch, b0 + per)
         zc = z[:b1 - b0]
@@ -189,18 +209,19 @@ def _conv_scatter(x, w, padding, dilation, outs):
     return y
 
 
-def conv(x, w, stride, padding, dilation, groups):
-    """The `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F]."""
+def conv(x, w, stride, padding, dilation, groups, scratch=None):
+    """The `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F]; scratch:
+    a dict of temporaries kept across calls (the module docstring), or None."""
     n = x.ndim - 2
     if groups > 1:
         cg, fg = w.shape[n], w.shape[-1] // groups
         return np.concatenate([conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
-                                    dilation, 1) for k in range(groups)], axis=-1)
+                                    dilation, 1, scratch) for k in range(groups)], axis=-1)
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     layout = conv_layout(ks, outs, w.shape[-2], w.shape[-1], stride)
     if layout == "few_outputs":
-        return _conv_few_outputs(x, w, stride, padding, dilation, outs)
+        return _conv_few_outputs(x, w, stride, padding, dilation, outs, scratch)
     if layout == "scatter":
-        return _conv_scatter(x, w, padding, dilation, outs)
-    return conv_and_cols(x, w, stride, padding, dilation)[0]
+        return _conv_scatter(x, w, padding, dilation, outs, scratch)
+    return conv_and_cols(x, w, stride, padding, dilation, scratch)[0]

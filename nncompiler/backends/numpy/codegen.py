@@ -144,7 +144,8 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             where = f"  {loc_text(node.loc)}" if node.loc else ""
             if node.id in keep_cols:
                 body.append(f"    t{node.id}, cols{node.id} = _conv_and_cols({x}, {w}, {tuple(a['stride'])}, "
-                            f"{tuple(a['padding'])}, {tuple(a['dilation'])})  # %{node.id} conv{where}")
+                            f"{tuple(a['padding'])}, {tuple(a['dilation'])}, _ws.setdefault('conv{node.id}', {{}}))"
+                            f"  # %{node.id} conv{where}")
             else:
                 body.append(f"    t{node.id} = _conv_from_cols(cols{reuse[node.id]}, {w}, {ctx.shape(node.shape)})"
                             f"  # %{node.id} conv: the kernel gradient of %{reuse[node.id]}, from its im2col{where}")
