@@ -8,15 +8,18 @@ conv is one float32 sgemm plus strided copies, in one of three layouts picked by
   * im2col (the usual case): the columns [N*O, K*C] of x (every output position's window,
     one strided copy of the zero-padded x) @ w [K*C, F]. The columns are built in one of two
     memory orders, whichever copies in longer contiguous runs (`_planar`): rows [N, *O, K, C]
-    (runs of one window row's taps times C), or planar [K, C, N, *O] (runs of an output row,
-    for few channels: bench F's first conv, C = 3, copies runs of 32 floats instead of 9) and
-    handed on as a transposed view.
+    (runs of one window row's taps times C), made a few images at a time (`RowColumns`: the
+    product reads each chunk from the L2 cache right after its copy, where the whole would
+    go out to memory and back: 19 MB in bench F's second conv); or planar [K, C, N, *O]
+    (runs of an output row, for few channels: bench F's first conv, C = 3, copies runs of 32
+    floats instead of 9), made whole and handed on as a transposed view.
   * few outputs (fewer output positions than taps: the kernel gradient's convolution, whose
     window is the whole image): the roles of taps and positions swap. The VJP hands this conv
     x^T [C, *S, N] and g^T [*O, N, F] as transposed views; taken back to [N, *S, C] and
     [N, *O, F] they are the original contiguous arrays, whose columns (`_columns` with the
-    forward's parameters, so the very same array) give dw = cols^T @ g, one sgemm (codegen
-    hands it the forward's columns: conv_and_cols, conv_from_cols).
+    forward's parameters, so the very same array) give dw = cols^T @ g, one sgemm, or one
+    per chunk of images summed in order (codegen hands it the forward's columns:
+    conv_and_cols, conv_from_cols).
   * scatter (stride 1 and fewer output than input channels: the input gradient's
     convolution): z = x @ w as [C, (K, F)] at every input position, then every output is the
     sum of its taps' entries of z (`_gather_taps`). It writes N*S*K*F values instead of
@@ -40,6 +43,7 @@ from numpy.lib.stride_tricks import as_strided
 from .products import narrow_product, thin_product
 
 Z_BYTES = 1 << 22    # the scatter layout's z per batch chunk, about both cores' L2 (see _conv_scatter)
+COLS_BYTES = 1 << 22     # row-ordered columns per batch chunk, the same (see RowColumns)
 
 
 def _scratch(scratch, key, shape, dtype):
@@ -79,11 +83,35 @@ def _planar(c, ks, outs, stride, dilation) -> bool:
     return planar > rows
 
 
+class RowColumns:
+    """The row-ordered im2col columns [N*O, K*C] of x, made by `chunks` a few images at a time
+    into one buffer from the zero-padded x (kept: 9x smaller than the columns for 3x3)."""
+
+    def __init__(self, view, scratch):
+        self.view = view                                         # [N, *O, *K, C] of the padded x
+        n = (view.ndim - 2) // 2
+        self.rows = math.prod(view.shape[1:1 + n])               # per image
+        self.shape = (view.shape[0] * self.rows, math.prod(view.shape[1 + n:]))
+        per = max(1, min(view.shape[0], COLS_BYTES // (self.rows * self.shape[1] * view.itemsize)))
+        self.buf = _scratch(scratch, "columns", (per,) + view.shape[1:], view.dtype)
+
+    def chunks(self):
+        """(first row, end row, the columns of those rows) per chunk of images, in order; each
+        chunk's columns are overwritten by the next."""
+        per = self.buf.shape[0]
+        for b0 in range(0, self.view.shape[0], per):
+            b1 = min(self.view.shape[0], b0 + per)
+            cols = self.buf[:b1 - b0]
+            np.copyto(cols, self.view[b0:b1])
+            yield b0 * self.rows, b1 * self.rows, cols.reshape(-1, self.shape[1])
+
+
 def _columns(x, ks, outs, stride, dilation, padding, scratch):
     """The im2col columns [N*prod(O), prod(K)*C] of x [N, *S, C]: column (k, c) of row (n, o)
-    is xpad[n, o*stride + k*dilation, c]. One copy of a strided view of the zero-padded x
+    is xpad[n, o*stride + k*dilation, c]. Copies of a strided view of the zero-padded x
     (numpy merges the view's axes that are adjacent in memory into long runs; a copy per tap
-    is 2-3x slower); planar (a transposed view of [K*C, N*O]) where that copies longer runs."""
+    is 2-3x slower): RowColumns, or planar (a transposed view of [K*C, N*O], made whole)
+    where that copies longer runs."""
     n, c = len(ks), x.shape[-1]
     if _planar(c, ks, outs, stride, dilation):
         xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2, scratch)    # [C, N, *Sp]
@@ -99,9 +127,7 @@ def _columns(x, ks, outs, stride, dilation, padding, scratch):
     shape = (x.shape[0],) + tuple(outs) + tuple(ks) + (c,)
     strides = ((xp.strides[0],) + tuple(s * st for s, st in zip(sp, stride))
                + tuple(s * d for s, d in zip(sp, dilation)) + (xp.strides[-1],))
-    buf = _scratch(scratch, "columns", shape, x.dtype)
-    np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
-    return buf.reshape(-1, math.prod(ks) * c)
+    return RowColumns(as_strided(xp, shape, strides, writeable=False), scratch)
 
 
 def _conv_outputs(x, ks, stride, padding, dilation):
@@ -127,18 +153,29 @@ def conv_and_cols(x, w, stride, padding, dilation, scratch=None):
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     cols = _columns(x, ks, outs, stride, dilation, padding, scratch)
-    y = narrow_product(cols, w.reshape(-1, f))
+    wm = w.reshape(-1, f)
+    if not isinstance(cols, RowColumns):
+        return narrow_product(cols, wm).reshape((x.shape[0],) + outs + (f,)), cols
+    y = np.empty((cols.shape[0], f), np.result_type(x, w))
+    for r0, r1, chunk in cols.chunks():
+        narrow_product(chunk, wm, out=y[r0:r1])
     return y.reshape((x.shape[0],) + outs + (f,)), cols
 
 
 def conv_from_cols(cols, w, shape):
     """A few-outputs conv of result `shape` [B, *O, F] from the columns [(*S', B'), (*O, B)] of its
-    x as the original conv saw it (the forward's `_columns`, in either memory order, when this
-    is that forward's kernel gradient): cols^T @ w, with w [*K, C, F] taken back to [C, *K, F]
-    (the contiguous g, in the VJP)."""
+    x as the original conv saw it (the forward's `_columns` when this is that forward's kernel
+    gradient): cols^T @ w, with w [*K, C, F] taken back to [C, *K, F] (the contiguous g, in
+    the VJP); from RowColumns, one product per chunk of images, summed in order."""
     n = len(shape) - 2
-    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))
-    y = thin_product(cols, wm.reshape(cols.shape[0], shape[-1]))   # [(*O, B), F]
+    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,)).reshape(cols.shape[0], shape[-1])
+    if isinstance(cols, RowColumns):
+        y = None
+        for r0, r1, chunk in cols.chunks():
+            part = thin_product(chunk, wm[r0:r1])
+            y = part if y is None else np.add(y, part, out=y)
+    else:
+        y = thin_product(cols, wm)                                 # [(*O, B), F]
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 

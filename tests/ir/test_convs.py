@@ -59,38 +59,71 @@ PLANARS = [  # x shape, kernel shape, stride, padding, dilation: few channels, l
     ((2, 30, 1), (5, 1, 3), (1,), ((2, 2),), (1,)),                      # 1-d
     ((1, 40, 3), (3, 3, 5), (1,), ((0, 0),), (3,)),                      # 1-d, batch 1, dilation 3
 ]
+ROWS = [  # many channels: row-ordered columns, made a chunk of images at a time
+    ((3, 7, 6, 8), (3, 3, 8, 4), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    ((3, 9, 8, 9), (3, 2, 9, 6), (2, 1), ((0, 1), (2, 0)), (1, 2)),      # stride, dilation, odd padding
+    ((3, 12, 6), (4, 6, 7), (2,), ((1, 2),), (1,)),                      # 1-d
+    ((1, 6, 5, 8), (2, 2, 8, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),      # batch 1
+]
 
 
-@pytest.mark.parametrize("xs, ws, stride, padding, dilation", PLANARS)
-def test_planar_columns_give_torch_and_the_kernel_gradient_reads_the_same_array(xs, ws, stride, padding, dilation):
-    n = len(xs) - 2
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(xs).astype(np.float32)
-    w = rng.standard_normal(ws).astype(np.float32)
-    y, cols = convs.conv_and_cols(x, w, stride, padding, dilation)
-    assert not cols.flags.c_contiguous and cols.T.flags.c_contiguous    # planar: a transposed [K*C, N*O]
-    np.testing.assert_allclose(y, _torch_conv(x, w, stride, padding, dilation), rtol=1e-5, atol=1e-5)
-
-    # the kernel gradient as the VJP writes it (ir/autodiff's _conv): a conv of x^T with g^T,
-    # stride and dilation swapped; the interpreter computes it on its own, the backend from cols
-    g = rng.standard_normal(y.shape).astype(np.float32)
+def _kernel_gradient_both_ways(x, w, stride, padding, dilation, cols, g):
+    """The kernel gradient as the VJP writes it (autodiff/vjp.py's _conv): a conv of x^T with g^T,
+    stride and dilation swapped; the interpreter computes it on its own, the backend from the
+    forward's columns: (alone, from the columns, as [*K, C, F])."""
+    n = x.ndim - 2
     xt = x.transpose((n + 1,) + tuple(range(1, n + 1)) + (0,))
     gt = g.transpose(tuple(range(1, n + 1)) + (0, n + 1))
     alone = convs.conv(xt, gt, dilation, padding, stride, 1)
-    shared = convs.conv_from_cols(cols, gt, alone.shape)
-    np.testing.assert_array_equal(shared, alone)
-    dw = np.moveaxis(alone[(slice(None),) + tuple(slice(0, k) for k in ws[:n])], 0, n)    # [*K, C, F]
+    # codegen pairs them only where that conv's outputs are the forward's window (not cropped)
+    shared = convs.conv_from_cols(cols, gt, alone.shape) if alone.shape[1:-1] == w.shape[:n] else alone
+    dw = np.moveaxis(alone[(slice(None),) + tuple(slice(0, k) for k in w.shape[:n])], 0, n)
+    return alone, shared, dw
 
+
+def _torch_kernel_gradient(x, w, stride, padding, dilation, g):
+    n = x.ndim - 2
     tx = torch.from_numpy(x.astype(np.float64)).permute(0, n + 1, *range(1, n + 1))
     tw = torch.from_numpy(w.astype(np.float64)).permute(n + 1, n, *range(n)).requires_grad_(True)
     flat = [v for lo_hi in reversed(padding) for v in lo_hi]
     ty = (F.conv1d if n == 1 else F.conv2d)(F.pad(tx, flat), tw, stride=stride, dilation=dilation)
     (ty.permute(0, *range(2, n + 2), 1) * torch.from_numpy(g.astype(np.float64))).sum().backward()
-    np.testing.assert_allclose(dw, tw.grad.permute(*range(2, n + 2), 1, 0).numpy(), rtol=1e-4, atol=1e-4)
+    return tw.grad.permute(*range(2, n + 2), 1, 0).numpy()
 
 
-def test_row_columns_are_kept_where_channels_make_long_runs():
-    """bench F's second conv (C = 32: runs of 3 * 32 floats against output rows of 16)."""
-    x = np.ones((2, 16, 16, 32), np.float32)
-    _, cols = convs.conv_and_cols(x, np.ones((3, 3, 32, 4), np.float32), (1, 1), ((1, 1), (1, 1)), (1, 1))
-    assert cols.flags.c_contiguous and cols.shape == (2 * 16 * 16, 9 * 32)
+@pytest.mark.parametrize("images", [1, 2, None])     # per chunk of row-ordered columns (None: one chunk)
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", PLANARS + ROWS)
+def test_columns_give_torch_and_the_kernel_gradient_reads_the_same_ones(
+        monkeypatch, xs, ws, stride, padding, dilation, images):
+    n = len(xs) - 2
+    outs = convs._conv_outputs(np.empty(xs), ws[:n], stride, padding, dilation)
+    if images is not None:
+        monkeypatch.setattr(convs, "COLS_BYTES", images * int(np.prod(outs) * np.prod(ws[:-1])) * 4)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y, cols = convs.conv_and_cols(x, w, stride, padding, dilation)
+    if (xs, ws, stride, padding, dilation) in PLANARS:    # planar: a transposed [K*C, N*O], whole
+        assert not cols.flags.c_contiguous and cols.T.flags.c_contiguous
+    else:
+        assert isinstance(cols, convs.RowColumns) and cols.shape == (xs[0] * np.prod(outs), np.prod(ws[:-1]))
+        assert len(list(cols.chunks())) == (1 if images is None else -(-xs[0] // images))
+    np.testing.assert_allclose(y, _torch_conv(x, w, stride, padding, dilation), rtol=1e-5, atol=1e-5)
+
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    alone, shared, dw = _kernel_gradient_both_ways(x, w, stride, padding, dilation, cols, g)
+    np.testing.assert_array_equal(shared, alone)
+    np.testing.assert_allclose(dw, _torch_kernel_gradient(x, w, stride, padding, dilation, g), rtol=1e-4, atol=1e-4)
+
+
+def test_bench_f_convs_take_planar_then_row_columns():
+    """bench F's first conv (C = 3: runs of 3 * 3 floats against output rows of 32) and its
+    second (C = 32: runs of 3 * 32 against rows of 16), 14 of its 64 images per chunk."""
+    same = ((1, 1), (1, 1))
+    _, cols = convs.conv_and_cols(np.ones((2, 32, 32, 3), np.float32), np.ones((3, 3, 3, 4), np.float32),
+                                  (1, 1), same, (1, 1))
+    assert isinstance(cols, np.ndarray) and cols.T.flags.c_contiguous
+    _, cols = convs.conv_and_cols(np.ones((64, 16, 16, 32), np.float32), np.ones((3, 3, 32, 4), np.float32),
+                                  (1, 1), same, (1, 1))
+    assert isinstance(cols, convs.RowColumns) and cols.shape == (64 * 16 * 16, 9 * 32)
+    assert [r1 - r0 for r0, r1, _ in cols.chunks()] == [14 * 256] * 4 + [8 * 256]
