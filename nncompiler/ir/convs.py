@@ -3,7 +3,7 @@
 One implementation serves the reference interpreter (interpret.py) and the numpy backend's
 generated code (through ir/windows.py), so that folding a conv and running it give the same bits.
 
-conv is one float32 sgemm plus strided copies, in one of three layouts picked by shape:
+conv is float32 sgemms plus strided copies, in one of three layouts picked by shape:
 
   * im2col (the usual case): the columns [N*O, K*C] of x (every output position's window,
     one strided copy of the zero-padded x) @ w [K*C, F]. The columns are built in one of two
@@ -28,7 +28,7 @@ conv is one float32 sgemm plus strided copies, in one of three layouts picked by
 The temporaries (the padded x, the columns, z) come from `scratch`, a dict the caller keeps
 per call site (the numpy backend's workspace), or are fresh arrays where it is None (the
 interpreter): a fresh array of megabytes costs a page fault per 4 KB touched on its first
-write (1.2 us each here, a 16 MB array 5 ms on top of 2 ms to fill it), and which of a
+write (1.2 us each on the bench machine: a 16 MB array 5 ms on top of 2 ms to fill it), and which of a
 step's allocations fault depends on how malloc's heap happens to lie. Every temporary is
 written whole before it is read, so reusing one never changes a result.
 """
