@@ -25,6 +25,11 @@ conv is float32 sgemms plus strided copies, in one of three layouts picked by sh
     sum of its taps' entries of z (`_gather_taps`). It writes N*S*K*F values instead of
     im2col's N*O*K*C; z is made a few images at a time so that it stays in the L2 cache.
 
+An epilogue y = maximum(y + bias, floor) (bias [F]; either part optional: a conv layer's
+bias and relu, which the numpy backend's codegen hands over) runs on each chunk of rows
+while it is in cache, instead of two passes over the whole y after it; each element sees
+the same two float32 operations as the add and maximum ops apart, so the result is theirs.
+
 The temporaries (the padded x, the columns, z) come from `scratch`, a dict the caller keeps
 per call site (the numpy backend's workspace), or are fresh arrays where it is None (the
 interpreter): a fresh array of megabytes costs a page fault per 4 KB touched on its first
@@ -44,6 +49,8 @@ from .products import narrow_product, thin_product
 
 Z_BYTES = 1 << 22    # the scatter layout's z per batch chunk, about both cores' L2 (see _conv_scatter)
 COLS_BYTES = 1 << 22     # row-ordered columns per batch chunk, the same (see RowColumns)
+Y_ROWS = 8192            # planar columns' product rows per chunk (1 MB of y at 32 filters), a multiple of
+                         # products.BLOCK so that narrow_product's blocks are those of one whole call
 
 
 def _scratch(scratch, key, shape, dtype):
@@ -145,20 +152,31 @@ def conv_layout(ks, outs, channels, filters, stride) -> str:
     return "im2col"
 
 
-def conv_and_cols(x, w, stride, padding, dilation, scratch=None):
-    """(conv(x, w), its columns [N*O, K*C]) in the im2col layout, groups 1: the columns are
-    what the kernel gradient's conv needs (conv_from_cols), so it need not copy x again
-    (with a scratch, they are its buffer: valid until the next call with that scratch)."""
+def _epilogue(y, bias, floor):
+    """y = maximum(y + bias, floor) in place, each part where given (the module docstring)."""
+    if bias is not None:
+        np.add(y, bias, out=y)
+    if floor is not None:
+        np.maximum(y, floor, out=y)
+    return y
+
+
+def conv_and_cols(x, w, stride, padding, dilation, scratch=None, bias=None, floor=None):
+    """(conv(x, w) with the epilogue, its columns [N*O, K*C]) in the im2col layout, groups 1:
+    the columns are what the kernel gradient's conv needs (conv_from_cols), so it need not
+    copy x again (with a scratch, they are its buffer: valid until the next call with it)."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     cols = _columns(x, ks, outs, stride, dilation, padding, scratch)
     wm = w.reshape(-1, f)
-    if not isinstance(cols, RowColumns):
-        return narrow_product(cols, wm).reshape((x.shape[0],) + outs + (f,)), cols
     y = np.empty((cols.shape[0], f), np.result_type(x, w))
-    for r0, r1, chunk in cols.chunks():
-        narrow_product(chunk, wm, out=y[r0:r1])
+    if isinstance(cols, RowColumns):
+        for r0, r1, chunk in cols.chunks():
+            _epilogue(narrow_product(chunk, wm, out=y[r0:r1]), bias, floor)
+    else:
+        for r0 in range(0, cols.shape[0], Y_ROWS):
+            _epilogue(narrow_product(cols[r0:r0 + Y_ROWS], wm, out=y[r0:r0 + Y_ROWS]), bias, floor)
     return y.reshape((x.shape[0],) + outs + (f,)), cols
 
 
@@ -246,19 +264,22 @@ def _conv_scatter(x, w, padding, dilation, outs, scratch):
     return y
 
 
-def conv(x, w, stride, padding, dilation, groups, scratch=None):
+def conv(x, w, stride, padding, dilation, groups, scratch=None, bias=None, floor=None):
     """The `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F]; scratch:
-    a dict of temporaries kept across calls (the module docstring), or None."""
+    a dict of temporaries kept across calls, or None; then the epilogue maximum(y + bias,
+    floor) where given (the module docstring: per chunk in the im2col layout, after the
+    others)."""
     n = x.ndim - 2
     if groups > 1:
         cg, fg = w.shape[n], w.shape[-1] // groups
-        return np.concatenate([conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
-                                    dilation, 1, scratch) for k in range(groups)], axis=-1)
+        y = np.concatenate([conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
+                                 dilation, 1, scratch) for k in range(groups)], axis=-1)
+        return _epilogue(y, bias, floor)
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     layout = conv_layout(ks, outs, w.shape[-2], w.shape[-1], stride)
     if layout == "few_outputs":
-        return _conv_few_outputs(x, w, stride, padding, dilation, outs, scratch)
+        return _epilogue(_conv_few_outputs(x, w, stride, padding, dilation, outs, scratch), bias, floor)
     if layout == "scatter":
-        return _conv_scatter(x, w, padding, dilation, outs, scratch)
-    return conv_and_cols(x, w, stride, padding, dilation, scratch)[0]
+        return _epilogue(_conv_scatter(x, w, padding, dilation, outs, scratch), bias, floor)
+    return conv_and_cols(x, w, stride, padding, dilation, scratch, bias, floor)[0]

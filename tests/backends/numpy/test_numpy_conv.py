@@ -2,6 +2,8 @@
 im2col (codegen pairs them; `_conv_from_cols` reads the forward's columns), the gradients
 equal torch.autograd's, and the reuse gives the same bits as computing the kernel gradient's
 conv on its own (the reference interpreter does that)."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,71 @@ def test_conv_temporaries_are_reused_across_calls_but_results_are_not():
     for k in kept:
         np.testing.assert_array_equal(first[k], kept[k])
         np.testing.assert_array_equal(second[k], interpret(g, feeds[1])[k])
+
+
+def _layer_graph(xs, ws, floor_first=False, tap=False):
+    """loss = sum(r * max_pool(maximum(conv(x, w) + b, 0))) and its gradients (a conv layer with
+    relu, then a 2x2 max pool: simplify makes relu maximum(sum, 0) and moves its mask onto the
+    pooled gradient, so nothing else reads the sum); floor_first: maximum(0, sum) (not the
+    epilogue's order; its gradient reads the sum); tap: the conv's y is an output too."""
+    b = Builder("layer")
+    x = b.argument("x", "input", TensorType("f32", xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    bias = b.argument("b", "param", TensorType("f32", (ws[-1],)))
+    y = b.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    zero = b.constant(0.0, "f32", ())
+    z = b.add(y, bias)
+    a = b.maximum(zero, z) if floor_first else b.where(b.gt(z, zero), z, zero)     # relu as the library's
+    p = b.reduce_window(a, kind="max", window=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)))
+    r = b.argument("r", "input", TensorType("f32", tuple(b.shape(p))))
+    loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
+    outs = {"loss": loss}
+    if tap:
+        outs["y"] = y
+    return optimize(grad(b.build(outs), "loss", ["x", "w", "b"]))[0]
+
+
+@pytest.mark.parametrize("xs, ws", [((3, 8, 20, 3), (3, 3, 3, 4)),     # planar columns, y in row chunks
+                                    ((3, 8, 6, 8), (3, 3, 8, 8)),      # row columns, a chunk of images at a time
+                                    ((3, 8, 6, 8), (3, 3, 8, 5))])     # scatter layout: the epilogue after it
+@pytest.mark.parametrize("chunks", ["one", "many"])
+def test_bias_and_relu_run_in_the_convs_chunks_with_the_same_bits(monkeypatch, xs, ws, chunks):
+    from nncompiler.ir import convs
+    if chunks == "many":      # a chunk of 2 of the 3 images, or 512 rows of y (blocks of 256)
+        monkeypatch.setattr(convs, "COLS_BYTES", 2 * xs[1] * xs[2] * ws[0] * ws[1] * ws[2] * 4)
+        monkeypatch.setattr(convs, "Y_ROWS", 512)
+    g = _layer_graph(xs, ws)
+    src = generate(g)
+    assert re.search(r"_conv(_and_cols)?\([^\n]*a_b, c\d+\)  # %\d+ conv, with %\d+ add and %\d+ maximum", src)
+    rng = np.random.default_rng(6)
+    feeds = {"x": rng.standard_normal(xs).astype(np.float32), "w": rng.standard_normal(ws).astype(np.float32),
+             "b": rng.standard_normal(ws[-1]).astype(np.float32),
+             "r": rng.standard_normal((xs[0], xs[1] // 2, xs[2] // 2, ws[-1])).astype(np.float32)}
+    out = compile_graph(g)(feeds)
+    ref = interpret(g, feeds)
+    for k in ("loss", "grad.x", "grad.w", "grad.b"):
+        np.testing.assert_array_equal(out[k], ref[k])
+    tx, tw, tb = (torch.from_numpy(feeds[k]).requires_grad_(True) for k in ("x", "w", "b"))
+    ty = F.max_pool2d(torch.relu(F.conv2d(tx.permute(0, 3, 1, 2), tw.permute(3, 2, 0, 1), tb, padding=1)), 2)
+    (ty.permute(0, 2, 3, 1) * torch.from_numpy(feeds["r"])).sum().backward()
+    for k, t in (("grad.x", tx), ("grad.w", tw), ("grad.b", tb)):
+        np.testing.assert_allclose(out[k], t.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("floor_first, tap, fused", [(True, False, "add"), (False, True, None)])
+def test_conv_epilogue_only_where_nothing_else_reads_the_values_it_overwrites(floor_first, tap, fused):
+    """maximum(0, z) keeps its own line (its operand order decides which zero a -0.0 gives), and a
+    conv whose y is also an output keeps its add and maximum apart."""
+    xs, ws = (2, 6, 4, 3), (3, 3, 3, 4)
+    g = _layer_graph(xs, ws, floor_first, tap)
+    src = generate(g)
+    if fused == "add":
+        assert re.search(r"a_b\)  # %\d+ conv, with %\d+ add$", src, re.M) and "np.maximum(c" in src
+    else:
+        assert ", with %" not in src
+    rng = np.random.default_rng(7)
+    feeds = {"x": rng.integers(-2, 3, xs).astype(np.float32), "w": rng.integers(-1, 2, ws).astype(np.float32),
+             "b": np.array([0.0, -0.0, 1.0, -1.0], np.float32), "r": rng.standard_normal((2, 3, 2, 4)).astype(np.float32)}
+    out, ref = compile_graph(g)(feeds), interpret(g, feeds)
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
