@@ -3,32 +3,37 @@
 One implementation serves the reference interpreter (interpret.py) and the numpy backend's
 generated code (through ir/windows.py), so that folding a conv and running it give the same bits.
 
-conv is float32 sgemms plus strided copies, in one of three layouts picked by shape:
+conv is one float32 sgemm plus strided copies, in one of three layouts picked by shape:
 
   * im2col (the usual case): the columns [N*O, K*C] of x (every output position's window,
     one strided copy of the zero-padded x) @ w [K*C, F]. The columns are built in one of two
     memory orders, whichever copies in longer contiguous runs (`_planar`): rows [N, *O, K, C]
-    (runs of one window row's taps times C), made a few images at a time (`RowColumns`: the
-    product reads each chunk from the L2 cache right after its copy, where the whole would
-    go out to memory and back: 19 MB in bench F's second conv); or planar [K, C, N, *O]
-    (runs of an output row, for few channels: bench F's first conv, C = 3, copies runs of 32
-    floats instead of 9), made whole and handed on as a transposed view.
+    (runs of one window row's taps times C), or planar [K, C, N, *O] (runs of an output row,
+    for few channels: bench F's first conv, C = 3, copies runs of 32 floats instead of 9),
+    handed on as a transposed view.
   * few outputs (fewer output positions than taps: the kernel gradient's convolution, whose
     window is the whole image): the roles of taps and positions swap. The VJP hands this conv
     x^T [C, *S, N] and g^T [*O, N, F] as transposed views; taken back to [N, *S, C] and
     [N, *O, F] they are the original contiguous arrays, whose columns (`_columns` with the
-    forward's parameters, so the very same array) give dw = cols^T @ g, one sgemm, or one
-    per chunk of images summed in order (codegen hands it the forward's columns:
-    conv_and_cols, conv_from_cols).
+    forward's parameters, so the very same array) give dw = cols^T @ g, one sgemm (codegen
+    hands it the forward's columns: conv_and_cols, conv_from_cols).
   * scatter (stride 1 and fewer output than input channels: the input gradient's
     convolution): z = x @ w as [C, (K, F)] at every input position, then every output is the
     sum of its taps' entries of z (`_gather_taps`). It writes N*S*K*F values instead of
-    im2col's N*O*K*C; z is made a few images at a time so that it stays in the L2 cache.
+    im2col's N*O*K*C.
+
+Each product stays one call: copying and multiplying a few images at a time would keep the
+columns (or z) in the L2 cache (one thread: bench F's conv2 forward 8.9 -> 5.8 ms, its input
+gradient 9.9 -> 7.8 ms), but a threaded sgemm per chunk makes OpenBLAS's two threads meet
+once per chunk, and on busy cores each meeting waits for a time slice (products.py): at
+load 6 on 2 cores the same three products took 89 ms median instead of 20-38 ms.
 
 An epilogue y = maximum(y + bias, floor) (bias [F]; either part optional: a conv layer's
-bias and relu, which the numpy backend's codegen hands over) runs on each chunk of rows
-while it is in cache, instead of two passes over the whole y after it; each element sees
-the same two float32 operations as the add and maximum ops apart, so the result is theirs.
+bias and relu, which the numpy backend's codegen hands over) runs on y a chunk of rows at a
+time (one pass instead of two), each chunk right after its product where the product is
+blocked (single-threaded blocks: a first conv's, made a chunk at a time while in cache);
+each element sees the same two float32 operations as the add and maximum ops apart, so the
+result is theirs.
 
 The temporaries (the padded x, the columns, z) come from `scratch`, a dict the caller keeps
 per call site (the numpy backend's workspace), or are fresh arrays where it is None (the
@@ -45,12 +50,10 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .products import narrow_product, thin_product
+from .products import LONG, SHORT, narrow_product, thin_product
 
-Z_BYTES = 1 << 22    # the scatter layout's z per batch chunk, about both cores' L2 (see _conv_scatter)
-COLS_BYTES = 1 << 22     # row-ordered columns per batch chunk, the same (see RowColumns)
-Y_ROWS = 8192            # planar columns' product rows per chunk (1 MB of y at 32 filters), a multiple of
-                         # products.BLOCK so that narrow_product's blocks are those of one whole call
+Y_ROWS = 8192     # rows of y per epilogue chunk (1 MB at 32 filters), a multiple of products.BLOCK so
+                  # that a blocked product made a chunk at a time has the blocks (and bits) of one call
 
 
 def _scratch(scratch, key, shape, dtype):
@@ -90,35 +93,11 @@ def _planar(c, ks, outs, stride, dilation) -> bool:
     return planar > rows
 
 
-class RowColumns:
-    """The row-ordered im2col columns [N*O, K*C] of x, made by `chunks` a few images at a time
-    into one buffer from the zero-padded x (kept: 9x smaller than the columns for 3x3)."""
-
-    def __init__(self, view, scratch):
-        self.view = view                                         # [N, *O, *K, C] of the padded x
-        n = (view.ndim - 2) // 2
-        self.rows = math.prod(view.shape[1:1 + n])               # per image
-        self.shape = (view.shape[0] * self.rows, math.prod(view.shape[1 + n:]))
-        per = max(1, min(view.shape[0], COLS_BYTES // (self.rows * self.shape[1] * view.itemsize)))
-        self.buf = _scratch(scratch, "columns", (per,) + view.shape[1:], view.dtype)
-
-    def chunks(self):
-        """(first row, end row, the columns of those rows) per chunk of images, in order; each
-        chunk's columns are overwritten by the next."""
-        per = self.buf.shape[0]
-        for b0 in range(0, self.view.shape[0], per):
-            b1 = min(self.view.shape[0], b0 + per)
-            cols = self.buf[:b1 - b0]
-            np.copyto(cols, self.view[b0:b1])
-            yield b0 * self.rows, b1 * self.rows, cols.reshape(-1, self.shape[1])
-
-
 def _columns(x, ks, outs, stride, dilation, padding, scratch):
     """The im2col columns [N*prod(O), prod(K)*C] of x [N, *S, C]: column (k, c) of row (n, o)
-    is xpad[n, o*stride + k*dilation, c]. Copies of a strided view of the zero-padded x
+    is xpad[n, o*stride + k*dilation, c]. One copy of a strided view of the zero-padded x
     (numpy merges the view's axes that are adjacent in memory into long runs; a copy per tap
-    is 2-3x slower): RowColumns, or planar (a transposed view of [K*C, N*O], made whole)
-    where that copies longer runs."""
+    is 2-3x slower); planar (a transposed view of [K*C, N*O]) where that copies longer runs."""
     n, c = len(ks), x.shape[-1]
     if _planar(c, ks, outs, stride, dilation):
         xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2, scratch)    # [C, N, *Sp]
@@ -134,7 +113,9 @@ def _columns(x, ks, outs, stride, dilation, padding, scratch):
     shape = (x.shape[0],) + tuple(outs) + tuple(ks) + (c,)
     strides = ((xp.strides[0],) + tuple(s * st for s, st in zip(sp, stride))
                + tuple(s * d for s, d in zip(sp, dilation)) + (xp.strides[-1],))
-    return RowColumns(as_strided(xp, shape, strides, writeable=False), scratch)
+    buf = _scratch(scratch, "columns", shape, x.dtype)
+    np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
+    return buf.reshape(-1, math.prod(ks) * c)
 
 
 def _conv_outputs(x, ks, stride, padding, dilation):
@@ -171,29 +152,34 @@ def conv_and_cols(x, w, stride, padding, dilation, scratch=None, bias=None, floo
     cols = _columns(x, ks, outs, stride, dilation, padding, scratch)
     wm = w.reshape(-1, f)
     y = np.empty((cols.shape[0], f), np.result_type(x, w))
-    if isinstance(cols, RowColumns):
-        for r0, r1, chunk in cols.chunks():
-            _epilogue(narrow_product(chunk, wm, out=y[r0:r1]), bias, floor)
-    else:
-        for r0 in range(0, cols.shape[0], Y_ROWS):
-            _epilogue(narrow_product(cols[r0:r0 + Y_ROWS], wm, out=y[r0:r0 + Y_ROWS]), bias, floor)
+    whole = wm.shape[0] * f > SHORT          # narrow_product's one (threaded) sgemm: one call, not one per chunk
+    if whole:
+        narrow_product(cols, wm, out=y)
+    for r0, r1 in _row_chunks(cols.shape[0]):
+        if not whole:
+            narrow_product(cols[r0:r1], wm, out=y[r0:r1])
+        _epilogue(y[r0:r1], bias, floor)
     return y.reshape((x.shape[0],) + outs + (f,)), cols
+
+
+def _row_chunks(rows):
+    """[r0, r1) of Y_ROWS rows each, the last one taking a remainder under products.LONG (which
+    narrow_product would multiply unblocked, in one threaded sgemm)."""
+    r0 = 0
+    while r0 < rows:
+        r1 = rows if rows - r0 < Y_ROWS + LONG else r0 + Y_ROWS
+        yield r0, r1
+        r0 = r1
 
 
 def conv_from_cols(cols, w, shape):
     """A few-outputs conv of result `shape` [B, *O, F] from the columns [(*S', B'), (*O, B)] of its
     x as the original conv saw it (the forward's `_columns` when this is that forward's kernel
     gradient): cols^T @ w, with w [*K, C, F] taken back to [C, *K, F] (the contiguous g, in
-    the VJP); from RowColumns, one product per chunk of images, summed in order."""
+    the VJP)."""
     n = len(shape) - 2
-    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,)).reshape(cols.shape[0], shape[-1])
-    if isinstance(cols, RowColumns):
-        y = None
-        for r0, r1, chunk in cols.chunks():
-            part = thin_product(chunk, wm[r0:r1])
-            y = part if y is None else np.add(y, part, out=y)
-    else:
-        y = thin_product(cols, wm)                                 # [(*O, B), F]
+    wm = w.transpose((n,) + tuple(range(n)) + (n + 1,))
+    y = thin_product(cols, wm.reshape(cols.shape[0], shape[-1]))   # [(*O, B), F]
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 
@@ -243,24 +229,18 @@ def _gather_taps(z, y, ks, padding, dilation, boxes):
 
 
 def _conv_scatter(x, w, padding, dilation, outs, scratch):
-    """Stride 1: z = x @ w [C, (*K, F)] for a chunk of images at a time (z of Z_BYTES at most,
-    so that the gather reads it from the L2 cache: [16384, 64] @ [64, 288] in one piece writes
-    19 MB), each chunk's outputs gathered from it."""
+    """Stride 1: z = x @ w [C, (*K, F)] at every input position, every output gathered from it."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
-    taps, size, batch = math.prod(ks), x.shape[1:-1], x.shape[0]
+    taps, size = math.prod(ks), x.shape[1:-1]
     wr = np.moveaxis(w, n, 0).reshape(c, taps * f)                  # [C, (*K, F)]
     dtype = np.result_type(x, w)
-    y = np.empty((batch,) + outs + (f,), dtype)
+    y = np.empty(x.shape[:1] + outs + (f,), dtype)
     boxes = list(itertools.product(*(_tap_segments(s, o, k, lo, d)
                                      for s, o, k, (lo, _), d in zip(size, outs, ks, padding, dilation))))
-    per = max(1, min(batch, Z_BYTES // max(1, math.prod(size) * taps * f * dtype.itemsize)))
-    z = _scratch(scratch, "z", (per,) + size + (taps, f), dtype)
-    for b0 in range(0, batch, per):
-        b1 = min(batch, b0 + per)
-        zc = z[:b1 - b0]
-        np.matmul(x[b0:b1].reshape(-1, c), wr, out=zc.reshape(-1, taps * f))
-        _gather_taps(zc, y[b0:b1], ks, padding, dilation, boxes)
+    z = _scratch(scratch, "z", x.shape[:-1] + (taps, f), dtype)
+    np.matmul(x.reshape(-1, c), wr, out=z.reshape(-1, taps * f))
+    _gather_taps(z, y, ks, padding, dilation, boxes)
     return y
 
 

@@ -1,6 +1,7 @@
-"""ir/convs.py's layouts against float64 torch: the scatter layout (the input gradient's conv) in
-batch chunks of any size, and the planar columns (few channels) with the kernel gradient that
-reads them, which must be the very array the few-outputs conv builds on its own."""
+"""ir/convs.py's layouts against float64 torch: the scatter layout (the input gradient's conv,
+gathered per box of outputs that read the same taps), and the columns in both memory orders
+with the kernel gradient that reads them, which must be the very array the few-outputs conv
+builds on its own; the epilogue (bias, floor) in chunks of rows."""
 import numpy as np
 import pytest
 import torch
@@ -28,13 +29,9 @@ SCATTERS = [  # x shape, kernel shape, padding, dilation (stride 1, fewer filter
 ]
 
 
-@pytest.mark.parametrize("images", [1, 2, None])     # per batch chunk (None: the whole batch in one)
 @pytest.mark.parametrize("xs, ws, padding, dilation", SCATTERS)
-def test_scatter_layout_matches_torch_in_any_batch_chunks(monkeypatch, xs, ws, padding, dilation, images):
+def test_scatter_layout_matches_torch(xs, ws, padding, dilation):
     n = len(xs) - 2
-    taps = int(np.prod(ws[:n]))
-    if images is not None:     # z of `images` images at most: a last chunk of 1 when the batch is 3 and chunks 2
-        monkeypatch.setattr(convs, "Z_BYTES", images * int(np.prod(xs[1:-1])) * taps * ws[-1] * 4)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
@@ -59,7 +56,7 @@ PLANARS = [  # x shape, kernel shape, stride, padding, dilation: few channels, l
     ((2, 30, 1), (5, 1, 3), (1,), ((2, 2),), (1,)),                      # 1-d
     ((1, 40, 3), (3, 3, 5), (1,), ((0, 0),), (3,)),                      # 1-d, batch 1, dilation 3
 ]
-ROWS = [  # many channels: row-ordered columns, made a chunk of images at a time
+ROWS = [  # many channels: row-ordered columns
     ((3, 7, 6, 8), (3, 3, 8, 4), (1, 1), ((1, 1), (1, 1)), (1, 1)),
     ((3, 9, 8, 9), (3, 2, 9, 6), (2, 1), ((0, 1), (2, 0)), (1, 2)),      # stride, dilation, odd padding
     ((3, 12, 6), (4, 6, 7), (2,), ((1, 2),), (1,)),                      # 1-d
@@ -91,14 +88,10 @@ def _torch_kernel_gradient(x, w, stride, padding, dilation, g):
     return tw.grad.permute(*range(2, n + 2), 1, 0).numpy()
 
 
-@pytest.mark.parametrize("images", [1, 2, None])     # per chunk of row-ordered columns (None: one chunk)
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation", PLANARS + ROWS)
-def test_columns_give_torch_and_the_kernel_gradient_reads_the_same_ones(
-        monkeypatch, xs, ws, stride, padding, dilation, images):
+def test_columns_give_torch_and_the_kernel_gradient_reads_the_same_ones(xs, ws, stride, padding, dilation):
     n = len(xs) - 2
     outs = convs._conv_outputs(np.empty(xs), ws[:n], stride, padding, dilation)
-    if images is not None:
-        monkeypatch.setattr(convs, "COLS_BYTES", images * int(np.prod(outs) * np.prod(ws[:-1])) * 4)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
@@ -106,8 +99,7 @@ def test_columns_give_torch_and_the_kernel_gradient_reads_the_same_ones(
     if (xs, ws, stride, padding, dilation) in PLANARS:    # planar: a transposed [K*C, N*O], whole
         assert not cols.flags.c_contiguous and cols.T.flags.c_contiguous
     else:
-        assert isinstance(cols, convs.RowColumns) and cols.shape == (xs[0] * np.prod(outs), np.prod(ws[:-1]))
-        assert len(list(cols.chunks())) == (1 if images is None else -(-xs[0] // images))
+        assert cols.flags.c_contiguous and cols.shape == (xs[0] * np.prod(outs), np.prod(ws[:-1]))
     np.testing.assert_allclose(y, _torch_conv(x, w, stride, padding, dilation), rtol=1e-5, atol=1e-5)
 
     g = rng.standard_normal(y.shape).astype(np.float32)
@@ -118,12 +110,42 @@ def test_columns_give_torch_and_the_kernel_gradient_reads_the_same_ones(
 
 def test_bench_f_convs_take_planar_then_row_columns():
     """bench F's first conv (C = 3: runs of 3 * 3 floats against output rows of 32) and its
-    second (C = 32: runs of 3 * 32 against rows of 16), 14 of its 64 images per chunk."""
+    second (C = 32: runs of 3 * 32 against rows of 16)."""
     same = ((1, 1), (1, 1))
     _, cols = convs.conv_and_cols(np.ones((2, 32, 32, 3), np.float32), np.ones((3, 3, 3, 4), np.float32),
                                   (1, 1), same, (1, 1))
-    assert isinstance(cols, np.ndarray) and cols.T.flags.c_contiguous
-    _, cols = convs.conv_and_cols(np.ones((64, 16, 16, 32), np.float32), np.ones((3, 3, 32, 4), np.float32),
+    assert cols.T.flags.c_contiguous
+    _, cols = convs.conv_and_cols(np.ones((2, 16, 16, 32), np.float32), np.ones((3, 3, 32, 4), np.float32),
                                   (1, 1), same, (1, 1))
-    assert isinstance(cols, convs.RowColumns) and cols.shape == (64 * 16 * 16, 9 * 32)
-    assert [r1 - r0 for r0, r1, _ in cols.chunks()] == [14 * 256] * 4 + [8 * 256]
+    assert cols.flags.c_contiguous and cols.shape == (2 * 16 * 16, 9 * 32)
+
+
+def test_row_chunks_leave_no_remainder_that_narrow_product_would_not_block():
+    assert list(convs._row_chunks(100)) == [(0, 100)]
+    assert list(convs._row_chunks(65536)) == [(r, r + 8192) for r in range(0, 65536, 8192)]
+    assert list(convs._row_chunks(8192 + 1023)) == [(0, 9215)]
+    assert list(convs._row_chunks(8192 + 1024)) == [(0, 8192), (8192, 9216)]
+
+
+@pytest.mark.parametrize("xs, ws", [((3, 16, 40, 3), (3, 3, 3, 4)),    # planar, blocked: a product per chunk
+                                    ((2, 12, 20, 6), (3, 3, 6, 20))])  # rows, one sgemm, then the chunks
+@pytest.mark.parametrize("bias, floor", [(True, 0.0), (True, None), (False, -0.5)])
+def test_epilogue_in_row_chunks_is_the_add_and_maximum_apart(monkeypatch, xs, ws, bias, floor):
+    monkeypatch.setattr(convs, "Y_ROWS", 256)        # 1920 and 480 rows: several chunks, the last one longer
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[-1]).astype(np.float32) if bias else None
+    fl = None if floor is None else np.float32(floor)
+    same = ((1, 1), (1, 1))
+    y = convs.conv_and_cols(x, w, (1, 1), same, (1, 1))[0]
+    want = y.copy()
+    if b is not None:
+        want = want + b
+    if fl is not None:
+        want = np.maximum(want, fl)
+    for got in (convs.conv_and_cols(x, w, (1, 1), same, (1, 1), {}, b, fl)[0],
+                convs.conv(x, w, (1, 1), same, (1, 1), 1, None, b, fl)):
+        np.testing.assert_array_equal(got, want)
+    ref = _torch_conv(x, w, (1, 1), same, (1, 1)) + (0 if b is None else b)
+    np.testing.assert_allclose(want, ref if fl is None else np.maximum(ref, fl), rtol=1e-5, atol=1e-5)

@@ -137,15 +137,14 @@ def _layer_graph(xs, ws, floor_first=False, tap=False):
     return optimize(grad(b.build(outs), "loss", ["x", "w", "b"]))[0]
 
 
-@pytest.mark.parametrize("xs, ws", [((3, 8, 20, 3), (3, 3, 3, 4)),     # planar columns, y in row chunks
-                                    ((3, 8, 6, 8), (3, 3, 8, 8)),      # row columns, a chunk of images at a time
+@pytest.mark.parametrize("xs, ws", [((3, 16, 40, 3), (3, 3, 3, 4)),    # planar columns: a blocked product per chunk
+                                    ((3, 8, 40, 8), (3, 3, 8, 8)),     # row columns
                                     ((3, 8, 6, 8), (3, 3, 8, 5))])     # scatter layout: the epilogue after it
 @pytest.mark.parametrize("chunks", ["one", "many"])
 def test_bias_and_relu_run_in_the_convs_chunks_with_the_same_bits(monkeypatch, xs, ws, chunks):
     from nncompiler.ir import convs
-    if chunks == "many":      # a chunk of 2 of the 3 images, or 512 rows of y (blocks of 256)
-        monkeypatch.setattr(convs, "COLS_BYTES", 2 * xs[1] * xs[2] * ws[0] * ws[1] * ws[2] * 4)
-        monkeypatch.setattr(convs, "Y_ROWS", 512)
+    if chunks == "many":      # 256 rows of y per chunk
+        monkeypatch.setattr(convs, "Y_ROWS", 256)
     g = _layer_graph(xs, ws)
     src = generate(g)
     assert re.search(r"_conv(_and_cols)?\([^\n]*a_b, c\d+\)  # %\d+ conv, with %\d+ add and %\d+ maximum", src)
