@@ -34,13 +34,6 @@ time (one pass instead of two), each chunk right after its product where the pro
 blocked (single-threaded blocks: a first conv's, made a chunk at a time while in cache);
 each element sees the same two float32 operations as the add and maximum ops apart, so the
 result is theirs.
-
-The temporaries (the padded x, the columns, z) come from `scratch`, a dict the caller keeps
-per call site (the numpy backend's workspace), or are fresh arrays where it is None (the
-interpreter): a fresh array of megabytes costs a page fault per 4 KB touched on its first
-write (1.2 us each on the bench machine: a 16 MB array 5 ms on top of 2 ms to fill it), and which of a
-step's allocations fault depends on how malloc's heap happens to lie. Every temporary is
-written whole before it is read, so reusing one never changes a result.
 """
 from __future__ import annotations
 
@@ -56,24 +49,12 @@ Y_ROWS = 8192     # rows of y per epilogue chunk (1 MB at 32 filters), a multipl
                   # that a blocked product made a chunk at a time has the blocks (and bits) of one call
 
 
-def _scratch(scratch, key, shape, dtype):
-    """A temporary: the buffer `key` of scratch when it has this shape (made there when not),
-    or a fresh array when scratch is None."""
-    if scratch is None:
-        return np.empty(shape, dtype)
-    a = scratch.get(key)
-    if a is None or a.shape != shape or a.dtype != dtype:
-        a = scratch[key] = np.empty(shape, dtype)
-    return a
-
-
-def _zero_padded(x, padding, first, scratch):
-    """x zero-padded on its axes first, first+1, ... (padding's pairs), into a C-contiguous
-    temporary; only the border is zero-filled (the interior is written once)."""
+def _zero_padded(x, padding, first):
+    """x zero-padded on its axes first, first+1, ... (padding's pairs), into a new C-contiguous
+    array; only the border is zero-filled (the interior is written once)."""
     lead, n = x.shape[:first], len(padding)
     sizes = x.shape[first:first + n]
-    out = _scratch(scratch, "padded", lead + tuple(s + lo + hi for s, (lo, hi) in zip(sizes, padding))
-                   + x.shape[first + n:], x.dtype)
+    out = np.empty(lead + tuple(s + lo + hi for s, (lo, hi) in zip(sizes, padding)) + x.shape[first + n:], x.dtype)
     every = (slice(None),) * first
     for a, (s, (lo, hi)) in enumerate(zip(sizes, padding)):
         before = (slice(None),) * a
@@ -93,27 +74,27 @@ def _planar(c, ks, outs, stride, dilation) -> bool:
     return planar > rows
 
 
-def _columns(x, ks, outs, stride, dilation, padding, scratch):
+def _columns(x, ks, outs, stride, dilation, padding):
     """The im2col columns [N*prod(O), prod(K)*C] of x [N, *S, C]: column (k, c) of row (n, o)
     is xpad[n, o*stride + k*dilation, c]. One copy of a strided view of the zero-padded x
     (numpy merges the view's axes that are adjacent in memory into long runs; a copy per tap
     is 2-3x slower); planar (a transposed view of [K*C, N*O]) where that copies longer runs."""
     n, c = len(ks), x.shape[-1]
     if _planar(c, ks, outs, stride, dilation):
-        xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2, scratch)    # [C, N, *Sp]
+        xp = _zero_padded(np.moveaxis(x, -1, 0), padding, 2)             # [C, N, *Sp]
         sp = xp.strides[2:]
         shape = tuple(ks) + (c, x.shape[0]) + tuple(outs)
         strides = (tuple(s * d for s, d in zip(sp, dilation)) + xp.strides[:2]
                    + tuple(s * st for s, st in zip(sp, stride)))
-        buf = _scratch(scratch, "columns", shape, x.dtype)
+        buf = np.empty(shape, x.dtype)
         np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
         return buf.reshape(math.prod(ks) * c, -1).T
-    xp = _zero_padded(x, padding, 1, scratch)                            # [N, *Sp, C]
+    xp = _zero_padded(x, padding, 1)                                     # [N, *Sp, C]
     sp = xp.strides[1:-1]
     shape = (x.shape[0],) + tuple(outs) + tuple(ks) + (c,)
     strides = ((xp.strides[0],) + tuple(s * st for s, st in zip(sp, stride))
                + tuple(s * d for s, d in zip(sp, dilation)) + (xp.strides[-1],))
-    buf = _scratch(scratch, "columns", shape, x.dtype)
+    buf = np.empty(shape, x.dtype)
     np.copyto(buf, as_strided(xp, shape, strides, writeable=False))
     return buf.reshape(-1, math.prod(ks) * c)
 
@@ -142,14 +123,14 @@ def _epilogue(y, bias, floor):
     return y
 
 
-def conv_and_cols(x, w, stride, padding, dilation, scratch=None, bias=None, floor=None):
+def conv_and_cols(x, w, stride, padding, dilation, bias=None, floor=None):
     """(conv(x, w) with the epilogue, its columns [N*O, K*C]) in the im2col layout, groups 1:
     the columns are what the kernel gradient's conv needs (conv_from_cols), so it need not
-    copy x again (with a scratch, they are its buffer: valid until the next call with it)."""
+    copy x again."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
-    cols = _columns(x, ks, outs, stride, dilation, padding, scratch)
+    cols = _columns(x, ks, outs, stride, dilation, padding)
     wm = w.reshape(-1, f)
     y = np.empty((cols.shape[0], f), np.result_type(x, w))
     whole = wm.shape[0] * f > SHORT          # narrow_product's one (threaded) sgemm: one call, not one per chunk
@@ -183,13 +164,13 @@ def conv_from_cols(cols, w, shape):
     return np.moveaxis(y.reshape(tuple(shape[1:-1]) + (shape[0], shape[-1])), n, 0)
 
 
-def _conv_few_outputs(x, w, stride, padding, dilation, outs, scratch):
+def _conv_few_outputs(x, w, stride, padding, dilation, outs):
     """x [B, *S, C] is x^T of an original conv of x0 [C, *S, B] whose window is this conv's
     outputs and whose outputs are this conv's window (stride and dilation swapped)."""
     n, f = x.ndim - 2, w.shape[-1]
     ks = w.shape[:n]
     swap = (n + 1,) + tuple(range(1, n + 1)) + (0,)            # [B, *S, C] <-> [C, *S, B]
-    cols = _columns(x.transpose(swap), outs, ks, dilation, stride, padding, scratch)
+    cols = _columns(x.transpose(swap), outs, ks, dilation, stride, padding)
     return conv_from_cols(cols, w, (x.shape[0],) + outs + (f,))
 
 
@@ -228,7 +209,7 @@ def _gather_taps(z, y, ks, padding, dilation, boxes):
                       out=y[dst])
 
 
-def _conv_scatter(x, w, padding, dilation, outs, scratch):
+def _conv_scatter(x, w, padding, dilation, outs):
     """Stride 1: z = x @ w [C, (*K, F)] at every input position, every output gathered from it."""
     n, (c, f) = x.ndim - 2, w.shape[-2:]
     ks = w.shape[:n]
@@ -238,28 +219,26 @@ def _conv_scatter(x, w, padding, dilation, outs, scratch):
     y = np.empty(x.shape[:1] + outs + (f,), dtype)
     boxes = list(itertools.product(*(_tap_segments(s, o, k, lo, d)
                                      for s, o, k, (lo, _), d in zip(size, outs, ks, padding, dilation))))
-    z = _scratch(scratch, "z", x.shape[:-1] + (taps, f), dtype)
-    np.matmul(x.reshape(-1, c), wr, out=z.reshape(-1, taps * f))
+    z = np.matmul(x.reshape(-1, c), wr).reshape(x.shape[:-1] + (taps, f))
     _gather_taps(z, y, ks, padding, dilation, boxes)
     return y
 
 
-def conv(x, w, stride, padding, dilation, groups, scratch=None, bias=None, floor=None):
-    """The `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F]; scratch:
-    a dict of temporaries kept across calls, or None; then the epilogue maximum(y + bias,
-    floor) where given (the module docstring: per chunk in the im2col layout, after the
-    others)."""
+def conv(x, w, stride, padding, dilation, groups, bias=None, floor=None):
+    """The `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F]; then the
+    epilogue maximum(y + bias, floor) where given (the module docstring: per chunk of rows in
+    the im2col layout, after the others)."""
     n = x.ndim - 2
     if groups > 1:
         cg, fg = w.shape[n], w.shape[-1] // groups
         y = np.concatenate([conv(x[..., k * cg:(k + 1) * cg], w[..., k * fg:(k + 1) * fg], stride, padding,
-                                 dilation, 1, scratch) for k in range(groups)], axis=-1)
+                                 dilation, 1) for k in range(groups)], axis=-1)
         return _epilogue(y, bias, floor)
     ks = w.shape[:n]
     outs = _conv_outputs(x, ks, stride, padding, dilation)
     layout = conv_layout(ks, outs, w.shape[-2], w.shape[-1], stride)
     if layout == "few_outputs":
-        return _epilogue(_conv_few_outputs(x, w, stride, padding, dilation, outs, scratch), bias, floor)
+        return _epilogue(_conv_few_outputs(x, w, stride, padding, dilation, outs), bias, floor)
     if layout == "scatter":
-        return _epilogue(_conv_scatter(x, w, padding, dilation, outs, scratch), bias, floor)
-    return conv_and_cols(x, w, stride, padding, dilation, scratch, bias, floor)[0]
+        return _epilogue(_conv_scatter(x, w, padding, dilation, outs), bias, floor)
+    return conv_and_cols(x, w, stride, padding, dilation, bias, floor)[0]

@@ -144,8 +144,8 @@ def test_epilogue_in_row_chunks_is_the_add_and_maximum_apart(monkeypatch, xs, ws
         want = want + b
     if fl is not None:
         want = np.maximum(want, fl)
-    for got in (convs.conv_and_cols(x, w, (1, 1), same, (1, 1), {}, b, fl)[0],
-                convs.conv(x, w, (1, 1), same, (1, 1), 1, None, b, fl)):
+    for got in (convs.conv_and_cols(x, w, (1, 1), same, (1, 1), b, fl)[0],
+                convs.conv(x, w, (1, 1), same, (1, 1), 1, b, fl)):
         np.testing.assert_array_equal(got, want)
     ref = _torch_conv(x, w, (1, 1), same, (1, 1)) + (0 if b is None else b)
     np.testing.assert_allclose(want, ref if fl is None else np.maximum(ref, fl), rtol=1e-5, atol=1e-5)

@@ -144,7 +144,6 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             a, (x, w) = node.attr, (names[i] for i in node.inputs)
             names[node.id] = f"t{node.id}"
             where = f"  {loc_text(node.loc)}" if node.loc else ""
-            scratch = f"_ws.setdefault('conv{node.id}', {{}})"
             add, relu = epilogues.get(node.id, (None, None))
             epi, note = "", ""
             if add is not None:     # the add and the maximum are computed in the conv's chunks, into its y
@@ -159,14 +158,14 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
                         names[i] = f"t{node.id}"
             if node.id in keep_cols:
                 body.append(f"    t{node.id}, cols{node.id} = _conv_and_cols({x}, {w}, {tuple(a['stride'])}, "
-                            f"{tuple(a['padding'])}, {tuple(a['dilation'])}, {scratch}{epi})"
+                            f"{tuple(a['padding'])}, {tuple(a['dilation'])}{epi})"
                             f"  # %{node.id} conv{note}{where}")
             elif node.id in reuse:
                 body.append(f"    t{node.id} = _conv_from_cols(cols{reuse[node.id]}, {w}, {ctx.shape(node.shape)})"
                             f"  # %{node.id} conv: the kernel gradient of %{reuse[node.id]}, from its im2col{where}")
             else:
                 body.append(f"    t{node.id} = _conv({x}, {w}, {tuple(a['stride'])}, {tuple(a['padding'])}, "
-                            f"{tuple(a['dilation'])}, {a['groups']}, {scratch}{epi})  # %{node.id} conv{note}{where}")
+                            f"{tuple(a['dilation'])}, {a['groups']}{epi})  # %{node.id} conv{note}{where}")
             continue
         if node.id in in_epilogue:     # computed by its conv's line
             continue

@@ -296,7 +296,7 @@ OPS: dict[str, Callable] = {
     "sparse_xent_grad": lambda n, a, c: f"_sparse_xent_grad({a[0]}, {a[1]})",
     "scatter_add": lambda n, a, c: f"_scatter_add({a[0]}, {a[1]}, {n.attr['axis']}, {c.shape(n.attr['shape'])})",
     "conv": lambda n, a, c: (f"_conv({a[0]}, {a[1]}, {tuple(n.attr['stride'])}, {tuple(n.attr['padding'])}, "
-                             f"{tuple(n.attr['dilation'])}, {n.attr['groups']}, _ws.setdefault('conv{n.id}', {{}}))"),
+                             f"{tuple(n.attr['dilation'])}, {n.attr['groups']})"),
     "reduce_window": lambda n, a, c: (f"_reduce_window({a[0]}, {n.attr['kind']!r}, {tuple(n.attr['window'])}, "
                                       f"{tuple(n.attr['stride'])}, {tuple(n.attr['padding'])})"),
     "select_scatter": lambda n, a, c: (f"_select_scatter({a[0]}, {a[1]}, {tuple(n.attr['window'])}, "

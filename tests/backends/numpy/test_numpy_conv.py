@@ -96,25 +96,6 @@ def test_relu_then_max_pool_gradient_matches_torch_with_ties(window, stride, pad
     np.testing.assert_allclose(out["grad.x"], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_conv_temporaries_are_reused_across_calls_but_results_are_not():
-    """The generated code hands each conv a scratch dict in its workspace (ir/convs.py): the
-    padded x, the columns and the input gradient's z are reused by the next call; the
-    gradients it returned must not change, and the next call must give its own results."""
-    xs, ws, stride, padding, dilation = CASES[0]
-    g = _graph(xs, ws, stride, padding, dilation)
-    assert "_ws.setdefault('conv" in generate(g)
-    fn = compile_graph(g)
-    rng = np.random.default_rng(5)
-    feeds = [{"x": rng.standard_normal(xs).astype(np.float32), "w": rng.standard_normal(ws).astype(np.float32),
-              "r": rng.standard_normal((3, 9, 8, 5)).astype(np.float32)} for _ in range(2)]
-    first = fn(feeds[0])
-    kept = {k: np.array(v, copy=True) for k, v in first.items()}
-    second = fn(feeds[1])
-    for k in kept:
-        np.testing.assert_array_equal(first[k], kept[k])
-        np.testing.assert_array_equal(second[k], interpret(g, feeds[1])[k])
-
-
 def _layer_graph(xs, ws, floor_first=False, tap=False):
     """loss = sum(r * max_pool(maximum(conv(x, w) + b, 0))) and its gradients (a conv layer with
     relu, then a 2x2 max pool: simplify makes relu maximum(sum, 0) and moves its mask onto the
