@@ -146,12 +146,13 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             where = f"  {loc_text(node.loc)}" if node.loc else ""
             add, relu = epilogues.get(node.id, (None, None))
             epi, note = "", ""
-            if add is not None:     # the add and the maximum are computed in the conv's chunks, into its y
-                bias = next(names[i] for i in graph[add].inputs if i != node.id)
-                if relu is not None and graph[relu].inputs[1] not in names:     # a scalar: hoisted to module level
-                    floor = graph[graph[relu].inputs[1]]
-                    names[floor.id] = OPS["const"](floor, [], ctx)
-                epi = f", {bias}" + (f", {names[graph[relu].inputs[1]]}" if relu is not None else "")
+            if add is not None:     # the add and the maximum are computed by the conv's call, into its y
+                operands = [next(i for i in graph[add].inputs if i != node.id)] + (
+                    [graph[relu].inputs[1]] if relu is not None else [])
+                for i in operands:
+                    if i not in names:      # a constant further down: module-level, so it may be named now
+                        names[i] = OPS["const"](graph[i], [], ctx)
+                epi = "".join(f", {names[i]}" for i in operands)
                 note = f", with %{add} add" + (f" and %{relu} maximum" if relu is not None else "")
                 for i in (add, relu):
                     if i is not None:
@@ -278,9 +279,9 @@ def _xent_pairs(graph: Graph) -> dict[int, int]:
 def _conv_epilogues(graph: Graph) -> dict[int, tuple[int, int | None]]:
     """Convs whose only reader adds a bias [F] (a conv layer's), mapped to that add and to the
     maximum(add, constant) that is in turn its only reader (relu), or None: ir/convs.py adds
-    and clamps each chunk of y while it is in cache, into y itself (the add and the maximum
-    would overwrite it in place anyway, having no other reader). Same operands, same order:
-    the same bits as the two ops apart."""
+    and clamps y a chunk of rows at a time, in one pass instead of two, into y itself (the add
+    and the maximum would overwrite it in place anyway, having no other reader). Same
+    operands, same order: the same bits as the two ops apart."""
     users: dict[int, list[int]] = {}
     for n in graph.nodes:
         for i in n.inputs:

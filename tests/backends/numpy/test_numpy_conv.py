@@ -161,3 +161,20 @@ def test_conv_epilogue_only_where_nothing_else_reads_the_values_it_overwrites(fl
     out, ref = compile_graph(g)(feeds), interpret(g, feeds)
     for k in ref:
         np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_conv_epilogue_takes_a_constant_bias_made_after_the_conv():
+    """A bias that is a constant (folded, say) may come after the conv in the graph's order;
+    constants are module-level in the generated code, so the conv's line may name it."""
+    b = Builder("constbias")
+    x = b.argument("x", "input", TensorType("f32", (2, 5, 4, 3)))
+    w = b.argument("w", "param", TensorType("f32", (3, 3, 3, 2)))
+    y = b.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    bias = b.constant((0.5, -0.0), "f32", (2,))
+    g = b.build({"z": b.add(y, bias)})
+    assert [n.op for n in g.nodes].index("const") > [n.op for n in g.nodes].index("conv")
+    src = generate(g)
+    assert re.search(r"_conv\([^\n]*, c\d+\)  # %\d+ conv, with %\d+ add", src)
+    xv = np.random.default_rng(8).standard_normal((2, 5, 4, 3)).astype(np.float32)
+    wv = np.random.default_rng(9).standard_normal((3, 3, 3, 2)).astype(np.float32)
+    np.testing.assert_array_equal(compile_graph(g)({"x": xv, "w": wv})["z"], interpret(g, {"x": xv, "w": wv})["z"])
