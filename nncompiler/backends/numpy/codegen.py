@@ -117,7 +117,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     reuse = _conv_cols_pairs(graph)   # kernel-gradient conv -> the forward conv whose columns it reads
     keep_cols = set(reuse.values())
     compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
-    epilogues = _conv_epilogues(graph)   # conv -> (its bias add, the relu maximum after it or None)
+    epilogues = _conv_epilogues(graph, set(relus))   # conv -> (its bias add, the relu after it or None)
     in_epilogue = {i for pair in epilogues.values() for i in pair if i is not None}
     for node in graph.nodes:
         if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed or node.id in relus:
@@ -276,9 +276,11 @@ def _xent_pairs(graph: Graph) -> dict[int, int]:
     return {n.id: grads[n.inputs] for n in graph.nodes if n.op == "sparse_xent" and n.inputs in grads}
 
 
-def _conv_epilogues(graph: Graph) -> dict[int, tuple[int, int | None]]:
+def _conv_epilogues(graph: Graph, pooled_relus: set[int]) -> dict[int, tuple[int, int | None]]:
     """Convs whose only reader adds a bias [F] (a conv layer's), mapped to that add and to the
-    maximum(add, constant) that is in turn its only reader (relu), or None: ir/convs.py adds
+    maximum(add, constant) that is in turn its only reader (relu), or None (also where a max
+    pool applies that relu to its pooled values instead, pooling.py's cheaper way, given as
+    pooled_relus: a relu applied twice would give the same bits, for no use): ir/convs.py adds
     and clamps y a chunk of rows at a time, in one pass instead of two, into y itself (the add
     and the maximum would overwrite it in place anyway, having no other reader). Same
     operands, same order: the same bits as the two ops apart."""
@@ -304,6 +306,8 @@ def _conv_epilogues(graph: Graph) -> dict[int, tuple[int, int | None]]:
                 or (bias[0].op not in ("arg", "const") and order[bias[0].id] > order[n.id]):   # made by then
             continue
         relu = only_reader(add.id, "maximum")
+        if relu is not None and relu.id in pooled_relus:
+            relu = None
         if relu is not None:
             floor = graph[relu.inputs[1]]
             if relu.inputs[0] != add.id or floor.op != "const" or floor.shape != () or floor.dtype != n.dtype:

@@ -96,10 +96,11 @@ def test_relu_then_max_pool_gradient_matches_torch_with_ties(window, stride, pad
     np.testing.assert_allclose(out["grad.x"], tx.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def _layer_graph(xs, ws, floor_first=False, tap=False):
+def _layer_graph(xs, ws, floor_first=False, tap=False, stride=2):
     """loss = sum(r * max_pool(maximum(conv(x, w) + b, 0))) and its gradients (a conv layer with
-    relu, then a 2x2 max pool: simplify makes relu maximum(sum, 0) and moves its mask onto the
-    pooled gradient, so nothing else reads the sum); floor_first: maximum(0, sum) (not the
+    relu, then a 2x2 max pool of that stride: simplify makes relu maximum(sum, 0) and moves its
+    mask onto the pooled gradient, so nothing else reads the sum; pooling.py applies a relu
+    after a pool of stride 2 to the pooled values); floor_first: maximum(0, sum) (not the
     epilogue's order; its gradient reads the sum); tap: the conv's y is an output too."""
     b = Builder("layer")
     x = b.argument("x", "input", TensorType("f32", xs))
@@ -109,7 +110,7 @@ def _layer_graph(xs, ws, floor_first=False, tap=False):
     zero = b.constant(0.0, "f32", ())
     z = b.add(y, bias)
     a = b.maximum(zero, z) if floor_first else b.where(b.gt(z, zero), z, zero)     # relu as the library's
-    p = b.reduce_window(a, kind="max", window=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)))
+    p = b.reduce_window(a, kind="max", window=(2, 2), stride=(stride, stride), padding=((0, 0), (0, 0)))
     r = b.argument("r", "input", TensorType("f32", tuple(b.shape(p))))
     loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
     outs = {"loss": loss}
@@ -121,24 +122,30 @@ def _layer_graph(xs, ws, floor_first=False, tap=False):
 @pytest.mark.parametrize("xs, ws", [((3, 16, 40, 3), (3, 3, 3, 4)),    # planar columns: a blocked product per chunk
                                     ((3, 8, 40, 8), (3, 3, 8, 8)),     # row columns
                                     ((3, 8, 6, 8), (3, 3, 8, 5))])     # scatter layout: the epilogue after it
-@pytest.mark.parametrize("chunks", ["one", "many"])
-def test_bias_and_relu_run_in_the_convs_chunks_with_the_same_bits(monkeypatch, xs, ws, chunks):
+@pytest.mark.parametrize("chunks, stride", [("one", 1), ("many", 1), ("many", 2)])
+def test_bias_and_relu_run_in_the_convs_chunks_with_the_same_bits(monkeypatch, xs, ws, chunks, stride):
+    """Overlapping pool windows (stride 1): the conv adds the bias and applies relu; stride 2:
+    it adds the bias, and the pool applies relu to the pooled values (pooling.py)."""
     from nncompiler.ir import convs
     if chunks == "many":      # 256 rows of y per chunk
         monkeypatch.setattr(convs, "Y_ROWS", 256)
-    g = _layer_graph(xs, ws)
+    g = _layer_graph(xs, ws, stride=stride)
     src = generate(g)
-    assert re.search(r"_conv(_and_cols)?\([^\n]*a_b, c\d+\)  # %\d+ conv, with %\d+ add and %\d+ maximum", src)
+    if stride == 1:
+        assert re.search(r"_conv(_and_cols)?\([^\n]*a_b, c\d+\)  # %\d+ conv, with %\d+ add and %\d+ maximum", src)
+    else:
+        assert re.search(r"_conv(_and_cols)?\([^\n]*a_b\)  # %\d+ conv, with %\d+ add$", src, re.M)
+        assert "relu=True" in src
     rng = np.random.default_rng(6)
+    pooled = (xs[0], (xs[1] - 2) // stride + 1, (xs[2] - 2) // stride + 1, ws[-1])
     feeds = {"x": rng.standard_normal(xs).astype(np.float32), "w": rng.standard_normal(ws).astype(np.float32),
-             "b": rng.standard_normal(ws[-1]).astype(np.float32),
-             "r": rng.standard_normal((xs[0], xs[1] // 2, xs[2] // 2, ws[-1])).astype(np.float32)}
+             "b": rng.standard_normal(ws[-1]).astype(np.float32), "r": rng.standard_normal(pooled).astype(np.float32)}
     out = compile_graph(g)(feeds)
     ref = interpret(g, feeds)
     for k in ("loss", "grad.x", "grad.w", "grad.b"):
         np.testing.assert_array_equal(out[k], ref[k])
     tx, tw, tb = (torch.from_numpy(feeds[k]).requires_grad_(True) for k in ("x", "w", "b"))
-    ty = F.max_pool2d(torch.relu(F.conv2d(tx.permute(0, 3, 1, 2), tw.permute(3, 2, 0, 1), tb, padding=1)), 2)
+    ty = F.max_pool2d(torch.relu(F.conv2d(tx.permute(0, 3, 1, 2), tw.permute(3, 2, 0, 1), tb, padding=1)), 2, stride)
     (ty.permute(0, 2, 3, 1) * torch.from_numpy(feeds["r"])).sum().backward()
     for k, t in (("grad.x", tx), ("grad.w", tw), ("grad.b", tb)):
         np.testing.assert_allclose(out[k], t.grad.numpy(), rtol=1e-4, atol=1e-4)
@@ -154,7 +161,7 @@ def test_conv_epilogue_only_where_nothing_else_reads_the_values_it_overwrites(fl
     if fused == "add":
         assert re.search(r"a_b\)  # %\d+ conv, with %\d+ add$", src, re.M) and "np.maximum(c" in src
     else:
-        assert ", with %" not in src
+        assert "conv, with %" not in src
     rng = np.random.default_rng(7)
     feeds = {"x": rng.integers(-2, 3, xs).astype(np.float32), "w": rng.integers(-1, 2, ws).astype(np.float32),
              "b": np.array([0.0, -0.0, 1.0, -1.0], np.float32), "r": rng.standard_normal((2, 3, 2, 4)).astype(np.float32)}
