@@ -117,6 +117,8 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     reuse = _conv_cols_pairs(graph)   # kernel-gradient conv -> the forward conv whose columns it reads
     keep_cols = set(reuse.values())
     compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
+    epilogues = _conv_epilogues(graph, set(relus))   # conv -> (its bias add, the relu after it or None)
+    in_epilogue = {i for pair in epilogues.values() for i in pair if i is not None}
     for node in graph.nodes:
         if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed or node.id in relus:
             continue
@@ -138,16 +140,35 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             body.append(f"    t{node.id} = _max_pool_scatter(idx{f}, {g}, {ctx.shape(node.shape)}, {taps}, {keep})"
                         f"  # %{node.id} select_scatter through %{f}'s winning taps{mask}{where}")
             continue
-        if node.id in keep_cols or node.id in reuse:
+        if node.id in keep_cols or node.id in reuse or node.id in epilogues:
             a, (x, w) = node.attr, (names[i] for i in node.inputs)
             names[node.id] = f"t{node.id}"
             where = f"  {loc_text(node.loc)}" if node.loc else ""
+            add, relu = epilogues.get(node.id, (None, None))
+            epi, note = "", ""
+            if add is not None:     # the add and the maximum are computed by the conv's call, into its y
+                operands = [next(i for i in graph[add].inputs if i != node.id)] + (
+                    [graph[relu].inputs[1]] if relu is not None else [])
+                for i in operands:
+                    if i not in names:      # a constant further down: module-level, so it may be named now
+                        names[i] = OPS["const"](graph[i], [], ctx)
+                epi = "".join(f", {names[i]}" for i in operands)
+                note = f", with %{add} add" + (f" and %{relu} maximum" if relu is not None else "")
+                for i in (add, relu):
+                    if i is not None:
+                        names[i] = f"t{node.id}"
             if node.id in keep_cols:
                 body.append(f"    t{node.id}, cols{node.id} = _conv_and_cols({x}, {w}, {tuple(a['stride'])}, "
-                            f"{tuple(a['padding'])}, {tuple(a['dilation'])})  # %{node.id} conv{where}")
-            else:
+                            f"{tuple(a['padding'])}, {tuple(a['dilation'])}{epi})"
+                            f"  # %{node.id} conv{note}{where}")
+            elif node.id in reuse:
                 body.append(f"    t{node.id} = _conv_from_cols(cols{reuse[node.id]}, {w}, {ctx.shape(node.shape)})"
                             f"  # %{node.id} conv: the kernel gradient of %{reuse[node.id]}, from its im2col{where}")
+            else:
+                body.append(f"    t{node.id} = _conv({x}, {w}, {tuple(a['stride'])}, {tuple(a['padding'])}, "
+                            f"{tuple(a['dilation'])}, {a['groups']}{epi})  # %{node.id} conv{note}{where}")
+            continue
+        if node.id in in_epilogue:     # computed by its conv's line
             continue
         if node.id in xent:       # one call computes both: max, exp and sum are shared
             gnode = graph[xent[node.id]]
@@ -176,7 +197,8 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
         if node.op == "matmul" and precision != "fp32" and node.dtype == "f32":
             operands = [f"_round_{precision}({o})" for o in operands]
         if node.op == "const":  # module-level; no line of its own
-            names[node.id] = OPS["const"](node, operands, ctx)
+            if node.id not in names:     # (a conv's epilogue may have named it already)
+                names[node.id] = OPS["const"](node, operands, ctx)
             continue
         var = f"t{node.id}"
         if node.id in mem.inplace:
@@ -252,6 +274,46 @@ def _xent_pairs(graph: Graph) -> dict[int, int]:
     step has both: the loss and its gradient), which the generated code computes in one call."""
     grads = {n.inputs: n.id for n in graph.nodes if n.op == "sparse_xent_grad"}
     return {n.id: grads[n.inputs] for n in graph.nodes if n.op == "sparse_xent" and n.inputs in grads}
+
+
+def _conv_epilogues(graph: Graph, pooled_relus: set[int]) -> dict[int, tuple[int, int | None]]:
+    """Convs whose only reader adds a bias [F] (a conv layer's), mapped to that add and to the
+    maximum(add, constant) that is in turn its only reader (relu), or None (also where a max
+    pool applies that relu to its pooled values instead, pooling.py's cheaper way, given as
+    pooled_relus: a relu applied twice would give the same bits, for no use): ir/convs.py adds
+    and clamps y a chunk of rows at a time, in one pass instead of two, into y itself (the add
+    and the maximum would overwrite it in place anyway, having no other reader). Same
+    operands, same order: the same bits as the two ops apart."""
+    users: dict[int, list[int]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n.id)
+    outputs = {i for _, i in graph.outputs}
+    order = {n.id: k for k, n in enumerate(graph.nodes)}
+
+    def only_reader(i: int, op: str):
+        r = users.get(i, [])
+        if i in outputs or len(r) != 1 or graph[r[0]].op != op or graph[r[0]].type != graph[i].type:
+            return None
+        return graph[r[0]]
+
+    found: dict[int, tuple[int, int | None]] = {}
+    for n in graph.nodes:
+        if n.op != "conv" or n.dtype not in ("f32", "f64") or (add := only_reader(n.id, "add")) is None:
+            continue
+        bias = [graph[i] for i in add.inputs if i != n.id]
+        if len(bias) != 1 or tuple(bias[0].shape) != tuple(n.shape[-1:]) or bias[0].dtype != n.dtype \
+                or (bias[0].op not in ("arg", "const") and order[bias[0].id] > order[n.id]):   # made by then
+            continue
+        relu = only_reader(add.id, "maximum")
+        if relu is not None and relu.id in pooled_relus:
+            relu = None
+        if relu is not None:
+            floor = graph[relu.inputs[1]]
+            if relu.inputs[0] != add.id or floor.op != "const" or floor.shape != () or floor.dtype != n.dtype:
+                relu = None
+        found[n.id] = (add.id, relu.id if relu is not None else None)
+    return found
 
 
 def _conv_cols_pairs(graph: Graph) -> dict[int, int]:
