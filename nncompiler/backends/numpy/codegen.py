@@ -45,12 +45,21 @@ class _Context:
             out.append("*".join(([str(m.coef)] if m.coef != 1 or not m.syms else []) + ["s_" + s for s in m.syms]))
         return "(" + ", ".join(out) + ("," if len(out) == 1 else "") + ")"
 
-    def scan_body(self, n: Node) -> str:
-        """A scan's body, compiled once when the module is imported."""
+    def scan(self, n: Node, operands: list[str]) -> str:
+        """A scan: its whole loop generated where the body allows it (loopgen.py), else its
+        body compiled and run once per step by loop.run_scan; either is compiled once, when
+        the module is imported."""
         from ...ir.text import print_graph
+        from .loopgen import qualifies
+        a, text = n.attr, print_graph(n.attr["body"])
+        rest = f"{a['axis']}, {a['length']}, {bool(a.get('reverse'))}, {', '.join(operands)}"
+        if qualifies(a["body"], a["n_carry"], a["n_seq"], self.precision):
+            name = f"_loop{n.id}"
+            self.constants.append(f"{name} = _loop_function({text!r}, {a['n_carry']}, {a['n_seq']})")
+            return f"{name}({rest})"
         name = f"_body{n.id}"
-        self.constants.append(f"{name} = _scan_body({print_graph(n.attr['body'])!r}, {self.precision!r})")
-        return name
+        self.constants.append(f"{name} = _scan_body({text!r}, {self.precision!r})")
+        return f"_run_scan({name}, {a['n_carry']}, {a['n_seq']}, {rest})"
 
     def constant(self, n: Node) -> str:
         value = n.attr["value"]
@@ -119,6 +128,7 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
     compact = _compact_slices(graph)   # narrow column slices copied once, so their readers run contiguous
     epilogues = _conv_epilogues(graph, set(relus))   # conv -> (its bias add, the relu after it or None)
     in_epilogue = {i for pair in epilogues.values() for i in pair if i is not None}
+    follow = _time_major_values(graph)   # elementwise results laid out like a scan's stacked output
     for node in graph.nodes:
         if node.op == "arg" or node.id in swish or node.id in early or node.id in absorbed or node.id in relus:
             continue
@@ -210,6 +220,11 @@ def generate(graph: Graph, fn_name: str | None = None, donate=(), precision: str
             buf = f"{'_outbuf' if out else '_buf'}(_ws, {key}, {ctx.shape(node.shape)}, {np_dtype(node)})"
             expr = f"_where0({operands[0]}, {operands[1]}, {buf})"
             note = " (output buffer)" if out else " (workspace)"
+        elif node.id in mem.kind and mem.kind[node.id] == "ws" and node.id in follow:
+            like = names[follow[node.id]]
+            buf = f"_buf_like(_ws, 'like{mem.slot[node.id]}', {like}, {np_dtype(node)})"
+            expr = OUT_OPS[node.op](operands, buf)
+            note = f" (workspace laid out like {like})"
         elif node.id in mem.kind:
             out = mem.kind[node.id] == "out"
             key = f"'out{node.id}'" if out else mem.slot[node.id]
@@ -266,6 +281,32 @@ def _compact_slices(graph: Graph) -> set[int]:
         users = readers.get(n.id, [])
         if (users or n.id in outputs) and all(u.prim.kind in ELEMENTWISE_KINDS for u in users):
             out.add(n.id)
+    return out
+
+
+def _time_major_values(graph: Graph) -> dict[int, int]:
+    """Elementwise nodes computed from a scan's stacked output along axis > 0 (directly or
+    through such nodes), mapped to the operand whose memory order their workspace takes.
+
+    A scan stacks its per-step outputs time-major, [T, B, N], and returns them viewed as
+    [B, T, N]: a strided view. An elementwise op reading it and writing a C-ordered
+    [B, T, N] buffer walks one of the two across its memory order, 5-6x slower than in it
+    (bench G200's VJP precomputes nine such products of the saved gates, 50-110 us each),
+    and the reverse scan reading the result must copy it back to time-major. Written in
+    the operand's order, both costs go (the same values: ops are elementwise)."""
+    from ...ir.primitives import ELEMENTWISE_KINDS
+    out: dict[int, int] = {}
+    stacked: set[int] = set()
+    for n in graph.nodes:
+        if n.op == "scan_out":
+            scan = graph[n.inputs[0]]
+            if n.attr["index"] >= scan.attr["n_carry"] and scan.attr["axis"] != 0:
+                stacked.add(n.id)
+        elif n.op in OUT_OPS and n.op != "matmul" and n.prim.kind in ELEMENTWISE_KINDS:
+            like = next((i for i in n.inputs if i in stacked and graph[i].shape == n.shape), None)
+            if like is not None:
+                stacked.add(n.id)
+                out[n.id] = like
     return out
 
 

@@ -36,7 +36,7 @@ def scan_body(text: str, precision: str = "fp32"):
     return fn
 
 
-def _time_major(seq, axis: int):
+def time_major(seq, axis: int):
     """`seq` with the scan axis first and each step's block contiguous: copied once when it
     is not already laid out so. numpy's elementwise calls on a strided [B, units] step run
     about 3x slower than on a contiguous one (bench case G50's reverse LSTM body: 38 vs 11
@@ -51,7 +51,7 @@ def run_scan(body, n_carry: int, n_seq: int, axis: int, length: int, reverse: bo
     """Final carries, then every per-step output stacked along `axis` (lax.scan's semantics;
     `reverse` walks t = length-1 .. 0 and still stores step t's output at index t)."""
     carries = operands[:n_carry]
-    seqs = [_time_major(s, axis) for s in operands[n_carry:n_carry + n_seq]]
+    seqs = [time_major(s, axis) for s in operands[n_carry:n_carry + n_seq]]
     invariants = operands[n_carry + n_seq:]
     steps = range(length - 1, -1, -1) if reverse else range(length)
     # each step's slices come from iterating the time-major sequences (reversed views for a

@@ -16,6 +16,9 @@ program does with `out=`:
   itself when `p` dies there; the runtime owns parameter and optimizer arrays
   and hands out copies, so no caller can see the change.
 
+A scan's results are never overwritten: the generated loops (loopgen.py) return views of
+shared stacks (a carry's final value is the last row of the stack of its per-step values).
+
 Small tensors keep plain expressions: for them numpy's allocator is cheaper than
 the bookkeeping.
 """
@@ -106,7 +109,7 @@ def plan(graph: Graph, donate: dict[str, str] | None = None, reads: dict[int, in
             continue
         for i in _candidates(n):
             src, r = graph[i], root(i)
-            if (src.op not in VIEW_OPS and graph[r].op not in ("arg", "const") and src.type == n.type
+            if (src.op not in VIEW_OPS and graph[r].op not in ("arg", "const", "scan_out") and src.type == n.type
                     and p.kind.get(r) != "donated" and last(r) == k):
                 _join(p, members, n.id, r)
                 break

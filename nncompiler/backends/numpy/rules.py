@@ -22,6 +22,7 @@ PRELUDE = '''\
 import numpy as np
 from numpy import inf, nan
 from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
+from nncompiler.backends.numpy.loopgen import loop_function as _loop_function
 from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
 from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
 from nncompiler.ir.products import matmul as _matmul
@@ -76,6 +77,14 @@ def _buf(ws, key, shape, dtype):
     if a is None or a.shape != shape:
         a = ws[key] = np.empty(shape, dtype)
     return a
+
+def _buf_like(ws, key, like, dtype):
+    # a workspace buffer in the memory order of `like`, an operand of the same shape (kept
+    # across calls while like's layout stays): see codegen._time_major_values
+    kept = ws.get(key)
+    if kept is None or kept[1] != (like.shape, like.strides):
+        kept = ws[key] = (np.empty_like(like, dtype=dtype), (like.shape, like.strides))
+    return kept[0]
 
 def _outbuf(ws, key, shape, dtype):
     # an output buffer: last call's is reused only when nobody else holds it any more
@@ -302,9 +311,7 @@ OPS: dict[str, Callable] = {
     "select_scatter": lambda n, a, c: (f"_select_scatter({a[0]}, {a[1]}, {tuple(n.attr['window'])}, "
                                        f"{tuple(n.attr['stride'])}, {tuple(n.attr['padding'])})"),
     "const": lambda n, a, c: c.constant(n),
-    "scan": lambda n, a, c: (f"_run_scan({c.scan_body(n)}, {n.attr['n_carry']}, {n.attr['n_seq']}, "
-                             f"{n.attr['axis']}, {n.attr['length']}, {bool(n.attr.get('reverse'))}, "
-                             f"{', '.join(a)})"),
+    "scan": lambda n, a, c: c.scan(n, a),
     "scan_out": lambda n, a, c: f"{a[0]}[{n.attr['index']}]",
     "iota": lambda n, a, c: f"_iota({c.shape(n.shape)}, {n.attr['axis']}, {np_dtype(n)})",
     "random_uniform": lambda n, a, c: (f"_uniform({n.attr['seed']}, {n.attr['low']!r}, {n.attr['high']!r}, "

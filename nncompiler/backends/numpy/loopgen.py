@@ -1,0 +1,241 @@
+"""The numpy backend's fast path for a `scan`: the whole loop generated as one function,
+every result of the body computed `out=` into a buffer allocated once per call.
+
+loop.run_scan calls the compiled body once per step; the body allocates each result and the
+driver copies each per-step output into its stack. A recurrent step is a handful of tiny
+ops ([32, 16] gates in bench case G) where a numpy call costs more than its arithmetic, so
+the call of the body, its allocations and those copies are a good part of the step. Here:
+
+- a carry lives in a [T+1, B, N] stack whose rows t and t+1 are what goes into and comes
+  out of step t (t+1 and t in reverse): its op writes the next row, nothing is copied, and
+  a body that also outputs the carry going in (the state a VJP reads) gets a view of it;
+- a stacked output is computed into its row of a [T, B, N] stack;
+- every other value has a buffer of its own, allocated before the loop;
+- sigmoid is written out (rules.PRELUDE's formula, the same calls), with its scratch buffer.
+
+The same numpy calls on the same layouts as the body compiled alone give the same bits. The
+stacks are time-major, as run_scan's, returned viewed with the time axis at the scan's
+`axis`. A column slice (an LSTM gate of the [B, 4*units] pre-activation) is copied into
+its buffer, as codegen._compact_slices does: numpy runs an op on a column slice row by row.
+
+Tried and left out (bench G200, 2 cores): keeping every [B, N] value feature-major ([N, B],
+where a gate is a contiguous block of rows and x @ W is W^T @ x^T) saves the strided ops,
+but the relayouts of sequences and stacks at the loop's edges cost as much; computing a
+concat's operands into its column blocks is slower than the concat (strided writes).
+
+The body qualifies when every value is [B, N] with the carries' B (or a scalar, an [N]
+vector, or an invariant read only as a product's right-hand side) and every op is
+elementwise, a slice or concat along the last axis, or such a product (`plan`); any other
+(a GRU's VJP, which sums its bias gradient over the batch) runs in loop.run_scan.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...ir.graph import Graph, Node
+from ...ir.primitives import ELEMENTWISE_KINDS
+from .rules import OUT_OPS, np_dtype
+
+_LOOPS: dict[tuple, object] = {}
+
+
+@dataclass
+class Plan:
+    """What each body value is: `row` a [B, N] value with the carries' B (its own buffer, or
+    its row of a stack), `vec` an [N] invariant, `scalar`, `rhs` an invariant read only as a
+    product's right-hand side, `rhs_t` its transpose."""
+    batch: object
+    kind: dict[int, str] = field(default_factory=dict)
+
+
+def _is_row(n: Node, batch) -> bool:
+    return len(n.shape) == 2 and n.shape[0] == batch and isinstance(n.shape[1], int)
+
+
+def plan(body: Graph, n_carry: int, n_seq: int) -> Plan | None:
+    """The layout of every body value, or None when the body does not qualify."""
+    args = body.args
+    if n_carry < 1 or len(args[0].shape) != 2 or any(n.dtype not in ("f32", "f64") for n in args[:n_carry]):
+        return None
+    p = Plan(args[0].shape[0])
+    users = body.users()
+    for k, a in enumerate(args):
+        if k < n_carry + n_seq:
+            if not _is_row(a, p.batch):
+                return None
+            p.kind[a.id] = "row"
+        elif len(a.shape) == 2 and users[a.id] and all(_reads_as_rhs(body, u, a.id) for u in users[a.id]):
+            p.kind[a.id] = "rhs"
+        elif _is_row(a, p.batch):
+            p.kind[a.id] = "row"
+        elif len(a.shape) <= 1:
+            p.kind[a.id] = "vec" if a.shape else "scalar"
+        else:
+            return None
+    for n in body.nodes:
+        if n.op != "arg":
+            kind = _kind(n, [p.kind.get(i) for i in n.inputs], p.batch)
+            if kind is None:
+                return None
+            p.kind[n.id] = kind
+    outputs = [i for _, i in body.outputs]
+    if any(p.kind[i] != "row" for i in outputs):
+        return None
+    if any(body[i].type != a.type for i, a in zip(outputs[:n_carry], args[:n_carry])):
+        return None
+    return p
+
+
+def _kind(n: Node, kinds: list, batch) -> str | None:
+    rows = ("row",)
+    if n.op == "const":
+        return "scalar" if not n.shape else None
+    if n.op == "transpose":
+        return "rhs_t" if kinds == ["rhs"] and tuple(n.attr["perm"]) == (1, 0) else None
+    if not _is_row(n, batch):
+        return None
+    if n.op == "matmul":
+        return "row" if kinds[0] in rows and kinds[1] in ("rhs", "rhs_t") else None
+    if n.op == "slice":
+        a = n.attr
+        whole_rows = len(a["start"]) == 2 and not a["start"][0] and a["stop"][0] is None
+        return "row" if kinds[0] in rows and whole_rows and tuple(a["step"]) == (1, 1) else None
+    if n.op == "concat":
+        return "row" if n.attr["axis"] in (1, -1) and all(k in rows for k in kinds) else None
+    if n.op in OUT_OPS and n.prim.kind in ELEMENTWISE_KINDS and all(k in rows + ("vec", "scalar") for k in kinds):
+        return "row"
+    return None
+
+
+def _reads_as_rhs(body: Graph, user: int, arg: int) -> bool:
+    u = body[user]
+    if u.op == "matmul":
+        return u.inputs[1] == arg and u.inputs[0] != arg
+    return u.op == "transpose" and tuple(u.attr["perm"]) == (1, 0)
+
+
+def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loop") -> str:
+    """Python source of `fn_name(axis, length, reverse, *operands)`, returning what
+    loop.run_scan returns: the final carries, then each stacked output along `axis`."""
+    from .rules import PRELUDE
+    args = body.args
+    outputs = [i for _, i in body.outputs]
+    setup = ["    B = a0.shape[0]", "    T = length"]
+    name: dict[int, str] = {}
+    for k, a in enumerate(args):
+        name[a.id] = f"c{k}" if k < n_carry else f"x{k}" if k < n_carry + n_seq else f"a{k}"
+    for k, a in enumerate(args[:n_carry]):
+        setup.append(f"    C{k} = np.empty((T + 1, B, {a.shape[1]}), {np_dtype(a)})  # carry {k}")
+        setup.append(f"    np.copyto(C{k}[T if reverse else 0], a{k})")
+    for k in range(n_carry, n_carry + n_seq):
+        setup.append(f"    X{k} = _time_major(a{k}, axis)")
+
+    # home: the row of a stack that a node's op writes into; stack: that stack over the steps
+    home: dict[int, str] = {}
+    stack: dict[int, str] = {}
+
+    def fresh(i: int) -> bool:
+        return body[i].op != "arg" and i not in home
+    for k, i in enumerate(outputs[:n_carry]):
+        if fresh(i):
+            home[i], stack[i] = f"C{k}[OUT]", f"(C{k}[:-1] if reverse else C{k}[1:])"
+    for k, a in enumerate(args[:n_carry]):
+        stack[a.id] = f"(C{k}[1:] if reverse else C{k}[:-1])"
+    copies = [(i, f"C{k}[OUT]") for k, i in enumerate(outputs[:n_carry]) if home.get(i) != f"C{k}[OUT]"]
+    for j, i in enumerate(outputs[n_carry:]):
+        if i not in stack:
+            setup.append(f"    S{j} = np.empty((T, B, {body[i].shape[1]}), {np_dtype(body[i])})  # stacked output {j}")
+            if fresh(i):
+                home[i] = f"S{j}[t]"
+            else:
+                copies.append((i, f"S{j}[t]"))
+            stack[i] = f"S{j}"
+
+    step = [f"c{k} = C{k}[IN]" if k < n_carry else f"x{k} = X{k}[t]" for k in range(n_carry + n_seq)]
+    for n in body.nodes:
+        if n.op == "arg":
+            continue
+        v, kind = f"v{n.id}", p.kind[n.id]
+        name[n.id] = v
+        ops = [name[i] for i in n.inputs]
+        if kind == "scalar":
+            setup.append(f"    {v} = {np_dtype(n)}({n.attr['value']!r})")
+            continue
+        if kind == "rhs_t":
+            setup.append(f"    {v} = {ops[0]}.T")
+            continue
+        if n.id in home:
+            step.append(f"{v} = {home[n.id]}")
+        else:
+            setup.append(f"    {v} = np.empty((B, {n.shape[1]}), {np_dtype(n)})")
+        if n.op == "sigmoid":
+            setup.append(f"    n{n.id} = np.empty((B, {n.shape[1]}), {np_dtype(n)})  # its numerator")
+            step.extend(f"{line}  # %{n.id} sigmoid" for line in _sigmoid(ops[0], v, f"n{n.id}"))
+        else:
+            step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}")
+    for i, slot in copies:
+        step.append(f"np.copyto({slot}, {name[i]})")
+    results = [f"C{k}[0 if reverse else T]" for k in range(n_carry)]
+    results += [f"_stacked({stack[i]}, axis)" for i in outputs[n_carry:]]
+
+    def loop(header: str, inp: str, out: str) -> list[str]:
+        return [f"        {header}"] + ["            " + s.replace("[IN]", f"[{inp}]").replace("[OUT]", f"[{out}]")
+                                         for s in step]
+    source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import stacked as _stacked",
+              "from nncompiler.backends.numpy.loop import time_major as _time_major", "",
+              f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}):",
+              f"    # the scan of {body.name} (nncompiler/backends/numpy/loopgen.py)",
+              *setup,
+              "    if reverse:", *loop("for t in range(T - 1, -1, -1):", "t + 1", "t"),
+              "    else:", *loop("for t in range(T):", "t", "t + 1"),
+              f"    return ({''.join(r + ', ' for r in results)})"]
+    return "\n".join(source) + "\n"
+
+
+def _sigmoid(x: str, out: str, num: str) -> list[str]:
+    """rules.PRELUDE's _sigmoid, (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) and the
+    numerator max(sign(x), e), written out with its scratch buffer: the same calls and bits,
+    without the helper's call, checks and allocation once per step."""
+    return [f"np.sign({x}, out={num})", f"np.abs({x}, out={out})", f"np.negative({out}, out={out})",
+            f"np.exp({out}, out={out})", f"np.maximum({num}, {out}, out={num})", f"np.add({out}, 1, out={out})",
+            f"np.divide({num}, {out}, out={out})"]
+
+
+def _op(n: Node, ops: list[str], v: str) -> str:
+    if n.op == "matmul":
+        return f"np.matmul({ops[0]}, {ops[1]}, out={v})"
+    if n.op == "concat":
+        return f"np.concatenate([{', '.join(ops)}], axis=1, out={v})"
+    if n.op == "slice":     # copied: numpy runs ops on a column slice row by row, ~3x slower
+        a = n.attr
+        return f"np.copyto({v}, {ops[0]}[:, {a['start'][1] or ''}:{'' if a['stop'][1] is None else a['stop'][1]}])"
+    return OUT_OPS[n.op](ops, v)
+
+
+def stacked(stack, axis: int):
+    """A time-major [T, B, N] stack viewed with the time axis at `axis`."""
+    return np.moveaxis(stack, 0, axis) if axis else stack
+
+
+def qualifies(body: Graph, n_carry: int, n_seq: int, precision: str = "fp32") -> bool:
+    """Whether loop_function compiles this body (tf32/bf16 products keep run_scan's rounding calls)."""
+    return precision == "fp32" and plan(body, n_carry, n_seq) is not None
+
+
+def loop_function(text: str, n_carry: int, n_seq: int):
+    """The compiled loop of a body given by its text form (cached: a module is imported once
+    per compile, and the same text always compiles to the same code)."""
+    key = (text, n_carry, n_seq)
+    if key not in _LOOPS:
+        import linecache
+        from ...ir.text import parse_graph
+        body = parse_graph(text, "<scan body>")
+        source = generate(body, n_carry, n_seq, plan(body, n_carry, n_seq))
+        filename = f"<nnc-numpy-loop:{body.name}:{abs(hash(source)):x}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace: dict = {}
+        exec(compile(source, filename, "exec"), namespace)
+        _LOOPS[key] = namespace["loop"]
+    return _LOOPS[key]

@@ -1,0 +1,215 @@
+"""The numpy backend's generated scan loops (backends/numpy/loopgen.py) against loop.run_scan,
+which runs the same body compiled alone once per step: the same bits for every body that
+qualifies (recurrent layers' steps and their VJPs, and a synthetic body with every kind of
+value and output), the same training steps, and the generated code's shape (no allocation
+and no copy of a result inside the loop)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import nncompiler as nnc
+from nncompiler.backends.numpy import loopgen
+from nncompiler.backends.numpy.codegen import compile_graph
+from nncompiler.backends.numpy.loop import run_scan, scan_body
+from nncompiler.ir import Builder, TensorType, print_graph
+from nncompiler.ir.interpret import interpret
+
+
+def _operands(scan, rng, batch=3):
+    """Random operands of a scan node's types, with the batch B bound to `batch`."""
+    def draw(node_type):
+        shape = tuple(batch if d == "B" else d for d in node_type.shape)
+        if node_type.dtype == "bool":
+            return rng.random(shape) < 0.5
+        return rng.standard_normal(shape).astype(np.float32)
+    return [draw(t) for t in scan]
+
+
+def _same(fast, slow):
+    assert len(fast) == len(slow)
+    for f, s in zip(fast, slow):
+        assert f.shape == s.shape and f.dtype == s.dtype
+        np.testing.assert_array_equal(f, s)
+
+
+def _run_both(body, n_carry, n_seq, axis, length, reverse, operands):
+    text = print_graph(body)
+    assert loopgen.qualifies(body, n_carry, n_seq)
+    fast = loopgen.loop_function(text, n_carry, n_seq)(axis, length, reverse, *operands)
+    slow = run_scan(scan_body(text), n_carry, n_seq, axis, length, reverse, *operands)
+    _same(fast, slow)
+
+
+_LAYERS = {"lstm": ("lstm(x, 5)", "[B, 1]"), "rnn": ("rnn(x, 5)", "[B, 1]"),
+           "rnn_relu": ("rnn(x, 5, activation=relu)", "[B, 1]"), "gru": ("gru(x, 5)", "[B, 1]"),
+           "lstm_seq": ("lstm(x, 5, return_sequences=true)", "[B, 7, 1]"),
+           "gru_back": ("gru(x, 5, go_backwards=true)", "[B, 1]")}
+
+
+def _model_source(layer: str, comment: str = "", steps: int = 7) -> str:
+    call, target = _LAYERS[layer]
+    return f"""model M {{
+    input x: f32[B, {steps}, 3]
+    target y: f32{target}
+    h = {call}
+    out = dense(h, 1)
+    output out
+    loss mse(out, y)
+    optimizer adam(lr=0.01)
+}}
+{comment}"""
+
+
+def _scans(graph):
+    return [n for n in graph.nodes if n.op == "scan"]
+
+
+@pytest.mark.parametrize("layer", sorted(_LAYERS))
+def test_recurrent_steps_and_their_vjps_give_run_scans_bits(layer):
+    m = nnc.compile(_model_source(layer))
+    scans = _scans(m.graph("train_step"))
+    qualified = [loopgen.qualifies(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"]) for s in scans]
+    # every step and VJP qualifies but the GRU's VJP, which sums its recurrent bias
+    # gradient over the batch inside the loop (an [3*units] carry)
+    assert qualified == ([True, False] if layer.startswith("gru") else [True, True])
+    rng = np.random.default_rng(0)
+    for s, ok in zip(scans, qualified):
+        if ok:
+            a = s.attr
+            types = [m.graph("train_step")[i].type for i in s.inputs]
+            _run_both(a["body"], a["n_carry"], a["n_seq"], a["axis"], a["length"], a["reverse"],
+                      _operands(types, rng))
+
+
+def _synthetic_body():
+    """Two carries; a product with an invariant and with an invariant's transpose, a [N]
+    bias and a [B, N] invariant, slices, a concat, a comparison and a select, a constant;
+    outputs: the carries, the carry going in, a carry coming out again, a sequence passed
+    through, a slice, the concat and a boolean."""
+    b = Builder("step")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 4)))
+    c = b.argument("c", "carry", TensorType("f32", ("B", 2)))
+    x = b.argument("x", "input", TensorType("f32", ("B", 6)))
+    w = b.argument("w", "param", TensorType("f32", (4, 6)))
+    v = b.argument("v", "param", TensorType("f32", (2, 6)))
+    bias = b.argument("bias", "param", TensorType("f32", (6,)))
+    r = b.argument("r", "param", TensorType("f32", ("B", 4)))
+    z = b.add(b.add(b.matmul(h, w), x), bias)
+    a = b.slice(z, start=(0, 0), stop=(None, 4), step=(1, 1))
+    g = b.sigmoid(b.slice(z, start=(0, 2), stop=(None, None), step=(1, 1)))
+    pos = b.gt(a, b.scalar(0.0))
+    hn = b.tanh(b.add(b.where(pos, a, b.mul(g, b.scalar(0.5))), r))
+    q = b.concat(hn, b.slice(z, start=(0, 0), stop=(None, 2), step=(1, 1)), axis=1)
+    cn = b.add(b.matmul(q, b.transpose(v, perm=(1, 0))), b.mul(c, b.scalar(0.9)))
+    return b.build({"h": hn, "c": cn, "h_in": h, "h_out": hn, "x": x, "a": a, "q": q, "pos": pos})
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_every_kind_of_value_and_output_gives_run_scans_bits(reverse, axis):
+    body = _synthetic_body()
+    assert loopgen.qualifies(body, 2, 1)
+    rng = np.random.default_rng([axis, reverse])
+    B, T = 3, 5
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    xs = f(T, B, 6) if axis == 0 else f(B, T, 6)
+    _run_both(body, 2, 1, axis, T, reverse, [f(B, 4), f(B, 2), xs, f(4, 6), f(2, 6), f(6), f(B, 4)])
+    # a strided sequence and a broadcast zero one, as the IR produces them
+    strided = xs[..., ::-1]
+    _run_both(body, 2, 1, axis, T, reverse, [f(B, 4), f(B, 2), strided, f(4, 6), f(2, 6), f(6), f(B, 4)])
+    zero = np.broadcast_to(np.float32(0), xs.shape)
+    _run_both(body, 2, 1, axis, T, reverse, [f(B, 4), f(B, 2), zero, f(4, 6), f(2, 6), f(6), f(B, 4)])
+
+
+def test_bodies_outside_the_plan_are_refused():
+    b = Builder("step")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 4)))
+    w = b.argument("w", "param", TensorType("f32", (4, 4)))
+    total = b.sum(h, axes=(0,))                       # a reduction over the batch
+    refused = b.build({"h": b.add(b.matmul(h, w), total)})
+    assert loopgen.plan(refused, 1, 0) is None
+    b = Builder("step")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 4)))
+    refused = b.build({"h": b.mul(h, h), "y": b.reshape(h, shape=("B", 2, 2))})
+    assert loopgen.plan(refused, 1, 0) is None       # a rank-3 value
+    assert not loopgen.qualifies(_synthetic_body(), 2, 1, precision="bf16")   # products round operands
+
+
+@pytest.mark.parametrize("layer", ["lstm", "rnn", "lstm_seq"])
+def test_training_steps_are_bitwise_those_of_run_scan(layer, monkeypatch):
+    rng = np.random.default_rng(1)
+    y_shape = (4, 7, 1) if layer == "lstm_seq" else (4, 1)
+    feeds = {"x": rng.standard_normal((4, 7, 3)).astype(np.float32),
+             "y": rng.standard_normal(y_shape).astype(np.float32)}
+    fast = nnc.compile(_model_source(layer))
+    assert "= _loop_function(" in fast.compiled("train_step").source
+    monkeypatch.setattr(loopgen, "qualifies", lambda *a, **k: False)
+    slow = nnc.compile(_model_source(layer, "# compiled again"))
+    assert "= _loop_function(" not in slow.compiled("train_step").source
+    slow.set_params(fast.params)
+    for _ in range(3):
+        assert fast.step(**feeds)["loss"] == slow.step(**feeds)["loss"]
+    for name, value in fast.params.items():
+        np.testing.assert_array_equal(value, slow.params[name], err_msg=name)
+    np.testing.assert_array_equal(fast.forward(x=feeds["x"]), slow.forward(x=feeds["x"]))
+
+
+def _loop_lines(source: str) -> list[str]:
+    """The statements of the forward loop of a generated loop function."""
+    body = source.split("    else:\n        for t in range(T):\n")[1].split("\n    return")[0]
+    return [line.strip() for line in body.splitlines()]
+
+
+def test_lstm_loops_allocate_nothing_and_copy_only_gate_slices():
+    m = nnc.compile(_model_source("lstm"))
+    forward, vjp = (loopgen.generate(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"],
+                                     loopgen.plan(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"]))
+                    for s in _scans(m.graph("train_step")))
+    for source, calls in ((forward, 19), (vjp, 14)):
+        lines = _loop_lines(source)
+        numpy_calls = [s for s in lines if s.startswith("np.")]
+        # every call writes into a buffer it is given: nothing is allocated per step
+        assert all("out=" in s or s.startswith("np.copyto(") for s in numpy_calls), numpy_calls
+        assert len(numpy_calls) == calls
+        # the rest is naming rows of stacks and sequences, no Python work per step
+        assert all(re.fullmatch(r"\w+ = \w+\[t( \+ 1)?\]", s) for s in lines if not s.startswith("np.")), lines
+    # forward: matmul, add, the 7 calls of sigmoid, tanh, 2 mul, add, tanh, mul, and the four
+    # gates' column slices copied out of the [B, 4*units] pre-activation, into their stacks
+    # (the VJP reads i, f, o), nothing else
+    copies = [s for s in _loop_lines(forward) if s.startswith("np.copyto(")]
+    assert len(copies) == 4 and all("[:, " in s for s in copies)
+    assert not any(s.startswith("np.copyto(") for s in _loop_lines(vjp))
+
+
+def test_the_vjps_precomputed_gate_products_follow_the_stacks_layout():
+    # the saved gates reach the VJP as [B, T, N] views of time-major stacks; the products
+    # of them computed before the reverse loop (large enough for a workspace buffer: the
+    # batch is guessed at 64) are laid out the same way
+    src = nnc.compile(_model_source("lstm", steps=120)).compiled("train_step").source
+    assert len(re.findall(r"out=_buf_like\(_ws, 'like\d+', t\d+, np\.float32\)", src)) == 5
+
+
+def test_a_scans_results_are_never_overwritten_in_place():
+    """A carry's final value is the last row of the stack of its per-step values; an op
+    at the last use of that stack must not write into it (memory plan)."""
+    s = Builder("cell")
+    c = s.argument("c", "carry", TensorType("f32", ("B", 16)))
+    x = s.argument("x", "input", TensorType("f32", ("B", 16)))
+    h = s.tanh(s.add(c, x))
+    body = s.build({"c": h, "h": h})
+    b = Builder("g")
+    c0 = b.argument("c0", "input", TensorType("f32", ("B", 16)))
+    xs = b.argument("xs", "input", TensorType("f32", ("B", 40, 16)))
+    final, hs = b.loop(body, [c0], [xs], [], axis=1)
+    doubled = b.mul(hs, b.scalar(2.0))          # the stack's last use: large, a candidate
+    g = b.build({"doubled": doubled, "final": b.add(final, b.scalar(1.0))})
+    rng = np.random.default_rng(2)
+    args = {"c0": rng.standard_normal((64, 16)).astype(np.float32),
+            "xs": rng.standard_normal((64, 40, 16)).astype(np.float32)}
+    got = compile_graph(g)(args)
+    want = interpret(g, args)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6)
