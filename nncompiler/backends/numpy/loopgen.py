@@ -30,6 +30,7 @@ elementwise, a slice or concat along the last axis, or such a product (`plan`); 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,11 +173,20 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             setup.append(f"    {v} = np.empty((B, {n.shape[1]}), {np_dtype(n)})")
         if n.op == "sigmoid":
             setup.append(f"    n{n.id} = np.empty((B, {n.shape[1]}), {np_dtype(n)})  # its numerator")
-            step.extend(f"{line}  # %{n.id} sigmoid" for line in _sigmoid(ops[0], v, f"n{n.id}"))
+            bits = None
+            if n.id not in home and n.inputs[0] not in home and body[n.inputs[0]].op != "arg":
+                bits = _BITS[n.dtype]      # both buffers are fixed: their bits viewed once
+                setup.append(f"    u{n.id}x, u{n.id}, m{n.id} = {ops[0]}.view(np.{bits[0]}), {v}.view(np.{bits[0]}), "
+                             f"np.{bits[0]}({bits[1]})  # bits of x and out, the sign bit")
+            step.extend(f"{line}  # %{n.id} sigmoid" for line in _sigmoid(ops[0], v, f"n{n.id}", bits, f"u{n.id}"))
         else:
             step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}")
     for i, slot in copies:
         step.append(f"np.copyto({slot}, {name[i]})")
+    # numpy's functions as locals: a global and an attribute lookup less per call
+    used = sorted({f for line in step for f in re.findall(r"\bnp\.(\w+)\(", line)})
+    setup.extend(f"    _{f} = np.{f}" for f in used)
+    step = [re.sub(r"\bnp\.(\w+)\(", r"_\1(", line) for line in step]
     results = [f"C{k}[0 if reverse else T]" for k in range(n_carry)]
     results += [f"_stacked({stack[i]}, axis)" for i in outputs[n_carry:]]
 
@@ -194,18 +204,27 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     return "\n".join(source) + "\n"
 
 
-def _sigmoid(x: str, out: str, num: str) -> list[str]:
+_BITS = {"f32": ("uint32", "0x80000000"), "f64": ("uint64", "0x8000000000000000")}
+
+
+def _sigmoid(x: str, out: str, num: str, bits, views: str) -> list[str]:
     """rules.PRELUDE's _sigmoid, (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) and the
-    numerator max(sign(x), e), written out with its scratch buffer: the same calls and bits,
-    without the helper's call, checks and allocation once per step."""
-    return [f"np.sign({x}, out={num})", f"np.abs({x}, out={out})", f"np.negative({out}, out={out})",
-            f"np.exp({out}, out={out})", f"np.maximum({num}, {out}, out={num})", f"np.add({out}, 1, out={out})",
+    numerator max(sign(x), e), written out with its scratch buffer: the same bits, without
+    the helper's call, checks and allocation once per step. With `bits` (the buffers' bits
+    viewed once, as `views`), -|x| is one call setting the sign bit, which is what
+    abs then negative computes, NaNs included."""
+    if bits:
+        neg_abs = [f"np.bitwise_or({views}x, m{views[1:]}, out={views})"]
+    else:
+        neg_abs = [f"np.abs({x}, out={out})", f"np.negative({out}, out={out})"]
+    return [f"np.sign({x}, out={num})", *neg_abs, f"np.exp({out}, out={out})",
+            f"np.maximum({num}, {out}, out={num})", f"np.add({out}, 1, out={out})",
             f"np.divide({num}, {out}, out={out})"]
 
 
 def _op(n: Node, ops: list[str], v: str) -> str:
-    if n.op == "matmul":
-        return f"np.matmul({ops[0]}, {ops[1]}, out={v})"
+    if n.op == "matmul":     # np.dot: the same sgemm call as np.matmul for 2-d operands, less overhead
+        return f"np.dot({ops[0]}, {ops[1]}, out={v})"
     if n.op == "concat":
         return f"np.concatenate([{', '.join(ops)}], axis=1, out={v})"
     if n.op == "slice":     # copied: numpy runs ops on a column slice row by row, ~3x slower
