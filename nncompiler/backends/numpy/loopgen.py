@@ -181,8 +181,8 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             step.extend(f"{line}  # %{n.id} sigmoid" for line in _sigmoid(ops[0], v, f"n{n.id}", bits, f"u{n.id}"))
         else:
             step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}")
-    for i, slot in copies:
-        step.append(f"np.copyto({slot}, {name[i]})")
+    for k, (i, slot) in enumerate(copies):     # outputs no op could write: an argument, a repeat
+        step += [f"o{k} = {slot}", f"np.copyto(o{k}, {name[i]})"]
     # numpy's functions as locals: a global and an attribute lookup less per call
     used = sorted({f for line in step for f in re.findall(r"\bnp\.(\w+)\(", line)})
     setup.extend(f"    _{f} = np.{f}" for f in used)
@@ -190,16 +190,24 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     results = [f"C{k}[0 if reverse else T]" for k in range(n_carry)]
     results += [f"_stacked({stack[i]}, axis)" for i in outputs[n_carry:]]
 
-    def loop(header: str, inp: str, out: str) -> list[str]:
-        return [f"        {header}"] + ["            " + s.replace("[IN]", f"[{inp}]").replace("[OUT]", f"[{out}]")
-                                         for s in step]
+    # Each step's rows of the stacks and sequences come from iterating them, in C, not from
+    # indexing each one in Python: `c0 = C0[IN]` becomes a name of the loop's zip.
+    binds = [re.fullmatch(r"(\w+) = (\w+)\[(t|IN|OUT)\]", line) for line in step]
+    names = [b.group(1) for b in binds if b]
+    body_lines = ["            " + line for line, b in zip(step, binds) if not b]
+    rows = {False: {"t": "{}", "IN": "{}[:-1]", "OUT": "{}[1:]"},
+            True: {"t": "{}[::-1]", "IN": "{}[:0:-1]", "OUT": "{}[-2::-1]"}}
+
+    def loop(reverse: bool) -> list[str]:
+        its = [rows[reverse][b.group(3)].format(b.group(2)) for b in binds if b]
+        return [f"        for {', '.join(names)}, in zip({', '.join(its)}):", *body_lines]
     source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import stacked as _stacked",
               "from nncompiler.backends.numpy.loop import time_major as _time_major", "",
               f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}):",
               f"    # the scan of {body.name} (nncompiler/backends/numpy/loopgen.py)",
               *setup,
-              "    if reverse:", *loop("for t in range(T - 1, -1, -1):", "t + 1", "t"),
-              "    else:", *loop("for t in range(T):", "t", "t + 1"),
+              "    if reverse:   # t = T-1 .. 0: a carry goes in from row t+1 and out to row t", *loop(True),
+              "    else:", *loop(False),
               f"    return ({''.join(r + ', ' for r in results)})"]
     return "\n".join(source) + "\n"
 

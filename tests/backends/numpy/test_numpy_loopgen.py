@@ -161,8 +161,8 @@ def test_training_steps_are_bitwise_those_of_run_scan(layer, monkeypatch):
 
 
 def _loop_lines(source: str) -> list[str]:
-    """The statements of the forward loop of a generated loop function."""
-    body = source.split("    else:\n        for t in range(T):\n")[1].split("\n    return")[0]
+    """The statements of the forward loop of a generated loop function, its header first."""
+    body = source.split("def loop(")[1].split("\n    else:\n")[1].split("\n    return")[0]
     return [line.strip() for line in body.splitlines()]
 
 
@@ -172,17 +172,17 @@ def test_lstm_loops_allocate_nothing_and_copy_only_gate_slices():
                                      loopgen.plan(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"]))
                     for s in _scans(m.graph("train_step")))
     for source, calls in ((forward, 18), (vjp, 14)):
-        lines = _loop_lines(source)
+        header, *lines = _loop_lines(source)
+        # the step's rows of stacks and sequences are named by iterating them
+        assert re.fullmatch(r"for (\w+, )+in zip\(.*\):", header)
         numpy_calls = [s for s in lines if re.match(r"_\w+\(", s)]
         # every call writes into a buffer it is given: nothing is allocated per step
         assert all("out=" in s or s.startswith("_copyto(") for s in numpy_calls), numpy_calls
-        assert len(numpy_calls) == calls
-        # the rest is naming rows of stacks and sequences, no Python work per step
-        assert all(re.fullmatch(r"\w+ = \w+\[t( \+ 1)?\]", s) for s in lines if s not in numpy_calls), lines
+        assert len(numpy_calls) == calls == len(lines)     # and no other Python work per step
     # forward: product, add, the 6 calls of sigmoid, tanh, 2 mul, add, tanh, mul, and the four
     # gates' column slices copied out of the [B, 4*units] pre-activation, into their stacks
     # (the VJP reads i, f, o), nothing else
-    copies = [s for s in _loop_lines(forward) if s.startswith("_copyto(")]
+    copies = [s for s in _loop_lines(forward)[1:] if s.startswith("_copyto(")]
     assert len(copies) == 4 and all("[:, " in s for s in copies)
     assert not any(s.startswith("_copyto(") for s in _loop_lines(vjp))
 
