@@ -37,6 +37,7 @@ import numpy as np
 
 from ...ir.graph import Graph, Node
 from ...ir.primitives import ELEMENTWISE_KINDS
+from ...sourcetext import loc_text, quote
 from .rules import OUT_OPS, np_dtype
 
 _LOOPS: dict[tuple, object] = {}
@@ -160,6 +161,7 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             continue
         v, kind = f"v{n.id}", p.kind[n.id]
         name[n.id] = v
+        where = f"  {loc_text(n.loc)}" if n.loc else ""
         ops = [name[i] for i in n.inputs]
         if kind == "scalar":
             setup.append(f"    {v} = {np_dtype(n)}({n.attr['value']!r})")
@@ -174,13 +176,14 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
         if n.op == "sigmoid":
             setup.append(f"    n{n.id} = np.empty((B, {n.shape[1]}), {np_dtype(n)})  # its numerator")
             bits = None
-            if n.id not in home and n.inputs[0] not in home and body[n.inputs[0]].op != "arg":
-                bits = _BITS[n.dtype]      # both buffers are fixed: their bits viewed once
-                setup.append(f"    u{n.id}x, u{n.id}, m{n.id} = {ops[0]}.view(np.{bits[0]}), {v}.view(np.{bits[0]}), "
-                             f"np.{bits[0]}({bits[1]})  # bits of x and out, the sign bit")
-            step.extend(f"{line}  # %{n.id} sigmoid" for line in _sigmoid(ops[0], v, f"n{n.id}", bits, f"u{n.id}"))
+            if n.id not in home and n.inputs[0] not in home and body[n.inputs[0]].op != "arg" and n.dtype in _BITS:
+                bits = (f"u{n.id}x", f"u{n.id}", f"m{n.id}")      # both buffers are fixed: bits viewed once
+                uint, sign = _BITS[n.dtype]
+                setup.append(f"    {', '.join(bits)} = {ops[0]}.view(np.{uint}), {v}.view(np.{uint}), "
+                             f"np.{uint}({sign})  # the bits of x and of out, the sign bit")
+            step.extend(f"{line}  # %{n.id} sigmoid{where}" for line in _sigmoid(ops[0], v, f"n{n.id}", bits))
         else:
-            step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}")
+            step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}{where}")
     for k, (i, slot) in enumerate(copies):     # outputs no op could write: an argument, a repeat
         step += [f"o{k} = {slot}", f"np.copyto(o{k}, {name[i]})"]
     # numpy's functions as locals: a global and an attribute lookup less per call
@@ -204,7 +207,7 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import stacked as _stacked",
               "from nncompiler.backends.numpy.loop import time_major as _time_major", "",
               f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}):",
-              f"    # the scan of {body.name} (nncompiler/backends/numpy/loopgen.py)",
+              f"    # the scan of {quote(body.name)} (nncompiler/backends/numpy/loopgen.py)",
               *setup,
               "    if reverse:   # t = T-1 .. 0: a carry goes in from row t+1 and out to row t", *loop(True),
               "    else:", *loop(False),
@@ -215,14 +218,14 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
 _BITS = {"f32": ("uint32", "0x80000000"), "f64": ("uint64", "0x8000000000000000")}
 
 
-def _sigmoid(x: str, out: str, num: str, bits, views: str) -> list[str]:
+def _sigmoid(x: str, out: str, num: str, bits) -> list[str]:
     """rules.PRELUDE's _sigmoid, (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) and the
     numerator max(sign(x), e), written out with its scratch buffer: the same bits, without
-    the helper's call, checks and allocation once per step. With `bits` (the buffers' bits
-    viewed once, as `views`), -|x| is one call setting the sign bit, which is what
-    abs then negative computes, NaNs included."""
+    the helper's call, checks and allocation once per step. With `bits` (names of x's and
+    out's bits viewed as unsigned integers, and of the sign bit), -|x| is one call setting
+    the sign bit, which is what abs then negative compute, NaNs included."""
     if bits:
-        neg_abs = [f"np.bitwise_or({views}x, m{views[1:]}, out={views})"]
+        neg_abs = [f"np.bitwise_or({bits[0]}, {bits[2]}, out={bits[1]})"]
     else:
         neg_abs = [f"np.abs({x}, out={out})", f"np.negative({out}, out={out})"]
     return [f"np.sign({x}, out={num})", *neg_abs, f"np.exp({out}, out={out})",

@@ -231,3 +231,16 @@ def test_a_scans_results_are_never_overwritten_in_place():
     want = interpret(g, args)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6)
+
+
+def test_a_body_name_reaches_the_generated_code_only_quoted():
+    b = Builder("step\nraise SystemExit  # ")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 2)))
+    body = b.build({"h": b.tanh(h)})
+    source = loopgen.generate(body, 1, 0, loopgen.plan(body, 1, 0))
+    assert "\nraise SystemExit" not in source
+    namespace: dict = {}
+    exec(compile(source, "<test>", "exec"), namespace)
+    c = np.ones((2, 2), np.float32)
+    final, = namespace["loop"](0, 3, False, c)
+    np.testing.assert_array_equal(final, np.tanh(np.tanh(np.tanh(c))))
