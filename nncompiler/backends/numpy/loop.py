@@ -36,12 +36,25 @@ def scan_body(text: str, precision: str = "fp32"):
     return fn
 
 
+def axis_first(a, axis: int):
+    """np.moveaxis(a, axis, 0) as one transpose: moveaxis's argument checks cost ~2.6 us a
+    call, and a recurrent training step makes about twenty (each sequence and stack, twice)."""
+    axis %= a.ndim
+    return a.transpose((axis, *range(axis), *range(axis + 1, a.ndim)))
+
+
+def axis_back(a, axis: int):
+    """np.moveaxis(a, 0, axis) as one transpose."""
+    axis %= a.ndim
+    return a.transpose((*range(1, axis + 1), 0, *range(axis + 1, a.ndim)))
+
+
 def time_major(seq, axis: int):
     """`seq` with the scan axis first and each step's block contiguous: copied once when it
     is not already laid out so. numpy's elementwise calls on a strided [B, units] step run
     about 3x slower than on a contiguous one (bench case G50's reverse LSTM body: 38 vs 11
     us a step), far more over T steps than the one copy costs."""
-    seq = np.moveaxis(seq, axis, 0) if axis else np.asarray(seq)
+    seq = axis_first(np.asarray(seq), axis) if axis else np.asarray(seq)
     if seq.flags.c_contiguous or seq.strides[0] == 0:   # a broadcast zero sequence stays a view
         return seq
     return np.ascontiguousarray(seq)
@@ -66,5 +79,5 @@ def run_scan(body, n_carry: int, n_seq: int, axis: int, length: int, reverse: bo
         for buf, y in zip(stacked, out[n_carry:]):
             buf[t] = y
     if axis:
-        stacked = [np.moveaxis(buf, 0, axis) for buf in stacked]
+        stacked = [axis_back(buf, axis) for buf in stacked]
     return tuple(carries) + tuple(stacked)

@@ -38,6 +38,7 @@ import numpy as np
 from ...ir.graph import Graph, Node
 from ...ir.primitives import ELEMENTWISE_KINDS
 from ...sourcetext import loc_text, quote
+from .loop import axis_back
 from .rules import OUT_OPS, np_dtype
 
 _LOOPS: dict[tuple, object] = {}
@@ -246,7 +247,7 @@ def _op(n: Node, ops: list[str], v: str) -> str:
 
 def stacked(stack, axis: int):
     """A time-major [T, B, N] stack viewed with the time axis at `axis`."""
-    return np.moveaxis(stack, 0, axis) if axis else stack
+    return axis_back(stack, axis) if axis else stack
 
 
 def qualifies(body: Graph, n_carry: int, n_seq: int, precision: str = "fp32") -> bool:
