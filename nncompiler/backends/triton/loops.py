@@ -26,10 +26,10 @@ from ...ir.graph import Graph
 # Scans shorter than this are unrolled. The trade: per step, an unrolled recurrence launches
 # fewer kernels than the loop's body, because the planner fuses across step boundaries (an
 # unrolled LSTM backward computes step t-1's gate gradients in step t's matmul epilogue: 4
-# launches a step against the body's 6; rnn 2 against 3, gru 4 against 7), but its kernel count
+# launches a step against the bodies' 5; rnn 2 against 3, gru 4 against 5), but its kernel count
 # and cold compile grow with T (sine_rnn, T = 20, forward + training step: 140 kernels and a
 # 29 s cold sm_90 compile unrolled, 27 kernels and 5 s as loops; 2 loaded cores). At 8 steps
-# an LSTM training step is already 49 kernels unrolled against 22 looped, so from there the
+# an LSTM training step is already 45 kernels unrolled against 19 looped, so from there the
 # loop's constant size wins; below it the few extra kernels buy the fused step boundaries.
 # Counted, not timed: no GPU has run bench/gpu_rnn.py, which times both (docs/triton.md, "Loops").
 LOOP_MIN_LENGTH = 8

@@ -28,7 +28,8 @@ consumer, in graph order:
                           K-major operand is accumulated from the tiles the matmul
                           loads anyway (wgrad and bias grad in one kernel)
 
-then sibling reductions over the same space merge (loss and accuracy), and the sink
+then siblings over the same space merge (reductions: loss and accuracy; pointwise groups
+that read a common buffer: an LSTM step's gate gradients), and the sink
 elementwise groups (the optimizer update of every parameter) become one
 horizontally fused "combo" kernel with one segment per group.
 

@@ -1,7 +1,8 @@
 """Fusion plan, step 2: one group per compute node, then the merges -- column sums into their
-matmul, producers into consumers (vertical), sibling reductions, sink elementwise groups into
-one combo kernel, lone scalar stores as riders -- each merge asked of `can_fuse` (legality,
-then profitability) and every refusal recorded as a `WhyNoFuse`.
+matmul, producers into consumers (vertical), siblings (reductions; pointwise groups sharing a
+read), sink elementwise groups into one combo kernel, lone scalar stores as riders -- each
+merge asked of `can_fuse` (legality, then profitability) and every refusal recorded as a
+`WhyNoFuse`.
 
 A mixin of `plan.Plan`: it keeps `groups`, `owner` and the group dependency graph."""
 from __future__ import annotations
@@ -186,30 +187,60 @@ class Fuse:
                     break
 
     def _fuse_siblings(self):
-        """Reductions over the same space with no path between them (loss and accuracy means)."""
+        """Groups over one iteration space with no path between them: sibling reductions (loss
+        and accuracy means), and pointwise groups that read a common buffer, with each other or
+        with such a reduction (an LSTM's backward step: the gate gradients that read the same
+        cotangent). One kernel instead of two, and the shared buffer loaded once."""
+        refused: dict = {}          # (group, group) -> WhyNoFuse, the last word on each pair
         changed = True
         while changed:
             changed = False
-            reds = sorted((g for g in self.groups.values() if g.kind == "reduction"),
-                          key=lambda g: self.order[g.nodes[0]])
+            cands = sorted((g for g in self.groups.values() if g.kind in ("reduction", "pointwise")),
+                           key=lambda g: self.order[g.nodes[0]])
             dependents = self._dependents()
-            for i, a in enumerate(reds):
-                for b in reds[i + 1:]:
-                    if (a.space.shape, a.space.raxes) != (b.space.shape, b.space.raxes):
+            reads = {g.id: self._group_reads(g) for g in cands}
+            for i, a in enumerate(cands):
+                for b in cands[i + 1:]:
+                    kind = self._sibling_kind(a, b, reads)
+                    if kind is None:
                         continue
                     if (self._path_between(a.id, b.id, dependents) is not None or
                             self._path_between(b.id, a.id, dependents) is not None or
                             b.id in dependents[a.id] or a.id in dependents[b.id]):
                         continue
+                    anchors = [x.anchor for x in (a, b) if x.kind == kind]
                     try:
-                        space = self.solve_space("reduction", set(a.nodes) | set(b.nodes), [a.anchor])
-                    except Illegal:
+                        space = self.solve_space(kind, set(a.nodes) | set(b.nodes), anchors)
+                    except Illegal as e:
+                        if "pointwise" in (a.kind, b.kind):
+                            refused[(a.id, b.id)] = WhyNoFuse(a.nodes[-1], b.nodes[0], "legal", f"siblings: {e}")
                         continue
-                    self._merge(a, b, "reduction", space)
+                    keep, other = (a, b) if a.kind == kind else (b, a)
+                    self._merge(keep, other, kind, space)
                     changed = True
                     break
                 if changed:
                     break
+        self.why.extend(w for (a, b), w in refused.items() if a in self.groups and b in self.groups)
+
+    def _sibling_kind(self, a: Group, b: Group, reads: dict) -> str | None:
+        """The kind of the kernel two sibling candidates would share, or None if they are not
+        candidates: the same iteration space (sizes compared canonically: the symbol B is B),
+        and for a pointwise group a buffer that both read."""
+        sa, sb = a.space, b.space
+        if sa is None or sb is None:
+            return None
+        if tuple(canon_dim(d) for d in sa.shape) != tuple(canon_dim(d) for d in sb.shape):
+            return None
+        if a.kind == b.kind == "reduction":
+            return "reduction" if sa.raxes == sb.raxes else None
+        if not (reads[a.id] & reads[b.id]):
+            return None
+        return "reduction" if "reduction" in (a.kind, b.kind) else "pointwise"
+
+    def _group_reads(self, grp: Group) -> set:
+        own = set(grp.nodes)
+        return {s for n in grp.nodes for s in self.node_reads(n)} - own
 
     def _fuse_colsums(self):
         """sum(G, axis 0) where G is a matmul's K-major B operand (or sum(A, axis 1) of its A) is

@@ -130,6 +130,7 @@ class IterationSpace:
                     if d == 1:
                         continue
                     uf.union(el(r, j), ("D", j if keep else kept[j]))
+            self._anchor_parts(uf, el, computed, D)
             return self._check(uf, closure, computed, D, raxes, internal, kind)
         # pointwise: try the anchors in turn
         last = None
@@ -147,6 +148,7 @@ class IterationSpace:
             uf2 = UnionFind()
             uf2.parent = dict(uf.parent)
             self._anchor(uf2, el, anchor_node, D)
+            self._anchor_parts(uf2, el, computed, D)
             try:
                 return self._check(uf2, closure, computed, D, (), internal, kind, tapped)
             except Illegal as e:
@@ -195,6 +197,34 @@ class IterationSpace:
         for j, d in enumerate(D):
             if d != 1:
                 uf.union(el(node_id, j), ("D", j))
+
+    def _anchor_parts(self, uf, el, computed: set, D: tuple):
+        """Anchor every part of the kernel that no dataflow edge ties to the anchor already.
+
+        Sibling groups merged into one kernel (plan_fuse._fuse_siblings: two pointwise groups
+        over [B, 16] that read the same cotangent) are separate components of the in-kernel
+        dataflow, so uniting along edges alone leaves the second one's axes in classes with no
+        loop dimension, and `_check` would refuse it as varying "along an axis of size B that is
+        not in the iteration space [B, 16]" -- whatever the sizes, symbolic or not. Such a part
+        lives in the same space when one of its nodes has exactly the shape D (sizes compared
+        canonically, so the symbol B equals B, and B never equals C): that node's axes are D's.
+        A part with no such node stays unanchored and `_check` says which axis is foreign."""
+        g = self.graph
+        comp = UnionFind()
+        for n in computed:
+            comp.find(n)
+            for i in g[n].inputs:
+                if i in computed:
+                    comp.union(n, i)
+        droots = {uf.find(("D", j)) for j, d in enumerate(D) if d != 1}
+        for part in comp.classes().values():
+            elems = [el(n, j) for n in part for j, d in enumerate(g[n].shape) if d != 1]
+            if not elems or any(uf.find(e) in droots for e in elems):
+                continue
+            node = next((n for n in sorted(part, key=self.order.get)
+                         if tuple(canon_dim(d) for d in g[n].shape) == D), None)
+            if node is not None:
+                self._anchor(uf, el, node, D)
 
     def _check(self, uf, closure, computed, D, raxes, internal, kind, tapped=frozenset()) -> Space:
         g = self.graph

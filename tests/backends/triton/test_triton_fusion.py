@@ -118,6 +118,55 @@ def test_slice_of_a_fused_value_is_refused_with_a_reason():
     assert any("re-indexes a value computed in the same kernel" in w.reason for w in plan.why)
 
 
+def _siblings(rows_x, rows_y):
+    """Two pointwise groups with no path between them that both read w: each is the operand of
+    its own matmul (no prologue fusion), so neither fuses down, and neither is a sink (no combo)."""
+    b = Builder("siblings")
+    x = b.argument("x", "input", T(rows_x, 16))
+    y = b.argument("y", "input", T(rows_y, 16))
+    w = b.argument("w", "input", T(16))
+    k1 = b.argument("k1", "input", T(16, 4))
+    k2 = b.argument("k2", "input", T(16, 4))
+    a, c = b.tanh(b.mul(x, w)), b.exp(b.add(y, w))
+    return b.build({"m1": b.matmul(a, k1), "m2": b.matmul(c, k2)}), (a, c)
+
+
+def test_pointwise_siblings_over_the_same_symbolic_batch_share_a_kernel():
+    """The symbol B of two operands is the same size: the two groups become one kernel over
+    [B, 16] (an LSTM's backward step is two such groups reading one cotangent). Before, the
+    space solver refused the pair: nothing in the dataflow tied the second group's axes to the
+    anchor's, which it reported as "varies along an axis of size B that is not in the
+    iteration space [B, 16]" (plan_space._anchor_parts)."""
+    from nncompiler.backends import get_backend
+    from nncompiler.backends.numpy import compile_graph
+    g, (a, c) = _siblings("B", "B")
+    plan = plan_graph(g)
+    assert [k.kind for k in plan.kernels].count("pointwise") == 1 and plan.launches() == 3
+    (k,) = [k for k in plan.kernels if k.kind == "pointwise"]
+    assert {a, c} <= set(k.nodes) and k.space.shape == ("B", 16)
+    assert "pointwise over [B, 16]" in plan.describe()
+    rng = np.random.default_rng(0)
+    args = {"x": rng.standard_normal((5, 16)), "y": rng.standard_normal((5, 16)), "w": rng.standard_normal(16),
+            "k1": rng.standard_normal((16, 4)), "k2": rng.standard_normal((16, 4))}
+    args = {n: v.astype(np.float32) for n, v in args.items()}
+    be = get_backend("triton")
+    ours, ref = be.compile(g)(args), compile_graph(g)(args)
+    for n in ("m1", "m2"):
+        np.testing.assert_allclose(be.to_numpy(ours[n]), ref[n], rtol=1e-5, atol=1e-5, err_msg=n)
+
+
+def test_pointwise_siblings_over_different_symbols_stay_apart():
+    """B and C may differ at run time: two kernels, and the solver says why one cannot hold both."""
+    from nncompiler.backends.triton.plan_types import Illegal
+    g, (a, c) = _siblings("B", "C")
+    plan = plan_graph(g)
+    assert [k.kind for k in plan.kernels].count("pointwise") == 2 and plan.launches() == 4
+    assert plan.owner[a] != plan.owner[c]
+    both = set(plan.groups[plan.owner[a]].nodes) | set(plan.groups[plan.owner[c]].nodes)
+    with pytest.raises(Illegal, match=r"varies along an axis of size (B|C) that is not in the iteration space \[(C|B), 16\]"):
+        plan.solve_space("pointwise", both, [("B", 16)])
+
+
 def test_reshape_output_is_a_view():
     b = Builder("view")
     x = b.argument("x", "input", T("B", 4))

@@ -137,6 +137,43 @@ def test_kernel_count_and_module_do_not_grow_with_T(tmp_path, layer):
     assert mt.backend.kernel_count(g) > counts[60]
 
 
+# Kernels per step of each layer's loop bodies: (forward body, VJP body). An unrolled step
+# takes 2 / 4 / 4 (rnn / lstm / gru), fusing across step boundaries. The VJP's pointwise
+# groups that read the same cotangent share one kernel as siblings (plan_fuse._fuse_siblings;
+# plan_space._anchor_parts gives a part with no dataflow edge to the anchor its loop
+# dimensions): lstm's VJP 4 -> 3, gru's 5 -> 3 (its two gate-gradient groups merge, and the
+# concat of the gradients it stacks rides in the bias-gradient reduction over the same [B, 3u]).
+# What stays, per step: the concat that makes the recurrent matmul's operand one buffer (lstm,
+# gru: the pieces are computed in the pointwise kernel, and a concat of computed values has no
+# address there), the gates' slices of the forward matmul's output (lstm, gru: a tile of the
+# matmul holds only part of a row), and rnn's tanh' product feeding its backward matmul (no
+# matmul prologue; the product is also stacked for the weight gradient).
+BODY_KERNELS = {"rnn": (1, 2), "lstm": (2, 3), "gru": (2, 3)}     # before: (1, 2), (2, 4), (2, 5)
+
+
+@pytest.mark.parametrize("layer", ["rnn", "lstm", "gru"])
+def test_body_kernels_per_step(tmp_path, layer):
+    mt, _ = _models(tmp_path, _source(layer))
+    bodies = {b.name: b for b in loop_bodies(mt.backend.plan(mt.graph("gradients"))).values()}
+    counts = (mt.backend.kernel_count(bodies["h.step"]), mt.backend.kernel_count(bodies["h.step_vjp"]))
+    assert counts == BODY_KERNELS[layer], counts
+    # one pointwise kernel over the backward step's [batch, units]: the sibling gate gradients merged
+    vjp = mt.backend.plan(bodies["h.step_vjp"])
+    assert sum(1 for k in vjp.kernels if k.kind == "pointwise" and tuple(k.space.shape) == (3, 4)) == 1
+
+
+def test_symbolic_batch_body_fuses_its_gate_gradients():
+    """sine_rnn's batch is the symbol B: the body's operands are all [B, 16], and its VJP's two
+    gate-gradient groups share a kernel over [B, 16] as they do at a static batch."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples", "sine_rnn.nn")
+    mt = nnc.compile(path, backend="triton")
+    bodies = {b.name: b for b in loop_bodies(mt.backend.plan(mt.graph("train_step"))).values()}
+    vjp = mt.backend.plan(bodies["h.step_vjp"])
+    assert vjp.launches() == 3
+    (k,) = [k for k in vjp.kernels if k.kind == "pointwise" and tuple(k.space.shape) == ("B", 16)]
+    assert not [w for w in vjp.why if w.reason.startswith("siblings:")]
+
+
 def _launches_per_step(backend, graph) -> int:
     """What one call of the graph launches: its own kernels once, each loop body's T times."""
     plan = backend.plan(graph)
@@ -156,7 +193,7 @@ def test_captured_step_holds_every_step_of_the_loop_and_uploads_only_the_batch(t
     cg = mt.compiled("train_step")
     per_step = _launches_per_step(mt.backend, mt.graph("train_step"))
     bodies = [mt.backend.kernel_count(body) for body in loop_bodies(mt.backend.plan(mt.graph("train_step"))).values()]
-    assert sorted(bodies) == [2, 4]                  # the forward step: matmul + gates; backward: 4
+    assert sorted(bodies) == [2, 3]       # forward: matmul + gates; backward: gate grads, concat, matmul
     assert per_step == (mt.backend.plan(mt.graph("train_step")).launches() - 2) + T * sum(bodies)
     before = (api.uploads, api.copies, api.syncs, api.replays, cg.launches)
     for b in batches[2:]:
@@ -230,8 +267,8 @@ def test_emit_kernels_shows_the_loop_and_its_body(tmp_path):
     text = emit(mt, "kernels")
     assert "loop_scan_" in text and f"scan over {T} steps: graph h.step's kernels once per step" in text
     assert "scan over 8 steps, reverse: graph h.step_vjp's kernels" in text
-    assert "graph h.step: 2 kernels" in text and "graph h.step_vjp: 4 kernels" in text
-    assert "kernels per training step: " in text and f"(+ scan bodies: 2 x {T} steps, 4 x {T} steps)" in text
+    assert "graph h.step: 2 kernels" in text and "graph h.step_vjp: 3 kernels" in text
+    assert "kernels per training step: " in text and f"(+ scan bodies: 2 x {T} steps, 3 x {T} steps)" in text
 
 
 def test_body_kernels_compile_to_ptx_for_sm_90(tmp_path, monkeypatch):
