@@ -174,6 +174,37 @@ def test_symbolic_batch_body_fuses_its_gate_gradients():
     assert not [w for w in vjp.why if w.reason.startswith("siblings:")]
 
 
+GRU_B = f"""
+model G {{
+    input  x: f32[B, {T}, 2]
+    target r: f32[B, 4]
+    param  dx: f32[1, {T}, 2] = 0.0
+    h = gru(x + dx, 4)
+    output h
+    loss sum(h * r)
+    optimizer sgd()
+}}"""
+
+
+def test_symbolic_batch_gru_sibling_in_a_looped_reduction_matches_numpy(tmp_path):
+    """At a symbolic batch the gru VJP's bias-gradient sum over B loops over the batch; the
+    concat it does not read (the stacked gate gradients) is its sibling over the same [B, 12]
+    and is stored from inside that loop."""
+    mt, mn = _models(tmp_path, GRU_B, "gru_b")
+    bodies = {b.name: b for b in loop_bodies(mt.backend.plan(mt.graph("gradients"))).values()}
+    vjp = mt.backend.plan(bodies["h.step_vjp"])
+    (red,) = [k for k in vjp.kernels if k.kind == "reduction"]
+    assert vjp.launches() == 3 and not red.space.persistent
+    assert [vjp.graph[n].op for n in red.nodes].count("concat") == 2
+    _check_model(mt, mn, _batch_of(mn, rows=5))
+
+
+def _batch_of(mn, rows, seed=3):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(tuple(rows if d == "B" else d for d in t.shape)).astype(np.float32)
+            for k, t in {**mn.lowered.inputs, **mn.lowered.targets}.items()}
+
+
 def _launches_per_step(backend, graph) -> int:
     """What one call of the graph launches: its own kernels once, each loop body's T times."""
     plan = backend.plan(graph)
