@@ -70,6 +70,14 @@ def _part(b: Builder, x: int, axis: int, start: int, stop: int) -> int:
                    stop=tuple(stop if i == axis else None for i in range(rank)), step=(1,) * rank)
 
 
+def _move_axis(b: Builder, x: int, src: int, dst: int) -> int:
+    if src == dst:
+        return x
+    order = [i for i in range(len(b.shape(x))) if i != src]
+    order.insert(dst, src)
+    return b.transpose(x, perm=tuple(order))
+
+
 def _chunked(b: Builder, node: Node, operands, max_steps: int) -> list[int]:
     a = node.attr
     nc, ns, axis, length, reverse = a["n_carry"], a["n_seq"], a["axis"], a["length"], bool(a.get("reverse"))
@@ -87,14 +95,18 @@ def _chunked(b: Builder, node: Node, operands, max_steps: int) -> list[int]:
     lo, hi = (rest, length) if reverse else (0, q * k)
 
     def loop(cs):
+        # chunk-major: each sequence as [q, .., K, ..] (chunk j is one contiguous block, sliced
+        # without a copy), the stacked outputs back from [q, .., K, ..]: one transpose each
         xs = []
         for s in seqs:
             s = _part(b, s, axis, lo, hi) if rest else s
             shape = b.shape(s)
-            xs.append(b.reshape(s, shape=tuple(shape[:axis]) + (q, k) + tuple(shape[axis + 1:])))
-        outs = b.loop(steps_graph(node, k), cs, xs, invariants, axis=axis, reverse=reverse, length=q)
+            s = b.reshape(s, shape=tuple(shape[:axis]) + (q, k) + tuple(shape[axis + 1:]))
+            xs.append(_move_axis(b, s, axis, 0))
+        outs = b.loop(steps_graph(node, k), cs, xs, invariants, axis=0, reverse=reverse, length=q)
         stacked = []
         for y in outs[nc:]:
+            y = _move_axis(b, y, 0, axis)
             shape = b.shape(y)
             stacked.append(b.reshape(y, shape=tuple(shape[:axis]) + (q * k,) + tuple(shape[axis + 2:])))
         return outs[:nc], stacked

@@ -1,4 +1,5 @@
-"""MLIR text from an optimised IR graph: func, arith, math, tensor, linalg and scf on tensors.
+"""MLIR text from an optimised IR graph: func, arith, math, tensor and linalg on tensors (and
+IREE's util dialect for the functions a long scan calls).
 
 This module assembles functions and modules; types.py holds types and literals, and
 rules.py the per-primitive rule table for the scalar code inside fused generics.
@@ -16,8 +17,8 @@ One IR graph becomes one `func.func`; a model's graphs become one `module`.
   `linalg.batch_matmul` or a contraction generic; movement ops are
   `tensor.collapse_shape`/`expand_shape`/`extract_slice`/`insert_slice`/`pad`/
   `concat`, `linalg.transpose`/`broadcast`; constants are `arith.constant dense<...>`.
-* A long `scan` is an `scf.for` over chunks of unrolled steps (loops.py); short ones are
-  unrolled.
+* A long `scan` is one call per chunk of unrolled steps of a private function, its body
+  (loops.py); short ones are unrolled.
 * Every op carries `loc("file.nn":line:col)` from the IR node it comes from.
 * `random_uniform`/`random_normal` (initialisers, static shapes) are evaluated with
   numpy at compile time and embedded as constants; `rng_uniform` (dropout's per-step
@@ -34,7 +35,7 @@ from ...errors import NNCError
 from ...ir.graph import Graph, Node
 from ...ir.shapes import NUMPY_DTYPE, Monomial, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
-from .loops import LOOP_RULES, loops_or_unrolls
+from .loops import LOOP_RULES, TOKEN, loops_or_unrolls
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
 from .rules import Region
 from .singles import SINGLE_RULES, op_desc  # noqa: F401
@@ -65,6 +66,8 @@ class FunctionEmitter:
         self.consts: dict[tuple, str] = {}    # top-level scalar constants
         self.printed: dict[int, str] = {}     # node id -> the IR's printed name (%3)
         self.rng: list[RngInput] = []
+        self.functions: list[str] = []      # private functions this one calls (loops.py)
+        self.bodies: dict[str, str] = {}      # their text (name left out) -> symbol
         counter = 0
         for n in graph.nodes:
             if n.op != "arg":
@@ -228,13 +231,18 @@ class FunctionEmitter:
         return name
 
     # -- the function ------------------------------------------------------------------------
-    def build(self) -> str:
+    def build(self, private: bool = False) -> str:
+        """The function's text: an exported func.func, or (`private`) a util.func that IREE
+        keeps out of line: a scan's body, called once per step (loops.py)."""
         g = self.g
         params = []
         for a in g.args:
             name = self.fresh(a.attr["name"])
             self.val[a.id] = name
             params.append(f"{name}: {tensor_type(a.type)}")
+        if private:   # the token its calls thread through (loops.TOKEN)
+            token = self.fresh("token")
+            params.append(f"{token}: {TOKEN}")
         for n in self.plan.live:
             if n.op == "rng_uniform":
                 r = RngInput(n, f"rng{self.printed[n.id]}")
@@ -249,13 +257,20 @@ class FunctionEmitter:
         types = [tensor_type(g[i].type) for _, i in g.outputs]
         names = ", ".join(name for name, _ in g.outputs)
         self.lines.append(f"{self.ind}{self.ind}// results: {names}")
+        ret = "util.return" if private else "return"
+        if private:
+            results, types = results + [token], types + [TOKEN]
         if results:
-            self.lines.append(f"{self.ind}{self.ind}return {', '.join(results)} : {', '.join(types)}")
+            self.lines.append(f"{self.ind}{self.ind}{ret} {', '.join(results)} : {', '.join(types)}")
         else:
-            self.lines.append(f"{self.ind}{self.ind}return")
+            self.lines.append(f"{self.ind}{self.ind}{ret}")
         sig = ", ".join(params)
-        res = ", ".join(types)
-        head = f"{self.ind}func.func {symbol_name(self.fn_name)}({sig}) -> ({res}) {{"
+        res = ", ".join(types[:-1] + [token] if private else types)
+        if private:
+            head = (f"{self.ind}util.func private {symbol_name(self.fn_name)}({sig}) -> ({res}) "
+                    f"attributes {{inlining_policy = #util.inline.never}} {{")
+        else:
+            head = f"{self.ind}func.func {symbol_name(self.fn_name)}({sig}) -> ({res}) {{"
         return "\n".join([head, *self.lines, f"{self.ind}}}"])
 
     def emit_nodes(self) -> None:
@@ -473,9 +488,9 @@ class FunctionEmitter:
 def emit_function(graph: Graph, fn_name: str | None = None, precision: str = "fp32") -> tuple[str, FunctionEmitter]:
     from ...passes.expand_fused import expand_fused
     # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form;
-    # short scans run unrolled, long ones as scf.for (loops.py)
+    # short scans run unrolled, long ones as calls of chunk functions (loops.py)
     fe = FunctionEmitter(expand_fused(loops_or_unrolls(graph)), fn_name, precision=precision)
-    fe.text = fe.build()
+    fe.text = "\n\n".join([fe.build(), *fe.functions])   # the function, then the scan bodies it calls
     return fe.text, fe
 
 

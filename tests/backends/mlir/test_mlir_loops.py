@@ -1,7 +1,7 @@
-"""backends/mlir/loops.py: `scan` as scf.for.
+"""backends/mlir/loops.py: `scan` as calls of its body, a private function, one per chunk.
 
-The emitted text (no IREE needed): one loop per long scan, whatever its length; short scans
-unrolled. Run through IREE: forward scans and reverse scans along the leading and a later
+The emitted text (no IREE needed): one function per long scan, the same whatever its length,
+called once per chunk; short scans unrolled. Run through IREE: forward scans and reverse scans along the leading and a later
 axis, nested scans, and the VJP graphs autodiff builds from them, against the reference
 interpreter (ir/interpret.py) and torch.autograd; rnn, lstm and gru layers (go_backwards,
 return_sequences) against the numpy backend.
@@ -82,27 +82,36 @@ def _mlir_text(graph) -> str:
 
 # ---- the emitted text ------------------------------------------------------------------------
 
-def test_a_long_scan_is_one_loop_the_same_size_at_any_length():
+def _functions(text: str) -> list[str]:
+    """The private functions of a module's text (scan bodies), each from its header on."""
+    return ["util.func private" + part.split("\n  }")[0] for part in text.split("util.func private")[1:]]
+
+
+def test_a_long_scan_is_one_function_the_same_at_any_length():
     texts = [_mlir_text(optimize(grad(_rnn_graph(T)))[0]) for T in (LONG, 20 * LONG)]
-    assert [t.count("scf.for") for t in texts] == [2, 2]          # the forward scan and its VJP
-    # the same lines but for index constants (a trip count may coincide with another constant)
-    ops = [[ln for ln in t.splitlines() if not re.search(r"= arith.constant -?\d+ : index", ln)] for t in texts]
-    assert len(ops[0]) == len(ops[1])
-    assert "scf.yield" in texts[0] and "tensor.insert_slice" in texts[0]
+    bodies = [_functions(t) for t in texts]
+    assert [len(b) for b in bodies] == [2, 2]                     # the forward scan and its VJP
+    assert bodies[0] == bodies[1]
+    # one call per chunk of UNROLL_MAX_LENGTH steps, forward and back
+    assert [t.count("util.call") for t in texts] == [2 * 2, 2 * 40]
+    assert "inlining_policy = #util.inline.never" in bodies[0][0]
+    assert "scf.for" not in texts[0] and "tensor.insert_slice" in texts[0]
 
 
 def test_short_scans_are_unrolled():
     text = _mlir_text(optimize(grad(_rnn_graph(UNROLL_MAX_LENGTH)))[0])
-    assert "scf.for" not in text
+    assert "util.call" not in text and "util.func" not in text
 
 
-def test_only_the_per_step_outputs_something_reads_are_stacked():
+def test_only_the_per_step_outputs_something_reads_are_returned():
     text = _mlir_text(_rnn_graph(LONG))
-    head = next(line for line in text.splitlines() if "scf.for" in line)
-    # the carry h, and y: h's stack is never read
-    assert re.search(r"%loop\w*:2 = scf.for", head), head
-    chunks = f"x{LONG // UNROLL_MAX_LENGTH}x{UNROLL_MAX_LENGTH}x3xf32>"   # y as [B, chunk, step, 3]
-    assert head.count(chunks) == 1, head
+    (body,) = _functions(text)
+    head = body.splitlines()[0]
+    # the carry h, and y's steps (h's own stack is never read), and the token
+    results = head.split(") -> (")[1].split(") attributes")[0]
+    assert results == f"tensor<?x3xf32>, tensor<?x{UNROLL_MAX_LENGTH}x3xf32>, %token", head
+    # the sequence is read chunk-major: chunk j is the block [j]
+    assert re.search(rf"tensor.extract_slice %\w+\[1, 0, 0, 0\] \[1, %B, {UNROLL_MAX_LENGTH}, 3\]", text)
 
 
 # ---- run through IREE --------------------------------------------------------------------------
@@ -162,11 +171,13 @@ def _nested_graph(T, inner):
 
 
 @requires_iree
-def test_nested_scans_are_nested_loops():
+def test_nested_scans_are_nested_calls():
     g = _nested_graph(LONG, LONG + 1)
     text = _mlir_text(g)
-    # the outer loop's body is UNROLL_MAX_LENGTH steps, each holding the inner loop
-    assert text.count("scf.for") == 1 + UNROLL_MAX_LENGTH
+    # the outer body is UNROLL_MAX_LENGTH steps, each calling the inner body (one function) for
+    # its 2 chunks (and running 1 step unrolled); the outer body is called for 2 chunks
+    assert len(_functions(text)) == 2
+    assert text.count("util.call") == 2 + 2 * UNROLL_MAX_LENGTH
     rng = np.random.default_rng(1)
     a = {"c0": rng.standard_normal(3).astype(np.float32),
          "xs": rng.standard_normal((LONG, LONG + 1, 3)).astype(np.float32)}
@@ -203,7 +214,7 @@ model M {{
 def test_recurrent_layers_train_like_the_numpy_backend(layer, extra):
     src = _layer_model(layer, extra)
     a, b = nnc.compile(src, backend="numpy"), nnc.compile(src, backend="mlir")
-    assert "scf.for" in b.backend.emit(b.graph("train_step"))
+    assert "util.call" in b.backend.emit(b.graph("train_step"))
     b.set_params(a.params)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, LONG, 3)).astype(np.float32)
