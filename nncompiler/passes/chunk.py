@@ -2,15 +2,18 @@
 
 `chunk_scans(graph, max_steps)` rewrites every scan longer than `max_steps` as a scan over
 `q = T // K` chunks whose body is K steps of the original body unrolled (K at most
-`max_steps`, chosen by `chunk_length`); the sequences are read as [.., q, K, ..] (a reshape
-of the time axis) and the stacked outputs reshaped back to [.., T, ..]. When K does not
-divide T, the `T - q*K` steps the scan reaches last run unrolled after the loop (the last
-steps of a forward scan, the first of a reverse one) and their outputs are concatenated on.
+`max_steps`, chosen by `chunk_length`). The sequences are read chunk-major: the time axis
+reshaped to (q, K) and q moved to the front, [q, .., K, ..], so that chunk j is one contiguous
+block; the chunk scan runs along axis 0 and its stacked outputs are moved back and reshaped to
+[.., T, ..]. When K does not divide T, the `T - q*K` steps the scan reaches last run unrolled
+after the loop (the last steps of a forward scan, the first of a reverse one) and their outputs
+are concatenated on.
 
 The graph then has at most about `2 * max_steps` copies of each body whatever T is, and the
-loop runs T/K iterations instead of T. The mlir backend uses it (backends/mlir/loops.py):
-under IREE every loop iteration costs a command-buffer submission, and loop-carried tensors
-(the stacked outputs) are copied whole each iteration, so fewer, fatter iterations win.
+loop runs T/K iterations instead of T. The mlir backend uses it (backends/mlir/loops.py): it
+calls the chunk body once per chunk, and each call costs a command-buffer submission and the
+copies of its operands, so fewer, fatter chunks win; contiguous chunks are sliced by plain
+copies instead of a strided dispatch each.
 """
 from __future__ import annotations
 

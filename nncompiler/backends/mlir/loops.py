@@ -43,13 +43,11 @@ from .types import symbol_name, tensor_type
 if TYPE_CHECKING:  # emit.py imports this module
     from .emit import FunctionEmitter
 
-# Scans of at most this many steps are unrolled; longer ones loop over chunks of 8 to 15
-# unrolled steps. Measured with bench case G's model (LSTM 16, batch 32, Adam training step;
-# IREE 3.13 llvm-cpu, 2 shared cores), loop and unrolled interleaved in one process: at T = 30
-# (2 chunks) and T = 50 (5 chunks) the loop's step time equals the unrolled one within noise,
-# at T = 200 (20 chunks) it is 0.75-0.85x, and it compiles 2-6x faster; one step per iteration
-# was 6-28x slower than unrolled (docs/mlir.md, "Loops").
-# So a module holds at most ~30 steps (a chunk and a remainder) whatever T is.
+# Scans of at most this many steps are unrolled; longer ones are called chunk by chunk, a chunk
+# being 8 to 15 unrolled steps (passes/chunk.py): a module holds at most ~30 steps of a scan (a
+# chunk and a remainder) whatever T is. Measured with bench case G's model (LSTM 16, batch 32,
+# Adam training step, T = 200; IREE 3.13 llvm-cpu, 2 shared cores), chunks of 15, 20 and 25
+# steps ran within the noise of each other, while the compile time grows with the chunk.
 UNROLL_MAX_LENGTH = 15
 
 
