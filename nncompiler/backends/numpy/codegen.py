@@ -325,10 +325,7 @@ def _conv_epilogues(graph: Graph, pooled_relus: set[int]) -> dict[int, tuple[int
     and clamps y a chunk of rows at a time, in one pass instead of two, into y itself (the add
     and the maximum would overwrite it in place anyway, having no other reader). Same
     operands, same order: the same bits as the two ops apart."""
-    users: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users.setdefault(i, []).append(n.id)
+    users = graph.users()
     outputs = {i for _, i in graph.outputs}
     order = {n.id: k for k, n in enumerate(graph.nodes)}
 
@@ -387,10 +384,7 @@ def _conv_cols_pairs(graph: Graph) -> dict[int, int]:
 
 def _swish_pairs(graph: Graph) -> dict[int, int]:
     """sigmoid nodes whose only use is `mul(x, sigmoid(x))` (swish), mapped to that mul."""
-    users: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users.setdefault(i, []).append(n.id)
+    users = graph.users()
     outputs = {i for _, i in graph.outputs}
     pairs = {}
     for n in graph.nodes:

@@ -22,10 +22,7 @@ def max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
     ir/pools.py computes: the pool records each window's winning tap, the gradient writes
     g through it (a training step pairs them; relu's mask, moved onto the pooled gradient
     by simplify, is that where)."""
-    users: dict[int, int] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users[i] = users.get(i, 0) + 1
+    users = graph.users()
     outputs = {i for _, i in graph.outputs}
     forward: dict[tuple, int] = {}
     pairs: dict[int, tuple[int, int | None]] = {}
@@ -41,7 +38,7 @@ def max_pool_pairs(graph: Graph) -> dict[int, tuple[int, int | None]]:
                 forward.setdefault(key, n.id)
         elif key in forward:
             w = graph[n.inputs[1]]
-            absorb = (is_where0(graph, w) and users[w.id] == 1 and w.id not in outputs
+            absorb = (is_where0(graph, w) and len(users[w.id]) == 1 and w.id not in outputs
                       and graph[w.inputs[1]].shape == w.shape)     # g itself, not broadcast
             pairs[n.id] = (forward[key], w.id if absorb else None)
     return pairs
@@ -53,10 +50,7 @@ def pooled_relus(graph: Graph, pools: dict[int, tuple[int, int | None]]) -> dict
     is read by that pool and its gradient only, and the gradient absorbs where(pooled > 0,
     g, 0). The pooled bits are the same (ir/pools.py); z's winning taps differ from relu(z)'s
     only in windows whose max is not positive, and there the where zeroes the gradient."""
-    users: dict[int, list[int]] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users.setdefault(i, []).append(n.id)
+    users = graph.users()
     outputs = {i for _, i in graph.outputs}
     out = {}
     for s, (f, w) in pools.items():
