@@ -59,23 +59,12 @@ class Classify:
             return view_through(n, inner) if inner is not None else None
         return None
 
-    def _buffer_operand(self, nid: int, pos: int, operand: int):
-        """A matmul / fallback operand must be a strided view of a buffer: materialize it if not."""
+    def _buffer_operand(self, nid: int, pos: int, operand: int, dense: bool = False):
+        """A matmul / fallback operand must be a strided view of a buffer, a looped scan's a
+        dense buffer (`dense`: the runtime addresses step t of a sequence as one contiguous
+        block, loops.py): materialize it if not."""
         v = self.view_of(operand)
-        if v is None:
-            if self.cls[operand] == "inline":
-                self.inline_stored.add(operand)
-            else:
-                self.copies.add(operand)
-                self.cls[operand] = "compute"
-            v = self.view_of(operand)
-        self.operand_views[(nid, pos)] = v
-
-    def _loop_operand(self, nid: int, pos: int, operand: int):
-        """A looped scan's operand must be a dense buffer: the runtime addresses step t of a
-        sequence as one contiguous block (loops.py)."""
-        v = self.view_of(operand)
-        if v is None or not v.contiguous:
+        if v is None or dense and not v.contiguous:
             if self.cls[operand] == "inline":
                 self.inline_stored.add(operand)
             else:
@@ -93,7 +82,7 @@ class Classify:
                     self._buffer_operand(n.id, pos, i)
             elif n.op == "scan":
                 for pos, i in enumerate(n.inputs):
-                    self._loop_operand(n.id, pos, i)
+                    self._buffer_operand(n.id, pos, i, dense=True)
         for o in self.output_ids:
             c = self.cls[o]
             if c == "inline":
