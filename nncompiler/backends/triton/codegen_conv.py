@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ...ir.shapes import canon_dim, dim_mul, numel
 from .codegen_body import Body
-from .codegen_matmul import colsum_slots
+from .codegen_matmul import colsum_slots, epilogue, indent
 from .codegen_scope import KernelScope
 from .index import add_terms, mul_expr, paren
 from .ops import zero
@@ -138,19 +138,7 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
     acc_dtype = {"f32": "tl.float32", "f64": "tl.float64"}[dt]
     colsums = colsum_slots(gen, body, k, acc_dtype)
     # epilogue: the matmul's, over the output pixel axes decomposed from i_m
-    body.vars[cv] = "acc"
-    if cv in stores:
-        body.store(cv, "acc", "x", "body")
-    for nid in k.space.closure:
-        if nid == cv:
-            continue
-        if nid in k.colsums:
-            if nid in stores:
-                body.store(nid, body.vars[nid], "x", "body")
-            continue
-        body.emit_node(nid, stores)
-    gen.riders(body, k)
-    defs = body.index_defs()
+    defs = epilogue(gen, body, k, cv, stores)
     group_lines = [f"i_f = pid_b * {Fg} + i_n  # the output channel: this group's columns"] if groups > 1 else []
     top = gen.with_top(kern, defs.get("top", [])) + t.ROWS.render(rows="\n".join(rows)).splitlines()
     # IEEE in every precision mode: the numpy reference rounds matmul operands only (precision.py)
@@ -160,7 +148,7 @@ def conv_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, di
         M=kern.dim(M), N=kern.dim(Fg), K=kern.dim(K),
         top="\n".join("    " + x for x in top),
         a_base=a_base, b_base=b_base, acc_dtype=acc_dtype, descriptors="",
-        load_a=_indent(load_a, 2), load_b=_indent(load_b, 2), dot=dot,
+        load_a=indent(load_a, 2), load_b=indent(load_b, 2), dot=dot,
         **colsums,
         epilogue="\n".join("    " + x for x in group_lines + defs.get("epilogue", []) + body.sections["body"]))
     grid = [("matmul", M, Fg, groups)]
@@ -181,8 +169,3 @@ def _based(ptr: str, view) -> str:
 def _times(tile: str, stride: str) -> str:
     """An indexed tile times a stride, with no parentheses around the tile."""
     return "0" if stride == "0" else tile if stride == "1" else f"{tile} * {paren(stride)}"
-
-
-def _indent(text: str, levels: int) -> str:
-    pad = "    " * levels
-    return "\n".join(pad + line for line in text.splitlines())

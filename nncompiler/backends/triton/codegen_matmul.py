@@ -61,20 +61,7 @@ def matmul_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, 
     colsums = colsum_slots(gen, body, k, acc_dtype)
     kern.scratch("ws_ptr", "*fp32")
     kern.scratch("lock_ptr", "*i32")
-    # epilogue
-    body.vars[mm] = "acc"
-    if mm in stores:
-        body.store(mm, "acc", "x", "body")
-    for nid in k.space.closure:
-        if nid == mm:
-            continue
-        if nid in k.colsums:
-            if nid in stores:
-                body.store(nid, body.vars[nid], "x", "body")
-            continue
-        body.emit_node(nid, stores)
-    gen.riders(body, k)
-    defs = body.index_defs()
+    defs = epilogue(gen, body, k, mm, stores)
     top = gen.with_top(kern, defs.get("top", []))
     loads, descriptors, tma_layouts = operand_loads(gen, kern, k.space.shape, av, bv, dt)
     text = gen.t["matmul"].MATMUL.render(
@@ -90,6 +77,25 @@ def matmul_kernel(gen, kern: KernelScope, k: Group, stores) -> tuple[str, list, 
     info = {"M": M, "N": N, "K": K, "batch": batch, "dtype": dt, "colsums": len(k.colsums),
             "precision": gen.precision, "tma": tma_layouts}
     return text, grid, info
+
+
+def epilogue(gen, body: Body, k: Group, root: int, stores) -> dict:
+    """Emit the group's epilogue on MATMUL's accumulator tile `acc` (the value of node `root`):
+    every other node of the closure in order, the column sums (colsum_slots) only stored; returns
+    the body's index definitions."""
+    body.vars[root] = "acc"
+    if root in stores:
+        body.store(root, "acc", "x", "body")
+    for nid in k.space.closure:
+        if nid == root:
+            continue
+        if nid in k.colsums:
+            if nid in stores:
+                body.store(nid, body.vars[nid], "x", "body")
+            continue
+        body.emit_node(nid, stores)
+    gen.riders(body, k)
+    return body.index_defs()
 
 
 def colsum_slots(gen, body: Body, k: Group, acc_dtype: str) -> dict:
