@@ -62,9 +62,13 @@ def test_paired_max_pool_equals_torch_forward_and_gradient(xs, window, values):
     assert "_max_pool_and_index(" in src and "_max_pool_scatter(" in src and "_select_scatter(" not in src
     rng = np.random.default_rng(3)
     x = _values(values, xs, rng)
+    _check_against_torch_and_interpreter(g, x, rng, window, relu=False)
+
+
+def _check_against_torch_and_interpreter(g, x, rng, window, relu):
     r = rng.standard_normal(tuple(g.arg("r").shape)).astype(np.float32)
     out = compile_graph(g)({"x": x, "r": r})
-    pooled, dx = _torch(x, r, window, relu=False)
+    pooled, dx = _torch(x, r, window, relu=relu)
     np.testing.assert_array_equal(out["pooled"], pooled)
     np.testing.assert_array_equal(out["grad.x"], dx)
     ref = interpret(g, {"x": x, "r": r})
@@ -95,13 +99,7 @@ def test_relu_and_its_mask_are_absorbed_into_the_pool_and_its_gradient(xs, windo
         for name in ("pooled", "grad.x"):
             assert np.asarray(out[name]).tobytes() == np.asarray(ref[name]).tobytes(), name
         return
-    r = rng.standard_normal(tuple(g.arg("r").shape)).astype(np.float32)
-    out = compile_graph(g)({"x": x, "r": r})
-    pooled, dx = _torch(x, r, window, relu=True)
-    np.testing.assert_array_equal(out["pooled"], pooled)
-    np.testing.assert_array_equal(out["grad.x"], dx)
-    ref = interpret(g, {"x": x, "r": r})
-    np.testing.assert_array_equal(out["grad.x"], ref["grad.x"])
+    _check_against_torch_and_interpreter(g, x, rng, window, relu=True)
 
 
 def test_an_absorbed_wheres_operands_outlive_it():
