@@ -114,14 +114,8 @@ def section_rnn(gs, a, out):
             traceback.print_exc()
             rows.append({"T": steps, "impl": f"torch eager: {type(e).__name__}: {e}"[:100]})
     out["rnn"] = rows
-    lines = [f"\n### LSTM {features}->{units} + dense 1, Adam training step, batch {batch}, {a.precision}\n",
-             "| impl | T | step ms (median) | min | kernels / step | planned kernels | first call s |",
-             "|---|---|---|---|---|---|---|"]
-    f = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
-    for r in rows:
-        if "median_ms" not in r:
-            lines.append(f"| {r['impl']} | {r['T']} | failed | | | | |")
-            continue
-        lines.append(f"| {r['impl']} | {r['T']} | {f(r['median_ms'], '.3f')} | {f(r['min_ms'], '.3f')} "
-                     f"| {f(r['kernels'], '.0f')} | {f(r['plan_kernels'], 'd')} | {f(r['first_s'], '.2f')} |")
-    gs.emit(out, lines)
+    gs.emit(out, gs.table(
+        [f"\n### LSTM {features}->{units} + dense 1, Adam training step, batch {batch}, {a.precision}\n"],
+        ["impl", "T", "step ms (median)", "min", "kernels / step", "planned kernels", "first call s"], rows,
+        lambda r: [gs.cell(r["median_ms"], ".3f"), gs.cell(r["min_ms"], ".3f"), gs.cell(r["kernels"], ".0f"),
+                   gs.cell(r["plan_kernels"], "d"), gs.cell(r["first_s"], ".2f")], lead=("impl", "T")))

@@ -356,19 +356,29 @@ def step_rows(a, out, key, title, nn_source, torch_make, lr, modes=None):
             traceback.print_exc()
             rows.append({"impl": f"{name}: {type(e).__name__}: {e}"[:100]})
     out[key] = rows
-    lines = [f"\n### {title}, batch {a.batch}, {a.precision}\n",
-             "| impl | step ms (median) | min | max | kernels / step | memcpy+memset / step "
-             "| planned kernels | first call s |",
-             "|---|---|---|---|---|---|---|---|"]
-    f = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    emit(out, table([f"\n### {title}, batch {a.batch}, {a.precision}\n"],
+                    ["impl", "step ms (median)", "min", "max", "kernels / step", "memcpy+memset / step",
+                     "planned kernels", "first call s"], rows,
+                    lambda r: [cell(r["median_ms"], ".3f"), cell(r["min_ms"], ".3f"), cell(r["max_ms"], ".3f"),
+                               cell(r["kernels"], ".0f"), cell(r["memcpys"], ".0f"),
+                               cell(r["plan_kernels"], "d"), cell(r["first_s"], ".2f")]))
+
+
+def table(heading: list[str], columns: list[str], rows: list[dict], cells, lead=("impl",)) -> list[str]:
+    """Markdown lines: `heading`, then a table of `columns` with a line per row: the row's `lead`
+    keys, then cells(row) where it was timed, or 'failed' where it raised."""
+    def line(values):
+        return "|" + "|".join(f" {v} " if v else " " for v in values) + "|"
+    lines = heading + [line(columns), "|" + "---|" * len(columns)]
     for r in rows:
-        if "median_ms" not in r:
-            lines.append(f"| {r['impl']} | failed | | | | | | |")
-            continue
-        lines.append(f"| {r['impl']} | {f(r['median_ms'], '.3f')} | {f(r['min_ms'], '.3f')} | {f(r['max_ms'], '.3f')} "
-                     f"| {f(r['kernels'], '.0f')} | {f(r['memcpys'], '.0f')} | {f(r['plan_kernels'], 'd')} "
-                     f"| {f(r['first_s'], '.2f')} |")
-    emit(out, lines)
+        rest = cells(r) if "median_ms" in r else ["failed"] + [""] * (len(columns) - len(lead) - 1)
+        lines.append(line([str(r[k]) for k in lead] + rest))
+    return lines
+
+
+def cell(v, spec: str) -> str:
+    """A table cell: v formatted, or a dash where it was not measured."""
+    return "—" if v is None else format(v, spec)
 
 
 def emit(out, lines):
@@ -420,18 +430,12 @@ def section_bandwidth(a, out):
     t = timeit(lambda: dst.copy_(src), dev, iters=a.iters)
     copy = 2 * src.numel() * 4 / (t["median_ms"] / 1e3) / 1e9
     out["bandwidth"] = {"rows": rows, "copy_GBps": copy, "elements": n}
-    lines = [f"\n### fused elementwise chain over {n} floats (swish(leaky_relu(x*1.5+0.25)))\n",
-             f"device-to-device copy: {copy:.0f} GB/s (read + write)\n",
-             "| impl | ms (median) | GB/s | % of copy | kernels / call | memcpy+memset / call | planned kernels |",
-             "|---|---|---|---|---|---|---|"]
-    f = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
-    for r in rows:
-        if "median_ms" not in r:
-            lines.append(f"| {r['impl']} | failed | | | | | |")
-            continue
-        lines.append(f"| {r['impl']} | {r['median_ms']:.3f} | {r['GBps']:.0f} | {100 * r['GBps'] / copy:.0f}% "
-                     f"| {f(r['kernels'], '.0f')} | {f(r['memcpys'], '.0f')} | {f(r['plan_kernels'], 'd')} |")
-    emit(out, lines)
+    emit(out, table([f"\n### fused elementwise chain over {n} floats (swish(leaky_relu(x*1.5+0.25)))\n",
+                     f"device-to-device copy: {copy:.0f} GB/s (read + write)\n"],
+                    ["impl", "ms (median)", "GB/s", "% of copy", "kernels / call", "memcpy+memset / call",
+                     "planned kernels"], rows,
+                    lambda r: [f"{r['median_ms']:.3f}", f"{r['GBps']:.0f}", f"{100 * r['GBps'] / copy:.0f}%",
+                               cell(r["kernels"], ".0f"), cell(r["memcpys"], ".0f"), cell(r["plan_kernels"], "d")]))
 
 
 def main(argv=None):
