@@ -128,17 +128,6 @@ class Body(Addressing, Windows):
     def helper(self, name: str):
         self.k.helpers.add(name)
 
-    def const_value(self, nid: int):
-        n = self.g[nid]
-        while n.prim.kind == "movement" and self.plan.cls[n.id] == "inline":
-            n = self.g[n.inputs[0]]
-        if n.op != "const":
-            return None
-        v = n.attr["value"]
-        while isinstance(v, tuple):
-            v = v[0] if v else None
-        return float(v) if v is not None else None
-
     # -- operands ----------------------------------------------------------------------
     def operand(self, nid: int, k: int) -> str:
         i = self.g[nid].inputs[k]
