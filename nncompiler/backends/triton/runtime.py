@@ -168,6 +168,15 @@ class CompiledGraph:
                                                   and os.environ.get("NNC_CUDA_GRAPHS", "1") != "0")):
             self._graphs = StepGraphs(self, donate, cuda_api)
 
+    def node_dtype(self, nid: int):
+        """The torch dtype of node `nid`'s values (scan_runner allocates a body's results)."""
+        return self._dtypes[nid]
+
+    @property
+    def reads_descriptors(self) -> bool:
+        """Whether a kernel may read an operand through a TMA descriptor (a 16-byte-aligned base)."""
+        return self._descriptors
+
     # -- memory plan ----------------------------------------------------------------------
     def _plan_memory(self):
         """Give every intermediate a slot; a slot is free again once its last reader has run."""

@@ -29,7 +29,7 @@ def _storage(t) -> int:
     return t.untyped_storage().data_ptr()
 
 
-def _based(t, descriptors: bool):
+def _tma_aligned(t, descriptors: bool):
     """A step's slice as a kernel argument: a TMA descriptor (tma.py) needs a 16-byte-aligned
     base, which every buffer the runtime allocates has but slot t of a [T, ...] buffer only
     has when a step's block is a multiple of 16 bytes; such a slice is copied (a GPU compiling
@@ -50,9 +50,9 @@ def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
     fixed = dict(zip(names[nc + ns:], invariants))
     sizes = body.bind({**dict(zip(names[:nc], carries)), **dict(zip(names[nc:nc + ns], (s[0] for s in seqs))),
                        **fixed})
-    stacked = [torch.empty((length,) + eval_shape(g[i].shape, sizes), dtype=body._dtypes[i], device=device)
+    stacked = [torch.empty((length,) + eval_shape(g[i].shape, sizes), dtype=body.node_dtype(i), device=device)
                for _, i in stacked_outs]
-    pairs = [[torch.empty(eval_shape(g[i].shape, sizes), dtype=body._dtypes[i], device=device) for _ in range(2)]
+    pairs = [[torch.empty(eval_shape(g[i].shape, sizes), dtype=body.node_dtype(i), device=device) for _ in range(2)]
              for _, i in carry_outs]
     pair_ids = [[_storage(x) for x in p] for p in pairs]
     ours = {_storage(t) for t in stacked} | {sid for p in pair_ids for sid in p}
@@ -62,8 +62,8 @@ def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
     slots = [buf.unbind(0) for buf in stacked]
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         args = dict(fixed)
-        args.update(zip(names[:nc], (_based(c, body._descriptors) for c in carries)))
-        args.update(zip(names[nc:nc + ns], (_based(s[t], body._descriptors) for s in seq_steps)))
+        args.update(zip(names[:nc], (_tma_aligned(c, body.reads_descriptors) for c in carries)))
+        args.update(zip(names[nc:nc + ns], (_tma_aligned(s[t], body.reads_descriptors) for s in seq_steps)))
         into: dict = {}
         for slot, (_, i) in zip(slots, stacked_outs):
             into.setdefault(i, slot[t])
