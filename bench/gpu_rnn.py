@@ -78,7 +78,7 @@ def _nnc_row(gs, a, name, source, batch, unrolled: bool):
         planned = m.backend.kernel_count(m.graph("train_step"))
     finally:
         loops.LOOP_MIN_LENGTH = saved
-    return gs._row(name, step, a, first, planned)
+    return gs.timed_row(name, step, a, first, planned)
 
 
 def section_rnn(gs, a, out):
@@ -109,7 +109,7 @@ def section_rnn(gs, a, out):
             t0 = time.perf_counter()
             fn()
             gs.sync(a.device)
-            rows.append({"T": steps, **gs._row("torch eager (cuDNN LSTM)", fn, a, time.perf_counter() - t0)})
+            rows.append({"T": steps, **gs.timed_row("torch eager (cuDNN LSTM)", fn, a, time.perf_counter() - t0)})
         except Exception as e:
             traceback.print_exc()
             rows.append({"T": steps, "impl": f"torch eager: {type(e).__name__}: {e}"[:100]})

@@ -312,7 +312,9 @@ def section_examples(a, out):
         print(f"| {r['example']} | {r['what']} | {s} | {r['kernels'] if r['kernels'] is not None else '—'} | {r['result']} |")
 
 
-def _row(name, fn, a, first=None, plan=None):
+def timed_row(name, fn, a, first=None, plan=None):
+    """A table row for `fn`: its times, its CUDA kernels and copies per call, the planned
+    kernels and the first call's seconds (gpu_rnn.py's rows too)."""
     t = timeit(fn, a.device, warmup=3, iters=a.iters)
     kernels, copies = cuda_kernels_per_call(fn, a.device)
     return {"impl": name, **t, "kernels": kernels, "memcpys": copies, "plan_kernels": plan, "first_s": first}
@@ -337,8 +339,8 @@ def step_rows(a, out, key, title, nn_source, torch_make, lr, modes=None):
         sync(dev)
         first = time.perf_counter() - t0
         plan = nnc_plan_kernels(m)
-        rows.append(_row("nnc triton (CUDA graph; batch in its input buffers)", step, a, first, plan))
-        rows.append(_row("nnc Model.step_on_device (host batch: pinned upload)",
+        rows.append(timed_row("nnc triton (CUDA graph; batch in its input buffers)", step, a, first, plan))
+        rows.append(timed_row("nnc Model.step_on_device (host batch: pinned upload)",
                          lambda: m.step_on_device(x=xs, y=ys), a, None, plan))
     except Exception as e:
         traceback.print_exc()
@@ -351,7 +353,7 @@ def step_rows(a, out, key, title, nn_source, torch_make, lr, modes=None):
             t0 = time.perf_counter()
             fn()
             sync(dev)
-            rows.append(_row(name, fn, a, time.perf_counter() - t0))
+            rows.append(timed_row(name, fn, a, time.perf_counter() - t0))
         except Exception as e:
             traceback.print_exc()
             rows.append({"impl": f"{name}: {type(e).__name__}: {e}"[:100]})
@@ -405,7 +407,7 @@ def section_bandwidth(a, out):
         np.testing.assert_allclose(want[m.lowered.output_names[0]][:4096].cpu().numpy(), ref, rtol=1e-5, atol=1e-6)
         # CompiledGraph.run: the kernel reads the caller's x where it lies (a captured graph
         # would first copy x into its input buffer: 64 MB the torch rows do not move)
-        r = _row("nnc triton (1 fused kernel)", lambda: cg.run(args), a, None, nnc_plan_kernels(m, "predict"))
+        r = timed_row("nnc triton (1 fused kernel)", lambda: cg.run(args), a, None, nnc_plan_kernels(m, "predict"))
         rows.append({**r, "GBps": nbytes / (r["median_ms"] / 1e3) / 1e9})
     except Exception as e:
         traceback.print_exc()
@@ -420,7 +422,7 @@ def section_bandwidth(a, out):
         try:
             f = chain if mode is None else torch.compile(chain) if mode == "default" else torch.compile(chain, mode=mode)
             f(x)
-            r = _row(name, lambda: f(x), a)
+            r = timed_row(name, lambda: f(x), a)
             rows.append({**r, "GBps": nbytes / (r["median_ms"] / 1e3) / 1e9})
         except Exception as e:
             traceback.print_exc()
