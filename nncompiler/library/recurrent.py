@@ -53,7 +53,7 @@ def _check_input(ctx: LayerContext, x, units: int):
                          f"{list(shape)} (reshape a [B, T] sequence to [B, T, 1])")
     batch, steps, features = shape
     if not isinstance(steps, int):
-        raise ShapeError(f"the time dimension must be static (the loop is unrolled), got {steps}")
+        raise ShapeError(f"the time dimension must be static (the scan runs a fixed number of steps), got {steps}")
     if not isinstance(features, int):
         raise ShapeError(f"the input's last dimension must be static, got {features}")
     if isinstance(units, bool) or units <= 0:
