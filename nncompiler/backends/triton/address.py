@@ -30,7 +30,8 @@ class Idx:
 ZERO = Idx("0")
 
 
-def _ix_add(a: Idx, c) -> Idx:
+def ix_add(a: Idx, c) -> Idx:
+    """The index a + c (a constant or an expression), written without a `+ 0`."""
     if c == 0 or c == "0":
         return a
     if a.expr == "0":
@@ -38,7 +39,8 @@ def _ix_add(a: Idx, c) -> Idx:
     return Idx(f"{a.expr} + {c}", a.groups)
 
 
-def _ix_scale(a: Idx, s) -> Idx:
+def ix_scale(a: Idx, s) -> Idx:
+    """The index a * s."""
     return Idx(mul_expr(a.expr, str(s)), a.groups)
 
 
@@ -203,7 +205,7 @@ class Addressing:
     def _move_slice(self, n, a, src, sshape, idx: list, conds: tuple) -> str:
         if not a["start"]:
             return self.load(src, idx, conds)
-        new = [_ix_add(_ix_scale(i, step), start) for i, start, step in zip(idx, a["start"], a["step"])]
+        new = [ix_add(ix_scale(i, step), start) for i, start, step in zip(idx, a["start"], a["step"])]
         return self.load(src, new, conds)
 
     def _move_pad(self, n, a, src, sshape, idx: list, conds: tuple) -> str:
@@ -212,7 +214,7 @@ class Addressing:
             if lo == 0 and hi == 0 and k == 0:
                 new.append(i)
                 continue
-            shifted = _ix_add(i, -lo) if lo else i
+            shifted = ix_add(i, -lo) if lo else i
             src_i = Idx(f"{paren(shifted.expr)} // {k + 1}", i.groups) if k else shifted
             parts = [f"({i.expr} >= {lo})"] if lo else []
             parts.append(f"({src_i.expr} < {self.k.dim(d)})")
@@ -249,7 +251,7 @@ class Addressing:
         values = []
         for k, (p, s0, size) in enumerate(pieces):
             pidx = list(idx)
-            pidx[axis] = _ix_add(i, -s0) if s0 else i
+            pidx[axis] = ix_add(i, -s0) if s0 else i
             lo = f"({i.expr} >= {s0})" if s0 else None
             hi = f"({i.expr} < {s0 + size})" if k < len(pieces) - 1 else None
             cond = " & ".join(x for x in (lo, hi) if x)

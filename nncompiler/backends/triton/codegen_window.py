@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from .address import Idx, _ix_add, _ix_scale
+from .address import Idx, ix_add, ix_scale
 from .index import paren
 from .ops import lowest, zero
 
@@ -60,7 +60,7 @@ class Windows:
                 if qmax < 0 or qmin >= size:
                     dead = True
                     break
-                q = _ix_add(_ix_scale(o, s), off)
+                q = ix_add(ix_scale(o, s), off)
                 parts = ([f"({q.expr} >= 0)"] if qmin < 0 else []) + ([f"({q.expr} < {size})"] if qmax >= size else [])
                 if parts:
                     conds.append(Idx(" & ".join(parts), o.groups))
@@ -136,7 +136,7 @@ class Windows:
         for t in range(len(taps) - 1, -1, -1):
             base, valid = [p[0]], []
             for ax, (s, (lo, _), o_n) in enumerate(zip(stride, a["padding"], outs)):
-                u = _ix_add(p[1 + ax], lo - taps[t][ax])
+                u = ix_add(p[1 + ax], lo - taps[t][ax])
                 umin = lo - taps[t][ax]
                 umax = umin if p[1 + ax].expr == "0" else xs.shape[1 + ax] - 1 + umin
                 if umax < 0 or (umin >= 0 and umin // s >= o_n) or (umin == umax and umin % s):
@@ -174,7 +174,7 @@ class Windows:
                 base.append(Idx(str(lo // s)))
                 tap.append(str(lo % s))
                 continue
-            u = _ix_add(p[1 + ax], lo)
+            u = ix_add(p[1 + ax], lo)
             o = Idx(f"{paren(u.expr)} // {s}" if s > 1 else u.expr, u.groups)
             t = f"{paren(u.expr)} % {s}" if s > 1 else "0"
             top = (xs.shape[1 + ax] - 1 + lo) // s          # the largest o
