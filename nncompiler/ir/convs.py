@@ -1,7 +1,7 @@
 """numpy computation of the `conv` primitive (ir/primitives.py): x [N, *S, C], w [*K, C/groups, F].
 
 One implementation serves the reference interpreter (interpret.py) and the numpy backend's
-generated code (through ir/windows.py), so that folding a conv and running it give the same bits.
+generated code, so that folding a conv and running it give the same bits.
 
 conv is one float32 sgemm plus strided copies, in one of three layouts picked by shape:
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import products, reductions, windows
+from . import convs, products, reductions, windows
 from .graph import Graph, Node
 from .primitives import norm_axes
 from .shapes import NUMPY_DTYPE, Monomial, eval_shape
@@ -139,13 +139,13 @@ def _transpose(n, a, env):
     return a[0].transpose(tuple(n.attr["perm"]))
 
 
-# ---- windows: ir/windows.py computes them for this interpreter and for the numpy backend's
+# ---- windows: ir/convs.py and ir/windows.py compute them for this interpreter and for the numpy backend's
 # generated code alike (one implementation, so folding stays bit-identical); the backends are
 # checked against torch --------------------------------------------------------------------
 
 def _conv(n, a, env):
     at = n.attr
-    return windows.conv(a[0], a[1], at["stride"], at["padding"], at["dilation"], at["groups"])
+    return convs.conv(a[0], a[1], at["stride"], at["padding"], at["dilation"], at["groups"])
 
 
 def _reduce_window(n, a, env):

@@ -1,10 +1,9 @@
-"""numpy computation of the window primitives: conv, reduce_window, select_scatter.
+"""numpy computation of the pooling window primitives: reduce_window, select_scatter.
 
 One implementation serves the reference interpreter (interpret.py) and the numpy backend's
 generated code, so that folding a window op and running it give the same bits.
 
-conv's layouts (im2col, few outputs, scatter) are in ir/convs.py; conv and its helpers are
-imported here for the callers that import them from this module.
+conv, the third window primitive, is ir/convs.py.
 
 reduce_window and select_scatter run over the few taps of a window, each tap one strided
 view of every window at once: no reshaped copy of the windows, no loop over positions.
@@ -15,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import pools
-from .convs import conv, conv_and_cols, conv_from_cols, conv_layout  # noqa: F401  (re-exported)
 from .pools import tap_views as _tap_views
 
 

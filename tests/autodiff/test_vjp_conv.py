@@ -78,7 +78,7 @@ CONVS = [  # x shape, kernel shape, stride, padding, dilation, groups
     ((2, 6, 5, 3), (2, 2, 3, 2), (2, 3), ((3, 2), (2, 4)), (1, 1), 1),      # padding wider than the kernel
     ((3, 11, 3), (3, 3, 5), (2,), ((1, 0),), (2,), 1),                      # 1-d, stride and dilation
     ((1, 10, 4), (4, 2, 6), (1,), ((3, 0),), (1,), 2),                      # 1-d causal, groups
-    # the numpy layouts (ir/windows.py) by shape: fewer output than input channels at stride 1
+    # the numpy layouts (ir/convs.py) by shape: fewer output than input channels at stride 1
     # (scatter), and fewer output positions than taps (few outputs), each with odd padding
     ((2, 7, 6, 5), (3, 2, 5, 2), (1, 1), ((2, 0), (1, 1)), (2, 1), 1),      # scatter, dilation 2
     ((1, 6, 7, 6), (3, 3, 3, 2), (1, 1), ((1, 1), (0, 2)), (1, 1), 2),      # scatter, groups, batch 1

@@ -60,9 +60,9 @@ def conv_cols_pairs(graph: Graph) -> dict[int, int]:
 
     The VJP writes conv(x, w)'s kernel gradient as conv(transpose(x) [C, *S, N], g^T) with
     stride and dilation swapped and the same padding, whose window is the forward's output;
-    computed in the few-outputs layout (ir/windows.py), that is columns^T @ g with exactly the
+    computed in the few-outputs layout (ir/convs.py), that is columns^T @ g with exactly the
     forward's im2col columns of x. Both must be groups 1, static, and in those two layouts."""
-    from ...ir.windows import conv_layout
+    from ...ir.convs import conv_layout
     forward: dict[tuple, int] = {}
     pairs: dict[int, int] = {}
     for n in graph.nodes:

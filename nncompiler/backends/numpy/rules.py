@@ -23,8 +23,8 @@ import numpy as np
 from numpy import inf, nan
 from nncompiler.backends.numpy.loop import run_scan as _run_scan, scan_body as _scan_body
 from nncompiler.backends.numpy.loopgen import loop_function as _loop_function
-from nncompiler.ir.windows import conv as _conv, reduce_window as _reduce_window, select_scatter as _select_scatter
-from nncompiler.ir.windows import conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
+from nncompiler.ir.windows import reduce_window as _reduce_window, select_scatter as _select_scatter
+from nncompiler.ir.convs import conv as _conv, conv_and_cols as _conv_and_cols, conv_from_cols as _conv_from_cols
 from nncompiler.ir.products import matmul as _matmul
 from nncompiler.ir.pools import max_and_index as _max_pool_and_index, scatter as _max_pool_scatter
 from nncompiler.ir.reductions import add_reduce as _add_reduce
