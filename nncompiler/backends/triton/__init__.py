@@ -8,7 +8,8 @@
     ops.py       the elementwise table: primitive -> Triton expression
     codegen.py   one readable @triton.jit kernel per group, from the templates in kernels/:
                  codegen_scope.py (parameters, names), codegen_body.py (one line per op),
-                 codegen_matmul.py (the matmul template filled), codegen_conv.py (a conv in it)
+                 codegen_matmul.py (the matmul template filled), codegen_conv.py (a conv in it),
+                 codegen_window.py (pooling windows in a pointwise kernel)
     tma.py       which matmul operands Hopper's TMA tensor descriptors can read
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
     runtime.py   buffers, memory plan, launches, torch fallback
