@@ -40,7 +40,7 @@ def has_random(body: Graph) -> bool:
     return any(n.op == "rng_uniform" or (n.op == "scan" and has_random(n.attr["body"])) for n in body.nodes)
 
 
-def loops(node) -> bool:
+def runs_as_loop(node) -> bool:
     """Does this scan run as a host loop over its body's kernels (else it is unrolled)?"""
     return node.attr["length"] >= LOOP_MIN_LENGTH and not has_random(node.attr["body"])
 
@@ -48,7 +48,7 @@ def loops(node) -> bool:
 def loops_or_unrolls(graph: Graph) -> Graph:
     """The graph the planner sees: short scans unrolled, the others scanning along axis 0."""
     from ...passes.unroll import unroll
-    graph = unroll(graph, select=lambda n: not loops(n))[0]
+    graph = unroll(graph, select=lambda n: not runs_as_loop(n))[0]
     return time_major(graph)
 
 
