@@ -319,11 +319,8 @@ class CompiledGraph:
             self._prepared[key] = prepared
         for i, (k, shapes, launch) in enumerate(prepared):
             if k.kind in ("fallback", "loop"):
-                if k.kind == "loop":
-                    self._loop(k, bufs, sizes)
-                else:
-                    self._fallback(k, bufs, sizes)
-                for n in k.nodes:       # a torch op allocates its own result: move it into place
+                (self._loop if k.kind == "loop" else self._fallback)(k, bufs, sizes)
+                for n in k.nodes:       # a torch op or a loop allocates its own results: move them into place
                     if n in into:
                         into[n].copy_(bufs[n])
                         bufs[n] = into[n]
