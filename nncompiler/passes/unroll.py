@@ -28,6 +28,12 @@ UNROLL_MAX_LENGTH = 1
 HAS_SCAN = {"numpy": True, "triton": True, "mlir": True}
 
 
+def draws_random(body: Graph) -> bool:
+    """Does a scan body (or a body nested in it) draw random numbers? The MLIR and Triton
+    backends fill those once per call, not per step, so such a scan runs unrolled there."""
+    return any(n.op == "rng_uniform" or (n.op == "scan" and draws_random(n.attr["body"])) for n in body.nodes)
+
+
 def inline_step(b: Builder, body: Graph, inputs) -> list[int]:
     """Copy `body` into `b` with its arguments bound to `inputs`; its outputs' new ids."""
     env = {}

@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...ir.graph import Graph, Node
+from ...passes.unroll import draws_random
 from ...ir.shapes import TensorType
 from .types import symbol_name, tensor_type
 
@@ -51,18 +52,12 @@ if TYPE_CHECKING:  # emit.py imports this module
 UNROLL_MAX_LENGTH = 15
 
 
-def has_random(body: Graph) -> bool:
-    """Does a body (or a body nested in it) draw host random numbers? Those are function
-    arguments the runtime fills once per call, so such a scan runs unrolled."""
-    return any(n.op == "rng_uniform" or (n.op == "scan" and has_random(n.attr["body"])) for n in body.nodes)
-
-
 def loops_or_unrolls(graph: Graph) -> Graph:
     """The graph the emitter sees: short scans (and scans drawing random numbers) unrolled,
     longer ones as loops over chunks of unrolled steps (passes/chunk.py)."""
     from ...passes.chunk import chunk_scans
     from ...passes.unroll import unroll
-    graph = unroll(graph, select=lambda n: n.attr["length"] <= UNROLL_MAX_LENGTH or has_random(n.attr["body"]))[0]
+    graph = unroll(graph, select=lambda n: n.attr["length"] <= UNROLL_MAX_LENGTH or draws_random(n.attr["body"]))[0]
     return chunk_scans(graph, UNROLL_MAX_LENGTH)[0]
 
 

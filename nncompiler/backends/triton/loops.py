@@ -22,6 +22,7 @@ contiguous block.
 from __future__ import annotations
 
 from ...ir.graph import Graph
+from ...passes.unroll import draws_random
 
 # Scans shorter than this are unrolled. The trade: per step, an unrolled recurrence launches
 # fewer kernels than the loop's body, because the planner fuses across step boundaries (an
@@ -35,14 +36,9 @@ from ...ir.graph import Graph
 LOOP_MIN_LENGTH = 8
 
 
-def has_random(body: Graph) -> bool:
-    """Does a body (or a body nested in it) draw random numbers on the device?"""
-    return any(n.op == "rng_uniform" or (n.op == "scan" and has_random(n.attr["body"])) for n in body.nodes)
-
-
 def runs_as_loop(node) -> bool:
     """Does this scan run as a host loop over its body's kernels (else it is unrolled)?"""
-    return node.attr["length"] >= LOOP_MIN_LENGTH and not has_random(node.attr["body"])
+    return node.attr["length"] >= LOOP_MIN_LENGTH and not draws_random(node.attr["body"])
 
 
 def loops_or_unrolls(graph: Graph) -> Graph:

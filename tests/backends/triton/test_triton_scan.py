@@ -367,7 +367,7 @@ def _quiet_body():
 
 def test_a_body_drawing_random_numbers_is_unrolled():
     """rng_uniform draws from one Philox key per node: a loop would replay the same numbers
-    every step, so such a scan is unrolled at any length (loops.has_random)."""
+    every step, so such a scan is unrolled at any length (passes.unroll.draws_random)."""
     f = TensorType("f32", (2, 3))
     bb = Builder("noisy")
     c, x = bb.argument("c", "carry", f), bb.argument("x", "input", f)
