@@ -263,15 +263,71 @@ def matmul(fe, n: Node) -> str:
     return name
 
 
+# A concat of at most this many parts, each one entry thick along the axis (a scan's per-step
+# outputs stacked: passes/unroll.py, passes/chunk.py), is one generic reading every part; more
+# parts make each output entry's select chain (one compare and select per part) too long.
+STACK_MAX_PARTS = 16
+
+
 def concat(fe, n: Node) -> str:
     g = fe.g
     xs = [fe.tensor(i) for i in n.inputs]
     if len(xs) == 1:
         return xs[0]
     axis = n.attr["axis"] % n.type.rank
+    width = g[n.inputs[0]].shape[axis]
+    if len(xs) <= STACK_MAX_PARTS and isinstance(width, int) and width > 0 and all(g[i].shape[axis] == width for i in n.inputs):
+        return stack(fe, n, xs, axis, width)
     name = fe.node_name(n)
     tys = ", ".join(tensor_type(g[i].type) for i in n.inputs)
     fe.emit(f"{name} = tensor.concat dim({axis}) {', '.join(xs)} : ({tys}) -> {tensor_type(n.type)}", n)
+    return name
+
+
+def stack(fe, n: Node, xs: list[str], axis: int, width: int) -> str:
+    """A concat of K parts `width` entries thick along `axis` as one generic over the output
+    seen as [.., K, width, ..] whose entry t along K selects part t (each part seen as
+    [.., 1, width, ..]; both reshapes are free). IREE 3.13 splits a tensor.concat into an
+    insert_slice per part, each a copy dispatch of its own (and, strided, an executable of its
+    own per offset): K dispatches for a K-step stack, against one here (docs/mlir.md, "Loops")."""
+    g = fe.g
+    if width != 1:
+        def split(t: TensorType, k: int) -> TensorType:
+            return TensorType(t.dtype, tuple(t.shape[:axis]) + (k, width) + tuple(t.shape[axis + 1:]))
+        parts = [fe.reshape(x, g[i].type, split(g[i].type, 1), n) for x, i in zip(xs, n.inputs)]
+        whole = split(n.type, len(xs))
+        stacked = _stack_generic(fe, n, parts, [split(g[i].type, 1) for i in n.inputs], whole, axis,
+                                 fe.fresh(f"stack{fe.printed[n.id]}"))
+        return fe.reshape(stacked, whole, n.type, n, name=fe.node_name(n))
+    return _stack_generic(fe, n, xs, [g[i].type for i in n.inputs], n.type, axis, fe.node_name(n))
+
+
+def _stack_generic(fe, n: Node, xs: list[str], types: list[TensorType], t: TensorType, axis: int, name: str) -> str:
+    """`name` = the parts `xs` (types one entry thick along `axis`) stacked along it, as one
+    generic: entry k along the axis is a chain of selects picking part k."""
+    r, e = t.rank, ELEM[t.dtype]
+    out = fe.empty(t.dtype, t.shape, n)
+    here = fe.fresh("step")
+    args = [fe.fresh("part") for _ in xs]
+    body = [f"{here} = linalg.index {axis} : index{fe.loc(n)}"]
+    picked = args[0]
+    for k in range(1, len(xs)):
+        hit, sel = fe.fresh("hit"), fe.fresh("pick")
+        body += [f"{hit} = arith.cmpi eq, {here}, {fe.index_const(k)} : index{fe.loc(n)}",
+                 f"{sel} = arith.select {hit}, {args[k]}, {picked} : {e}{fe.loc(n)}"]
+        picked = sel
+    body.append(f"linalg.yield {picked} : {e}")
+    part_map = _amap(r, [None if d == axis else d for d in range(r)])
+    maps = [part_map] * len(xs) + [_amap(r, list(range(r)))]
+    iters = ", ".join(['"parallel"'] * r)
+    tys = ", ".join(tensor_type(ty) for ty in types)
+    pad = fe.ind * 2
+    fe.comment(f"%{fe.printed[n.id]} concat of {len(xs)} parts of one width along axis {axis}: one generic")
+    fe.lines.append(f"{pad}{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+                    f"[{iters}]}} ins({', '.join(xs)} : {tys}) outs({out} : {tensor_type(t)}) {{")
+    fe.lines.append(f"{pad}^bb0({', '.join(f'{a}: {e}' for a in args)}, {fe.fresh('out')}: {e}):")
+    fe.lines += [f"{pad}{fe.ind}{line}" for line in body]
+    fe.lines.append(f"{pad}}} -> {tensor_type(t)}{fe.loc(n)}")
     return name
 
 

@@ -278,3 +278,40 @@ def test_a_full_sum_of_a_broadcast_product_and_its_gradient(shapes):
     want = float((a["p"].astype(np.float64) * a["r"]).sum())   # float64 oracle; d loss / dp = r broadcast
     assert float(got["loss"]) == pytest.approx(want, rel=1e-5, abs=1e-5)
     np.testing.assert_array_equal(got["grad.p"], np.broadcast_to(a["r"], ps))
+
+
+def _concat_graph():
+    """Concats of parts of one width (one generic, singles.stack) in each dtype and axis, and
+    the ones that stay a tensor.concat: unequal or symbolic widths, more than STACK_MAX_PARTS."""
+    b = Builder("concats")
+    x = b.argument("x", "input", TensorType("f32", ("B", 3, 2)))
+    i = b.argument("i", "input", TensorType("i32", ("B", 1, 2)))
+    c = b.argument("c", "input", TensorType("bool", ("B", 1, 2)))
+    steps = [b.slice(x, start=(0, k % 3, 0), stop=(None, k % 3 + 1, None), step=(1, 1, 1)) for k in range(5)]
+    return b.build({
+        "steps_axis1": b.concat(*steps, axis=1),                      # [B, 5, 2], parts one thick
+        "width2_axis2": b.concat(x, b.neg(x), x, axis=2),             # [B, 3, 6], parts two wide
+        "axis0": b.concat(b.slice(x, start=(0, 0, 0), stop=(None, 1, None), step=(1, 1, 1)), x, axis=1),
+        "ints": b.concat(i, b.add(i, i), i, axis=1), "bools": b.concat(c, c, axis=-1),
+        "symbolic": b.concat(x, x, axis=0),
+        "many": b.concat(*(steps * 4), axis=1),                       # 20 parts: tensor.concat
+    })
+
+
+@requires_iree
+def test_concats_of_one_width_are_one_generic_and_exact():
+    from nncompiler.backends.mlir.singles import STACK_MAX_PARTS
+    graph = _concat_graph()
+    text = Backend().emit(graph)
+    assert text.count("parts of one width") == 4                    # steps, width2, ints, bools
+    assert text.count("tensor.concat") == 3                         # axis0 (1 and 3), symbolic, many
+    assert 20 > STACK_MAX_PARTS
+    rng = np.random.default_rng(0)
+    args = {"x": rng.standard_normal((4, 3, 2)).astype(np.float32),
+            "i": rng.integers(-9, 9, (4, 1, 2)).astype(np.int32), "c": rng.random((4, 1, 2)) < 0.5}
+    want = compile_graph(graph)(args)
+    got = Backend().compile(graph)(args)
+    for k, v in want.items():
+        g = Backend().to_numpy(got[k])
+        assert g.dtype == np.asarray(v).dtype and g.shape == np.asarray(v).shape, k
+        np.testing.assert_array_equal(g, np.asarray(v), err_msg=k)
