@@ -253,20 +253,41 @@ def _join_target(n: Node, users: list[int], outputs, member_of, clusters, graph)
 
 def work_terms(graph: Graph) -> dict[tuple[str, ...], int]:
     """Elements of work of a graph as a polynomial in its symbolic dimensions:
-    {symbols: coefficient}, each node counting its output's elements (a matmul its
-    multiply-adds, a reduction its input's elements)."""
+    {symbols: coefficient}, each node counting its output's elements (a matmul or a conv
+    its multiply-adds, a window op its taps, a reduction its input's elements, a scan its
+    body's work once per step)."""
     terms: dict[tuple[str, ...], int] = {}
     for n in graph.nodes:
         if n.op in ("arg", "const"):
             continue
+        if n.op == "scan":
+            for syms, coef in work_terms(n.attr["body"]).items():
+                terms[syms] = terms.get(syms, 0) + coef * n.attr["length"]
+            continue
         d = numel(n.shape)
         if n.op == "matmul":
             d = numel(tuple(n.shape) + (graph[n.inputs[0]].shape[-1],))
+        elif n.op == "conv":      # each output entry sums window x channels-per-group products
+            d = numel(tuple(n.shape) + tuple(graph[n.inputs[1]].shape[:-1]))
+        elif n.op in ("reduce_window", "select_scatter"):
+            d = numel(tuple(n.shape) + tuple(n.attr["window"]))
         elif n.op in REDUCTIONS or n.op == "size":
             d = numel(graph[n.inputs[0]].shape) if n.op != "size" else 1
         m = Monomial.parse(d)
         terms[m.syms] = terms.get(m.syms, 0) + m.coef
     return terms
+
+
+def op_count(graph: Graph) -> int:
+    """How many ops a call runs (a scan's body once per step): with the work, the mean size
+    of a dispatch, which decides whether a thread pool pays for its per-dispatch cost."""
+    total = 0
+    for n in graph.nodes:
+        if n.op == "scan":
+            total += op_count(n.attr["body"]) * n.attr["length"]
+        elif n.op not in ("arg", "const"):
+            total += 1
+    return total
 
 
 def work(terms: dict, sizes: dict) -> int:

@@ -8,7 +8,7 @@
 * `Runtime` owns the IREE CPU devices. Two drivers run the same compiled module:
   `local-sync` (dispatches run on the calling thread: the lowest overhead, best for
   small steps) and `local-task` (a thread pool over the cores, for big ones). Each
-  call picks one from its elements of work at the call's actual sizes (see
+  call picks one from its elements of work per op at the call's actual sizes (see
   `TASK_WORK`); arrays are plain host memory either way and move freely between them.
 * `CompiledFunction` calls one exported function with a dict of arguments, through
   the VM directly (no per-call reflection), and returns a dict of device arrays.
@@ -26,7 +26,7 @@ import numpy as np
 from ...cachefs import ENTRY_FORMAT, CacheUnavailable, read_entry, write_entry
 from ...errors import NNCError
 from ...ir.shapes import NUMPY_DTYPE, Monomial, eval_dim
-from .plan import work, work_terms
+from .plan import op_count, work, work_terms
 
 INSTALL_HINT = "pip install 'nncompiler[mlir]'"
 
@@ -43,13 +43,24 @@ FLAGS = (
     "--iree-input-demote-f64-to-f32=false",
 )
 
-# A call with more elements of work than this runs on the local-task thread pool (when
-# the machine has at least 4 cores), a smaller one on the calling thread (local-sync).
-# On the 2-core development machine the pool never won (docs/mlir.md), so the default
-# only sends very big calls there. NNC_IREE_DRIVER=local-sync|local-task forces one.
-TASK_WORK = 1 << 24
-TASK_MIN_CORES = 4
+# A call runs on the local-task thread pool when it has more than TASK_WORK elements of
+# work in all and more than TASK_WORK_PER_OP per op on average (a scan's body counted once
+# per step), on a machine with at least TASK_MIN_CORES cores; otherwise on the calling
+# thread (local-sync). The pool costs a fixed wake-up per dispatch, so what decides is the
+# mean dispatch size. Measured on the 2-core development machine (docs/mlir.md), by that
+# mean: the pool won from 79k (digits CNN, batch 128: 0.87 vs 1.10 ms) up (CNN F: 23 vs
+# 42 ms; MLP A: 9.8 vs 12.8), lost at ~3k (LSTM steps: 0.47 vs 0.20 ms at T=10).
+# NNC_IREE_DRIVER=local-sync|local-task forces one.
+TASK_WORK = 1 << 21
+TASK_WORK_PER_OP = 1 << 14
+TASK_MIN_CORES = 2
 FORCED_DRIVER = os.environ.get("NNC_IREE_DRIVER")
+
+
+def choose_driver(work: int, ops: int, cores: int) -> str:
+    """The IREE driver for a call of `work` elements of work in `ops` ops (see TASK_WORK)."""
+    big = work > TASK_WORK and work > TASK_WORK_PER_OP * max(ops, 1)
+    return "local-task" if big and cores >= TASK_MIN_CORES else "local-sync"
 
 
 
@@ -261,6 +272,7 @@ class CompiledFunction:
                     self.symbols[d] = (k, axis)
         self.work_terms = work_terms(g)
         self._static_work = None if self.symbols else work(self.work_terms, {})
+        self.op_count = max(1, op_count(g))
         self._contexts: dict[str, tuple] = {}
         self._DeviceArray = rt.DeviceArray
         self._VmVariantList = rt.VmVariantList
@@ -281,7 +293,7 @@ class CompiledFunction:
         if w is None:
             sizes = {s: int(np.shape(values[k])[axis]) for s, (k, axis) in self.symbols.items()}
             w = work(self.work_terms, sizes)
-        return "local-task" if w > TASK_WORK and (os.cpu_count() or 1) >= TASK_MIN_CORES else "local-sync"
+        return choose_driver(w, self.op_count, os.cpu_count() or 1)
 
     def __call__(self, args: dict) -> dict:
         DeviceArray = self._DeviceArray

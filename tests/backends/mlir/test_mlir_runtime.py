@@ -82,6 +82,7 @@ def test_small_calls_run_inline_big_ones_on_the_thread_pool(monkeypatch):
     np.testing.assert_allclose(Backend().to_numpy(fn({"x": x})["y"]), want, rtol=1e-5, atol=1e-6)
     assert fn.last_driver == "local-sync"
     monkeypatch.setattr(runtime, "TASK_WORK", 100)
+    monkeypatch.setattr(runtime, "TASK_WORK_PER_OP", 10)
     monkeypatch.setattr(runtime, "TASK_MIN_CORES", 1)
     y = fn({"x": x})["y"]
     assert fn.last_driver == "local-task"
@@ -91,6 +92,52 @@ def test_small_calls_run_inline_big_ones_on_the_thread_pool(monkeypatch):
     z = fn({"x": y})["y"]
     assert fn.last_driver == "local-sync"
     np.testing.assert_allclose(Backend().to_numpy(z), np.tanh(want) * 2 + 1, rtol=1e-5, atol=1e-6)
+
+
+def _conv_graph(n=64, hw=32, c=32, f=64):
+    b = Builder("conv")
+    x = b.argument("x", "input", TensorType("f32", (n, hw, hw, c)))
+    w = b.argument("w", "param", TensorType("f32", (3, 3, c, f)))
+    y = b.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    return b.build({"y": b.tanh(y)})
+
+
+def _long_scan_graph(T=200, units=16):
+    s = Builder("cell")
+    c = s.argument("c", "carry", TensorType("f32", ("B", units)))
+    x = s.argument("x", "input", TensorType("f32", ("B", units)))
+    w = s.argument("w", "param", TensorType("f32", (units, units)))
+    h = s.tanh(s.add(s.matmul(c, w), x))
+    body = s.build({"c": h})
+    b = Builder("rnn")
+    c0 = b.argument("c0", "param", TensorType("f32", ("B", units)))
+    xs = b.argument("xs", "param", TensorType("f32", ("B", T, units)))
+    w = b.argument("w", "param", TensorType("f32", (units, units)))
+    (hT,) = b.loop(body, [c0], [xs], [w], axis=1)
+    return b.build({"h": hT})
+
+
+def test_work_counts_a_conv_by_its_products_and_a_scan_per_step():
+    from nncompiler.backends.mlir.plan import op_count, work, work_terms
+    g = _conv_graph()
+    assert work(work_terms(g), {}) == 64 * 32 * 32 * 64 * (3 * 3 * 32 + 1)   # conv + tanh, both counted
+    assert op_count(g) == 2
+    g = _long_scan_graph(T=200)
+    per_step = 32 * 16 * 16 + 2 * 32 * 16            # matmul products, add, tanh
+    assert work(work_terms(g), {"B": 32}) == 200 * per_step + 32 * 16      # + the scan_out
+    assert op_count(g) == 200 * 3 + 1
+
+
+def test_the_thread_pool_takes_big_dispatches_not_many_small_ones():
+    from nncompiler.backends.mlir.plan import op_count, work, work_terms
+    conv, scan = _conv_graph(), _long_scan_graph(T=2000)
+    conv_work, scan_work = work(work_terms(conv), {}), work(work_terms(scan), {"B": 32})
+    assert scan_work > runtime.TASK_WORK                       # as much work in all as a big call ...
+    assert runtime.choose_driver(conv_work, op_count(conv), cores=2) == "local-task"
+    assert runtime.choose_driver(scan_work, op_count(scan), cores=2) == "local-sync"   # ... in tiny steps
+    assert runtime.choose_driver(conv_work, op_count(conv), cores=1) == "local-sync"
+    small = _conv_graph(n=1, hw=8, c=3, f=4)
+    assert runtime.choose_driver(work(work_terms(small), {}), op_count(small), cores=2) == "local-sync"
 
 
 @requires_iree
