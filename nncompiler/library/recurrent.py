@@ -39,7 +39,7 @@ from .context import (Activation, Initializer, LayerContext, Regularizer, Spec, 
 from ..ir.shapes import TensorType
 from .layers import apply_activation
 
-__all__ = ["rnn", "lstm", "gru", "LAYERS"]
+__all__ = ["rnn", "lstm", "gru", "LAYERS", "recurrent_scan"]
 
 
 # ---- shared plumbing ----------------------------------------------------------------
@@ -91,6 +91,36 @@ def _bias_row(b, bias: int, row: int, width: int) -> int:
     return b.reshape(b.slice(bias, start=(row, 0), stop=(row + 1, None), step=(1, 1)), shape=(width,))
 
 
+def recurrent_scan(b, name: str, xw: int, init, recurrent: int, recurrent_bias, step, axis: int,
+                   reverse: bool = False, sequences: bool = True) -> list[int]:
+    """One `scan` of a recurrent step over `axis` of `xw` (every step's input projection,
+    [.., T, .., G*units]), emitted into `b`: the final states' ids, then (with `sequences`)
+    the stacked per-step h. `init` are the initial states (h first), [B, units] each;
+    `recurrent` [units, G*units] and `recurrent_bias` ([G*units] or None) are the loop's
+    invariants. The body, built by a builder of `b`'s own class, computes
+    hu = h_{t-1} @ recurrent (+ recurrent_bias) and calls
+    `step(body, xw_t, hu, state, recurrent, recurrent_bias) -> (h, state)` with the body's
+    own ids for all of them. The language's layers and the ONNX importer (onnx/ops_rnn.py)
+    both build their loops here."""
+    step_type = b.type_of(xw)
+    step_shape = step_type.shape[:axis] + step_type.shape[axis + 1:]
+    body = type(b)(name)
+    body._loc = b._loc
+    state = tuple(body.argument(f"s{k}", "carry", b.type_of(v)) for k, v in enumerate(init))
+    xt = body.argument("xw", "input", TensorType(step_type.dtype, step_shape))
+    u = body.argument("recurrent_kernel", "param", b.type_of(recurrent))
+    invariants = [recurrent]
+    hu = body.matmul(state[0], u)
+    rb = None
+    if recurrent_bias is not None:
+        invariants.append(recurrent_bias)
+        rb = body.argument("recurrent_bias", "param", b.type_of(recurrent_bias))
+        hu = body.add(hu, rb)
+    h, state = step(body, xt, hu, state, u, rb)
+    outs = [(f"s{k}", v) for k, v in enumerate(state)] + ([("h", h)] if sequences else [])
+    return b.loop(body.build(outs), list(init), [xw], invariants, axis=axis, reverse=reverse)
+
+
 def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recurrent_initializer,
          kernel_regularizer, recurrent_regularizer, return_sequences: bool, go_backwards: bool,
          bias_decl, n_state: int, step) -> Value:
@@ -111,28 +141,18 @@ def _run(ctx: LayerContext, x, units: int, gates: int, kernel_initializer, recur
     if input_bias is not None:
         xw = b.add(xw, input_bias)
 
-    # the body: (state..., xw_t, recurrent_kernel[, recurrent_bias]) -> (state..., [h])
-    body = Builder(f"{ctx._name('step')}")
-    body._loc = b._loc
-    state_type = TensorType(dtype, (batch, units))
-    state = tuple(body.argument(f"s{k}", "carry", state_type) for k in range(n_state))
-    xt = body.argument("xw", "input", TensorType(dtype, (batch, width)))
-    u = body.argument("recurrent_kernel", "param", TensorType(dtype, (units, width)))
-    invariants = [recurrent]
-    hu = body.matmul(state[0], u)
-    if recurrent_bias is not None:
-        invariants.append(recurrent_bias)
-        hu = body.add(hu, body.argument("recurrent_bias", "param", TensorType(dtype, (width,))))
-    ctx.b = body                                # activations emit through ctx.b
-    try:
-        h, state = step(body, xt, hu, state)
-    finally:
-        ctx.b = b
-    outs = [(f"s{k}", v) for k, v in enumerate(state)] + ([("h", h)] if return_sequences else [])
+    def body_step(body, xt, hu, state, u, rb):
+        ctx.b = body                            # activations emit through ctx.b
+        try:
+            return step(body, xt, hu, state)
+        finally:
+            ctx.b = b
+
     zero = b.broadcast_to(b.scalar(0.0, dtype), shape=(batch, units))
     # Every length gets a scan; frontend/lower.py unrolls the short ones (passes/unroll.py),
     # where straight-line code is faster than a loop.
-    results = b.loop(body.build(outs), [zero] * n_state, [xw], invariants, axis=1, reverse=go_backwards)
+    results = recurrent_scan(b, ctx._name("step"), xw, [zero] * n_state, recurrent, recurrent_bias, body_step,
+                             axis=1, reverse=go_backwards, sequences=return_sequences)
     if not return_sequences:
         return Value(results[0])
     hs = results[n_state]
