@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..ir.shapes import TensorType
 from ..library.context import LayerContext, ParamDecl, Spec
+from ..passes.unroll import UNROLL_MAX_LENGTH, unroll
 from ..program import LoweredModel
 from .importer import OnnxImportError, import_graph, ir_name, load
 
@@ -38,7 +39,9 @@ def lowered_from_onnx(source, trainable: bool = False, loss: str | None = None, 
         targets["target"] = tty
         ctx = LayerContext(b, "", {}, None)
         graph_outputs.append(("loss", LOSSES[loss](ctx, pred, target)))
-    forward = b.build(graph_outputs)
+    # a recurrent op is a scan (ops_rnn.py); the shortest run faster as straight-line code, and
+    # the compiler decides that by length, before autodiff, as it does for a .nn file's layers
+    forward = unroll(b.build(graph_outputs), UNROLL_MAX_LENGTH)[0]
     decls = {}
     for arg in forward.args_with_role("param", "buffer"):
         n = arg.attr["name"]

@@ -7,7 +7,12 @@ compute as part of something larger (conv, reduce_window, pad, gather, scatter_a
 iota, size) are written with the toolkit's one-primitive functions
 (library/primitive_ops.py). Parameters are declared with `param`; their values go to a
 side checkpoint (.npz) that `nnc.load_weights` and `--weights` read. What has no
-spelling (a cast to bool, a non-finite constant, a loop) is a clear error naming the node.
+spelling (a cast to bool, a non-finite constant) is a clear error naming the node.
+
+A `scan` (an imported RNN, GRU or LSTM) has no .nn spelling either: the language's loops
+are its recurrent layers, whose weights and gates are Keras's, not ONNX's. So the writer
+unrolls every scan first (passes/unroll.py) and writes the steps out; the file compiles
+to the import's graph with its scans unrolled.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import numpy as np
 
 from ..errors import NNCError
 from ..frontend.grammar import MAX_TOKENS
+from ..passes.unroll import unroll
 from .importer import NN_RESERVED_WORDS as RESERVED_WORDS
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**",
@@ -176,7 +182,9 @@ SUPPORTED = sorted([*_BINARY, "neg", *_UNARY, *_CALLS, *_SPELLINGS, "slice"])
 
 
 def graph_to_nn(g, source: str = "", weights: str = "") -> str:
-    """The text of a .nn `graph` block that lowers to `g` (names and types as in `g`)."""
+    """The text of a .nn `graph` block that lowers to `g` with its scans unrolled (names and
+    types as in `g`)."""
+    g = unroll(g)[0]
     args = [n for n in g.nodes if n.op == "arg"]
     names: dict[int, str] = {}
     for a in args:
