@@ -6,8 +6,19 @@ for the max/sub/exp/sum/div chain the library emits) simply never emits the
 primitives it replaces. Every other primitive maps to its ONNX operator one to
 one. Symbolic dimensions (the batch "B") stay symbolic: graph inputs carry them
 as dim_params and shapes that mention them are computed with `Shape` at run time.
+
+A `scan` (a recurrent layer's loop over time) is one ONNX `Scan` node whose body is
+exported by this same table (nested scans too), so the file does not grow with the
+number of steps: carries are Scan's state variables, sequences its scan inputs along the
+scan's `axis` (`reverse` is direction 1), per-step outputs its scan outputs stacked along
+the same axis and in the same direction (output t is the step that read slice t, as the
+IR's scan and Scan's `scan_output_directions` both define it), and loop invariants are
+the outer graph's values, which the body reads by name (ONNX subgraphs see their outer
+scopes). Constants of a body are initializers of the main graph, read the same way.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -22,6 +33,9 @@ SIMPLE = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "tanh": "Tanh", "sigmoid":
           "div": "Div", "pow": "Pow", "maximum": "Max", "minimum": "Min", "lt": "Less", "le": "LessOrEqual",
           "gt": "Greater", "ge": "GreaterOrEqual", "eq": "Equal", "where": "Where", "matmul": "MatMul"}
 INT64_MAX = 2 ** 63 - 1
+# Scan with per-input axes and directions (scan_input_axes, ...) exists from opset 9; opset 8's
+# Scan has a batch axis and sequence_lens instead, which an IR scan does not map to
+SCAN_MIN_OPSET = 9
 
 
 class OnnxExportError(NNCError):
@@ -29,22 +43,26 @@ class OnnxExportError(NNCError):
 
 
 class _Exporter:
-    def __init__(self, graph, weights: dict, opset: int):
+    def __init__(self, graph, weights: dict, opset: int, outer: "_Exporter | None" = None):
+        """`outer`: the exporter of the graph a scan body sits in. A body emits its own nodes but
+        shares the model's initializers, the input dimensions symbols are read from and the
+        name counter (ONNX names are unique across the main graph and all its subgraphs)."""
         from onnx import helper
         self.h = helper
         self.g = graph
         self.weights = weights
         self.opset = opset
-        self.nodes, self.inits, self.inputs = [], [], []
+        self.nodes, self.inputs = [], []
         self.names: dict[int, str] = {}
+        self.results: dict[int, list[str]] = {}     # a scan's id -> its Scan node's outputs
         self.users = graph.users()
-        self.symbols: dict[str, tuple[str, int]] = {}   # symbol -> (input name, axis)
-        self._k = 0
+        self.inits = outer.inits if outer else []
+        self.symbols: dict[str, tuple[str, int]] = outer.symbols if outer else {}   # symbol -> (input, axis)
+        self._count = outer._count if outer else itertools.count(1)
 
     # -- helpers ---------------------------------------------------------------
     def fresh(self, hint: str) -> str:
-        self._k += 1
-        return f"{hint}_{self._k}"
+        return f"{hint}_{next(self._count)}"
 
     def op(self, op_type: str, inputs, hint: str = "t", **attrs) -> str:
         out = self.fresh(hint)
@@ -98,6 +116,11 @@ class _Exporter:
         if n.op == "const":
             return self.const(np.asarray(a["value"], dtype=NP[n.dtype]).reshape(n.shape) if n.shape
                               else np.asarray(a["value"], dtype=NP[n.dtype]))
+        if n.op == "scan":
+            return self.scan(n)
+        if n.op == "scan_out":
+            self.value(n.inputs[0])
+            return self.results[n.inputs[0]][a["index"]]
         rule = self.pattern(n)
         if rule is not None:
             return rule
@@ -175,6 +198,52 @@ class _Exporter:
             y = self.op("Mul", [y, self.const(np.asarray(float(np.prod(a["window"])), NP[n.dtype]))], "sumpool")
         return self.op("Transpose", [y], n.op, perm=to_nhwc)
 
+    def scan(self, n) -> str:
+        """One Scan node for the IR scan `n`; its results' names go to `self.results` (its
+        `scan_out`s read them) and the first is the scan's own value."""
+        a = n.attr
+        nc, ns, axis, length = a["n_carry"], a["n_seq"], a["axis"], a["length"]
+        direction = int(bool(a.get("reverse")))
+        body = a["body"]
+        operands = [self.value(i) for i in n.inputs]
+        sub = _Exporter(body, self.weights, self.opset, outer=self)
+        inputs = []
+        for k, arg in enumerate(body.args):
+            if k < nc + ns:           # a state variable or one step of a scan input: the body's own input
+                sub.names[arg.id] = self.fresh("state" if k < nc else "step")
+                inputs.append(self.h.make_tensor_value_info(sub.names[arg.id], ONNX_DTYPE[arg.dtype],
+                                                            list(arg.shape)))
+            else:                     # an invariant: the body reads the outer value by its name
+                sub.names[arg.id] = operands[k]
+        seqs, axes = operands[nc:nc + ns], [axis] * ns
+        if ns == 0:                   # Scan counts its steps from its scan inputs: give it one to count
+            seqs, axes = [self.const(np.arange(length, dtype=np.int64), "steps")], [0]
+            inputs.append(self.h.make_tensor_value_info(self.fresh("step"), ONNX_DTYPE["i64"], []))
+        graph = sub.subgraph(body.name, inputs)
+        n_out = len(body.outputs) - nc
+        outs = [self.fresh("scan") for _ in body.outputs]
+        per_output = dict(scan_output_axes=[axis] * n_out, scan_output_directions=[direction] * n_out)
+        self.nodes.append(self.h.make_node(
+            "Scan", operands[:nc] + seqs, outs, body=graph, num_scan_inputs=len(seqs),
+            scan_input_axes=axes, scan_input_directions=[direction] * len(seqs),
+            **(per_output if n_out else {})))    # onnx cannot type an empty list attribute
+        self.results[n.id] = outs
+        return outs[0]
+
+    def subgraph(self, name: str, inputs):
+        """This (body) exporter's graph: `inputs`, then the body's outputs, each a name of
+        its own (an output that is an input, an outer value or an earlier output is copied)."""
+        outputs, taken = [], {i.name for i in inputs}
+        for _, nid in self.g.outputs:
+            v = self.value(nid)
+            produced = any(v in node.output for node in self.nodes)
+            if not produced or v in taken:
+                v = self.op("Identity", [v], "out")
+            taken.add(v)
+            n = self.g[nid]
+            outputs.append(self.h.make_tensor_value_info(v, ONNX_DTYPE[n.dtype], list(n.shape)))
+        return self.h.make_graph(self.nodes, self.fresh(name.replace(".", "_")), inputs, outputs)
+
     # -- standard operators in place of primitive chains ---------------------------------
     def pattern(self, n):
         g, a = self.g, n.attr
@@ -220,7 +289,9 @@ def to_onnx(model, opset: int = 17):
     """A `Model`'s predict graph and current parameters and buffers as a checked ModelProto."""
     import onnx
     from ..passes.unroll import unroll
-    graph = unroll(model.graph("predict"))[0]   # a recurrent layer's scan as straight-line ops (no ONNX Scan yet)
+    graph = model.graph("predict")
+    if opset < SCAN_MIN_OPSET:     # no Scan a scan maps to (see SCAN_MIN_OPSET): straight-line steps
+        graph = unroll(graph)[0]
     weights = {**model.params, **model.buffers}
     proto = _Exporter(graph, weights, opset).build(model.lowered.name)
     try:
