@@ -230,10 +230,40 @@ def fold_node(lower, node, opset: int, values: list, where: str) -> list:
     return [res[f"o{k}"] if f"o{k}" in res else outs[k] for k in range(len(outs))]
 
 
-def topo_order(graph) -> list:
+def subgraphs(node) -> list:
+    """The graphs a node's attributes hold (a Scan's body)."""
+    from onnx import AttributeProto
+    out = []
+    for a in node.attribute:
+        if a.type == AttributeProto.GRAPH:
+            out.append(a.g)
+        elif a.type == AttributeProto.GRAPHS:
+            out.extend(a.graphs)
+    return out
+
+
+def outer_reads(graph) -> list[str]:
+    """The names `graph`'s nodes (and their subgraphs') read from enclosing scopes."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    for n in graph.node:
+        defined.update(n.output)
+    reads: list[str] = []
+    for n in graph.node:
+        for name in reads_of(n):
+            if name not in defined and name not in reads:
+                reads.append(name)
+    return reads
+
+
+def reads_of(node) -> list[str]:
+    """A node's inputs, then the outer values its subgraphs read by name (computed first too)."""
+    return list(node.input) + [r for g in subgraphs(node) for r in outer_reads(g)]
+
+
+def topo_order(graph, outer=frozenset(), prefix: str = "") -> list:
     """(index in the file, node) in an order where each input is produced first; a cycle
-    or an undefined input is an error naming the node."""
-    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    or an undefined input is an error naming the node. `outer`: names enclosing scopes define."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""} | set(outer)
     producers = {}
     for k, n in enumerate(graph.node):
         for o in n.output:
@@ -254,15 +284,16 @@ def topo_order(graph) -> list:
             state[k] = 1
             stack.append((k, True))
             n = graph.node[k]
-            for name in n.input:
+            for name in reads_of(n):
                 if name in known:
                     continue
                 if name not in producers:
-                    raise OnnxImportError(f"{describe(n, k)}: input '{name}' is not a graph input, an initializer "
+                    what = f"input '{name}'" if name in n.input else f"its body reads '{name}', which"
+                    raise OnnxImportError(f"{prefix}{describe(n, k)}: {what} is not a graph input, an initializer "
                                           f"or any node's output (a missing initializer?)")
                 p = producers[name]
                 if state.get(p) == 1:
-                    raise OnnxImportError(f"{describe(n, k)}: the graph has a cycle through '{name}'")
+                    raise OnnxImportError(f"{prefix}{describe(n, k)}: the graph has a cycle through '{name}'")
                 if state.get(p) != 2:
                     stack.append((p, False))
     return order
@@ -338,7 +369,6 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
     fixes input values (import-time constants): the test backend specialises on the arrays it
     is given, as a JIT does, when an op needs a value (a shape, axes) that the IR holds statically."""
     from onnx import numpy_helper
-    from .table import OPS, unsupported
     opset = model_opset(model)
     g = model.graph
     b = _ImportBuilder(name or ir_name(g.name or "onnx"))
@@ -371,8 +401,29 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
         ty = _input_type(vi, (input_shapes or {}).get(vi.name))
         env[vi.name] = b.argument(arg, "input", ty)
         inputs[vi.name] = arg
-    for k, node in topo_order(g):
-        where = describe(node, k, opset)
+    lower_nodes(b, g, env, opset)
+    outputs = []
+    for vo in g.output:
+        v = env.get(vo.name)
+        if v is None:
+            raise OnnxImportError(f"graph output '{vo.name}' is not computed by any node")
+        if isinstance(v, Weight):
+            v = v.materialise(b)
+        if isinstance(v, np.ndarray):
+            v = const_node(b, v, f"graph output '{vo.name}'")
+        outputs.append((vo.name, v))
+    used = {n.attr["name"] for n in b.nodes if n.op == "arg"}
+    weights = {k: v for k, v in weights.items() if k in used}
+    return b, outputs, inputs, weights
+
+
+def lower_nodes(b: Builder, graph, env: dict, opset: int, outer=frozenset(), prefix: str = "") -> None:
+    """Lower `graph`'s nodes into `b`, their outputs into `env` (ONNX name -> value). `outer`:
+    the names enclosing scopes define, which a Scan body's nodes may read (ops_loop.py);
+    `prefix` places a body's node inside its Scan in error messages."""
+    from .table import OPS, unsupported
+    for k, node in topo_order(graph, outer, prefix):
+        where = prefix + describe(node, k, opset)
         if node.domain not in ("", "ai.onnx"):
             raise OnnxImportError(f"{where}: operator domain '{node.domain}' is not supported (only the default domain)")
         lower = OPS.get(node.op_type)
@@ -406,19 +457,6 @@ def import_graph(model, trainable: bool = False, input_shapes: dict | None = Non
                 env[o_name] = o
         if len(node.output) > len(outs) and any(node.output[len(outs):]):
             raise OnnxImportError(f"{where}: output {len(outs)} ('{node.output[len(outs)]}') is not supported")
-    outputs = []
-    for vo in g.output:
-        v = env.get(vo.name)
-        if v is None:
-            raise OnnxImportError(f"graph output '{vo.name}' is not computed by any node")
-        if isinstance(v, Weight):
-            v = v.materialise(b)
-        if isinstance(v, np.ndarray):
-            v = const_node(b, v, f"graph output '{vo.name}'")
-        outputs.append((vo.name, v))
-    used = {n.attr["name"] for n in b.nodes if n.op == "arg"}
-    weights = {k: v for k, v in weights.items() if k in used}
-    return b, outputs, inputs, weights
 
 
 def _symbolic(op_type: str, operands) -> bool:
@@ -436,7 +474,8 @@ def _symbolic(op_type: str, operands) -> bool:
 IGNORED_ATTRS = {"Dropout": {"seed"}, "Cast": {"saturate"}, "CastLike": {"saturate"}}
 
 # ops whose result must not be computed at import time even from constants
-_NEVER_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Dropout"}
+# (a Scan's body reads outer values by name, which folding on its explicit operands would not see)
+_NEVER_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Dropout", "Scan"}
 
 
 class Weight:
