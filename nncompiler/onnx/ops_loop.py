@@ -131,7 +131,7 @@ def scan(cx):
     n_out = len(body.output) - n_state
     if len(body.input) != n_state + m or n_out < 0 or len(body.output) == 0:
         raise cx.fail(f"the body takes {len(body.input)} inputs and gives {len(body.output)} outputs; with "
-                      f"{n_state} state variables and {m} scan inputs it must take {n_state + m} and give "
+                      f"{n_state} state variable(s) and {m} scan input(s) it must take {n_state + m} and give "
                       f"at least {max(n_state, 1)}")
     in_axes, in_dirs = _per_item(cx, "scan_input_axes", m, 0), _per_item(cx, "scan_input_directions", m, 0)
     out_axes, out_dirs = _per_item(cx, "scan_output_axes", n_out, 0), _per_item(cx, "scan_output_directions", n_out, 0)

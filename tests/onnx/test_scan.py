@@ -213,7 +213,7 @@ def _unsupported_body_op(model):
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: _scan_attr(m, "num_scan_inputs", 4), r"num_scan_inputs=4 with 3 inputs: nnc needs at least one"),
-    (_extra_body_input, r"the body takes 4 inputs and gives 3 outputs; with 1 state variables and 2 scan inputs "
+    (_extra_body_input, r"the body takes 4 inputs and gives 3 outputs; with 1 state variable\(s\) and 2 scan input\(s\) "
                         r"it must take 3"),
     (lambda m: _scan_attr(m, "scan_input_axes", [0]), r"scan_input_axes has 1 entries for 2 inputs"),
     (lambda m: _scan_attr(m, "scan_input_axes", [0, 3]), r"scan input 1 has axis 3, out of range for rank 3"),
