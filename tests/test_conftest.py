@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU ru
 
 
 def test_triton_was_imported_for_its_interpreter():
-    from nncompiler.backends.triton.runtime import interpreter_active
+    from nncompiler.backends.triton.interpreter import interpreter_active
     assert interpreter_active()
 
 

@@ -12,7 +12,12 @@
                  codegen_window.py (pooling windows in a pointwise kernel)
     tma.py       which matmul operands Hopper's TMA tensor descriptors can read
     tuning.py    block sizes per shape; candidate configs for the GPU autotune hook
-    runtime.py   buffers, memory plan, launches, torch fallback
+    runtime.py   the CompiledGraph: a graph's kernels run in order on torch tensors, with
+                 arguments.py (arguments as device tensors, the sizes they bind), memory_plan.py
+                 (intermediates in slots pooled per set of sizes), kernel_module.py (the
+                 generated module executed from its text), launch.py (config, grid and
+                 arguments per kernel; TMA scratch) and fallback.py (ops run as torch calls)
+    interpreter.py  whether kernels run in Triton's interpreter (no GPU) or compiled for one
     loops.py     which scans run as a host loop over their body's kernels (the rest unroll)
     scan_runner.py  that loop at run time: step slices, stacked outputs in place, carries
     graphs.py    CUDA graphs over static buffers: pinned uploads, donated state, device sums
@@ -86,7 +91,7 @@ class Backend(_Protocol):
     @property
     def interpret(self) -> bool:
         if self._interpret is None:
-            from .runtime import prepare
+            from .interpreter import prepare
             self._interpret = prepare(self.device)
         return self._interpret
 

@@ -155,7 +155,7 @@ def compile_all(items: list, target, sizes: dict | None = None) -> list[dict[str
 
 
 def _run_jobs(jobs: list[dict]):
-    from .runtime import interpreter_active
+    from .interpreter import interpreter_active
     if len(jobs) == 1 and not interpreter_active():
         from . import _aot_worker
         try:

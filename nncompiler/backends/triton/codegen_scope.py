@@ -40,7 +40,7 @@ class KernelSource:
     text: str
     params: list
     blocks: tuple                 # constexpr parameter names
-    grid: list                    # recipe, see runtime.grid_of
+    grid: list                    # recipe, see tuning.grid
     group: Group
     info: dict = field(default_factory=dict)   # shape facts the tuner uses
     helpers: set = field(default_factory=set)

@@ -5,14 +5,19 @@ plan's `fallback_ops` (a debugging aid: bisect a wrong kernel by moving ops out 
 it). Each rule follows the primitive table's `formula` where one is given
 (sigmoid's stable form, numpy's power and sign), so moving an op here never
 changes what it computes.
+
+`run_fallback` runs one fallback group at run time, and `constant_tensor` puts a constant
+(a `const` or seeded `random_*` node) on the device: computed by the numpy backend, the
+reference, so every backend starts from the same numbers.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ...ir.graph import Builder
 from ...ir.primitives import norm_axes
-from ...ir.shapes import NUMPY_DTYPE
-from .index import eval_shape
+from ...ir.shapes import NUMPY_DTYPE, numel
+from .index import eval_dim, eval_shape
 
 
 def torch_dtype(dt: str):
@@ -226,3 +231,43 @@ def torch_op(n, a, g, dev, sizes=None):
     if rule is None:
         raise NotImplementedError(f"no torch rule for '{n.op}'")
     return rule(n, a, g, dev, sizes)
+
+
+def run_fallback(g, nodes, bufs: dict, sizes: dict, device: str) -> None:
+    """Run a fallback group's ops through torch on the device, reading their operands through
+    torch views; each result lands in `bufs`. An operand not in `bufs` (a view the planner left
+    unstored, an inline scalar, a constant) is computed here once."""
+    import torch
+    memo: dict = {}
+
+    def value(i):
+        if i in bufs:
+            return bufs[i]
+        if i in memo:
+            return memo[i]
+        n = g[i]
+        if n.op == "const":
+            v = constant_tensor(n, device)
+        elif n.op == "size":
+            total = eval_dim(numel([g[n.inputs[0]].shape[a] for a in _axes(n, g)]), sizes)
+            v = torch.tensor(total, dtype=torch_dtype(n.dtype), device=device)
+        else:
+            v = torch_op(n, [value(x) for x in n.inputs], g, device, sizes)
+        memo[i] = v
+        return v
+
+    for nid in nodes:
+        n = g[nid]
+        out = torch_op(n, [value(x) for x in n.inputs], g, device, sizes)
+        bufs[nid] = out.to(torch_dtype(n.dtype)).contiguous().reshape(eval_shape(n.shape, sizes))
+
+
+def constant_tensor(node, device: str):
+    """A constant tensor (const, seeded random_*) through the numpy backend, the reference."""
+    import torch
+
+    from ..numpy import evaluate
+    b = Builder("const")
+    out = b.emit(node.op, (), **node.attr)
+    value = evaluate(b.build({"v": out}))["v"]
+    return torch.from_numpy(np.ascontiguousarray(value)).to(device)

@@ -118,7 +118,7 @@ class StepGraphs:
                 self.seen.add(key)
                 return None
             try:
-                entry = _Entry(self, {k: self.cg.tensor_arg(k, v) for k, v in args.items()})
+                entry = _Entry(self, {k: self.cg.arguments.tensor_arg(k, v) for k, v in args.items()})
             except Exception as e:          # pragma: no cover - GPU only
                 warnings.warn(f"nncompiler: CUDA graph capture failed ({e}); running kernels eagerly")
                 self.disabled = True
@@ -133,6 +133,7 @@ class _Entry:
     """Both phases of one shape set: shared static inputs, S0/S1 state, per-phase outputs."""
 
     def __init__(self, owner: StepGraphs, tensors: dict):
+        import torch
         cg, api = owner.cg, owner.api
         self.cg, self.api, self.donate = cg, api, owner.donate
         self.shared = {k: t.clone() for k, t in tensors.items() if k not in self.donate}
@@ -143,8 +144,8 @@ class _Entry:
         # random keys the graph advances on the device after each step (module docstring)
         self.counters = tuple(a.attr["name"] for a in cg.graph.args_with_role("rng")
                               if a.attr["name"] in self.shared and a.dtype in ("i32", "i64"))
-        sizes = cg.bind(tensors)
-        cg._pool(sizes)             # the graphs bake in these intermediate buffers
+        sizes = cg.arguments.bind(tensors)
+        cg.pool(sizes)              # the graphs bake in these intermediate buffers
         outs = dict(cg.graph.outputs)
         self.outputs = []
         self.replays = []
@@ -153,8 +154,8 @@ class _Entry:
             into = {}               # output base node -> the buffer it is stored into
             for name, nid in cg.graph.outputs:
                 if nid in cg.plan.output_bases and nid not in into:
-                    into[nid] = cg._torch.empty(eval_shape(cg.graph[nid].shape, sizes),
-                                                dtype=cg._dtypes[nid], device=cg.device)
+                    into[nid] = torch.empty(eval_shape(cg.graph[nid].shape, sizes),
+                                            dtype=cg.node_dtype(nid), device=cg.device)
             for x in self.donate:   # new state lands directly in the other phase's buffers
                 nid = outs[f"new.{x}"]
                 target = writes[x]
@@ -203,15 +204,15 @@ class _Entry:
 
     def _put(self, name, static, value):
         """Make `static` hold `value`: nothing if it is the buffer, else one copy."""
-        torch = self.cg._torch
+        import torch
         if isinstance(value, torch.Tensor):
             self.host_value.pop(name, None)     # the buffer's value is no longer the host's to predict
             if value.data_ptr() != static.data_ptr():
-                self.api.copy(static, self.cg.tensor_arg(name, value))
+                self.api.copy(static, self.cg.arguments.tensor_arg(name, value))
             return
         arr = np.asarray(value)
         if arr.ndim == 0:           # host scalar: upload only when it changed
-            arr = arr.astype(NUMPY_DTYPE[self.cg._arg_nodes[name].dtype], copy=False)
+            arr = arr.astype(NUMPY_DTYPE[self.cg.arguments.nodes[name].dtype], copy=False)
             if self.host_value.get(name) == arr.tobytes():
                 return
             self.host_value[name] = arr.tobytes()

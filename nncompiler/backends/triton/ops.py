@@ -10,7 +10,7 @@ rewritten by passes/decompose.py), IEEE division and square root.
 
 Primitives that are not elementwise have no expression: `STRUCTURAL` names the part of
 the code generator that handles each, and `TORCH_FALLBACK` the ones that always run as
-one torch op (runtime.py's table `fallback.TORCH_RULES`).
+one torch op (fallback.py's table `TORCH_RULES`).
 """
 from __future__ import annotations
 

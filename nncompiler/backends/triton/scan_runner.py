@@ -48,8 +48,8 @@ def run_scan(body, attr: dict, operands: list, device: str) -> tuple[list, int]:
     outs = list(g.outputs)
     carry_outs, stacked_outs = outs[:nc], outs[nc:]
     fixed = dict(zip(names[nc + ns:], invariants))
-    sizes = body.bind({**dict(zip(names[:nc], carries)), **dict(zip(names[nc:nc + ns], (s[0] for s in seqs))),
-                       **fixed})
+    sizes = body.arguments.bind({**dict(zip(names[:nc], carries)),
+                                 **dict(zip(names[nc:nc + ns], (s[0] for s in seqs))), **fixed})
     stacked = [torch.empty((length,) + eval_shape(g[i].shape, sizes), dtype=body.node_dtype(i), device=device)
                for _, i in stacked_outs]
     pairs = [[torch.empty(eval_shape(g[i].shape, sizes), dtype=body.node_dtype(i), device=device) for _ in range(2)]

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from nncompiler.backends.triton import aot, cache
-from nncompiler.backends.triton.runtime import load_module
+from nncompiler.backends.triton.kernel_module import load_module
 from nncompiler.cachefs import read_entry, seal
 from nncompiler.errors import NNCError
 
@@ -44,6 +44,21 @@ def test_a_changed_or_non_utf8_module_file_is_rewritten(cache_root):
     assert cache.write_module("mod", SOURCE) == path and path.read_bytes() == SOURCE.encode()
     path.write_text(EVIL)
     assert load_module("mod2", SOURCE).VALUE == 1 and "NNC_PWNED" not in os.environ
+
+
+def test_loaded_modules_are_shared_and_their_keep_is_bounded(cache_root, monkeypatch):
+    from nncompiler.backends.triton import kernel_module
+    monkeypatch.setattr(kernel_module, "MAX_MODULES", 2)
+    monkeypatch.setattr(kernel_module, "_MODULES", type(kernel_module._MODULES)())
+    first = load_module("keep", "VALUE = 1\n")
+    assert load_module("keep", "VALUE = 1\n") is first            # one module per source: shared kernels
+    load_module("keep", "VALUE = 2\n")
+    load_module("keep", "VALUE = 1\n")                            # used again: the newest
+    load_module("keep", "VALUE = 3\n")
+    assert len(kernel_module._MODULES) == 2
+    assert load_module("keep", "VALUE = 1\n") is first            # kept over VALUE = 2, used longer ago
+    again = load_module("keep", "VALUE = 2\n")                    # dropped, executed afresh
+    assert again.VALUE == 2 and len(kernel_module._MODULES) == 2
 
 
 def test_a_flipped_byte_in_a_cached_cubin_is_detected(cache_root, tmp_path):

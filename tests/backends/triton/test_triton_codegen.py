@@ -72,10 +72,10 @@ def test_state_lives_on_the_device_and_one_compiled_graph_serves_every_batch_siz
 def test_memory_plan_reuses_buffers_within_a_step():
     m = nnc.compile(IRIS, backend="triton")
     cg = m.compiled("train_step")
-    assert cg.slot_of, "the step has intermediates"
-    assert len(cg.slots) < len(cg.slot_of)                          # some slots serve two buffers
+    assert cg.memory.slot_of, "the step has intermediates"
+    assert len(cg.memory.slots) < len(cg.memory.slot_of)            # some slots serve two buffers
     outputs = {i for _, i in cg.graph.outputs}
-    assert not outputs & set(cg.slot_of)                            # outputs are fresh tensors
+    assert not outputs & set(cg.memory.slot_of)                     # outputs are fresh tensors
 
 
 def test_graph_without_kernels_returns_its_constant():

@@ -210,6 +210,25 @@ def test_forced_fallback_is_reported_and_still_runs():
     np.testing.assert_allclose(out, np.exp(xv) + 1, rtol=1e-6)
 
 
+def test_a_fallback_op_computes_the_operands_it_is_not_given():
+    # A lone op no kernel template covers runs through torch with whatever operands the plan did
+    # not store: views, inline scalars, constants and `size`, whose branch once named an
+    # unimported helper (NameError). mean = sum(x) / (size(x) * 2.0) with only sum(x) stored.
+    import torch
+
+    from nncompiler.backends.triton.fallback import run_fallback
+    b = Builder("fb_operands")
+    x = b.argument("x", "input", T("B", 3))
+    s = b.emit("sum", (x,), axes=(0,), keepdims=False)
+    n = b.emit("size", (x,), axes=(0,), dtype="f32")
+    y = b.div(s, b.mul(n, b.scalar(2.0)))
+    g = b.build({"y": y})
+    xv = np.arange(15, dtype=np.float32).reshape(5, 3)
+    bufs = {s: torch.from_numpy(xv.sum(0))}
+    run_fallback(g, [y], bufs, {"B": 5}, "cpu")
+    np.testing.assert_allclose(bufs[y].numpy(), xv.astype(np.float64).sum(0) / 10.0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["iris", "linefit", "digits", "multilabel", "digits_cnn", "residual",
                                   "sine_rnn", "basics", "softmax", "tensors"])
 def test_examples_plan_without_fallback(name):

@@ -15,7 +15,7 @@ from nncompiler.backends.numpy import compile_graph
 from nncompiler.backends.triton import aot, tuning
 from nncompiler.backends.triton.cache import write_module
 from nncompiler.backends.triton.index import View
-from nncompiler.backends.triton.runtime import install_scratch_allocator
+from nncompiler.backends.triton.launch import install_scratch_allocator
 from nncompiler.backends.triton.tma import COLUMNS, ROWS, operand_layout
 from nncompiler.cli import main
 from nncompiler.ir import Builder
@@ -165,10 +165,10 @@ def test_a_misaligned_tensor_argument_is_copied_to_an_aligned_one():
     cg = be.compile(_aligned_graph())
     base = torch.arange(37 * 40 + 1, dtype=torch.float32)
     x = base[1:].view(37, 40)                   # starts 4 bytes into its storage
-    t = cg.tensor_arg("x", x)
+    t = cg.arguments.tensor_arg("x", x)
     assert t.data_ptr() % 16 == 0 and torch.equal(t, x)
     aligned = base[:-1].view(37, 40)
-    assert cg.tensor_arg("x", aligned).data_ptr() == aligned.data_ptr()    # no copy when aligned
+    assert cg.arguments.tensor_arg("x", aligned).data_ptr() == aligned.data_ptr()    # no copy when aligned
 
 
 @pytest.fixture
