@@ -38,7 +38,7 @@ from ...sourcetext import loc_text
 from .loops import LOOP_RULES, TOKEN, loops_or_unrolls
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
 from .rules import Region
-from .singles import SINGLE_RULES, op_desc  # noqa: F401
+from .singles import SINGLE_RULES, batch_summed_matmul, op_desc  # noqa: F401
 from .types import (ELEM, FLOATS, INTS, _amap, _groups, _reassoc, _tt, dense_literal,  # noqa: F401
                     float_literal, lowest, scalar_literal, symbol_name, tensor_type)
 
@@ -59,6 +59,7 @@ class FunctionEmitter:
         self.plan: Plan = build_plan(graph)
         self.ind = indent
         self.lines: list[str] = []
+        self.prologue: list[str] = []         # lines before the body (opaque_index)
         self.taken: set[str] = set()
         self.val: dict[int, str] = {}         # node id -> tensor SSA value
         self.scalars: dict[int, str] = {}     # inline node id -> top-level scalar SSA (size)
@@ -105,6 +106,20 @@ class FunctionEmitter:
             self.consts[key] = name
         return self.consts[key]
 
+    def opaque_index(self, k: int) -> str:
+        """The index k, hidden from IREE's constant folding (`util.optimization_barrier`): slices
+        that differ only in such offsets compile to one executable, the offset a push constant
+        (an unrolled scan's steps read their step of a sequence at offsets 0, 1, 2, ...).
+        Defined at the top of the function: IREE 3.13 fails ("failed to solve for timepoint
+        coverage") on a barrier placed between a util.func's dispatches."""
+        key = ("opaque", k)
+        if key not in self.consts:
+            c, name = self.fresh(f"k{k}"), self.fresh(f"at{k}")
+            self.prologue += [f"{self.ind}{self.ind}{c} = arith.constant {k} : index",
+                              f"{self.ind}{self.ind}{name} = util.optimization_barrier {c} : index"]
+            self.consts[key] = name
+        return self.consts[key]
+
     def top_const(self, value, dtype: str) -> str:
         lit = scalar_literal(value, dtype)
         key = (dtype, lit)
@@ -127,6 +142,21 @@ class FunctionEmitter:
             for axis, d in enumerate(a.shape):
                 if Monomial.parse(d).symbol is not None and d not in self.symbol_src:
                     self.symbol_src[d] = (self.val[a.id], axis, tensor_type(a.type))
+
+    def tie_arguments(self) -> None:
+        """In a scan's body function: every tensor argument whose symbolic dimensions are read
+        from another argument is tied to those values (`flow.tensor.tie_shape`). IREE sees each
+        argument's dynamic sizes as values of their own, so a step reading a carry argument
+        ([B_s1, 16]) and a step reading the previous step's value ([B, 16]) compiled to two
+        executables; tied, they are one."""
+        for a in self.g.args:
+            dyn = [d for d in a.shape if not isinstance(d, int)]
+            if not dyn or all(self.symbol_src.get(canon_dim(d), (None,))[0] == self.val[a.id] for d in dyn):
+                continue
+            dims = ", ".join(self.dim(d) for d in dyn)
+            name = self.fresh(f"{self.val[a.id][1:]}_tied")
+            self.emit(f"{name} = flow.tensor.tie_shape {self.val[a.id]} : {tensor_type(a.type)}{{{dims}}}")
+            self.val[a.id] = name
 
     def dim(self, d) -> str | None:
         """The index SSA value of a dimension (None for a static one)."""
@@ -252,6 +282,8 @@ class FunctionEmitter:
                 self.val[n.id] = name
                 params.append(f"{name}: {tensor_type(n.type)}")
         self.bind_symbols()
+        if private:
+            self.tie_arguments()
         self.emit_nodes()
         results = [self.tensor(i) for _, i in g.outputs]
         types = [tensor_type(g[i].type) for _, i in g.outputs]
@@ -271,15 +303,21 @@ class FunctionEmitter:
                     f"attributes {{inlining_policy = #util.inline.never}} {{")
         else:
             head = f"{self.ind}func.func {symbol_name(self.fn_name)}({sig}) -> ({res}) {{"
-        return "\n".join([head, *self.lines, f"{self.ind}}}"])
+        return "\n".join([head, *self.prologue, *self.lines, f"{self.ind}}}"])
 
     def emit_nodes(self) -> None:
         """Every live node (arguments bound already), in order: clusters and singles."""
+        absorbed = set(self.plan.batch_summed.values())
         for n in self.plan.live:
             if n.op in ("arg", "rng_uniform") or n.id in self.plan.inline:
                 continue
             if n.id in self.plan.member_of and self.plan.member_of[n.id] != n.id:
                 continue  # computed inside its cluster's generic
+            if n.id in absorbed:
+                continue  # computed by the sum of its batches (plan.batch_summed)
+            if n.id in self.plan.batch_summed:
+                self.val[n.id] = batch_summed_matmul(self, n)
+                continue
             kind, unit = self.plan.unit(n.id)
             if kind == "cluster":
                 self.emit_cluster(unit)

@@ -18,6 +18,10 @@ One pass over an optimised graph decides, before any text is printed:
   inside a cluster: the generic's region uses an `arith.constant` (or the dimension
   arithmetic) directly. They are materialised as tensors only where a non-fused op
   or a function result needs them.
+* **Batch-summed matmuls.** `sum(matmul(transpose(x), g), axes=batch)` with x [B.., K, M]
+  and g [B.., K, N] (a weight's gradient when the layer runs on every step of a sequence:
+  dW = sum over b of x[b]^T @ g[b]) is one `linalg.matmul` of the operands collapsed to
+  [B..*K, M] and [B..*K, N], not a batched matmul and a reduction (`batch_summed`).
 * **Singles.** Everything else (matmul, general reshape, slice, pad, concat, dense
   constants, random numbers) is one op (or a few) of its own.
 
@@ -106,6 +110,7 @@ class Plan:
     clusters: dict[int, Cluster]                       # root id -> cluster
     member_of: dict[int, int]                          # node id -> root id of its cluster
     inline: set[int]                                   # scalar/splat constants and sizes
+    batch_summed: dict[int, int] = field(default_factory=dict)   # sum id -> the matmul it absorbs
 
     def unit(self, node_id: int):
         """What emits a node: ('cluster', Cluster) for cluster roots, ('single', node) otherwise."""
@@ -198,12 +203,15 @@ def build_plan(graph: Graph) -> Plan:
         for i in dict.fromkeys(inputs[n.id]):        # distinct consumers
             users[i].append(n.id)
 
-    # 3. clusters, walking backwards
+    # 3. sums over a matmul's batch axes that one collapsed matmul computes
+    batch_summed = {n.id: n.inputs[0] for n in live if _sums_batches(n, users, outputs, folded, inputs, graph)}
+
+    # 4. clusters, walking backwards
     inline = {n.id for n in live if is_splat_const(n) or n.op == "size"}
     clusters: dict[int, Cluster] = {}
     member_of: dict[int, int] = {}
     for n in reversed(live):
-        if n.op == "arg" or n.id in inline or not fusible(n, graph):
+        if n.op == "arg" or n.id in inline or not fusible(n, graph) or n.id in batch_summed:
             continue
         target = _join_target(n, users[n.id], outputs, member_of, clusters, graph)
         if target is not None:
@@ -223,7 +231,26 @@ def build_plan(graph: Graph) -> Plan:
     order = {n.id: k for k, n in enumerate(live)}
     for c in clusters.values():
         c.nodes.sort(key=order.__getitem__)
-    return Plan(graph, live, inputs, folded, clusters, member_of, inline)
+    return Plan(graph, live, inputs, folded, clusters, member_of, inline, batch_summed)
+
+
+def _sums_batches(n: Node, users, outputs, folded, inputs, graph: Graph) -> bool:
+    """Whether `n` is sum(matmul(a, b), axes=every batch axis) with `a` read transposed and `b`
+    not, both with the output's batch shape and the matmul read by nothing else: then the batch
+    axes and the contraction axis are adjacent in both stored operands ([B.., K, M], [B.., K, N])
+    and collapse into one contraction axis (plan.batch_summed)."""
+    if n.op != "sum" or n.attr.get("keepdims") or n.dtype not in ("f32", "f64"):
+        return False
+    m = graph[n.inputs[0]]
+    if m.op != "matmul" or m.id in outputs or users.get(m.id) != [n.id] or m.type.rank < 3:
+        return False
+    nb = m.type.rank - 2
+    if tuple(reduced_axes(n, graph)) != tuple(range(nb)):
+        return False
+    if not folded.get((m.id, 0)) or folded.get((m.id, 1)):
+        return False
+    batch = [canon_dim(d) for d in m.shape[:nb]]
+    return all([canon_dim(d) for d in graph[i].shape[:nb]] == batch for i in inputs[m.id])
 
 
 def _join_target(n: Node, users: list[int], outputs, member_of, clusters, graph):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import NNCError
 from ...ir.graph import Node
-from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim
+from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, numel
 from .types import ELEM, FLOATS, _amap, dense_literal, tensor_type
 from .windows import WINDOW_RULES
 
@@ -133,7 +133,10 @@ def tensor_slice(fe, n: Node) -> str:
     a = n.attr
     if not a["start"]:
         return fe.tensor(x.id)
-    offs = ", ".join(str(s) for s in a["start"])
+    # one entry along an axis (an unrolled scan's step t of a sequence): the offset is opaque, so
+    # the steps' dispatches share one executable (emit.FunctionEmitter.opaque_index)
+    offs = ", ".join(fe.opaque_index(s) if d == 1 and full != 1 else str(s)
+                     for s, d, full in zip(a["start"], n.shape, x.shape))
     sizes = ", ".join(str(d) if isinstance(d, int) else fe.dim(d) for d in n.shape)
     strides = ", ".join(str(s) for s in a["step"])
     name = fe.node_name(n)
@@ -260,6 +263,34 @@ def matmul(fe, n: Node) -> str:
         f"{pad}{fe.ind}linalg.yield {s} : {e}",
         f"{pad}}} -> {t_out}{fe.loc(n)}",
     ]
+    return name
+
+
+def batch_summed_matmul(fe, n: Node) -> str:
+    """sum over the batch axes of matmul(transpose(x), g) (plan.batch_summed): x [B.., K, M] and
+    g [B.., K, N] collapse to [B..*K, M] and [B..*K, N] (contiguous, free) and one
+    `linalg.matmul` reads the first transposed. A batched contraction and then a reduction over
+    [B.., M, N] were two dispatches and executables, the batched one slower than one matmul."""
+    g, plan = fe.g, fe.plan
+    m = g[n.inputs[0]]
+    ai, bi = plan.inputs[m.id]
+    A, B = g[ai].type, g[bi].type
+    nb = m.type.rank - 2
+    flat = [canon_dim(numel(A.shape[:nb + 1]))]
+    a2 = TensorType(A.dtype, tuple(flat) + (A.shape[-1],))
+    b2 = TensorType(B.dtype, tuple(flat) + (B.shape[-1],))
+    a = fe.reshape(fe.tensor(ai), A, a2, n)
+    b = fe.reshape(fe.tensor(bi), B, b2, n)
+    if fe.precision != "fp32" and m.dtype == "f32":
+        a, b = round_operand(fe, a, a2, n), round_operand(fe, b, b2, n)
+    init = fe.filled(n.dtype, n.shape, 0, n)
+    name = fe.node_name(n)
+    t_out = tensor_type(n.type)
+    maps = [_amap(3, [2, 0]), _amap(3, [2, 1]), _amap(3, [0, 1])]
+    fe.comment(f"%{fe.printed[n.id]} sum over the batches of %{fe.printed[m.id]} matmul: one matmul "
+               f"of the operands collapsed to [{', '.join(map(str, flat))}, ..]")
+    fe.emit(f"{name} = linalg.matmul indexing_maps = [{', '.join(maps)}] ins({a}, {b} : {tensor_type(a2)}, "
+            f"{tensor_type(b2)}) outs({init} : {t_out}) -> {t_out}", n)
     return name
 
 

@@ -28,8 +28,11 @@ try:
 except ImportError:  # tests/ itself is on sys.path
     from oracle import every_primitive_graph, missing_primitives
 
-# util: IREE's, only for the functions a long scan calls (loops.py)
-ALLOWED_DIALECTS = {"func", "arith", "math", "tensor", "linalg", "util"}
+# util: IREE's, only for the functions a long scan calls (loops.py) and opaque slice offsets;
+# flow: IREE's, only flow.tensor.tie_shape of a scan body's arguments (emit.tie_arguments)
+ALLOWED_DIALECTS = {"func", "arith", "math", "tensor", "linalg", "util", "flow"}
+IREE_OPS = {"util.func", "util.call", "util.return", "util.optimization_barrier",
+            "flow.tensor"}   # ops_used reads `dialect.op`: flow.tensor.tie_shape
 
 CHAIN = """
 graph Chain {
@@ -71,6 +74,9 @@ def test_every_example_emits_one_module_of_upstream_dialects(name):
         assert f"func.func @{kind}(" in text
     dialects = {op.split(".")[0] for op in ops_used(text)}
     assert dialects <= ALLOWED_DIALECTS, dialects - ALLOWED_DIALECTS
+    iree = {op for op in ops_used(text) if op.split(".")[0] in ("util", "flow")}
+    assert iree <= IREE_OPS, iree - IREE_OPS
+    assert text.count("flow.tensor.") == text.count("flow.tensor.tie_shape")
     assert "iree" not in text.replace("nncompiler", "")
 
 

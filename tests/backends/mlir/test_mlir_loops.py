@@ -114,6 +114,47 @@ def test_only_the_per_step_outputs_something_reads_are_returned():
     assert re.search(rf"tensor.extract_slice %\w+\[1, 0, 0, 0\] \[1, %B, {UNROLL_MAX_LENGTH}, 3\]", text)
 
 
+def test_unrolled_steps_slice_their_sequence_at_opaque_offsets():
+    """Step t of an unrolled scan reads xs[:, t] at an offset IREE cannot fold (the barrier
+    values of the function's prologue), so every step's dispatches are one executable."""
+    T = 4
+    text = _mlir_text(optimize(grad(_rnn_graph(T)))[0])
+    for t in range(T):
+        assert len(re.findall(rf"%at{t}(?:_\d+)? = util.optimization_barrier %k{t}(?:_\d+)? : index", text)) == 1
+    steps = re.findall(r"tensor.extract_slice %\w+\[0, (\S+), 0\] \[%B, 1, 3\]", text)
+    assert steps and all(s.startswith("%at") for s in steps), steps
+    head, body = text.split("{", 1)[1].split("%B = tensor.dim", 1)
+    assert "util.optimization_barrier" in head                    # defined before the first dispatch
+
+
+def test_a_body_function_ties_its_arguments_sizes():
+    """Each dynamic size of a body function's argument is its own value to IREE; tying them to
+    the one %B makes the chunk's first step (reading the carry arguments) and the others
+    (reading the previous step's values) one executable."""
+    text = _mlir_text(optimize(grad(_rnn_graph(LONG)))[0])
+    forward, vjp = _functions(text)
+    ties = re.findall(r"(%\S+) = flow.tensor.tie_shape (%\S+) : (tensor<[^>]+>)\{%B\}", forward)
+    assert [(src, ty) for _, src, ty in ties] == [("%x", f"tensor<?x{UNROLL_MAX_LENGTH}x3xf32>")], ties
+    assert "flow.tensor.tie_shape" in vjp
+    assert "flow.tensor.tie_shape" not in text.split("util.func private")[0]   # public functions: never
+
+
+def _flow_executables(text: str) -> int:
+    """How many executables IREE makes of a module (its flow stage: cheap, no codegen)."""
+    import iree.compiler as compiler
+    from nncompiler.backends.mlir.runtime import FLAGS
+    flow = compiler.compile_str(text, target_backends=["llvm-cpu"], extra_args=[*FLAGS, "--compile-to=flow"])
+    return flow.decode().count("flow.executable private @")
+
+
+@requires_iree
+def test_the_steps_of_an_unrolled_scan_share_executables():
+    # IREE's compile time is per executable (~60 ms of CPU each, docs/mlir.md "Compile time"):
+    # with static offsets each step was its own (18, 22, 38 executables at T = 2, 4, 12)
+    counts = [_flow_executables(_mlir_text(optimize(grad(_rnn_graph(T)))[0])) for T in (3, 12)]
+    assert counts[0] == counts[1] <= 16, counts
+
+
 # ---- run through IREE --------------------------------------------------------------------------
 
 @requires_iree

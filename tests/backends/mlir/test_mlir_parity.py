@@ -18,6 +18,7 @@ from nncompiler.backends.numpy import compile_graph
 from nncompiler.cli import main
 from nncompiler.ir import Builder
 from nncompiler.ir.shapes import NUMPY_DTYPE, TensorType
+from nncompiler.passes import optimize
 
 from mlir_testlib import EXAMPLES, ROOT, example_path, requires_iree
 
@@ -334,3 +335,40 @@ def test_many_big_parts_stay_a_tensor_concat():
     text = Backend().emit(graph)
     assert text.count("parts of one width") == 2
     assert text.count("tensor.concat") == 1
+
+
+def _sequence_dense_graph():
+    """A dense layer on every step of a sequence, x [B, T, 4] @ w [4, 5], and its gradient: dw is
+    sum over b of x[b]^T @ g[b] (plan.batch_summed); plus a batch sum of a matmul whose second
+    operand is read transposed, which stays a batched matmul and a reduction."""
+    b = Builder("seq_dense")
+    x = b.argument("x", "input", TensorType("f32", ("B", 6, 4)))
+    w = b.argument("w", "param", TensorType("f32", (4, 5)))
+    z = b.argument("z", "input", TensorType("f32", ("B", 5, 6)))
+    y = b.matmul(x, w)
+    loss = b.sum(b.mul(b.tanh(y), y), axes=(0, 1, 2), keepdims=False)
+    other = b.sum(b.matmul(b.transpose(x, perm=(0, 2, 1)), b.transpose(z, perm=(0, 2, 1))), axes=(0,),
+                  keepdims=False)
+    return optimize(grad(b.build({"loss": loss, "other": other}), "loss", ["w"]))[0]
+
+
+@requires_iree
+def test_a_sum_over_batches_of_a_matmul_is_one_matmul():
+    graph = _sequence_dense_graph()
+    text = Backend().emit(graph)
+    # dw: x and g collapsed to [6*B, 4] and [6*B, 5], one linalg.matmul reading x transposed
+    assert text.count("sum over the batches") == 1
+    assert "tensor.collapse_shape" in text and "tensor<?x4xf32>, tensor<?x5xf32>) outs(" in text
+    assert text.count("a batched contraction") == 2       # the forward x @ w, and `other`
+    rng = np.random.default_rng(1)
+    args = {"x": rng.standard_normal((3, 6, 4)).astype(np.float32),
+            "w": rng.standard_normal((4, 5)).astype(np.float32),
+            "z": rng.standard_normal((3, 5, 6)).astype(np.float32)}
+    got = {k: np.asarray(Backend().to_numpy(v)) for k, v in Backend().compile(graph)(args).items()}
+    x, w = args["x"].astype(np.float64), args["w"].astype(np.float64)
+    y = x @ w
+    g = np.tanh(y) + y * (1 - np.tanh(y) ** 2)                  # d(tanh(y) * y) / dy, float64
+    np.testing.assert_allclose(got["grad.w"], np.einsum("btk,btn->kn", x, g), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["other"], np.einsum("btk,bnt->kn", x, args["z"]), rtol=1e-5, atol=1e-5)
+    want = compile_graph(graph)(args)                          # the numpy backend, float32
+    np.testing.assert_allclose(got["grad.w"], np.asarray(want["grad.w"]), rtol=1e-5, atol=1e-5)
