@@ -1,7 +1,7 @@
 """IREE: compile MLIR text for the host CPU (cached on disk), load it, call it.
 
-* `compile_vmfb(text)` runs IREE's compiler in-process (`iree.compiler.compile_str`,
-  llvm-cpu, tuned for the host CPU) and caches the result under
+* `compile_vmfb(text)` runs IREE's compiler (`iree.compiler.compile_str`: the `iree-compile`
+  program in a subprocess; llvm-cpu, tuned for the host CPU) and caches the result under
   `$NNC_CACHE_DIR/mlir` (default `~/.cache/nncompiler/mlir`), keyed by the MLIR text,
   the IREE version, the flags and the host CPU; files are written atomically
   (a temp file, then `os.replace`), so concurrent runs never see half a file.
