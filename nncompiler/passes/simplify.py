@@ -12,6 +12,7 @@ Rewrites (c is a `const` whose elements all equal one value, a scalar included):
   transpose(x) by the identity -> x    transpose(transpose(x)) -> one transpose (or x)
   broadcast_to(x) to x's shape -> x    broadcast_to(broadcast_to(x)) -> broadcast_to(x)
   slice of all of x (starts 0, steps 1) -> x    sum/max over no axes -> x
+  sum/max over axes of size 1 -> reshape(x)
   op(broadcast_to(a), b) -> op(a, b) for elementwise ops when the result shape stays
   unary(broadcast_to(x)) -> broadcast_to(unary(x))     broadcast_to(reshape(scalar)) -> broadcast_to(scalar)
   reshape(broadcast_to(scalar)) -> broadcast_to(scalar)  reshape(sum(x, keepdims)) dropping those axes -> sum(x)
@@ -27,7 +28,8 @@ Deliberately not simplified, because they change results on special values:
   sub(x, x) -> 0   inf - inf and nan - nan are nan
   div(x, x) -> 1   0/0 and inf/inf are nan
 Known small differences, all comparing equal: add(x, 0.0) and sub(0.0, x) give
-+0.0 where x = -0.0 and neg(x) gives -0.0 (sign of zero).
++0.0 where x = -0.0 and neg(x) gives -0.0, a sum over axes of size 1 gave +0.0 and
+its reshape keeps -0.0 (sign of zero).
 
 stop_gradient only matters to autodiff; this pass runs after autodiff, when
 the marker has done its job, so it is dropped like an identity.
@@ -196,6 +198,17 @@ def _over_no_axes(m: Match):
     return None
 
 
+def _over_unit_axes(m: Match):
+    """A sum or max over axes of size 1 reads one element: a reshape (the same values; a
+    sum from 0.0 gave +0.0 for -0.0, the reshape keeps -0.0, as add(x, 0.0) above). Backends
+    need not build a loop that no operand indexes (IREE refuses a generic whose unit
+    reduction loop no map reads: an rnn's gradient at T=1)."""
+    axes = norm_axes(m.n.attr["axes"], len(m.inner.shape))
+    if axes and all(m.inner.shape[a] == 1 for a in axes) and m.n.dtype == m.inner.dtype:
+        return m.b.reshape(m.x, shape=tuple(m.n.shape)), f"{m.n.op} over axes of size 1"
+    return None
+
+
 # Tried in this order; the first rewrite that returns (new id, description) wins.
 RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("add", "sub")), lambda m: (m.x, f"{m.n.op}(x, 0)") if m.cy == 0 else None),
@@ -223,6 +236,7 @@ RULES: list[tuple[Pattern, Callable[[Match], tuple[int, str] | None]]] = [
     (Pattern(ops=("transpose",), inner=("transpose",)), _transpose_of_transpose),
     (Pattern(ops=("slice",)), _whole_slice),
     (Pattern(ops=("sum", "max")), _over_no_axes),
+    (Pattern(ops=("sum", "max")), _over_unit_axes),
     (Pattern(ops=("conv",), inner=("pad",)), _conv_of_pad),
 ]
 

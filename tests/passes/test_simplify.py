@@ -258,3 +258,22 @@ def test_integer_and_bool_identities():
         %3 = add(%b, %2) : bool[4]
         return a=%1, b=%3""", "%i: i32[4] input, %b: bool[4] input"))
     assert text == graph("return a=%i, b=%b", "%i: i32[4] input, %b: bool[4] input")
+
+
+def test_a_reduction_over_axes_of_size_one_is_a_reshape():
+    args = "%u: f32[3,1,4] input"
+    text, record = run(graph("""
+        %0 = sum(%u) {axes=[1]} : f32[3,4]
+        %1 = max(%u) {axes=[1], keepdims=true} : f32[3,1,4]
+        %2 = sum(%u) {axes=[0, 1]} : f32[4]
+        return a=%0, b=%1, c=%2""", args))
+    assert text == graph("""
+        %0 = reshape(%u) {shape=[3, 4]} : f32[3,4]
+        %1 = sum(%u) {axes=[0, 1]} : f32[4]
+        return a=%0, b=%u, c=%1""", args)                  # axis 0 has 3 elements: still a sum
+    assert any("over axes of size 1" in c for c in record.changes), record.changes
+    u = np.array([[[-0.0, 1.5, -2.0, 3.0]], [[4.0, -0.0, 6.0, 7.0]], [[8.0, 9.0, 10.0, -0.0]]], np.float32)
+    got = evaluate(parse_graph(text), {"u": u})["a"]
+    want = np.sum(u, axis=1)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)         # equal; -0.0 keeps its sign (the sum gave +0.0)

@@ -195,6 +195,20 @@ def test_loop_and_its_vjp_match_the_interpreter_and_torch(reverse, axis, steps):
 
 
 @requires_iree
+@pytest.mark.parametrize("reverse,axis", [(False, 1), (True, 0)], ids=["forward-axis1", "reverse-axis0"])
+def test_a_one_step_scan_and_its_vjp_compile(reverse, axis):
+    """T=1: the weight gradient's sum over the one step is a reshape (IREE refused the generic
+    whose unit reduction loop no operand indexed)."""
+    g = optimize(grad(_rnn_graph(1, reverse, axis)))[0]
+    a = _args(1, axis)
+    got = {k: np.asarray(v) for k, v in get_backend("mlir").compile(g)(a).items()}
+    loss, grads = _torch_loss_and_grads(a, reverse, axis)
+    assert float(got["loss"]) == pytest.approx(loss, rel=1e-5)
+    for k, v in grads.items():
+        np.testing.assert_allclose(got[f"grad.{k}"], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@requires_iree
 def test_integer_carries_and_symbolic_batch():
     g = _rnn_graph(LONG, counter=True)
     fn = get_backend("mlir").compile(g)
