@@ -7,7 +7,9 @@ Per (case, implementation):
   2. the first call (compilation for nnc/jit peers), timed as `first_ms`, whose result is
      checked against the hand-numpy reference: for a training step the loss and the
      parameter update (new - initial) of every parameter; otherwise the outputs;
-  3. warm-up calls, whose times set `reps` from the case's time budget (unless `--reps`);
+  3. warm-up calls, whose times set `reps` from the case's time budget (unless `--reps`); a
+     training case's implementations all get the largest of their counts (`same_steps`), so
+     that they time the same steps of the same training run;
   4. once every implementation of the case is ready, the timed calls, interleaved: `--rounds`
      rounds (default 5), each running every implementation in turn (rotating the order) for
      reps/rounds calls after one untimed call, so that a change in the machine's background
@@ -312,6 +314,21 @@ def _prepare(impl, p: cases_mod.Problem, ref: dict, args) -> tuple[dict, object]
     return row, runner
 
 
+def same_steps(p: cases_mod.Problem, rows: list[dict], args) -> None:
+    """A training case times the same steps of the same training run on every implementation:
+    one repetition count for all of them (the largest of their adaptive counts, each already
+    within the case's min_reps..max_reps), so that, with the same first call, warm-up calls and
+    rounds, the k-th timed call of each is the same optimizer step. A step's cost depends on
+    the state it trains: in case G the LSTM's backward values decay into denormal floats over
+    the first ~60 steps, which x86 computes far slower, and medians over different windows of
+    that trajectory would compare different work. Each row keeps its own count as `own_reps`."""
+    if p.kind != "train" or args.reps or args.quick or not rows:
+        return
+    reps = max(row["reps"] for row in rows)
+    for row in rows:
+        row["own_reps"], row["reps"] = row["reps"], reps
+
+
 def run_case(p: cases_mod.Problem, impls, args, log) -> dict:
     """Check and warm up every implementation, then time them interleaved: `rounds` rounds, each
     running every implementation (in a rotating order) for a block of reps/rounds calls after one
@@ -354,6 +371,9 @@ def run_case(p: cases_mod.Problem, impls, args, log) -> dict:
             f"{row['reps']} reps  {ok}")
         ready.append((impl, row, runner))
 
+    same_steps(p, [row for _, row, _ in ready], args)
+    if any("own_reps" in row for _, row, _ in ready):
+        log(f"  {p.key}: every implementation times the same {ready[0][1]['reps']} steps (a training case)")
     rounds = max(1, min(args.rounds, min((row["reps"] for _, row, _ in ready), default=1)))
     times: dict[str, list[float]] = {row["impl"]: [] for _, row, _ in ready}
     for r in range(rounds):

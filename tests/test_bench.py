@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ if ROOT not in sys.path:                      # bench/ lives at the top of the s
     sys.path.insert(0, ROOT)
 
 from bench import cases, harness  # noqa: E402
+from bench.peers_base import Runner  # noqa: E402
 from bench.peers_nnc import NNC  # noqa: E402
 from bench.peers_numpy import NumpyPeer  # noqa: E402
 from bench.peers_torch import TorchPeer  # noqa: E402
@@ -107,6 +109,58 @@ def test_check_catches_a_wrong_update():
     bad = harness.check(p, ref["first"], wrong, ref)
     assert not bad["ok"] and bad["worst_param"] == "h1.kernel"
     assert not harness.check(p, ref["first"] * 1.01, ref["params"], ref)["ok"]
+
+
+class _Paced(NumpyPeer):
+    """Hand-written numpy that sleeps `pause` seconds per call and records, for the runner each
+    setup returns, how many calls it got: a fast and a slow implementation of the same case."""
+
+    def __init__(self, name: str, pause: float):
+        self.name, self.pause, self.calls = name, pause, []
+
+    def setup(self, p):
+        inner, count = super().setup(p), [0]
+        self.calls.append(count)
+
+        def call():
+            count[0] += 1
+            time.sleep(self.pause)
+            return inner.call()
+        return Runner(call, inner.params)
+
+
+def _paced_run(monkeypatch, key: str, reps: int = 0):
+    fast, slow = _Paced("fast", 0.0), _Paced("slow", 0.02)
+    monkeypatch.setattr(harness, "all_impls", lambda: [fast, slow])
+    p = cases.make_case(key, quick=True)
+    p.reference, p.target_s, p.min_reps, p.max_reps, p.warmup = "fast", 0.1, 2, 12, 2
+    args = harness.parse_args(["--rounds", "3", "--reps", str(reps)])
+    result = harness.run_case(p, [fast, slow], args, lambda s: None)
+    return {r["impl"]: r for r in result["rows"]}, fast, slow
+
+
+def test_training_case_times_the_same_steps_on_every_implementation(monkeypatch):
+    """A training step's cost depends on the training state (case G's backward values decay into
+    slow denormals over the first steps): every implementation must time the same steps, not
+    as many as its own speed buys. Its first (setup's) runner made exactly as many calls."""
+    rows, fast, slow = _paced_run(monkeypatch, "B")
+    assert rows["fast"]["own_reps"] == 12 and rows["slow"]["own_reps"] <= 5   # 0.1 s at >= 20 ms a call
+    assert rows["fast"]["reps"] == rows["slow"]["reps"] == 12
+    # first call + 2 warm-up + one untimed call a round + 12 timed; each impl's second runner
+    # (the warm compile time) made one call
+    assert fast.calls[0][0] == slow.calls[0][0] == 1 + 2 + 3 + 12
+    assert fast.calls[1][0] == slow.calls[1][0] == 1
+
+
+def test_inference_case_keeps_each_implementations_own_count(monkeypatch):
+    rows, fast, slow = _paced_run(monkeypatch, "C")
+    assert rows["fast"]["reps"] == 12 and rows["slow"]["reps"] <= 5
+    assert "own_reps" not in rows["fast"]
+
+
+def test_reps_flag_is_the_count_for_everyone(monkeypatch):
+    rows, fast, slow = _paced_run(monkeypatch, "B", reps=4)
+    assert rows["fast"]["reps"] == rows["slow"]["reps"] == 4 and "own_reps" not in rows["slow"]
 
 
 def test_command_line_runs_as_a_module(tmp_path):
