@@ -184,7 +184,44 @@ def test_lstm_loops_allocate_nothing_and_copy_only_gate_slices():
     # (the VJP reads i, f, o), nothing else
     copies = [s for s in _loop_lines(forward)[1:] if s.startswith("_copyto(")]
     assert len(copies) == 4 and all("[:, " in s for s in copies)
-    assert not any(s.startswith("_copyto(") for s in _loop_lines(vjp))
+    # VJP: the gates' gradients are computed into the blocks of one [4, B, units] buffer, and
+    # their concat is one copy of it into the stacked [B, 4*units] row, no np.concatenate
+    copies = [s for s in _loop_lines(vjp)[1:] if s.startswith("_copyto(")]
+    assert len(copies) == 1 and "concat" in copies[0]
+    assert not any("_concatenate(" in s for s in _loop_lines(vjp))
+
+
+def _block_concat_body():
+    """Concats whose parts the step computes for them alone, of one width: into a stacked
+    output, into a carry, and into a value read by a product; and two that keep
+    np.concatenate (a part that is an argument; parts of two widths)."""
+    b = Builder("step")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 6)))
+    x = b.argument("x", "input", TensorType("f32", ("B", 2)))
+    y = b.argument("y", "input", TensorType("f32", ("B", 2)))
+    w = b.argument("w", "param", TensorType("f32", (6, 6)))
+    parts = [b.mul(x, y), b.tanh(x), b.sigmoid(b.add(x, y))]
+    stacked = b.concat(*parts, axis=1)                                # [B, 6], a stacked output
+    hn = b.concat(b.sub(x, y), b.mul(x, b.scalar(2.0)), b.tanh(y), axis=1)   # the carry
+    z = b.matmul(b.concat(b.add(y, y), b.neg(x), b.exp(y), axis=1), w)       # read by a product
+    # x is an argument: this one stays np.concatenate; its inner one is computed block by block
+    mixed = b.concat(x, b.mul(y, y), b.tanh(b.concat(b.neg(y), b.abs(x), b.neg(x), axis=1)), axis=1)
+    return b.build({"h": hn, "s": stacked, "z": b.add(z, h), "m": mixed})
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_concats_computed_block_by_block_give_run_scans_bits(reverse, axis):
+    body = _block_concat_body()
+    p = loopgen.plan(body, 1, 2)
+    source = loopgen.generate(body, 1, 2, p)
+    assert source.count("concat's parts, block by block") == 4
+    assert source.count("_concatenate(") == 2       # the forward and reverse loops' `mixed`
+    rng = np.random.default_rng([axis, reverse, 7])
+    B, T = 3, 4
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    seq = (lambda: f(T, B, 2)) if axis == 0 else (lambda: f(B, T, 2))
+    _run_both(body, 1, 2, axis, T, reverse, [f(B, 6), seq(), seq(), f(6, 6)])
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
