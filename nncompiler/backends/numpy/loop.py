@@ -53,9 +53,12 @@ def time_major(seq, axis: int):
     """`seq` with the scan axis first and each step's block contiguous: copied once when it
     is not already laid out so. numpy's elementwise calls on a strided [B, units] step run
     about 3x slower than on a contiguous one (bench case G50's reverse LSTM body: 38 vs 11
-    us a step), far more over T steps than the one copy costs."""
+    us a step), far more over T steps than the one copy costs. The steps themselves need not
+    be adjacent: a block of a block-major stack (backends/numpy/loopblocks.py) stays a view."""
     seq = axis_first(np.asarray(seq), axis) if axis else np.asarray(seq)
     if seq.flags.c_contiguous or seq.strides[0] == 0:   # a broadcast zero sequence stays a view
+        return seq
+    if seq.ndim and len(seq) and seq[0].flags.c_contiguous:
         return seq
     return np.ascontiguousarray(seq)
 

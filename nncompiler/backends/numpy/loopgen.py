@@ -43,6 +43,7 @@ from ...ir.graph import Graph, Node
 from ...ir.primitives import ELEMENTWISE_KINDS
 from ...sourcetext import loc_text, quote
 from .loop import axis_back
+from .loopblocks import block_concats, block_major, block_of
 from .rules import OUT_OPS, np_dtype
 
 _LOOPS: dict[tuple, object] = {}
@@ -146,6 +147,8 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     home: dict[int, str] = {}
     stack: dict[int, str] = {}
     ones: set[str] = set()                      # the sigmoids' 0-d ones, one per dtype
+    users = body.users()
+    bm = block_major(body, p.kind, set(outputs))     # id -> (k, w): laid out [k, B, w] (loopblocks)
 
     def fresh(i: int) -> bool:
         return body[i].op != "arg" and i not in home
@@ -155,6 +158,20 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     for k, a in enumerate(args[:n_carry]):
         stack[a.id] = f"(C{k}[1:] if reverse else C{k}[:-1])"
     copies = [(i, f"C{k}[OUT]") for k, i in enumerate(outputs[:n_carry]) if home.get(i) != f"C{k}[OUT]"]
+    # a block-major value whose blocks are stacked outputs lives in a [T, k, B, w] stack, and
+    # those outputs are views of its blocks
+    views: dict[int, str] = {}                  # a slice of a block-major value -> its view's name
+    for j, i in enumerate(outputs[n_carry:]):
+        src = body[i].inputs[0] if body[i].op == "slice" else None
+        if i not in stack and src in bm and fresh(i):
+            k, w = bm[src]
+            if f"G{src}" not in home.get(src, ""):
+                setup.append(f"    G{src} = np.empty((T, {k}, B, {w}), {np_dtype(body[src])})  # %{src}, "
+                             f"block-major: its blocks are stacked outputs")
+                home[src], stack[src] = f"G{src}[t]", f"G{src}"
+            b = block_of(body[i], w)
+            setup.append(f"    G{src}_{b} = G{src}[:, {b}]  # stacked output {j}")
+            stack[i], views[i] = f"G{src}_{b}", f"G{src}_{b}[t]"
     for j, i in enumerate(outputs[n_carry:]):
         if i not in stack:
             setup.append(f"    S{j} = np.empty((T, B, {body[i].shape[1]}), {np_dtype(body[i])})  # stacked output {j}")
@@ -165,13 +182,39 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             stack[i] = f"S{j}"
 
     step = [f"c{k} = C{k}[IN]" if k < n_carry else f"x{k} = X{k}[t]" for k in range(n_carry + n_seq)]
-    blocks = _block_concats(body, p, {i for i in outputs} | set(home))
+    blocks = block_concats(body, p.kind, set(outputs) | set(home) | set(bm))
     for c, parts in blocks.items():
         k, width = len(parts), body[parts[0]].shape[1]
         setup.append(f"    g{c} = np.empty(({k}, B, {width}), {np_dtype(body[c])})  # %{c} concat's parts, "
                      f"block by block")
         setup.append(f"    g{c}t = g{c}.transpose(1, 0, 2)")
     part_of = {i: f"g{c}[{j}]" for c, parts in blocks.items() for j, i in enumerate(parts)}
+    block_views: dict[tuple, str] = {}
+
+    def in_blocks(i: int, k: int, w: int) -> str:
+        """Operand i of a block-major op, as [k, B, w]."""
+        if i in bm or p.kind[i] == "scalar":
+            return name[i]
+        if (i, k, w) in block_views:
+            return block_views[i, k, w]
+        v = f"{name[i]}b{w}"
+        at = re.fullmatch(r"(\w+)\[(t|IN|OUT)\]", home.get(i, ""))
+        j = next((j for j, a in enumerate(args) if a.id == i), None)
+        if j is not None and n_carry <= j < n_carry + n_seq:     # a sequence: relaid out once a call
+            setup.append(f"    X{j}b{w} = _in_blocks(a{j}, axis, {k}, {w})")
+            step.insert(0, f"{v} = X{j}b{w}[t]")
+        elif j is not None and j < n_carry:                     # a carry: read through its stack's view
+            setup.append(f"    C{j}b{w} = C{j}.reshape(T + 1, B, {k}, {w}).transpose(0, 2, 1, 3)")
+            step.insert(0, f"{v} = C{j}b{w}[IN]")
+        elif at:                                             # a row of a stack
+            base = at.group(1)
+            setup.append(f"    {base}b{w} = {base}.reshape({base}.shape[:-1] + ({k}, {w})).swapaxes(-3, -2)")
+            step.append(f"{v} = {base}b{w}[{at.group(2)}]")
+        else:                                                # a buffer of its own (or an invariant)
+            setup.append(f"    {v} = {name[i]}.reshape(B, {k}, {w}).transpose(1, 0, 2)")
+        block_views[i, k, w] = v
+        return v
+
     for n in body.nodes:
         if n.op == "arg":
             continue
@@ -185,12 +228,32 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
         if kind == "rhs_t":
             setup.append(f"    {v} = {ops[0]}.T")
             continue
+        src = n.inputs[0] if n.op == "slice" and n.inputs[0] in bm else None
+        if src is not None:     # a block of a block-major value: a view, or copied where it must be
+            b = block_of(n, bm[src][1])
+            if n.id in views:
+                step.append(f"{v} = {views[n.id]}")
+            elif n.id in home or n.id in part_of:
+                if n.id in home:
+                    step.append(f"{v} = {home[n.id]}")
+                else:
+                    setup.append(f"    {v} = {part_of[n.id]}")
+                step.append(f"np.copyto({v}, {name[src]}[{b}])  # %{n.id} slice, block {b} of %{src}{where}")
+            elif src in home:
+                setup.append(f"    G{src}_{b} = G{src}[:, {b}]")
+                step.append(f"{v} = G{src}_{b}[t]")
+            else:
+                setup.append(f"    {v} = {name[src]}[{b}]  # %{n.id} slice, block {b} of %{src}")
+            continue
+        shape = f"({bm[n.id][0]}, B, {bm[n.id][1]})" if n.id in bm else f"(B, {n.shape[1]})"
         if n.id in home:
             step.append(f"{v} = {home[n.id]}")
         elif n.id in part_of:
             setup.append(f"    {v} = {part_of[n.id]}")
         else:
-            setup.append(f"    {v} = np.empty((B, {n.shape[1]}), {np_dtype(n)})")
+            setup.append(f"    {v} = np.empty({shape}, {np_dtype(n)})" + ("  # block-major" if n.id in bm else ""))
+        if n.id in bm:
+            ops = [in_blocks(i, *bm[n.id]) for i in n.inputs]
         if n.id in blocks:      # the parts are in g's blocks already: one copy, [k, B, w] -> [B, k, w]
             k, width = len(blocks[n.id]), n.shape[1] // len(blocks[n.id])
             at = re.fullmatch(r"(\w+)\[(t|IN|OUT)\]", home.get(n.id, ""))
@@ -202,22 +265,37 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             step.append(f"np.copyto({v}q, g{n.id}t)  # %{n.id} concat{where}")
             continue
         if n.op == "sigmoid":
-            setup.append(f"    n{n.id} = np.empty((B, {n.shape[1]}), {np_dtype(n)})  # its numerator")
+            setup.append(f"    n{n.id} = np.empty({shape}, {np_dtype(n)})  # its numerator")
             one = f"one_{n.dtype}"
             if one not in ones:
                 ones.add(one)
                 setup.append(f"    {one} = np.array(1, {np_dtype(n)})  # 0-d: see the module docstring")
             bits = None
-            if n.id not in home and n.inputs[0] not in home and body[n.inputs[0]].op != "arg" and n.dtype in _BITS:
-                bits = (f"u{n.id}x", f"u{n.id}", f"m{n.id}")      # both buffers are fixed: bits viewed once
+            x = n.inputs[0]
+            fixed_x = x not in home and body[x].op != "arg"
+            if fixed_x and n.dtype in _BITS and (n.id not in home or home[n.id] == f"G{n.id}[t]"):
+                bits = (f"u{n.id}x", f"u{n.id}", f"m{n.id}")      # x's buffer is fixed: its bits viewed once
                 uint, sign = _BITS[n.dtype]
-                setup.append(f"    {', '.join(bits)} = {ops[0]}.view(np.{uint}), {v}.view(np.{uint}), "
-                             f"np.array({sign}, np.{uint})  # the bits of x and of out, the sign bit")
+                if n.id in home:        # out is a row of its block stack: its bits, a row of the stack's
+                    setup.append(f"    u{n.id}x, G{n.id}u, m{n.id} = {ops[0]}.view(np.{uint}), "
+                                 f"G{n.id}.view(np.{uint}), np.array({sign}, np.{uint})  # the bits of x and of "
+                                 f"out, the sign bit")
+                    step.append(f"u{n.id} = G{n.id}u[t]")
+                else:
+                    setup.append(f"    {', '.join(bits)} = {ops[0]}.view(np.{uint}), {v}.view(np.{uint}), "
+                                 f"np.array({sign}, np.{uint})  # the bits of x and of out, the sign bit")
             step.extend(f"{line}  # %{n.id} sigmoid{where}" for line in _sigmoid(ops[0], v, f"n{n.id}", bits, one))
         else:
             step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}{where}")
     for k, (i, slot) in enumerate(copies):     # outputs no op could write: an argument, a repeat
         step += [f"o{k} = {slot}", f"np.copyto(o{k}, {name[i]})"]
+    # a sequence or carry read only in blocks: no row of it named per step, no time-major copy
+    bound = [re.fullmatch(r"(\w+) = (\w+)\[(t|IN|OUT)\]", line) for line in step]
+    words = {w for line, b in zip(step, bound) if not b for w in re.findall(r"\w+", line)}
+    step = [line for line, b in zip(step, bound) if not b or b.group(1) in words]
+    words |= {w for line in step for w in re.findall(r"\w+", line)}
+    setup = [line for line in setup if not re.fullmatch(r"    (X\d+) = _time_major\(.*", line)
+             or line.split()[0] in words]
     # numpy's functions as locals: a global and an attribute lookup less per call
     used = sorted({f for line in step for f in re.findall(r"\bnp\.(\w+)\(", line)})
     setup.extend(f"    _{f} = np.{f}" for f in used)
@@ -237,7 +315,8 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
         its = [rows[reverse][b.group(3)].format(b.group(2)) for b in binds if b]
         return [f"        for {', '.join(names)}, in zip({', '.join(its)}):", *body_lines]
     source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import stacked as _stacked",
-              "from nncompiler.backends.numpy.loop import time_major as _time_major", "",
+              "from nncompiler.backends.numpy.loop import time_major as _time_major",
+              "from nncompiler.backends.numpy.loopblocks import in_blocks as _in_blocks", "",
               f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}):",
               f"    # the scan of {quote(body.name)} (nncompiler/backends/numpy/loopgen.py)",
               *setup,
@@ -250,27 +329,6 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
 _BITS = {"f32": ("uint32", "0x80000000"), "f64": ("uint64", "0x8000000000000000")}
 
 
-def _block_concats(body: Graph, p: Plan, taken: set[int]) -> dict[int, list[int]]:
-    """Concats (along the last axis) of k parts of one width w, each computed by this step for
-    the concat alone (not an argument, an output or another concat): concat id -> parts. Their
-    parts are computed into the blocks of one [k, B, w] buffer and the concat is one copy of
-    it viewed [B, k, w]: the same values, where np.concatenate's call costs about twice that
-    copy (bench G200's LSTM VJP, four [32, 16] parts: 1.4 vs 0.75 us a step)."""
-    users = body.users()
-    out: dict[int, list[int]] = {}
-    claimed: set[int] = set()
-    for n in body.nodes:
-        if n.op != "concat" or p.kind.get(n.id) != "row" or n.attr["axis"] not in (1, -1):
-            continue
-        parts = list(n.inputs)
-        widths = {body[i].shape[1] for i in parts}
-        if (len(parts) < 2 or len(set(parts)) != len(parts) or len(widths) != 1
-                or any(body[i].op in ("arg", "concat") or i in taken or i in claimed
-                       or p.kind.get(i) != "row" or list(users[i]) != [n.id] for i in parts)):
-            continue
-        out[n.id] = parts
-        claimed.update(parts)
-    return out
 
 
 def _sigmoid(x: str, out: str, num: str, bits, one: str = "1") -> list[str]:
