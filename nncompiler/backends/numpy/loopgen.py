@@ -252,8 +252,14 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             setup.append(f"    {v} = {part_of[n.id]}")
         else:
             setup.append(f"    {v} = np.empty({shape}, {np_dtype(n)})" + ("  # block-major" if n.id in bm else ""))
-        if n.id in bm:
+        entry = None
+        if n.id in bm and any(i in bm for i in n.inputs):
             ops = [in_blocks(i, *bm[n.id]) for i in n.inputs]
+        elif n.id in bm:    # its operands are rows: computed as a row, then copied into its blocks
+            k, w = bm[n.id]
+            entry, v, shape = v, f"r{n.id}", f"(B, {n.shape[1]})"
+            setup.append(f"    {v} = np.empty({shape}, {np_dtype(n)})  # %{n.id} as a row, before its blocks")
+            setup.append(f"    {v}b = {v}.reshape(B, {k}, {w}).transpose(1, 0, 2)")
         if n.id in blocks:      # the parts are in g's blocks already: one copy, [k, B, w] -> [B, k, w]
             k, width = len(blocks[n.id]), n.shape[1] // len(blocks[n.id])
             at = re.fullmatch(r"(\w+)\[(t|IN|OUT)\]", home.get(n.id, ""))
@@ -273,10 +279,11 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             bits = None
             x = n.inputs[0]
             fixed_x = x not in home and body[x].op != "arg"
-            if fixed_x and n.dtype in _BITS and (n.id not in home or home[n.id] == f"G{n.id}[t]"):
+            in_stack = entry is None and home.get(n.id) == f"G{n.id}[t]"
+            if fixed_x and n.dtype in _BITS and (entry is not None or n.id not in home or in_stack):
                 bits = (f"u{n.id}x", f"u{n.id}", f"m{n.id}")      # x's buffer is fixed: its bits viewed once
                 uint, sign = _BITS[n.dtype]
-                if n.id in home:        # out is a row of its block stack: its bits, a row of the stack's
+                if in_stack:            # out is a row of its block stack: its bits, a row of the stack's
                     setup.append(f"    u{n.id}x, G{n.id}u, m{n.id} = {ops[0]}.view(np.{uint}), "
                                  f"G{n.id}.view(np.{uint}), np.array({sign}, np.{uint})  # the bits of x and of "
                                  f"out, the sign bit")
@@ -287,6 +294,8 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             step.extend(f"{line}  # %{n.id} sigmoid{where}" for line in _sigmoid(ops[0], v, f"n{n.id}", bits, one))
         else:
             step.append(f"{_op(n, ops, v)}  # %{n.id} {n.op}{where}")
+        if entry is not None:
+            step.append(f"np.copyto({entry}, {v}b)  # %{n.id} into its blocks")
     for k, (i, slot) in enumerate(copies):     # outputs no op could write: an argument, a repeat
         step += [f"o{k} = {slot}", f"np.copyto(o{k}, {name[i]})"]
     # a sequence or carry read only in blocks: no row of it named per step, no time-major copy

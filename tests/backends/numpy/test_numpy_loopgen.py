@@ -171,7 +171,7 @@ def test_lstm_loops_allocate_nothing_and_copy_nothing_but_the_vjps_concat():
     forward, vjp = (loopgen.generate(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"],
                                      loopgen.plan(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"]))
                     for s in _scans(m.graph("train_step")))
-    for source, calls in ((forward, 14), (vjp, 14)):
+    for source, calls in ((forward, 15), (vjp, 14)):
         header, *lines = _loop_lines(source)
         # the step's rows of stacks and sequences are named by iterating them
         assert re.fullmatch(r"for (\w+, )+in zip\(.*\):", header)
@@ -179,11 +179,12 @@ def test_lstm_loops_allocate_nothing_and_copy_nothing_but_the_vjps_concat():
         # every call writes into a buffer it is given: nothing is allocated per step
         assert all("out=" in s or s.startswith("_copyto(") for s in numpy_calls), numpy_calls
         assert len(numpy_calls) == calls == len(lines)     # and no other Python work per step
-    # forward: product, add, the 6 calls of sigmoid, tanh, 2 mul, add, tanh, mul. The
-    # pre-activation and the gates are block-major, [4, B, units]: the gates i, f, o (which the
-    # VJP reads) are blocks of one [T, 4, B, units] stack the sigmoid writes, tanh reads the
-    # cell block in place; no column slice is copied
-    assert not any(s.startswith("_copyto(") for s in _loop_lines(forward))
+    # forward: product, add, the pre-activation's copy into blocks, the 6 calls of sigmoid,
+    # tanh, 2 mul, add, tanh, mul. The pre-activation and the gates are block-major,
+    # [4, B, units]: the gates i, f, o (which the VJP reads) are blocks of one [T, 4, B, units]
+    # stack the sigmoid writes, tanh reads the cell block in place; no column slice is copied
+    copies = [s for s in _loop_lines(forward)[1:] if s.startswith("_copyto(")]
+    assert len(copies) == 1 and "into its blocks" in copies[0]
     assert "np.empty((T, 4, B, 5), np.float32)" in forward
     # VJP: the gates' gradients are computed into the blocks of one [4, B, units] buffer, and
     # their concat is one copy of it into the stacked [B, 4*units] row, no np.concatenate
@@ -209,7 +210,7 @@ def _block_major_body():
     def block(v, j):
         return b.slice(v, start=(0, 2 * j), stop=(None, 2 * j + 2), step=(1, 1))
     z = b.add(b.matmul(h, w), x)
-    z2 = b.mul(b.add(z, r), h)
+    z2 = b.mul(b.add(b.add(z, r), x), h)
     g = b.sigmoid(z2)
     i, f, o = block(g, 0), block(g, 1), block(g, 3)
     cn = b.add(b.mul(f, c), b.mul(i, b.tanh(block(z, 2))))
@@ -225,9 +226,11 @@ def test_block_major_values_give_run_scans_bits(reverse, axis):
     body = _block_major_body()
     p = loopgen.plan(body, 3, 2)
     source = loopgen.generate(body, 3, 2, p)
-    assert source.count("# block-major") == 2                  # z + r, z2 (z, g: in block stacks)
+    assert source.count("# block-major") == 3          # z + r, + x, z2 (z, g: in block stacks)
+    assert "_in_blocks(a3, axis, 4, 2)" in source       # x, read in blocks by z + r + x
     assert source.count(", block-major: its blocks are stacked outputs") == 2   # g and z
-    assert "_in_blocks(a3, axis, 4, 2)" in source and "_time_major(a3, axis)" not in source
+    # z's operands are rows (a product and a sequence): computed as a row, copied into blocks
+    assert source.count("as a row, before its blocks") == 1
     rng = np.random.default_rng([axis, reverse, 11])
     B, T = 3, 5
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
