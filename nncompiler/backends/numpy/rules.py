@@ -86,6 +86,15 @@ def _buf_like(ws, key, like, dtype):
         kept = ws[key] = (np.empty_like(like, dtype=dtype), (like.shape, like.strides))
     return kept[0]
 
+def _buf_major(ws, key, shape, dtype, axis):
+    # a workspace buffer of `shape` whose memory has `axis` outermost (a scan reads it as a
+    # time-major sequence without copying it): see codegen._scan_major_values
+    a = ws.get(key)
+    if a is None or a.shape != shape:
+        order = (axis,) + tuple(i for i in range(len(shape)) if i != axis)
+        a = ws[key] = np.empty([shape[i] for i in order], dtype).transpose(np.argsort(order))
+    return a
+
 def _outbuf(ws, key, shape, dtype):
     # an output buffer: last call's is reused only when nobody else holds it any more
     a = ws.get(key)

@@ -345,3 +345,32 @@ def test_a_body_name_reaches_the_generated_code_only_quoted():
     c = np.ones((2, 2), np.float32)
     final, = namespace["loop"](0, 3, False, c)
     np.testing.assert_array_equal(final, np.tanh(np.tanh(np.tanh(c))))
+
+
+def test_a_scans_input_projection_is_computed_time_major_with_the_same_bits(monkeypatch):
+    """x @ kernel + bias, [B, T, 4u], the LSTM's sequence operand: its workspace has the time
+    axis outermost (codegen._scan_major_values), so the loop reads it without a copy, and the
+    same per-batch products give the same training steps as the C-ordered workspace."""
+    from nncompiler.backends.numpy import codegen
+    from nncompiler.backends.numpy.loop import time_major
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal((4, 30, 3)).astype(np.float32),
+             "y": rng.standard_normal((4, 1)).astype(np.float32)}
+    fast = nnc.compile(_model_source("lstm", steps=30))   # [B, 30, 20]: large enough for a workspace
+    source = fast.compiled("train_step").source
+    assert "_buf_major(_ws, " in source and "axis 1 outermost" in source
+    monkeypatch.setattr(codegen, "_scan_major_values", lambda graph, mem: {})
+    slow = nnc.compile(_model_source("lstm", "# compiled again", steps=30))
+    assert "_buf_major(_ws" not in slow.compiled("train_step").source
+    slow.set_params(fast.params)
+    for _ in range(3):
+        assert fast.step(**feeds)["loss"] == slow.step(**feeds)["loss"]
+    for name, value in fast.params.items():
+        np.testing.assert_array_equal(value, slow.params[name], err_msg=name)
+    from nncompiler.backends.numpy.rules import PRELUDE
+    ns = {}
+    exec(compile(PRELUDE, "<prelude>", "exec"), ns)
+    ws = {}
+    a = ns["_buf_major"](ws, "k", (4, 7, 12), np.float32, 1)
+    assert a.shape == (4, 7, 12) and ns["_buf_major"](ws, "k", (4, 7, 12), np.float32, 1) is a
+    assert np.shares_memory(time_major(a, 1), a) and time_major(a, 1).flags.c_contiguous
