@@ -30,7 +30,7 @@ where a gate is a contiguous block of rows and x @ W is W^T @ x^T) saves the str
 but the relayouts of sequences and stacks at the loop's edges cost as much; computing a
 concat's operands into its column blocks is slower than the concat (strided writes); the
 sigmoid's numerator from x's bits (an int32 shift, or, max: 1.04 vs 1.46 us on [4, 32, 16])
-gives another NaN where x is a NaN with its sign bit set; a contiguous copy of the VJP's
+gives other NaN bits where x is a NaN (the tests compare them); a contiguous copy of the VJP's
 R^T makes np.dot faster (0.86 vs 1.05 us) but sums in another order (other bits).
 
 The body qualifies when every value is [B, N] with the carries' B (or a scalar, an [N]
