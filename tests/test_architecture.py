@@ -160,3 +160,16 @@ def test_no_circle_crosses_folders():
 ])
 def test_the_cycle_finder(edges, circles):
     assert sorted(_cycles(edges)) == circles
+
+
+def test_no_two_test_files_share_a_name():
+    """The tests folders are not packages: pytest imports each file by its base name, so two
+    files of one name (tests/onnx/test_scan.py and tests/autodiff/test_scan.py) stop the whole
+    run at collection."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(Path(__file__).parent.rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name]} and {path}")
+        seen.setdefault(path.name, path)
+    assert not clashes, clashes
