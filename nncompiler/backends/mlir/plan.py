@@ -103,14 +103,19 @@ def conv_by_channel(node: Node, graph: Graph) -> bool:
     the whole batch of images deep (case F: 65536), and IREE's CPU matmul streams both
     operands from memory once per output tile at that depth. Only where the per-channel
     partial sums [C, out positions * batch, F] are no bigger than the im2col copy
-    [C, T, out positions * batch] it reads, i.e. F <= T."""
+    [C, T, out positions * batch] it reads, i.e. F <= T, and only for a static C: with a
+    symbolic one (a kernel gradient's C is the forward batch B) the partial sums are a
+    B-sized intermediate, and IREE 3.13 gives every dynamic-size intermediate of a call its
+    own memory in the call's one transient block (no reuse between them), which local-task
+    maps afresh every call above 64 MiB (docs/mlir.md): such a conv is batched over its
+    first tap axis instead (windows._conv_as_matmul), whose partial sums are static."""
     if node.op != "conv" or node.attr["groups"] != 1 or node.dtype == "bool":
         return False
     w = graph[node.inputs[1]]
     sp = node.type.rank - 2
     taps, positions, f = numel(w.shape[:sp]), numel(node.shape[1:-1]), w.shape[-1]
     return (isinstance(taps, int) and isinstance(positions, int) and isinstance(f, int)
-            and taps > positions and f <= taps)
+            and isinstance(w.shape[sp], int) and taps > positions and f <= taps)
 
 
 @dataclass

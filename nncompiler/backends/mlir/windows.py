@@ -108,20 +108,34 @@ def _reduction_heavy(n: Node, w) -> bool:
 
 def _conv_as_matmul(fe, n: Node, xs: str, xt: TensorType, w, name: str) -> str:
     """y[b, o, f] = sum over taps t and channels c of x[b, o*stride + t*dilation, c] * w[t, c, f]:
-    copy the windows out as col[b, o.., t.., c] (a static gather through the indexing map),
-    then one matmul col[(b, o), (t, c)] @ w[(t, c), f] whose result is y in its own layout."""
+    copy the windows out, then matmuls over that copy (a static gather through the indexing map).
+
+    By rows of taps (`_by_tap_row`): col[t1, b, o.., t2.., c] and one linalg.batch_matmul over
+    the first tap axis t1, col[t1, (b, o..), (t2.., c)] @ w[t1, (t2.., c), f], then the sum over
+    t1: each matmul is T/T1 * C deep instead of T * C, and w is read in its own layout. Otherwise
+    col[b, o.., t.., c] and one matmul col[(b, o), (t, c)] @ w[(t, c), f], y in its own layout."""
     a = n.attr
     sp = n.type.rank - 2
     batch, outs, taps, chans = xt.shape[0], tuple(n.shape[1:-1]), tuple(w.shape[:sp]), w.shape[sp]
-    col_t = TensorType(n.dtype, (batch,) + outs + taps + (chans,))
-    loops = 2 * sp + 2        # b, o.., t.., c
-    xmap = _map(loops, ["d0"] + [f"d{1 + j} * {a['stride'][j]} + d{1 + sp + j} * {a['dilation'][j]}"
-                                 for j in range(sp)] + [f"d{loops - 1}"])
+    f, el = w.shape[-1], ELEM[n.dtype]
+    rows_t = TensorType(n.dtype, (batch,) + outs)
+    by_row = _by_tap_row(taps, chans, f)
+    # loops: [t1,] b, o.., t.. (t1 left out when by rows), c
+    lead = 1 if by_row else 0
+    o0, t0 = lead + 1, lead + 1 + sp
+    tl = [f"d{t0 + j}" for j in range(sp)]
+    if by_row:   # t1 is loop d0; t2.. follow the output loops
+        tl = ["d0"] + [f"d{t0 + j - 1}" for j in range(1, sp)]
+        col_t = TensorType(n.dtype, (taps[0], batch) + outs + taps[1:] + (chans,))
+    else:
+        col_t = TensorType(n.dtype, (batch,) + outs + taps + (chans,))
+    loops = col_t.rank
+    xmap = _map(loops, [f"d{lead}"] + [f"d{o0 + j} * {a['stride'][j]} + {tl[j]} * {a['dilation'][j]}"
+                                       for j in range(sp)] + [f"d{loops - 1}"])
     idmap = _map(loops, [f"d{k}" for k in range(loops)])
     iters = ", ".join(['"parallel"'] * loops)
     empty = fe.empty(n.dtype, col_t.shape, n)
     col = fe.fresh("im2col")
-    el = ELEM[n.dtype]
     fe.lines.append(f"{fe.ind * 2}{col} = linalg.generic {{indexing_maps = [{xmap}, {idmap}], "
                     f"iterator_types = [{iters}]}} ins({xs} : {tensor_type(xt)}) "
                     f"outs({empty} : {tensor_type(col_t)}) {{")
@@ -129,15 +143,58 @@ def _conv_as_matmul(fe, n: Node, xs: str, xt: TensorType, w, name: str) -> str:
     fe.lines.append(f"{fe.ind * 2}^bb0({v}: {el}, {o}: {el}):")
     fe.lines.append(f"{fe.ind * 3}linalg.yield {v} : {el}")
     fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(col_t)}{fe.loc(n)}")
-    rows, depth, f = numel((batch,) + outs), numel(taps + (chans,)), w.shape[-1]
-    lhs_t, rhs_t, mm_t = (TensorType(n.dtype, s) for s in ((rows, depth), (depth, f), (rows, f)))
+    rows = numel(rows_t.shape)
+    if not by_row:
+        depth = numel(taps + (chans,))
+        lhs_t, rhs_t, mm_t = (TensorType(n.dtype, s) for s in ((rows, depth), (depth, f), (rows, f)))
+        lhs = fe.reshape(col, col_t, lhs_t, n)
+        rhs = fe.reshape(fe.tensor(w.id), w.type, rhs_t, n)
+        init = fe.filled(n.dtype, mm_t.shape, 0, n)
+        mm = fe.fresh("mm")
+        fe.emit(f"{mm} = linalg.matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
+                f"outs({init} : {tensor_type(mm_t)}) -> {tensor_type(mm_t)}", n)
+        return fe.reshape(mm, mm_t, n.type, n, name)
+    t1, depth = taps[0], numel(taps[1:] + (chans,))
+    lhs_t, rhs_t, part_t = (TensorType(n.dtype, s) for s in ((t1, rows, depth), (t1, depth, f), (t1, rows, f)))
     lhs = fe.reshape(col, col_t, lhs_t, n)
     rhs = fe.reshape(fe.tensor(w.id), w.type, rhs_t, n)
-    init = fe.filled(n.dtype, mm_t.shape, 0, n)
-    mm = fe.fresh("mm")
-    fe.emit(f"{mm} = linalg.matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
-            f"outs({init} : {tensor_type(mm_t)}) -> {tensor_type(mm_t)}", n)
-    return fe.reshape(mm, mm_t, n.type, n, name)
+    init = fe.filled(n.dtype, part_t.shape, 0, n)
+    part = fe.fresh("part")
+    fe.emit(f"{part} = linalg.batch_matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
+            f"outs({init} : {tensor_type(part_t)}) -> {tensor_type(part_t)}", n)
+    full_t = TensorType(n.dtype, (t1,) + tuple(n.shape))
+    full = fe.reshape(part, part_t, full_t, n)
+    return _sum_leading(fe, n, full, full_t, name)
+
+
+def _by_tap_row(taps, chans, f) -> bool:
+    """Batch the matmul over the first tap axis: it has more than one entry, and the partial sums
+    [T1, rows, F] are no bigger than the copy [T1, rows, T2.. * C] they come from (always taken
+    for a symbolic C, a kernel gradient's batch: the partial sums stay the same size at any
+    batch while the copy grows with it)."""
+    rest = numel(taps[1:] + (chans,))
+    return (isinstance(taps[0], int) and taps[0] > 1 and isinstance(f, int)
+            and (not isinstance(rest, int) or f <= rest))
+
+
+def _sum_leading(fe, n: Node, full: str, full_t: TensorType, name: str) -> str:
+    """`name` = the sum of `full` [K, *n.shape] over its leading axis (a reduction generic)."""
+    el = ELEM[n.dtype]
+    r = n.type.rank
+    pmap = _map(r + 1, [f"d{r}"] + [f"d{k}" for k in range(r)])
+    ymap = _map(r + 1, [f"d{k}" for k in range(r)])
+    yinit = fe.filled(n.dtype, n.shape, 0, n)
+    acc, p_, s_ = fe.fresh("acc"), fe.fresh("p"), fe.fresh("s")
+    add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
+    iters = ", ".join(['"parallel"'] * r + ['"reduction"'])
+    fe.lines += [f"{fe.ind * 2}{name} = linalg.generic {{indexing_maps = [{pmap}, {ymap}], "
+                 f"iterator_types = [{iters}]}} ins({full} : {tensor_type(full_t)}) "
+                 f"outs({yinit} : {tensor_type(n.type)}) {{",
+                 f"{fe.ind * 2}^bb0({p_}: {el}, {acc}: {el}):",
+                 f"{fe.ind * 3}{s_} = {add} {acc}, {p_} : {el}",
+                 f"{fe.ind * 3}linalg.yield {s_} : {el}",
+                 f"{fe.ind * 2}}} -> {tensor_type(n.type)}{fe.loc(n)}"]
+    return name
 
 
 def _conv_by_channel(fe, n: Node) -> str:

@@ -1,8 +1,9 @@
 """backends/mlir/windows.py's fast forms, against torch.autograd: a reduction-heavy conv
 (more window taps than output positions, as every kernel gradient is) lowered as im2col +
-one matmul per input channel (a batch_matmul, then the sum over the channels), or as im2col +
-one matmul where it has more filters than taps, and max pooling's select_scatter over
-non-overlapping windows lowered as one elementwise map. Inputs and kernels hold small integers, so every conv output is exact in
+one matmul per input channel (a batch_matmul, then the sum over the channels; with a static
+channel count), or one matmul per row of taps (a symbolic one, or more filters than taps), or
+one matmul, and max pooling's select_scatter over non-overlapping windows lowered as one
+elementwise map. Inputs and kernels hold small integers, so every conv output is exact in
 float32 in any summation order and the pooling windows are full of ties: the first maximal
 tap must win in both implementations."""
 from __future__ import annotations
@@ -27,6 +28,7 @@ CASES = {
     "2d reduction-heavy forward": ((8, 7, 3), (5, 4, 3, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (2, 2)),
     "2d reduction-heavy strided": ((9, 9, 2), (4, 4, 2, 3), (2, 2), (2, 2), ((0, 0), (0, 0)), 1, (2, 1)),
     "2d reduction-heavy, more filters than taps": ((5, 6, 2), (4, 4, 2, 20), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1)),
+    "2d reduction-heavy, by tap rows": ((4, 4, 4), (3, 3, 4, 12), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1)),
     "1d": ((11, 2), (3, 2, 3), (1,), (1,), ((1, 1),), 1, (2,)),
     "3d": ((4, 5, 6, 2), (2, 2, 2, 2, 3), (1, 1, 1), (1, 1, 1), ((1, 0), (0, 1), (1, 0)), 1, (2, 2, 2)),
 }
@@ -102,12 +104,19 @@ def test_kernel_gradients_are_matmuls_and_tiled_pooling_needs_no_gather():
     assert text.count("im2col = ") >= 1 and "by_channel = linalg.transpose" in text
     assert "linalg.conv_2d_nhwc_hwcf" in text   # the input gradient is not heavy
     text, _ = emit_function(_graph(4, CASES["2d reduction-heavy, more filters than taps"]))
-    assert "linalg.matmul ins(%collapsed" in text   # per-channel partial sums would outgrow the copy
+    assert "linalg.matmul ins(%collapsed" in text   # any partial sums would outgrow the copy
+    text, _ = emit_function(_graph(4, CASES["2d reduction-heavy, by tap rows"]))
+    # 12 filters > 9 taps, but no more than a row of taps (3) times the channels (4): batched over
+    # the first tap axis, w read in its own layout
+    assert "%part = linalg.batch_matmul ins(%collapsed, %expanded" in text or \
+        "%part = linalg.batch_matmul ins(%collapsed, %collapsed" in text
+    assert "as a matmul per input channel" not in text
 
 
 @requires_iree
-def test_kernel_gradient_by_channel_with_a_symbolic_batch():
-    """The batch_matmul's batch is the forward batch: one compiled function serves any size."""
+def test_kernel_gradient_with_a_symbolic_batch():
+    """One compiled function serves any batch size; the kernel gradient, whose channel count is
+    the batch, is batched over its first row of taps."""
     case = CASES["2d stride 2, dilation 2, pool 3"]
     xs, ws, stride, dilation, padding, groups, window = case
     b = Builder("windows")
@@ -116,7 +125,11 @@ def test_kernel_gradient_by_channel_with_a_symbolic_batch():
     y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     loss = b.sum(b.mul(y, y), axes=tuple(range(len(xs) + 1)), keepdims=False)
     g = grad(b.build({"loss": loss}), "loss", ["x", "w"])
-    assert "tensor<?x" in emit_function(g)[0] and "linalg.batch_matmul" in emit_function(g)[0]
+    text = emit_function(g)[0]
+    # the kernel gradient's channels are the batch: batched over its first tap axis (static
+    # partial sums), reading the VJP's transposes as they are, not per channel
+    assert "tensor<?x" in text and "%part = linalg.batch_matmul ins(" in text
+    assert "as a matmul per input channel" not in text and "linalg.transpose" in text
     be = get_backend("mlir")
     fn = be.compile(g)
     rng = np.random.default_rng(3)
