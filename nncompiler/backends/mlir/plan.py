@@ -4,7 +4,9 @@ One pass over an optimised graph decides, before any text is printed:
 
 * **Folded transposes.** A `transpose` that only swaps the last two axes and is read
   only by matmuls disappears: the matmul reads its operand through a transposed
-  indexing map instead.
+  indexing map instead. So does any `transpose` read only as an operand of convs
+  emitted by channel (`conv_by_channel`: a kernel gradient reads x^T and g^T), which
+  read its source through the permutation.
 * **Fused clusters.** Elementwise nodes (unary, binary, compare, select, cast), the
   index remappings (`broadcast_to`, `transpose`, a `reshape` that only adds or drops
   unit axes), `iota`, and reductions (`sum`, `max`, `argmax`) form clusters, each one
@@ -93,6 +95,29 @@ def is_last_two_swap(node: Node) -> bool:
     return r >= 2 and perm == tuple(range(r - 2)) + (r - 1, r - 2)
 
 
+def conv_by_channel(node: Node, graph: Graph) -> bool:
+    """A conv with more window taps T than output positions (the shape of a kernel gradient:
+    window = the forward output, output = the forward kernel) that windows.py emits as one
+    matmul per input channel c (a batch_matmul over c, then the sum over c) rather than one
+    matmul whose contraction runs over every channel and tap at once: that contraction is
+    the whole batch of images deep (case F: 65536), and IREE's CPU matmul streams both
+    operands from memory once per output tile at that depth. Only where the per-channel
+    partial sums [C, out positions * batch, F] are no bigger than the im2col copy
+    [C, T, out positions * batch] it reads, i.e. F <= T, and only for a static C: with a
+    symbolic one (a kernel gradient's C is the forward batch B) the partial sums are a
+    B-sized intermediate, and IREE 3.13 gives every dynamic-size intermediate of a call its
+    own memory in the call's one transient block (no reuse between them), which local-task
+    maps afresh every call above 64 MiB (docs/mlir.md): such a conv is batched over its
+    first tap axis instead (windows._conv_as_matmul), whose partial sums are static."""
+    if node.op != "conv" or node.attr["groups"] != 1 or node.dtype == "bool":
+        return False
+    w = graph[node.inputs[1]]
+    sp = node.type.rank - 2
+    taps, positions, f = numel(w.shape[:sp]), numel(node.shape[1:-1]), w.shape[-1]
+    return (isinstance(taps, int) and isinstance(positions, int) and isinstance(f, int)
+            and isinstance(w.shape[sp], int) and taps > positions and f <= taps)
+
+
 @dataclass
 class Cluster:
     root: int
@@ -106,7 +131,8 @@ class Plan:
     graph: Graph
     live: list[Node]                                   # nodes reached from the outputs, in order
     inputs: dict[int, tuple[int, ...]]                 # effective operands (after folding transposes)
-    folded: dict[tuple[int, int], bool]                # (matmul id, operand index) -> reads transposed
+    folded: dict[tuple[int, int], object]              # (matmul id, operand index) -> True: reads transposed;
+                                                       # (conv id, operand index) -> the folded transpose's perm
     clusters: dict[int, Cluster]                       # root id -> cluster
     member_of: dict[int, int]                          # node id -> root id of its cluster
     inline: set[int]                                   # scalar/splat constants and sizes
@@ -172,20 +198,30 @@ def build_plan(graph: Graph) -> Plan:
     outputs = {i for _, i in graph.outputs}
     all_users = graph.users()
 
-    # 1. transposes read only by matmuls fold into the matmul's indexing maps
-    folded: dict[tuple[int, int], bool] = {}
+    # 1. transposes read only by matmuls fold into the matmul's indexing maps; those read only
+    #    by convs emitted by channel into the conv's im2col map and operand layout
+    folded: dict[tuple[int, int], object] = {}
     inputs: dict[int, tuple[int, ...]] = {}
-    foldable = set()
+    foldable, conv_foldable = set(), set()
     for n in graph.nodes:
-        if (n.op == "transpose" and n.id not in outputs and is_last_two_swap(n) and all_users[n.id]
-                and all(graph[u].op == "matmul" for u in all_users[n.id])):
+        if n.op != "transpose" or n.id in outputs or not all_users[n.id]:
+            continue
+        readers = [graph[u] for u in all_users[n.id]]
+        if is_last_two_swap(n) and all(u.op == "matmul" for u in readers):
             foldable.add(n.id)
+        elif all(conv_by_channel(u, graph) and n.id in u.inputs[:2] for u in readers):
+            conv_foldable.add(n.id)
     for n in graph.nodes:
         ins = list(n.inputs)
         if n.op == "matmul":
             for k, i in enumerate(ins):
                 if i in foldable:
                     folded[(n.id, k)] = True
+                    ins[k] = graph[i].inputs[0]
+        elif n.op == "conv":
+            for k, i in enumerate(ins[:2]):
+                if i in conv_foldable:
+                    folded[(n.id, k)] = tuple(graph[i].attr["perm"])
                     ins[k] = graph[i].inputs[0]
         inputs[n.id] = tuple(ins)
 

@@ -1,5 +1,7 @@
 """backends/mlir/windows.py's fast forms, against torch.autograd: a reduction-heavy conv
 (more window taps than output positions, as every kernel gradient is) lowered as im2col +
+one matmul per input channel (a batch_matmul, then the sum over the channels; with a static
+channel count), or one matmul per row of taps (a symbolic one, or more filters than taps), or
 one matmul, and max pooling's select_scatter over non-overlapping windows lowered as one
 elementwise map. Inputs and kernels hold small integers, so every conv output is exact in
 float32 in any summation order and the pooling windows are full of ties: the first maximal
@@ -25,6 +27,8 @@ CASES = {
     "2d groups 2": ((8, 8, 4), (3, 3, 2, 6), (1, 1), (1, 1), ((1, 1), (1, 1)), 2, (2, 2)),
     "2d reduction-heavy forward": ((8, 7, 3), (5, 4, 3, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (2, 2)),
     "2d reduction-heavy strided": ((9, 9, 2), (4, 4, 2, 3), (2, 2), (2, 2), ((0, 0), (0, 0)), 1, (2, 1)),
+    "2d reduction-heavy, more filters than taps": ((5, 6, 2), (4, 4, 2, 20), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1)),
+    "2d reduction-heavy, by tap rows": ((4, 4, 4), (3, 3, 4, 12), (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1)),
     "1d": ((11, 2), (3, 2, 3), (1,), (1,), ((1, 1),), 1, (2,)),
     "3d": ((4, 5, 6, 2), (2, 2, 2, 2, 3), (1, 1, 1), (1, 1, 1), ((1, 0), (0, 1), (1, 0)), 1, (2, 2, 2)),
 }
@@ -88,10 +92,58 @@ def test_conv_and_tiled_max_pool_gradients_match_torch(name, batch):
 def test_kernel_gradients_are_matmuls_and_tiled_pooling_needs_no_gather():
     """The forms the cases above check are the ones emitted (the general forms would pass too)."""
     text, _ = emit_function(_graph(4, CASES["2d same, odd sizes, pool 2 with leftover"]))
-    assert "im2col" in text and "linalg.matmul" in text      # the kernel gradient
+    # the kernel gradient: one matmul per image (its input channel), reading x and g through
+    # the VJP's transposes, which are not emitted (the one left puts dw in the kernel's layout)
+    assert "im2col" in text and "linalg.batch_matmul" in text and "linalg.matmul" not in text
+    assert "as a matmul per input channel, reading" in text and text.count("linalg.transpose") == 1
+    # col[c, t.., o.., b] reads x[c, o + t, .., b]: x^T's permutation composed into the map
+    assert "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3 * 1 + d1 * 1, d4 * 1 + d2 * 1, d5)>" in text
     assert "spread = " in text and "wmax" not in text        # the select_scatter: no index pass
     text, _ = emit_function(_graph(4, CASES["2d reduction-heavy forward"]))
-    assert text.count("im2col = ") >= 1 and "linalg.conv_2d_nhwc_hwcf" in text   # the input gradient is not heavy
+    # no transpose to fold: the kernel is copied to [c, t.., f] once
+    assert text.count("im2col = ") >= 1 and "by_channel = linalg.transpose" in text
+    assert "linalg.conv_2d_nhwc_hwcf" in text   # the input gradient is not heavy
+    text, _ = emit_function(_graph(4, CASES["2d reduction-heavy, more filters than taps"]))
+    assert "linalg.matmul ins(%collapsed" in text   # any partial sums would outgrow the copy
+    text, _ = emit_function(_graph(4, CASES["2d reduction-heavy, by tap rows"]))
+    # 12 filters > 9 taps, but no more than a row of taps (3) times the channels (4): batched over
+    # the first tap axis, w read in its own layout
+    assert "%part = linalg.batch_matmul ins(%collapsed, %expanded" in text or \
+        "%part = linalg.batch_matmul ins(%collapsed, %collapsed" in text
+    assert "as a matmul per input channel" not in text
+
+
+@requires_iree
+def test_kernel_gradient_with_a_symbolic_batch():
+    """One compiled function serves any batch size; the kernel gradient, whose channel count is
+    the batch, is batched over its first row of taps."""
+    case = CASES["2d stride 2, dilation 2, pool 3"]
+    xs, ws, stride, dilation, padding, groups, window = case
+    b = Builder("windows")
+    x = b.argument("x", "input", TensorType("f32", ("B",) + xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    y = b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    loss = b.sum(b.mul(y, y), axes=tuple(range(len(xs) + 1)), keepdims=False)
+    g = grad(b.build({"loss": loss}), "loss", ["x", "w"])
+    text = emit_function(g)[0]
+    # the kernel gradient's channels are the batch: batched over its first tap axis (static
+    # partial sums), reading the VJP's transposes as they are, not per channel
+    assert "tensor<?x" in text and "%part = linalg.batch_matmul ins(" in text
+    assert "as a matmul per input channel" not in text and "linalg.transpose" in text
+    be = get_backend("mlir")
+    fn = be.compile(g)
+    rng = np.random.default_rng(3)
+    for batch in (3, 1):
+        xv = rng.integers(-2, 3, (batch,) + xs).astype(np.float32)
+        wv = rng.integers(-1, 2, ws).astype(np.float32)
+        out = fn({"x": be.to_device(xv), "w": be.to_device(wv)})
+        xt = torch.tensor(xv, requires_grad=True)
+        wt = torch.tensor(wv, requires_grad=True)
+        xc = torch.nn.functional.pad(xt.permute(0, 3, 1, 2), [p for lo_hi in reversed(padding) for p in lo_hi])
+        yt = torch.nn.functional.conv2d(xc, wt.permute(3, 2, 0, 1), stride=stride, dilation=dilation)
+        (yt * yt).sum().backward()
+        np.testing.assert_allclose(np.asarray(be.to_numpy(out["grad.w"])), wt.grad.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(be.to_numpy(out["grad.x"])), xt.grad.numpy(), rtol=1e-6)
 
 
 def test_overlapping_or_padded_windows_keep_the_general_select_scatter():
