@@ -13,11 +13,16 @@ viewed with the time axis back in its place.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from itertools import repeat
 
 import numpy as np
 
-_BODIES: dict[tuple[str, str], object] = {}
+# compiled bodies, bounded (the least recently used dropped first): a process compiling model
+# after model (a sweep, the test suite) would otherwise keep every body's code for good; a
+# dropped body lives on in the modules holding its function, and compiles again on next use
+MAX_BODIES = 256
+_BODIES: OrderedDict[tuple[str, str], object] = OrderedDict()
 
 
 def scan_body(text: str, precision: str = "fp32"):
@@ -33,6 +38,9 @@ def scan_body(text: str, precision: str = "fp32"):
         from .codegen import compile_graph
         compiled = compile_graph(parse_graph(text, "<scan body>"), precision=precision, as_tuple=True)
         fn = _BODIES[key] = compiled.fn
+        while len(_BODIES) > MAX_BODIES:
+            _BODIES.popitem(last=False)
+    _BODIES.move_to_end(key)
     return fn
 
 

@@ -41,6 +41,7 @@ elementwise, a slice or concat along the last axis, or such a product (`plan`); 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +53,10 @@ from .loop import axis_back
 from .loopblocks import block_concats, block_major, block_of
 from .rules import OUT_OPS, np_dtype
 
-_LOOPS: dict[tuple, object] = {}
+# compiled loops, bounded like loop._BODIES (the least recently used dropped first; a dropped
+# loop lives on in the modules holding it, and is generated again on next use)
+MAX_LOOPS = 256
+_LOOPS: OrderedDict[tuple, object] = OrderedDict()
 
 
 @dataclass
@@ -401,4 +405,7 @@ def loop_function(text: str, n_carry: int, n_seq: int):
         namespace: dict = {}
         exec(compile(source, filename, "exec"), namespace)
         _LOOPS[key] = namespace["loop"]
+        while len(_LOOPS) > MAX_LOOPS:
+            _LOOPS.popitem(last=False)
+    _LOOPS.move_to_end(key)
     return _LOOPS[key]

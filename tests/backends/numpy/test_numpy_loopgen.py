@@ -374,3 +374,42 @@ def test_a_scans_input_projection_is_computed_time_major_with_the_same_bits(monk
     a = ns["_buf_major"](ws, "k", (4, 7, 12), np.float32, 1)
     assert a.shape == (4, 7, 12) and ns["_buf_major"](ws, "k", (4, 7, 12), np.float32, 1) is a
     assert np.shares_memory(time_major(a, 1), a) and time_major(a, 1).flags.c_contiguous
+
+
+def test_compiled_loops_and_bodies_are_bounded_and_a_recompiled_one_gives_the_same_bits(monkeypatch):
+    """loopgen._LOOPS and loop._BODIES keep at most MAX_LOOPS / MAX_BODIES entries, the least
+    recently used dropped first; a dropped entry compiles again, to a new function with the
+    same results."""
+    from nncompiler.backends.numpy import loop
+    monkeypatch.setattr(loopgen, "MAX_LOOPS", 2)
+    monkeypatch.setattr(loopgen, "_LOOPS", type(loopgen._LOOPS)())
+    monkeypatch.setattr(loop, "MAX_BODIES", 2)
+    monkeypatch.setattr(loop, "_BODIES", type(loop._BODIES)())
+    m = nnc.compile(_model_source("lstm"))
+    forward, vjp = ((print_graph(s.attr["body"]), s.attr["n_carry"], s.attr["n_seq"])
+                    for s in _scans(m.graph("train_step")))
+    third = (print_graph(_synthetic_body()), 2, 1)
+    first = loopgen.loop_function(*forward)
+    assert loopgen.loop_function(*forward) is first          # kept
+    loopgen.loop_function(*vjp)
+    loopgen.loop_function(*forward)                          # used again: vjp is now the oldest
+    loopgen.loop_function(*third)
+    assert list(loopgen._LOOPS) == [forward, third]          # vjp dropped, forward kept
+    loopgen.loop_function(*vjp)                              # forward the oldest now: dropped
+    assert list(loopgen._LOOPS) == [third, vjp]
+    again = loopgen.loop_function(*forward)
+    assert again is not first and len(loopgen._LOOPS) == 2
+    rng = np.random.default_rng(5)
+    s = _scans(m.graph("train_step"))[0]
+    a = s.attr
+    operands = _operands([m.graph("train_step")[i].type for i in s.inputs], rng)
+    _same(first(a["axis"], a["length"], a["reverse"], *operands),
+          again(a["axis"], a["length"], a["reverse"], *operands))
+    # the bodies run_scan calls: the same bound
+    fns = [scan_body(t) for t in (third[0], forward[0], vjp[0])]
+    assert list(loop._BODIES) == [(forward[0], "fp32"), (vjp[0], "fp32")]
+    body_again = scan_body(third[0])
+    assert body_again is not fns[0] and len(loop._BODIES) == 2
+    args = _operands([n.type for n in _synthetic_body().args], rng)
+    _same(fns[0](*args), body_again(*args))
+
