@@ -56,7 +56,8 @@ class _Context:
         if qualifies(a["body"], a["n_carry"], a["n_seq"], self.precision):
             name = f"_loop{n.id}"
             self.constants.append(f"{name} = _loop_function({text!r}, {a['n_carry']}, {a['n_seq']})")
-            return f"{name}({rest})"
+            # its stacks are kept in this module's workspace, reused when no view of them is held
+            return f"{name}({rest}, _ws=_ws.setdefault('scan{n.id}', {{}}))"
         name = f"_body{n.id}"
         self.constants.append(f"{name} = _scan_body({text!r}, {self.precision!r})")
         return f"_run_scan({name}, {a['n_carry']}, {a['n_seq']}, {rest})"

@@ -15,7 +15,14 @@ the call of the body, its allocations and those copies are a good part of the st
 - every constant operand (a scalar const or argument, sigmoid's 1 and sign bit) is a 0-d
   array made once, never a numpy scalar or a Python number, which a ufunc converts anew on
   every call ([32, 64] float32 add: 0.84 us with np.float32(1), 0.54 with 1, 0.32 with
-  np.array(1, np.float32)); the values, the results' dtypes and so the bits are the same.
+  np.array(1, np.float32)); the values, the results' dtypes and so the bits are the same;
+- the stacks are kept across calls in the workspace the calling module passes (`keep`),
+  reused while no view of them is held any more: a stack is a few hundred KB (bench G200)
+  and fresh memory costs page faults wherever the allocator cannot hand the last call's
+  back (two G200 models stepping in turn in one process: 0.72x the step time kept, within
+  noise alone); a result still held keeps its buffer, and the call allocates a new one;
+- a concat's parts that are binary ops of a value of the step and a sequence each (the
+  LSTM VJP's gate gradients times their derivatives) are one call (loopgroups.py).
 
 The same numpy calls on the same elements as the body compiled alone give the same bits. The
 stacks are time-major, as run_scan's, returned viewed with the time axis at the scan's
@@ -43,6 +50,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from sys import getrefcount as _refs
 
 import numpy as np
 
@@ -51,6 +59,7 @@ from ...ir.primitives import ELEMENTWISE_KINDS
 from ...sourcetext import loc_text, quote
 from .loop import axis_back
 from .loopblocks import block_concats, block_major, block_of
+from .loopgroups import group_call, product_groups
 from .rules import OUT_OPS, np_dtype
 
 # compiled loops, bounded like loop._BODIES (the least recently used dropped first; a dropped
@@ -145,7 +154,7 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     for k, a in enumerate(args):
         name[a.id] = f"c{k}" if k < n_carry else f"x{k}" if k < n_carry + n_seq else f"a{k}"
     for k, a in enumerate(args[:n_carry]):
-        setup.append(f"    C{k} = np.empty((T + 1, B, {a.shape[1]}), {np_dtype(a)})  # carry {k}")
+        setup.append(f"    C{k} = _keep(_ws, 'C{k}', (T + 1, B, {a.shape[1]}), {np_dtype(a)})  # carry {k}")
         setup.append(f"    np.copyto(C{k}[T if reverse else 0], a{k})")
     for k in range(n_carry, n_carry + n_seq):
         setup.append(f"    X{k} = _time_major(a{k}, axis)")
@@ -176,7 +185,7 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
         if i not in stack and src in bm and fresh(i):
             k, w = bm[src]
             if f"G{src}" not in home.get(src, ""):
-                setup.append(f"    G{src} = np.empty((T, {k}, B, {w}), {np_dtype(body[src])})  # %{src}, "
+                setup.append(f"    G{src} = _keep(_ws, 'G{src}', (T, {k}, B, {w}), {np_dtype(body[src])})  # %{src}, "
                              f"block-major: its blocks are stacked outputs")
                 home[src], stack[src] = f"G{src}[t]", f"G{src}"
             b = block_of(body[i], w)
@@ -184,7 +193,7 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             stack[i], views[i] = f"G{src}_{b}", f"G{src}_{b}[t]"
     for j, i in enumerate(outputs[n_carry:]):
         if i not in stack:
-            setup.append(f"    S{j} = np.empty((T, B, {body[i].shape[1]}), {np_dtype(body[i])})  # stacked output {j}")
+            setup.append(f"    S{j} = _keep(_ws, 'S{j}', (T, B, {body[i].shape[1]}), {np_dtype(body[i])})  # stacked output {j}")
             if fresh(i):
                 home[i] = f"S{j}[t]"
             else:
@@ -199,6 +208,25 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
                      f"block by block")
         setup.append(f"    g{c}t = g{c}.transpose(1, 0, 2)")
     part_of = {i: f"g{c}[{j}]" for c, parts in blocks.items() for j, i in enumerate(parts)}
+    # grouped calls (loopgroups.py): a pair group's other operands computed into the blocks
+    # of P{c}, its sequences (and a shared group's) stacked once a call
+    seq_ids = [a.id for a in args[n_carry:n_carry + n_seq]]
+    groups = product_groups(body, p.kind, seq_ids, blocks,
+                            set(outputs) | set(home) | set(bm) | set(part_of) | {a.id for a in args})
+    position = {n.id: k for k, n in enumerate(body.nodes)}
+    anchor: dict[int, int] = {}                 # member -> its group's index, at the one computing it
+    grouped: set[int] = set()
+    for q, g in enumerate(groups):
+        anchor[max(g.members, key=position.get)] = q      # after every L_j is computed
+        grouped.update(g.members)
+        k, w, dtype = len(g.members), body[g.members[0]].shape[1], np_dtype(body[g.members[0]])
+        stacked_seqs = ", ".join(f"a{n_carry + j}" for j in g.seqs)
+        setup.append(f"    D{q} = _stack_seqs(_keep(_ws, 'D{q}', (T, {k}, B, {w}), {dtype}), axis, {stacked_seqs})"
+                     f"  # grouped call {q}: its sequences")
+        step.insert(0, f"d{q} = D{q}[t]")
+        setup.append(f"    {g.lhs} = np.empty(({k}, B, {w}), {dtype})  # the other operands of grouped call {q}")
+        for j, i in enumerate(g.members):
+            part_of[body[i].inputs[1 - g.seq_at]] = f"{g.lhs}[{j}]"
     block_views: dict[tuple, str] = {}
 
     def in_blocks(i: int, k: int, w: int) -> str:
@@ -262,6 +290,12 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
             setup.append(f"    {v} = {part_of[n.id]}")
         else:
             setup.append(f"    {v} = np.empty({shape}, {np_dtype(n)})" + ("  # block-major" if n.id in bm else ""))
+        if n.id in grouped:         # computed by its group's one call
+            if n.id in anchor:
+                q = anchor[n.id]
+                names = ", ".join(f"%{i}" for i in groups[q].members)
+                step.append(f"{group_call(groups[q], f'd{q}')}  # {names} {n.op}, grouped{where}")
+            continue
         entry = None
         if n.id in bm and any(i in bm for i in n.inputs):
             ops = [in_blocks(i, *bm[n.id]) for i in n.inputs]
@@ -337,10 +371,11 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
     def loop(reverse: bool) -> list[str]:
         its = [rows[reverse][b.group(3)].format(b.group(2)) for b in binds if b]
         return [f"        for {', '.join(names)}, in zip({', '.join(its)}):", *body_lines]
-    source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import stacked as _stacked",
+    source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import keep as _keep, stacked as _stacked",
               "from nncompiler.backends.numpy.loop import time_major as _time_major",
-              "from nncompiler.backends.numpy.loopblocks import in_blocks as _in_blocks", "",
-              f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}):",
+              "from nncompiler.backends.numpy.loopblocks import in_blocks as _in_blocks",
+              "from nncompiler.backends.numpy.loopgroups import stack_seqs as _stack_seqs", "",
+              f"def {fn_name}(axis, length, reverse, {', '.join(f'a{k}' for k in range(len(args)))}, _ws=None):",
               f"    # the scan of {quote(body.name)} (nncompiler/backends/numpy/loopgen.py)",
               *setup,
               "    if reverse:   # t = T-1 .. 0: a carry goes in from row t+1 and out to row t", *loop(True),
@@ -379,6 +414,21 @@ def _op(n: Node, ops: list[str], v: str) -> str:
         a = n.attr
         return f"np.copyto({v}, {ops[0]}[:, {a['start'][1] or ''}:{'' if a['stop'][1] is None else a['stop'][1]}])"
     return OUT_OPS[n.op](ops, v)
+
+
+def keep(ws: dict | None, key: str, shape: tuple, dtype):
+    """The loop's stack `key`: last call's buffer when `ws` (the calling module's workspace
+    for this scan) holds one of this shape and type that nobody else references any more
+    (no view of it returned to a caller and still held), else a new one, kept for the next
+    call. A stack is a few hundred KB (bench G200: 0.4 to 1.6 MB): fresh memory for all of
+    them costs page faults on every call (about 4% of the G200 step), the same buffer none."""
+    if ws is None:
+        return np.empty(shape, dtype)
+    a = ws.get(key)
+    # references: ws's, this local, getrefcount's argument; any other is a view still held
+    if a is None or a.shape != shape or a.dtype != dtype or _refs(a) > 3:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
 
 
 def stacked(stack, axis: int):

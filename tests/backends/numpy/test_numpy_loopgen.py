@@ -6,6 +6,7 @@ and no copy of a result inside the loop)."""
 from __future__ import annotations
 
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -171,7 +172,7 @@ def test_lstm_loops_allocate_nothing_and_copy_nothing_but_the_vjps_concat():
     forward, vjp = (loopgen.generate(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"],
                                      loopgen.plan(s.attr["body"], s.attr["n_carry"], s.attr["n_seq"]))
                     for s in _scans(m.graph("train_step")))
-    for source, calls in ((forward, 15), (vjp, 14)):
+    for source, calls in ((forward, 15), (vjp, 11)):
         header, *lines = _loop_lines(source)
         # the step's rows of stacks and sequences are named by iterating them
         assert re.fullmatch(r"for (\w+, )+in zip\(.*\):", header)
@@ -187,12 +188,17 @@ def test_lstm_loops_allocate_nothing_and_copy_nothing_but_the_vjps_concat():
     # stack the sigmoid writes, tanh reads the cell block in place; no column slice is copied
     copies = [s for s in _loop_lines(forward)[1:] if s.startswith("_copyto(")]
     assert len(copies) == 1 and "into its blocks" in copies[0]
-    assert "np.empty((T, 4, B, 5), np.float32)" in forward
+    assert re.search(r"_keep\(_ws, .G\d+., \(T, 4, B, 5\), np.float32\)", forward)
     # VJP: the gates' gradients are computed into the blocks of one [4, B, units] buffer, and
     # their concat is one copy of it into the stacked [B, 4*units] row, no np.concatenate
     copies = [s for s in _loop_lines(vjp)[1:] if s.startswith("_copyto(")]
     assert len(copies) == 1 and "concat" in copies[0]
     assert not any("_concatenate(" in s for s in _loop_lines(vjp))
+    # and the gates' gradients are one multiply of a [4, B, units] buffer by the gates'
+    # derivatives stacked once a call (loopgroups.py): 14 -> 11 calls a step
+    grouped = [s for s in _loop_lines(vjp)[1:] if ", grouped" in s]
+    assert len(grouped) == 1 and re.match(r"_multiply\(P\d+, d0, g\d+\)", grouped[0]), grouped
+    assert vjp.count("= _stack_seqs(") == 1
 
 
 def _block_major_body():
@@ -376,6 +382,7 @@ def test_a_scans_input_projection_is_computed_time_major_with_the_same_bits(monk
     assert np.shares_memory(time_major(a, 1), a) and time_major(a, 1).flags.c_contiguous
 
 
+
 def test_compiled_loops_and_bodies_are_bounded_and_a_recompiled_one_gives_the_same_bits(monkeypatch):
     """loopgen._LOOPS and loop._BODIES keep at most MAX_LOOPS / MAX_BODIES entries, the least
     recently used dropped first; a dropped entry compiles again, to a new function with the
@@ -413,3 +420,83 @@ def test_compiled_loops_and_bodies_are_bounded_and_a_recompiled_one_gives_the_sa
     args = _operands([n.type for n in _synthetic_body().args], rng)
     _same(fns[0](*args), body_again(*args))
 
+
+def test_kept_stacks_are_reused_only_while_no_view_of_them_is_held():
+    """A loop keeps its stacks in the workspace it is given (loopgen.keep): the next call
+    reuses one no view of which is held any more, and allocates a new one while a result
+    of the last call (a view of it) is still held, which so stays what it was."""
+    m = nnc.compile(_model_source("lstm"))
+    s = _scans(m.graph("train_step"))[0]
+    a = s.attr
+    fn = loopgen.loop_function(print_graph(a["body"]), a["n_carry"], a["n_seq"])
+    types = [m.graph("train_step")[i].type for i in s.inputs]
+    rng = np.random.default_rng(3)
+    first, second = _operands(types, rng), _operands(types, rng)
+
+    def run(operands, ws):
+        return fn(a["axis"], a["length"], a["reverse"], *operands, _ws=ws)
+    want = [[np.array(r) for r in run(ops, None)] for ops in (first, second)]   # fresh buffers
+    ws: dict = {}
+    _same(run(first, ws), want[0])
+    kept = {k: weakref.ref(v) for k, v in ws.items()}     # (a reference would hold them)
+    assert len(kept) == 5                                 # C0, C1, the gates' stack, S4, S6
+    _same(run(second, ws), want[1])                       # nothing held: the same buffers
+    assert all(ws[k] is v() for k, v in kept.items())
+    held = run(first, ws)                                 # results held across the next call
+    _same(run(second, ws), want[1])
+    _same(held, want[0])                                  # not overwritten: new buffers
+    assert all(ws[k] is not v() and v() is not None for k, v in kept.items())
+
+
+def test_a_models_sequence_results_held_across_calls_stay_what_they_were():
+    source = """model M {
+    input x: f32[B, 6, 3]
+    target y: f32[B, 6, 4]
+    h = lstm(x, 4, return_sequences=true)
+    output h
+    loss mse(h, y)
+    optimizer sgd(lr=0.1)
+}
+"""
+    m = nnc.compile(source)
+    rng = np.random.default_rng(4)
+    x1, x2 = (rng.standard_normal((2, 6, 3)).astype(np.float32) for _ in range(2))
+    h1 = m.forward(x=x1)
+    h1_copy = np.array(h1)
+    h2 = m.forward(x=x2)
+    np.testing.assert_array_equal(h1, h1_copy)
+    assert not np.array_equal(h1, h2)
+    np.testing.assert_array_equal(m.forward(x=x1), h1_copy)
+    # a training step between the calls does not touch them either
+    m.step(x=x1, y=rng.standard_normal((2, 6, 4)).astype(np.float32))
+    np.testing.assert_array_equal(h1, h1_copy)
+
+
+def _grouped_body():
+    """A carry whose next value is the concat of x_j - L_j, L_j computed by the step, x_j
+    sequences (the sequence first: a grouped call keeps operand positions)."""
+    b = Builder("step")
+    h = b.argument("h", "carry", TensorType("f32", ("B", 6)))
+    xs = [b.argument(f"x{j}", "input", TensorType("f32", ("B", 2))) for j in range(3)]
+    parts = []
+    for j, x in enumerate(xs):
+        block = b.slice(h, start=(0, 2 * j), stop=(None, 2 * j + 2), step=(1, 1))
+        parts.append(b.sub(x, b.tanh(b.mul(block, b.scalar(0.5 + j)))))
+    return b.build({"h": b.concat(*parts, axis=1)})
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_grouped_calls_give_run_scans_bits(reverse, axis):
+    body = _grouped_body()
+    source = loopgen.generate(body, 1, 3, loopgen.plan(body, 1, 3))
+    grouped = [s for s in _loop_lines(source)[1:] if ", grouped" in s]
+    assert len(grouped) == 1 and grouped[0].startswith("_subtract(d0, P")    # x_j - L_j, in order
+    rng = np.random.default_rng([axis, reverse, 7])
+    B, T = 3, 5
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    seq = (lambda: f(T, B, 2)) if axis == 0 else (lambda: f(B, T, 2))
+    xs = [seq() for _ in range(3)]
+    xs[1][..., 0] = np.array(0xFFC01234, np.uint32).view(np.float32)    # a NaN keeps its bits
+    xs[2] = xs[2][..., ::-1]                               # a strided sequence
+    _run_both(body, 1, 3, axis, T, reverse, [f(B, 6), *xs])
