@@ -20,7 +20,9 @@ the call of the body, its allocations and those copies are a good part of the st
   reused while no view of them is held any more: a stack is a few hundred KB (bench G200)
   and fresh memory costs page faults wherever the allocator cannot hand the last call's
   back (two G200 models stepping in turn in one process: 0.72x the step time kept, within
-  noise alone); a result still held keeps its buffer, and the call allocates a new one;
+  noise alone); a result still held keeps its buffer, and the call allocates a new one.
+  The lists of their rows the loop iterates are kept with them (`rows`): iterating an
+  array makes a view of each row on every step, about 40 ns each, 18 a step in G's loops;
 - a concat's parts that are binary ops of a value of the step and a sequence each (the
   LSTM VJP's gate gradients times their derivatives) are one call (loopgroups.py).
 
@@ -370,8 +372,11 @@ def generate(body: Graph, n_carry: int, n_seq: int, p: Plan, fn_name: str = "loo
 
     def loop(reverse: bool) -> list[str]:
         its = [rows[reverse][b.group(3)].format(b.group(2)) for b in binds if b]
+        # a kept stack's rows (or a view's of it) are listed once and kept with it (`rows`)
+        its = [f"_rows(_ws, {m.group(1)!r}, {it!r}, {it})" if (m := re.match(r"([CGSD]\d+)(?!\d)", it)) else it
+               for it in its]
         return [f"        for {', '.join(names)}, in zip({', '.join(its)}):", *body_lines]
-    source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import keep as _keep, stacked as _stacked",
+    source = [PRELUDE, "from nncompiler.backends.numpy.loopgen import keep as _keep, rows as _rows, stacked as _stacked",
               "from nncompiler.backends.numpy.loop import time_major as _time_major",
               "from nncompiler.backends.numpy.loopblocks import in_blocks as _in_blocks",
               "from nncompiler.backends.numpy.loopgroups import stack_seqs as _stack_seqs", "",
@@ -420,15 +425,31 @@ def keep(ws: dict | None, key: str, shape: tuple, dtype):
     """The loop's stack `key`: last call's buffer when `ws` (the calling module's workspace
     for this scan) holds one of this shape and type that nobody else references any more
     (no view of it returned to a caller and still held), else a new one, kept for the next
-    call. A stack is a few hundred KB (bench G200: 0.4 to 1.6 MB): fresh memory for all of
-    them costs page faults on every call (about 4% of the G200 step), the same buffer none."""
+    call (see the module docstring), with no rows listed yet (`rows`)."""
     if ws is None:
         return np.empty(shape, dtype)
     a = ws.get(key)
-    # references: ws's, this local, getrefcount's argument; any other is a view still held
-    if a is None or a.shape != shape or a.dtype != dtype or _refs(a) > 3:
+    listed = ws.get(key + ":rows", {})
+    # references: ws's, this local, getrefcount's argument, one per row view listed with it
+    # (a view's base is the array owning the memory); any other is a view still held
+    if (a is None or a.shape != shape or a.dtype != dtype
+            or _refs(a) > 3 + sum(len(r) for r in listed.values())):
         a = ws[key] = np.empty(shape, dtype)
+        ws[key + ":rows"] = {}
     return a
+
+
+def rows(ws: dict | None, key: str, name: str, view):
+    """The rows of `view` (named `name`, e.g. `C0[:-1]`), a view of the kept stack `key`, as
+    a list made once and kept with the stack: a loop iterating the stack would make a view
+    of each row on every step (about 40 ns each, a dozen a step in an LSTM's loops)."""
+    if ws is None:
+        return view
+    listed = ws[key + ":rows"]
+    r = listed.get(name)
+    if r is None:
+        r = listed[name] = list(view)
+    return r
 
 
 def stacked(stack, axis: int):

@@ -438,8 +438,10 @@ def test_kept_stacks_are_reused_only_while_no_view_of_them_is_held():
     want = [[np.array(r) for r in run(ops, None)] for ops in (first, second)]   # fresh buffers
     ws: dict = {}
     _same(run(first, ws), want[0])
-    kept = {k: weakref.ref(v) for k, v in ws.items()}     # (a reference would hold them)
+    kept = {k: weakref.ref(v) for k, v in ws.items() if isinstance(v, np.ndarray)}   # (not held)
     assert len(kept) == 5                                 # C0, C1, the gates' stack, S4, S6
+    # with the lists of their rows the loop iterates (loopgen.rows), one a row
+    assert all(ws[f"{k}:rows"] for k in kept) and len(ws["C0:rows"]) == 2     # rows in, rows out
     _same(run(second, ws), want[1])                       # nothing held: the same buffers
     assert all(ws[k] is v() for k, v in kept.items())
     held = run(first, ws)                                 # results held across the next call
