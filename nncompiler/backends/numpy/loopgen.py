@@ -423,19 +423,18 @@ def _op(n: Node, ops: list[str], v: str) -> str:
 
 def keep(ws: dict | None, key: str, shape: tuple, dtype):
     """The loop's stack `key`: last call's buffer when `ws` (the calling module's workspace
-    for this scan) holds one of this shape and type that nobody else references any more
-    (no view of it returned to a caller and still held), else a new one, kept for the next
-    call (see the module docstring), with no rows listed yet (`rows`)."""
+    for this scan) holds one of this shape that nobody else references any more (no view of
+    it returned to a caller and still held), else a new one, kept for the next call (see the
+    module docstring), with no rows listed yet (`rows`). A key's dtype is fixed by the code
+    calling it (`ws` is one scan's, and a scan always runs the same loop)."""
     if ws is None:
         return np.empty(shape, dtype)
     a = ws.get(key)
-    listed = ws.get(key + ":rows", {})
-    # references: ws's, this local, getrefcount's argument, one per row view listed with it
-    # (a view's base is the array owning the memory); any other is a view still held
-    if (a is None or a.shape != shape or a.dtype != dtype
-            or _refs(a) > 3 + sum(len(r) for r in listed.values())):
+    # references: ws's, this local, getrefcount's argument, and one per row view listed
+    # with it (a view's base is the array owning the memory); any other is a view still held
+    if a is None or a.shape != shape or _refs(a) > ws[key + ":refs"]:
         a = ws[key] = np.empty(shape, dtype)
-        ws[key + ":rows"] = {}
+        ws[key + ":rows"], ws[key + ":refs"] = {}, 3
     return a
 
 
@@ -449,6 +448,7 @@ def rows(ws: dict | None, key: str, name: str, view):
     r = listed.get(name)
     if r is None:
         r = listed[name] = list(view)
+        ws[key + ":refs"] += len(r)
     return r
 
 

@@ -91,4 +91,6 @@ def group_call(g: Group, seq: str) -> str:
 def stack_seqs(out, axis: int, *seqs):
     """Sequences with their scan axis at `axis` copied into `out`, a contiguous time-major
     [T, k, B, w] buffer: step t's [k, B, w] operand of a grouped call."""
-    return np.stack([axis_first(np.asarray(s), axis) for s in seqs], axis=1, out=out)
+    for j, s in enumerate(seqs):      # (np.stack costs half as much again at T = 10)
+        np.copyto(out[:, j], axis_first(s, axis) if axis else s)
+    return out

@@ -442,6 +442,7 @@ def test_kept_stacks_are_reused_only_while_no_view_of_them_is_held():
     assert len(kept) == 5                                 # C0, C1, the gates' stack, S4, S6
     # with the lists of their rows the loop iterates (loopgen.rows), one a row
     assert all(ws[f"{k}:rows"] for k in kept) and len(ws["C0:rows"]) == 2     # rows in, rows out
+    assert ws["C0:refs"] == 3 + 2 * a["length"]             # ws, local, argument, the rows
     _same(run(second, ws), want[1])                       # nothing held: the same buffers
     assert all(ws[k] is v() for k, v in kept.items())
     held = run(first, ws)                                 # results held across the next call
