@@ -37,6 +37,7 @@ from ...ir.shapes import NUMPY_DTYPE, Monomial, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
 from .loops import LOOP_RULES, TOKEN, loops_or_unrolls
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
+from .rewrite import rewrite
 from .rules import Region
 from .singles import SINGLE_RULES, batch_summed_matmul, op_desc  # noqa: F401
 from .types import (ELEM, FLOATS, INTS, _amap, _groups, _reassoc, _tt, dense_literal,  # noqa: F401
@@ -526,8 +527,9 @@ class FunctionEmitter:
 def emit_function(graph: Graph, fn_name: str | None = None, precision: str = "fp32") -> tuple[str, FunctionEmitter]:
     from ...passes.expand_fused import expand_fused
     # fused primitives (sparse_xent, ...) have no rule here: emit their basic-primitive form;
-    # short scans run unrolled, long ones as calls of chunk functions (loops.py)
-    fe = FunctionEmitter(expand_fused(loops_or_unrolls(graph)), fn_name, precision=precision)
+    # short scans run unrolled, long ones as calls of chunk functions (loops.py); rewrite.py's
+    # rewrites (a sum of a select_scatter reads its g)
+    fe = FunctionEmitter(rewrite(expand_fused(loops_or_unrolls(graph))), fn_name, precision=precision)
     fe.text = "\n\n".join([fe.build(), *fe.functions])   # the function, then the scan bodies it calls
     return fe.text, fe
 

@@ -153,3 +153,106 @@ def test_overlapping_or_padded_windows_keep_the_general_select_scatter():
     loss = b.sum(p, axes=(0, 1, 2, 3), keepdims=False)
     text, _ = emit_function(grad(b.build({"loss": loss}), "loss", ["x"]))
     assert "spread = " not in text and "wmax" in text
+
+
+def _biased(batch, case):
+    """conv + bias -> max pool -> weighted sum, gradients for x, w and the bias: the bias's is a
+    sum of select_scatter's result over the batch and every pixel (rewrite.py reads its g)."""
+    xs, ws, stride, dilation, padding, groups, window = case
+    b = Builder("biased")
+    x = b.argument("x", "input", TensorType("f32", (batch,) + xs))
+    w = b.argument("w", "param", TensorType("f32", ws))
+    c = b.argument("c", "param", TensorType("f32", (ws[-1],)))
+    y = b.add(b.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups), c)
+    p = b.reduce_window(y, kind="max", window=window, stride=window, padding=((0, 0),) * len(window))
+    r = b.argument("r", "input", TensorType("f32", b.shape(p)))
+    loss = b.sum(b.mul(p, r), axes=tuple(range(len(xs) + 1)), keepdims=False)
+    return grad(b.build({"loss": loss}), "loss", ["x", "w", "c"])
+
+
+@requires_iree
+@pytest.mark.parametrize("name", ["2d same, odd sizes, pool 2 with leftover", "2d stride 2, dilation 2, pool 3",
+                                  "2d groups 2", "1d", "3d"])
+def test_symbolic_batch_kernel_and_bias_gradients_match_torch(name):
+    """One function for every batch (batch 1 included): the kernel gradient batched over its
+    first row of taps, and the bias gradient summing the pooling's g, not its scattered result."""
+    from nncompiler.backends.mlir.rewrite import rewrite
+    case = CASES[name]
+    xs, ws, stride, dilation, padding, groups, window = case
+    g = _biased("B", case)
+    rg = rewrite(g)
+    assert not [n for n in rg.nodes if n.op == "sum" and rg[n.inputs[0]].op == "select_scatter"]
+    be = get_backend("mlir")
+    fn = be.compile(g)
+    rng = np.random.default_rng(11)
+    for batch in (3, 1):
+        args = _args(_graph(batch, case), case)
+        args["c"] = rng.integers(-2, 3, (ws[-1],)).astype(np.float32)
+        out = fn({k: be.to_device(v) for k, v in args.items()})
+        F = torch.nn.functional
+        sp = len(stride)
+        x = torch.tensor(args["x"], requires_grad=True)
+        w = torch.tensor(args["w"], requires_grad=True)
+        c = torch.tensor(args["c"], requires_grad=True)
+        xc = F.pad(x.permute(0, sp + 1, *range(1, sp + 1)), [q for lo_hi in reversed(padding) for q in lo_hi])
+        y = getattr(F, f"conv{sp}d")(xc, w.permute(sp + 1, sp, *range(sp)), bias=c, stride=stride,
+                                     dilation=dilation, groups=groups)
+        p = getattr(F, f"max_pool{sp}d")(y, window, window).permute(0, *range(2, sp + 2), 1)
+        (p * torch.tensor(args["r"])).sum().backward()
+        for k, want in (("grad.x", x.grad), ("grad.w", w.grad), ("grad.c", c.grad)):
+            np.testing.assert_allclose(np.asarray(be.to_numpy(out[k])), want.numpy(), rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{name}, batch {batch}: {k}")
+
+
+def _pooled_bias(window, stride, padding, after_conv=False):
+    """x + bias (after a conv when after_conv) -> max pool -> sum; gradients for x and the bias."""
+    b = Builder("pooled")
+    x = b.argument("x", "input", TensorType("f32", ("B", 7, 6, 3)))
+    c = b.argument("c", "param", TensorType("f32", (3,)))
+    y = b.add(x, c)
+    p = b.reduce_window(y, kind="max", window=window, stride=stride, padding=padding)
+    if after_conv:   # the pooling's g is then the next conv's input gradient
+        k = b.argument("k", "param", TensorType("f32", (2, 2, 3, 2)))
+        p = b.conv(p, k, stride=(1, 1), padding=((1, 0), (0, 1)), dilation=(1, 1), groups=1)
+    r = b.argument("r", "input", TensorType("f32", b.shape(p)))
+    loss = b.sum(b.mul(p, r), axes=(0, 1, 2, 3), keepdims=False)
+    return grad(b.build({"loss": loss}), "loss", ["x", "c"])
+
+
+@requires_iree
+@pytest.mark.parametrize("window, stride, padding, rewritten", [
+    ((2, 2), (2, 2), ((0, 0), (0, 0)), True),       # tiles, with a leftover row
+    ((3, 2), (2, 1), ((0, 0), (0, 0)), True),       # overlapping windows: each still picks one tap
+    ((2, 2), (2, 2), ((1, 0), (0, 1)), False),      # padded: a window's tap may be padding
+])
+def test_bias_gradient_under_max_pooling_sums_g(window, stride, padding, rewritten):
+    from nncompiler.backends.mlir.rewrite import rewrite
+    g = _pooled_bias(window, stride, padding)
+    rg = rewrite(g)
+    sums = [n for n in rg.nodes if n.op == "sum" and tuple(n.attr["axes"]) == (0, 1, 2)]
+    assert len(sums) == 1
+    assert (rg[sums[0].inputs[0]].op != "select_scatter") == rewritten
+    be = get_backend("mlir")
+    fn = be.compile(g)
+    rng = np.random.default_rng(5)
+    for batch in (4, 1):
+        xv = rng.integers(-2, 3, (batch, 7, 6, 3)).astype(np.float32)   # ties in every window
+        cv = rng.standard_normal(3).astype(np.float32)
+        x = torch.tensor(xv, requires_grad=True)
+        c = torch.tensor(cv, requires_grad=True)
+        y = torch.nn.functional.pad((x + c).permute(0, 3, 1, 2), [padding[1][0], padding[1][1], padding[0][0],
+                                                                  padding[0][1]], value=-np.inf)
+        p = torch.nn.functional.max_pool2d(y, window, stride).permute(0, 2, 3, 1)
+        rv = rng.standard_normal(tuple(p.shape)).astype(np.float32)
+        (p * torch.tensor(rv)).sum().backward()
+        out = fn({"x": be.to_device(xv), "c": be.to_device(cv), "r": be.to_device(rv)})
+        np.testing.assert_allclose(np.asarray(be.to_numpy(out["grad.c"])), c.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(be.to_numpy(out["grad.x"])), x.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_bias_gradient_keeps_the_scatter_when_g_comes_from_a_conv():
+    """IREE fuses a conv's output and the scatter into one dispatch; a second reader of g would
+    split them and add an intermediate (case F's first conv: past the 64 MiB line)."""
+    from nncompiler.backends.mlir.rewrite import rewrite
+    g = _pooled_bias((2, 2), (2, 2), ((0, 0), (0, 0)), after_conv=True)
+    assert rewrite(g) is g
