@@ -37,7 +37,7 @@ from ...ir.shapes import NUMPY_DTYPE, Monomial, TensorType, canon_dim, numel
 from ...sourcetext import loc_text
 from .loops import LOOP_RULES, TOKEN, loops_or_unrolls
 from .plan import Cluster, Plan, build_plan, operand_access, reduced_axes
-from .rewrite import rewrite
+from .rewrite import recorded_pools, rewrite
 from .rules import Region
 from .singles import SINGLE_RULES, batch_summed_matmul, op_desc  # noqa: F401
 from .types import (ELEM, FLOATS, INTS, _amap, _groups, _reassoc, _tt, dense_literal,  # noqa: F401
@@ -70,6 +70,8 @@ class FunctionEmitter:
         self.rng: list[RngInput] = []
         self.functions: list[str] = []      # private functions this one calls (loops.py)
         self.bodies: dict[str, str] = {}      # their text (name left out) -> symbol
+        self.pool_taps_for = recorded_pools(graph)  # max pool id -> its gradient's (windows.py)
+        self.pool_taps: dict[int, str] = {}   # select_scatter id -> the winning taps its pool recorded
         counter = 0
         for n in graph.nodes:
             if n.op != "arg":

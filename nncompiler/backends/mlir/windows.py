@@ -6,10 +6,14 @@
                     gradient's shape) as an im2col copy and one linalg.batch_matmul over
                     the input channels, then their sum (plan.conv_by_channel), or one
                     linalg.matmul where those partial sums would outgrow the copy
-    reduce_window   tensor.pad with the reduction's identity, then linalg.pooling_n*c_{max,sum}
+    reduce_window   tensor.pad with the reduction's identity, then linalg.pooling_n*c_{max,sum};
+                    a max over non-overlapping windows whose gradient comes later (pool_pairs):
+                    one generic yielding the max and each window's winning tap (i8)
     select_scatter  two generics: the first maximal tap of every window (an order-free
                     (value, index) reduction: the lower index wins a tie), then for every
-                    input pixel the sum of the g's of the windows whose chosen tap it is
+                    input pixel the sum of the g's of the windows whose chosen tap it is;
+                    over non-overlapping windows one elementwise map over the input, reading
+                    the winning taps its pool recorded where there are some
 """
 from __future__ import annotations
 
@@ -297,6 +301,8 @@ def _conv_by_channel(fe, n: Node) -> str:
 
 
 def reduce_window(fe, n: Node) -> str:
+    if n.id in fe.pool_taps_for:
+        return _max_pool_with_taps(fe, n)
     a = n.attr
     sp = n.type.rank - 2
     kind = a["kind"]
@@ -388,23 +394,16 @@ def _tiles_exactly(n: Node) -> bool:
             and not any(lo or hi for lo, hi in a["padding"]))
 
 
-def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
-    """select_scatter of non-overlapping windows as one elementwise map over the view
-    x[N, O1, W1, O2, W2, .., C] of the part of x the windows cover: every pixel reads its
-    window's taps (one rank-reduced slice of the view per tap, indexed like g), finds the first
-    maximal one and takes g if that is its own tap, else 0; zeros pad the leftover rows and
-    columns. No gather and no scatter, so IREE vectorises it along the channels (the general
-    form's gather took 19 ms of case F's step, this takes well under one)."""
-    sp = n.type.rank - 2
-    el = ELEM[n.dtype]
-    window = n.attr["window"]
-    outs = tuple(gy.shape[1:-1])
+def _tap_slices(fe, n: Node, x, outs, window) -> tuple[list[str], TensorType, TensorType]:
+    """One [N, *O, C] slice per tap (window-raster order) of the view x[N, O1, W1, O2, W2, .., C]
+    of the part of x that non-overlapping windows cover; with that view's type and the covered
+    part's type."""
+    sp = len(window)
     batch, chans = x.shape[0], x.shape[-1]
     covered = tuple(o * w for o, w in zip(outs, window))
     cov_t = TensorType(x.dtype, (batch,) + covered + (chans,))
     tiles_t = TensorType(x.dtype, (batch,) + tuple(d for ow in zip(outs, window) for d in ow) + (chans,))
-    fe.comment(f"%{fe.printed[n.id]} select_scatter over non-overlapping windows: "
-               f"each window's gradient to its first maximal tap")
+    tap_t = TensorType(x.dtype, (batch,) + tuple(outs) + (chans,))
     dims = lambda shape: ", ".join(str(d) if isinstance(d, int) else fe.dim(d) for d in shape)  # noqa: E731
     xs = fe.tensor(x.id)
     if covered != tuple(x.shape[1:-1]):
@@ -413,7 +412,7 @@ def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
                 f"[{', '.join(['1'] * (sp + 2))}] : {tensor_type(x.type)} to {tensor_type(cov_t)}", n)
         xs = cut
     tiles = fe.reshape(xs, cov_t, tiles_t, n)
-    taps = []          # one [N, *O, C] slice of the view per tap, in window-raster order
+    taps = []
     for flat in range(numel(window)):
         at, rem = [], flat
         for w in reversed(window):
@@ -423,24 +422,132 @@ def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
         sizes = [batch] + [d for j in range(sp) for d in (outs[j], 1)] + [chans]
         tap = fe.fresh("tap")
         fe.emit(f"{tap} = tensor.extract_slice {tiles}[{', '.join(offs)}] [{dims(sizes)}] "
-                f"[{', '.join(['1'] * len(sizes))}] : {tensor_type(tiles_t)} to {tensor_type(gy.type)}", n)
+                f"[{', '.join(['1'] * len(sizes))}] : {tensor_type(tiles_t)} to {tensor_type(tap_t)}", n)
         taps.append(tap)
+    return taps, tiles_t, cov_t
+
+
+def _first_max(fe, vs, dtype: str, body: list[str]) -> tuple[str, str]:
+    """(the max of vs, the index (i32) of its first maximal value), the numpy backend's running
+    max (ir/pools.py): a later value wins where it is strictly greater than the running max
+    (arith.maximumf, raster order), so a tie keeps the lowest index, a NaN never wins and no
+    value after a NaN does (the running max is NaN from there on)."""
+    pad, el = fe.ind * 3, ELEM[dtype]
+    best, chosen = vs[0], fe.top_const(0, "i32")
+    for k, v in enumerate(vs[1:], 1):
+        gt, nb, nc = fe.fresh("gt"), fe.fresh("best"), fe.fresh("chosen")
+        body += [f"{pad}{gt} = arith.cmpf ogt, {v}, {best} : {el}",
+                 f"{pad}{nb} = arith.maximumf {best}, {v} : {el}",
+                 f"{pad}{nc} = arith.select {gt}, {fe.top_const(k, 'i32')}, {chosen} : i32"]
+        best, chosen = nb, nc
+    return best, chosen
+
+
+def _i8(t: TensorType) -> str:
+    return tensor_type(TensorType("i32", t.shape)).replace("xi32>", "xi8>")
+
+
+def _scatter_tail(fe, n: Node, x, spread: str, tiles_t: TensorType, cov_t: TensorType) -> str:
+    """The scattered view as n's [N, *S, C], zeros on the rows and columns no window covers."""
+    name = fe.node_name(n)
+    if tuple(cov_t.shape) == tuple(x.shape):
+        return fe.reshape(spread, tiles_t, n.type, n, name)
+    flat = fe.reshape(spread, tiles_t, cov_t, n)
+    hi = [0] + [d - c for d, c in zip(x.shape[1:-1], cov_t.shape[1:-1])] + [0]
+    return fe.padded(name, flat, cov_t, n.type, [0] * len(hi), hi, 0, n)
+
+
+def pool_pairs(graph) -> dict[int, int]:
+    """reduce_window id -> select_scatter id, for each max pool over non-overlapping windows
+    whose input a later tiled select_scatter reads through the same windows (max pooling and
+    its gradient): the pool then also records each window's winning tap for it."""
+    pools = {}
+    for n in graph.nodes:
+        if (n.op == "reduce_window" and n.attr["kind"] == "max" and n.dtype in FLOATS
+                and _tiles_exactly(n)):
+            pools.setdefault((n.inputs[0], tuple(n.attr["window"])), n.id)
+    pairs = {}
+    for m in graph.nodes:
+        p = pools.get((m.inputs[0], tuple(m.attr["window"]))) if m.op == "select_scatter" else None
+        if p is not None and p < m.id and p not in pairs and _tiles_exactly(m):
+            pairs[p] = m.id
+    return pairs
+
+
+def _max_pool_with_taps(fe, n: Node) -> str:
+    """A max pool over non-overlapping windows whose gradient (a select_scatter on the same
+    input and windows) comes later: one generic over the taps' slices yields the pooled max
+    (arith.maximumf in raster order from the first tap: linalg.pooling's bits) and each window's
+    first maximal tap (_first_max) as an i8, the one _select_scatter_tiled would recompute. The gradient then
+    reads 1 byte per window instead of keeping the pool's input alive (case F: its first conv's
+    [N, 32, 32, 32] output, 128 KiB of the call's transient block per image)."""
+    x = fe.g[n.inputs[0]]
+    window = n.attr["window"]
+    taps, _, _ = _tap_slices(fe, n, x, tuple(n.shape[1:-1]), window)
+    el = ELEM[n.dtype]
+    pad = fe.ind * 3
+    vs = [fe.fresh("v") for _ in taps]
+    body: list[str] = []
+    best, chosen = _first_max(fe, vs, n.dtype, body)
+    narrow = fe.fresh("tap")
+    body += [f"{pad}{narrow} = arith.trunci {chosen} : i32 to i8",
+             f"{pad}linalg.yield {best}, {narrow} : {el}, i8"]
+    ident = _map(n.type.rank, [f"d{k}" for k in range(n.type.rank)])
+    out_v = fe.empty(n.dtype, n.shape, n)
+    out_i = fe.fresh("empty")
+    fe.emit(f"{out_i} = tensor.empty({', '.join(fe.dyn_dims(n.shape))}) : {_i8(n.type)}", n)
+    name = fe.node_name(n)
+    iters = ", ".join(['"parallel"'] * n.type.rank)
+    vt = tensor_type(n.type)
+    fe.comment(f"{name} reduce_window max, with each window's first maximal tap for "
+               f"%{fe.printed[fe.pool_taps_for[n.id]]} select_scatter")
+    fe.lines.append(f"{fe.ind * 2}{name}:2 = linalg.generic {{indexing_maps = [{', '.join([ident] * (len(taps) + 2))}], "
+                    f"iterator_types = [{iters}]}} ins({', '.join(taps)} : {', '.join([vt] * len(taps))}) "
+                    f"outs({out_v}, {out_i} : {vt}, {_i8(n.type)}) {{")
+    fe.lines.append(f"{fe.ind * 2}^bb0({', '.join(f'{v}: {el}' for v in vs)}, {fe.fresh('o')}: {el}, {fe.fresh('o')}: i8):")
+    fe.lines += body
+    fe.lines.append(f"{fe.ind * 2}}} -> ({vt}, {_i8(n.type)}){fe.loc(n)}")
+    fe.pool_taps[fe.pool_taps_for[n.id]] = f"{name}#1"
+    return f"{name}#0"
+
+
+def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
+    """select_scatter of non-overlapping windows as one elementwise map over the view
+    x[N, O1, W1, O2, W2, .., C] of the part of x the windows cover: every pixel reads its
+    window's taps (one rank-reduced slice of the view per tap, indexed like g), finds the first
+    maximal one and takes g if that is its own tap, else 0; zeros pad the leftover rows and
+    columns. No gather and no scatter, so IREE vectorises it along the channels (the general
+    form's gather took 19 ms of case F's step, this takes well under one). Where the forward
+    pool recorded the winning taps (_max_pool_with_taps), the map reads those instead of x."""
+    sp = n.type.rank - 2
+    el = ELEM[n.dtype]
+    window = n.attr["window"]
+    outs = tuple(gy.shape[1:-1])
+    fe.comment(f"%{fe.printed[n.id]} select_scatter over non-overlapping windows: "
+               f"each window's gradient to its first maximal tap")
     L = 2 * sp + 2     # loops (n, o1, t1, o2, t2, .., c): the view's axes, all parallel
     gmap = _map(L, ["d0"] + [f"d{1 + 2 * j}" for j in range(sp)] + [f"d{L - 1}"])
     idmap = _map(L, [f"d{k}" for k in range(L)])
     pad = fe.ind * 3
-    vs = [fe.fresh("v") for _ in taps]
-    gv, o = fe.fresh("g"), fe.fresh("o")
     body: list[str] = []
-    own = _tap_index(fe, [2 + 2 * j for j in range(sp)], window, body)
-    # the first maximal tap: a strict > in raster order keeps the lowest index of a tie
-    best, chosen = fe.top_const(lowest(n.dtype), n.dtype), fe.top_const(0, "i32")
-    for k, v in enumerate(vs):
-        gt, nb, nc = fe.fresh("gt"), fe.fresh("best"), fe.fresh("chosen")
-        body += [f"{pad}{gt} = arith.cmpf ogt, {v}, {best} : {el}",
-                 f"{pad}{nb} = arith.select {gt}, {v}, {best} : {el}",
-                 f"{pad}{nc} = arith.select {gt}, {fe.top_const(k, 'i32')}, {chosen} : i32"]
-        best, chosen = nb, nc
+    recorded = fe.pool_taps.get(n.id)
+    if recorded is None:
+        taps, tiles_t, cov_t = _tap_slices(fe, n, x, outs, window)
+        vs = [fe.fresh("v") for _ in taps]
+        gv, o = fe.fresh("g"), fe.fresh("o")
+        own = _tap_index(fe, [2 + 2 * j for j in range(sp)], window, body)
+        _, chosen = _first_max(fe, vs, n.dtype, body)
+        ins, args = taps, [f"{v}: {el}" for v in vs]
+        ins_t = [tensor_type(gy.type)] * len(taps)
+    else:
+        batch, chans = x.shape[0], x.shape[-1]
+        cov_t = TensorType(x.dtype, (batch,) + tuple(o * w for o, w in zip(outs, window)) + (chans,))
+        tiles_t = TensorType(x.dtype, (batch,) + tuple(d for ow in zip(outs, window) for d in ow) + (chans,))
+        won, gv, o = fe.fresh("won"), fe.fresh("g"), fe.fresh("o")
+        own = _tap_index(fe, [2 + 2 * j for j in range(sp)], window, body)
+        chosen = fe.fresh("chosen")
+        body.append(f"{pad}{chosen} = arith.extui {won} : i8 to i32")
+        ins, args, ins_t = [recorded], [f"{won}: i8"], [_i8(gy.type)]
     hit, val = fe.fresh("hit"), fe.fresh("s")
     body += [f"{pad}{hit} = arith.cmpi eq, {chosen}, {own} : i32",
              f"{pad}{val} = arith.select {hit}, {gv}, {fe.top_const(0, n.dtype)} : {el}",
@@ -448,19 +555,14 @@ def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
     iters = ", ".join(['"parallel"'] * L)
     empty = fe.empty(n.dtype, tiles_t.shape, n)
     spread = fe.fresh("spread")
-    ins_t = ", ".join([tensor_type(gy.type)] * (len(taps) + 1))
-    fe.lines.append(f"{fe.ind * 2}{spread} = linalg.generic {{indexing_maps = [{', '.join([gmap] * (len(taps) + 1))}, "
+    ins_t.append(tensor_type(gy.type))
+    fe.lines.append(f"{fe.ind * 2}{spread} = linalg.generic {{indexing_maps = [{', '.join([gmap] * (len(ins) + 1))}, "
                     f"{idmap}], iterator_types = [{iters}]}} "
-                    f"ins({', '.join(taps)}, {fe.tensor(gy.id)} : {ins_t}) outs({empty} : {tensor_type(tiles_t)}) {{")
-    fe.lines.append(f"{fe.ind * 2}^bb0({', '.join(f'{v}: {el}' for v in vs)}, {gv}: {el}, {o}: {el}):")
+                    f"ins({', '.join(ins)}, {fe.tensor(gy.id)} : {', '.join(ins_t)}) outs({empty} : {tensor_type(tiles_t)}) {{")
+    fe.lines.append(f"{fe.ind * 2}^bb0({', '.join(args)}, {gv}: {el}, {o}: {el}):")
     fe.lines += body
     fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(tiles_t)}{fe.loc(n)}")
-    name = fe.node_name(n)
-    if covered == tuple(x.shape[1:-1]):
-        return fe.reshape(spread, tiles_t, n.type, n, name)
-    flat = fe.reshape(spread, tiles_t, cov_t, n)
-    hi = [0] + [d - c for d, c in zip(x.shape[1:-1], covered)] + [0]
-    return fe.padded(name, flat, cov_t, n.type, [0] * len(hi), hi, 0, n)
+    return _scatter_tail(fe, n, x, spread, tiles_t, cov_t)
 
 
 def select_scatter(fe, n: Node) -> str:

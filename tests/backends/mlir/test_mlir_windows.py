@@ -252,7 +252,131 @@ def test_bias_gradient_under_max_pooling_sums_g(window, stride, padding, rewritt
 
 def test_bias_gradient_keeps_the_scatter_when_g_comes_from_a_conv():
     """IREE fuses a conv's output and the scatter into one dispatch; a second reader of g would
-    split them and add an intermediate (case F's first conv: past the 64 MiB line)."""
+    split them and add an intermediate (case F's first conv: past the 64 MiB line), unless the
+    pool records its winning taps (windows that tile), which frees more than that costs."""
     from nncompiler.backends.mlir.rewrite import rewrite
-    g = _pooled_bias((2, 2), (2, 2), ((0, 0), (0, 0)), after_conv=True)
+    g = _pooled_bias((3, 2), (2, 1), ((0, 0), (0, 0)), after_conv=True)   # overlapping windows
     assert rewrite(g) is g
+    g = _pooled_bias((2, 2), (2, 2), ((0, 0), (0, 0)), after_conv=True)
+    rg = rewrite(g)
+    sums = [n for n in rg.nodes if n.op == "sum" and tuple(n.attr["axes"]) == (0, 1, 2)]
+    assert len(sums) == 1 and rg[sums[0].inputs[0]].op != "select_scatter"
+
+
+def _pooled(window, stride, batch=3, xs=(7, 6, 2), after_conv=False):
+    """x -> max pool (-> a conv) -> weighted sum; the gradient for x (select_scatter) and the
+    pooled value."""
+    b = Builder("pool")
+    x = b.argument("x", "input", TensorType("f32", (batch,) + xs))
+    p = b.reduce_window(x, kind="max", window=window, stride=stride, padding=((0, 0),) * len(window))
+    if after_conv:   # the pooling's g is then the conv's input gradient
+        k = b.argument("k", "param", TensorType("f32", (2, 2, xs[-1], 2)))
+        p = b.conv(p, k, stride=(1, 1), padding=((1, 0), (0, 1)), dilation=(1, 1), groups=1)
+    r = b.argument("r", "input", TensorType("f32", b.shape(p)))
+    loss = b.sum(b.mul(p, r), axes=tuple(range(len(xs) + 1)), keepdims=False)
+    return grad(b.build({"loss": loss, "p": p}), "loss", ["x"])
+
+
+def test_a_max_pool_records_its_winning_taps_for_its_gradient():
+    """Windows that tile, g from a conv: the pool yields each window's winning tap as an i8, and
+    the gradient reads those instead of the pool's input (which is then free after the
+    forward). Not where g comes from elsewhere (linalg.pooling is faster, rewrite.recorded_pools)."""
+    text, _ = emit_function(_pooled((2, 2), (2, 2), after_conv=True))
+    assert "reduce_window max, with each window's first maximal tap for" in text
+    assert "linalg.pooling" not in text and ":2 = linalg.generic" in text
+    scatter = text[text.index("select_scatter over non-overlapping windows"):]
+    spread = next(line for line in scatter.split("\n") if "spread = linalg.generic" in line)
+    assert "xi8>, tensor<3x3x3x2xf32>) outs(" in spread             # the taps, then g
+    assert "%tap" not in scatter.split("spread")[0]      # no slice of x for the gradient
+    for g in (_pooled((2, 2), (1, 1), after_conv=True), _pooled((2, 2), (2, 2))):   # overlapping; g not a conv's
+        text, _ = emit_function(g)
+        assert "linalg.pooling_nhwc_max" in text and "xi8>" not in text
+
+
+def _nan_inputs(g, rng):
+    x = rng.integers(-2, 3, g.arg("x").shape).astype(np.float32)     # ties in every window
+    x.reshape(-1)[rng.choice(x.size, x.size // 5, replace=False)] = np.nan
+    x.reshape(-1)[:: 7] = -0.0
+    return {"x": x, "r": rng.standard_normal(g.arg("r").shape).astype(np.float32)}
+
+
+@requires_iree
+@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize("window", [(2, 2), (3, 2), (1, 2)])
+def test_tiled_max_pool_gradient_with_nans_and_ties_is_the_numpy_backends(window, recorded, monkeypatch):
+    """The winner with ties and NaNs is the numpy backend's (ir/pools.py: a later tap wins where
+    it is greater than the running max, which a NaN makes NaN), bit for bit, whether the pool
+    records the winners or the gradient recomputes them from x (either, whatever feeds g)."""
+    from nncompiler.backends.mlir import emit, rewrite, windows
+    pools = windows.pool_pairs if recorded else (lambda graph: {})
+    monkeypatch.setattr(emit, "recorded_pools", pools)
+    monkeypatch.setattr(rewrite, "recorded_pools", pools)
+    g = _pooled(window, window)
+    text, _ = emit_function(g)
+    assert ("xi8>" in text) == recorded
+    args = _nan_inputs(g, np.random.default_rng(11))
+    ref, be = get_backend("numpy"), get_backend("mlir")
+    want = ref.compile(g)({k: ref.to_device(v) for k, v in args.items()})
+    got = be.compile(g)({k: be.to_device(v) for k, v in args.items()})
+    for k in ("p", "grad.x"):
+        w, o = np.asarray(ref.to_numpy(want[k])), np.asarray(be.to_numpy(got[k]))
+        assert (np.isnan(w).any() if k == "p" else (w != 0).any())     # the inputs test something
+        np.testing.assert_array_equal(o, w, err_msg=k)
+    # g's bits go to the winner (the pooled max's zeros may differ in sign: arith.maximumf, as
+    # linalg.pooling's, gives +0 for -0 and +0 where np.maximum gives its second operand)
+    np.testing.assert_array_equal(np.signbit(o), np.signbit(w))
+
+
+def _case_f_step():
+    from bench.cases import make_case
+    from nncompiler import compile as nnc_compile
+    return nnc_compile(make_case("F").source, backend="numpy").graph("train_step")
+
+
+def test_case_f_bias_gradients_sum_g_and_its_first_pool_records_its_winners():
+    """Bench case F (conv-relu-pool twice, dense): the first pool, whose g is the second conv's
+    input gradient, records its winning taps, and both bias gradients sum the pooling's g, the
+    first conv's too (rewrite.py)."""
+    text, _ = emit_function(_case_f_step())
+    assert text.count("reduce_window max, with each window's first maximal tap for") == 1
+    assert "linalg.pooling_nhwc_max" in text and "tensor<?x16x16x32xi8>" in text
+    import re
+    sums = re.findall(r"ins\(%\w+ : tensor<(\?x[0-9x]+)xf32>\) outs\(%init_\d+ : tensor<(32|64)xf32>\)", text)
+    assert sorted(sums) == [("?x16x16x32", "32"), ("?x8x8x64", "64")]    # g, not [B, 32, 32, 32]
+
+
+def _transient_bytes(stream_ir: str, batch: int) -> int:
+    """The size of the transient block `stream.resource.alloca` takes in IREE's stream IR (a sum
+    of `util.align`ed terms, each a constant or the batch times a constant), at `batch`."""
+    import re
+    consts = dict(re.findall(r"(%c\w+) = arith.constant (\d+) : index", stream_ir))
+    dim = re.search(r"(%\d+) = hal.buffer_view.dim<%\w+ : !hal.buffer_view>\[0\]", stream_ir)
+    muls = {a: int(consts[c]) for a, b, c in re.findall(r"(%\d+) = arith.muli (%\w+), (%c\w+) : index", stream_ir)
+            if dim is None or b == dim.group(1)}
+    align = dict(re.findall(r"(%\d+) = util.align (%\w+), %c64 : index", stream_ir))
+    adds = {a: (b, c) for a, b, c in re.findall(r"(%\d+) = arith.addi (%\w+), (%\w+) : index", stream_ir)}
+    total = re.search(r"stream.resource<transient>\{(%\w+)\}", stream_ir).group(1)
+
+    def value(v):
+        if v in adds:
+            return value(adds[v][0]) + value(adds[v][1])
+        v = align.get(v, v)
+        if v in muls:
+            return -(-batch * muls[v] // 64) * 64
+        return int(consts[v])
+    return value(total)
+
+
+@requires_iree
+def test_case_f_transient_block_stays_under_local_tasks_remap_line():
+    """IREE 3.13's local-task maps and unmaps a call's transient block on every call where it is
+    over 64 MiB (docs/mlir.md): case F at batch 64 was 62.3 MiB, 64.3 with the first conv's bias
+    gradient summing g; recording the first pool's winners frees its [B, 32, 32, 32] input
+    (56.8 MiB)."""
+    from iree import compiler as ic
+    from nncompiler.backends.mlir.runtime import FLAGS
+    text, _ = emit_function(_case_f_step())
+    stream = ic.compile_str("module {\n" + text + "\n}\n", target_backends=["llvm-cpu"],
+                            extra_args=list(FLAGS) + ["--compile-to=stream"])
+    size = _transient_bytes(stream.decode() if isinstance(stream, bytes) else stream, 64)
+    assert size < 58 * 2 ** 20, size / 2 ** 20
