@@ -183,14 +183,19 @@ def _by_tap_row(taps, chans, f) -> bool:
 
 def _sum_leading(fe, n: Node, full: str, full_t: TensorType, name: str) -> str:
     """`name` = the sum of `full` [K, *n.shape] over its leading axis (a reduction generic)."""
-    el = ELEM[n.dtype]
     r = n.type.rank
     pmap = _map(r + 1, [f"d{r}"] + [f"d{k}" for k in range(r)])
     ymap = _map(r + 1, [f"d{k}" for k in range(r)])
+    return _sum_into(fe, n, full, full_t, name, pmap, ymap)
+
+
+def _sum_into(fe, n: Node, full: str, full_t: TensorType, name: str, pmap: str, ymap: str) -> str:
+    """`name` [n.shape] = the sum of `full` over the one loop `ymap` leaves out (the last)."""
+    el = ELEM[n.dtype]
     yinit = fe.filled(n.dtype, n.shape, 0, n)
     acc, p_, s_ = fe.fresh("acc"), fe.fresh("p"), fe.fresh("s")
     add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
-    iters = ", ".join(['"parallel"'] * r + ['"reduction"'])
+    iters = ", ".join(['"parallel"'] * n.type.rank + ['"reduction"'])
     fe.lines += [f"{fe.ind * 2}{name} = linalg.generic {{indexing_maps = [{pmap}, {ymap}], "
                  f"iterator_types = [{iters}]}} ins({full} : {tensor_type(full_t)}) "
                  f"outs({yinit} : {tensor_type(n.type)}) {{",
@@ -285,19 +290,7 @@ def _conv_by_channel(fe, n: Node) -> str:
     L = sp + 3
     pmap = _map(L, [f"d{sp + 2}"] + [f"d{j}" for j in range(sp)] + [f"d{sp}", f"d{sp + 1}"])
     ymap = _map(L, [f"d{sp}"] + [f"d{j}" for j in range(sp)] + [f"d{sp + 1}"])
-    yinit = fe.filled(n.dtype, n.shape, 0, n)
-    name = fe.node_name(n)
-    acc, p_, s_ = fe.fresh("acc"), fe.fresh("p"), fe.fresh("s")
-    add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
-    iters = ", ".join(['"parallel"'] * (sp + 2) + ['"reduction"'])
-    fe.lines += [f"{fe.ind * 2}{name} = linalg.generic {{indexing_maps = [{pmap}, {ymap}], "
-                 f"iterator_types = [{iters}]}} ins({full} : {tensor_type(full_t)}) "
-                 f"outs({yinit} : {tensor_type(n.type)}) {{",
-                 f"{fe.ind * 2}^bb0({p_}: {el}, {acc}: {el}):",
-                 f"{fe.ind * 3}{s_} = {add} {acc}, {p_} : {el}",
-                 f"{fe.ind * 3}linalg.yield {s_} : {el}",
-                 f"{fe.ind * 2}}} -> {tensor_type(n.type)}{fe.loc(n)}"]
-    return name
+    return _sum_into(fe, n, full, full_t, fe.node_name(n), pmap, ymap)
 
 
 def reduce_window(fe, n: Node) -> str:
