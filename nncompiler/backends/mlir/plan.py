@@ -97,7 +97,7 @@ def is_last_two_swap(node: Node) -> bool:
 
 def conv_by_channel(node: Node, graph: Graph) -> bool:
     """A conv with more window taps T than output positions (the shape of a kernel gradient:
-    window = the forward output, output = the forward kernel) that windows.py emits as one
+    window = the forward output, output = the forward kernel) that convs.py emits as one
     matmul per input channel c (a batch_matmul over c, then the sum over c) rather than one
     matmul whose contraction runs over every channel and tap at once: that contraction is
     the whole batch of images deep (case F: 65536), and IREE's CPU matmul streams both
@@ -108,7 +108,7 @@ def conv_by_channel(node: Node, graph: Graph) -> bool:
     B-sized intermediate, and IREE 3.13 gives every dynamic-size intermediate of a call its
     own memory in the call's one transient block (no reuse between them), which local-task
     maps afresh every call above 64 MiB (docs/mlir.md): such a conv is batched over its
-    first tap axis instead (windows._conv_as_matmul), whose partial sums are static."""
+    first tap axis instead (convs._conv_as_matmul), whose partial sums are static."""
     if node.op != "conv" or node.attr["groups"] != 1 or node.dtype == "bool":
         return False
     w = graph[node.inputs[1]]

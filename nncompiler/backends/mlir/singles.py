@@ -12,8 +12,9 @@ import numpy as np
 from ...errors import NNCError
 from ...ir.graph import Node
 from ...ir.shapes import NUMPY_DTYPE, TensorType, canon_dim, numel
+from .convs import CONV_RULES
 from .types import ELEM, FLOATS, _amap, dense_literal, tensor_type
-from .windows import WINDOW_RULES
+from .windows import POOL_RULES
 
 
 def op_desc(n: Node) -> str:
@@ -402,5 +403,6 @@ SINGLE_RULES = {
     "concat": concat,
     "gather": gather,
     "scatter_add": scatter_add,
-    **WINDOW_RULES,      # conv, reduce_window, select_scatter (windows.py)
+    **CONV_RULES,        # conv (convs.py)
+    **POOL_RULES,        # reduce_window, select_scatter (windows.py)
 }

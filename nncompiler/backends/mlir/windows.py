@@ -1,11 +1,6 @@
-"""The mlir backend's rules for the window primitives (conv, reduce_window, select_scatter).
+"""The mlir backend's rules for the pooling primitives (reduce_window, select_scatter), and
+the window helpers convs.py shares (affine maps, spatial padding, the named ops' layouts).
 
-    conv            tensor.pad, then linalg.conv_{1d_nwc_wcf, 2d_nhwc_hwcf, 3d_ndhwc_dhwcf}
-                    (groups == 1) or one linalg.generic over [N, *O, G, F/G] (grouped); a
-                    window with more taps than the output has positions (the kernel
-                    gradient's shape) as an im2col copy and one linalg.batch_matmul over
-                    the input channels, then their sum (plan.conv_by_channel), or one
-                    linalg.matmul where those partial sums would outgrow the copy
     reduce_window   tensor.pad with the reduction's identity, then linalg.pooling_n*c_{max,sum};
                     a max over non-overlapping windows whose gradient comes later (pool_pairs):
                     one generic yielding the max and each window's winning tap (i8)
@@ -19,22 +14,21 @@ from __future__ import annotations
 
 from ...ir.graph import Node
 from ...ir.shapes import TensorType, numel
-from .plan import conv_by_channel
 from .types import ELEM, FLOATS, lowest, tensor_type
 
-_LAYOUT = {1: ("nwc", "wcf"), 2: ("nhwc", "hwcf"), 3: ("ndhwc", "dhwcf")}
+LAYOUT = {1: ("nwc", "wcf"), 2: ("nhwc", "hwcf"), 3: ("ndhwc", "dhwcf")}
 
 
-def _map(nloops: int, exprs) -> str:
+def affine_map(nloops: int, exprs) -> str:
     dims = ", ".join(f"d{k}" for k in range(nloops))
     return f"affine_map<({dims}) -> ({', '.join(exprs)})>"
 
 
-def _dense(vals) -> str:
+def dense_i64(vals) -> str:
     return f"dense<[{', '.join(map(str, vals))}]> : tensor<{len(vals)}xi64>"
 
 
-def _padded(fe, x_id: int, padding, fill, n: Node) -> tuple[str, TensorType]:
+def pad_spatial(fe, x_id: int, padding, fill, n: Node) -> tuple[str, TensorType]:
     """x [N, *S, C] padded on its spatial axes with the scalar `fill`."""
     x = fe.g[x_id]
     if not any(lo or hi for lo, hi in padding):
@@ -46,253 +40,6 @@ def _padded(fe, x_id: int, padding, fill, n: Node) -> tuple[str, TensorType]:
     return fe.padded(fe.fresh("padded"), fe.tensor(x_id), x.type, ty, lo, hi, fill, n), ty
 
 
-def conv(fe, n: Node) -> str:
-    a, g = n.attr, fe.g
-    if conv_by_channel(n, g):
-        return _conv_by_channel(fe, n)
-    sp = n.type.rank - 2
-    w = g[n.inputs[1]]
-    xs, xt = _padded(fe, n.inputs[0], a["padding"], 0, n)
-    ws, el = fe.tensor(w.id), ELEM[n.dtype]
-    name = fe.node_name(n)
-    fe.comment(f"%{fe.printed[n.id]} conv (stride {list(a['stride'])}, dilation {list(a['dilation'])}, "
-               f"groups {a['groups']})")
-    if a["groups"] == 1 and _reduction_heavy(n, w):
-        return _conv_as_matmul(fe, n, xs, xt, w, name)
-    if a["groups"] == 1 and sp in _LAYOUT:
-        init = fe.filled(n.dtype, n.shape, 0, n)
-        op = f"linalg.conv_{sp}d_{_LAYOUT[sp][0]}_{_LAYOUT[sp][1]}"
-        fe.emit(f"{name} = {op} {{dilations = {_dense(a['dilation'])}, strides = {_dense(a['stride'])}}} "
-                f"ins({xs}, {ws} : {tensor_type(xt)}, {tensor_type(w.type)}) outs({init} : "
-                f"{tensor_type(n.type)}) -> {tensor_type(n.type)}", n)
-        return name
-    # grouped: channels split as [G, C/G] and [G, F/G] so every loop is a plain index somewhere
-    grp, cg, f = a["groups"], w.shape[-2], w.shape[-1]
-    fg = f // grp
-    xe_t = TensorType(xt.dtype, tuple(xt.shape[:-1]) + (grp, cg))
-    we_t = TensorType(w.dtype, tuple(w.shape[:-1]) + (grp, fg))
-    ye_t = TensorType(n.dtype, tuple(n.shape[:-1]) + (grp, fg))
-    xe = fe.reshape(xs, xt, xe_t, n)
-    we = fe.reshape(ws, w.type, we_t, n)
-    init = fe.filled(n.dtype, ye_t.shape, 0, n)
-    # loops: n, o_1..o_sp, g, f, t_1..t_sp, c
-    L = 2 * sp + 4
-    o = [f"d{1 + j}" for j in range(sp)]
-    t = [f"d{sp + 3 + j}" for j in range(sp)]
-    gd, fd, cd = f"d{sp + 1}", f"d{sp + 2}", f"d{2 * sp + 3}"
-    xmap = _map(L, ["d0"] + [f"{o[j]} * {a['stride'][j]} + {t[j]} * {a['dilation'][j]}" for j in range(sp)]
-                + [gd, cd])
-    wmap = _map(L, t + [cd, gd, fd])
-    ymap = _map(L, ["d0"] + o + [gd, fd])
-    iters = ", ".join(['"parallel"'] * (sp + 3) + ['"reduction"'] * (sp + 1))
-    ye = fe.fresh("conv")
-    fe.lines.append(f"{fe.ind * 2}{ye} = linalg.generic {{indexing_maps = [{xmap}, {wmap}, {ymap}], "
-                    f"iterator_types = [{iters}]}} ins({xe}, {we} : {tensor_type(xe_t)}, {tensor_type(we_t)}) "
-                    f"outs({init} : {tensor_type(ye_t)}) {{")
-    p, q, acc, m, s = fe.fresh("x"), fe.fresh("w"), fe.fresh("acc"), fe.fresh("m"), fe.fresh("s")
-    fe.lines.append(f"{fe.ind * 2}^bb0({p}: {el}, {q}: {el}, {acc}: {el}):")
-    fe.lines.append(f"{fe.ind * 3}{m} = arith.mulf {p}, {q} : {el}")
-    fe.lines.append(f"{fe.ind * 3}{s} = arith.addf {acc}, {m} : {el}")
-    fe.lines.append(f"{fe.ind * 3}linalg.yield {s} : {el}")
-    fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(ye_t)}{fe.loc(n)}")
-    return fe.reshape(ye, ye_t, n.type, n, name)
-
-
-def _reduction_heavy(n: Node, w) -> bool:
-    """More window taps than output positions: the shape of a kernel gradient (window = the
-    forward output, output = the forward kernel). IREE's direct-convolution code vectorises
-    along the output's width and filters and loops over the taps, so a 16x16 window onto a
-    3x3 output ran at a few GFLOP/s (200 ms for case F's second kernel gradient); the same
-    sum as a matmul over an im2col copy runs near matmul speed. The copy costs memory: about
-    (output positions) x the input, 9x for a 3x3 kernel's gradient, 49x for a 7x7 one."""
-    sp = n.type.rank - 2
-    taps, positions = numel(w.shape[:sp]), numel(n.shape[1:-1])
-    return isinstance(taps, int) and isinstance(positions, int) and taps > positions
-
-
-def _conv_as_matmul(fe, n: Node, xs: str, xt: TensorType, w, name: str) -> str:
-    """y[b, o, f] = sum over taps t and channels c of x[b, o*stride + t*dilation, c] * w[t, c, f]:
-    copy the windows out, then matmuls over that copy (a static gather through the indexing map).
-
-    By rows of taps (`_by_tap_row`): col[t1, b, o.., t2.., c] and one linalg.batch_matmul over
-    the first tap axis t1, col[t1, (b, o..), (t2.., c)] @ w[t1, (t2.., c), f], then the sum over
-    t1: each matmul is T/T1 * C deep instead of T * C, and w is read in its own layout. Otherwise
-    col[b, o.., t.., c] and one matmul col[(b, o), (t, c)] @ w[(t, c), f], y in its own layout."""
-    a = n.attr
-    sp = n.type.rank - 2
-    batch, outs, taps, chans = xt.shape[0], tuple(n.shape[1:-1]), tuple(w.shape[:sp]), w.shape[sp]
-    f, el = w.shape[-1], ELEM[n.dtype]
-    rows_t = TensorType(n.dtype, (batch,) + outs)
-    by_row = _by_tap_row(taps, chans, f)
-    # loops: [t1,] b, o.., t.. (t1 left out when by rows), c
-    lead = 1 if by_row else 0
-    o0, t0 = lead + 1, lead + 1 + sp
-    tl = [f"d{t0 + j}" for j in range(sp)]
-    if by_row:   # t1 is loop d0; t2.. follow the output loops
-        tl = ["d0"] + [f"d{t0 + j - 1}" for j in range(1, sp)]
-        col_t = TensorType(n.dtype, (taps[0], batch) + outs + taps[1:] + (chans,))
-    else:
-        col_t = TensorType(n.dtype, (batch,) + outs + taps + (chans,))
-    loops = col_t.rank
-    xmap = _map(loops, [f"d{lead}"] + [f"d{o0 + j} * {a['stride'][j]} + {tl[j]} * {a['dilation'][j]}"
-                                       for j in range(sp)] + [f"d{loops - 1}"])
-    idmap = _map(loops, [f"d{k}" for k in range(loops)])
-    iters = ", ".join(['"parallel"'] * loops)
-    empty = fe.empty(n.dtype, col_t.shape, n)
-    col = fe.fresh("im2col")
-    fe.lines.append(f"{fe.ind * 2}{col} = linalg.generic {{indexing_maps = [{xmap}, {idmap}], "
-                    f"iterator_types = [{iters}]}} ins({xs} : {tensor_type(xt)}) "
-                    f"outs({empty} : {tensor_type(col_t)}) {{")
-    v, o = fe.fresh("v"), fe.fresh("o")
-    fe.lines.append(f"{fe.ind * 2}^bb0({v}: {el}, {o}: {el}):")
-    fe.lines.append(f"{fe.ind * 3}linalg.yield {v} : {el}")
-    fe.lines.append(f"{fe.ind * 2}}} -> {tensor_type(col_t)}{fe.loc(n)}")
-    rows = numel(rows_t.shape)
-    if not by_row:
-        depth = numel(taps + (chans,))
-        lhs_t, rhs_t, mm_t = (TensorType(n.dtype, s) for s in ((rows, depth), (depth, f), (rows, f)))
-        lhs = fe.reshape(col, col_t, lhs_t, n)
-        rhs = fe.reshape(fe.tensor(w.id), w.type, rhs_t, n)
-        init = fe.filled(n.dtype, mm_t.shape, 0, n)
-        mm = fe.fresh("mm")
-        fe.emit(f"{mm} = linalg.matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
-                f"outs({init} : {tensor_type(mm_t)}) -> {tensor_type(mm_t)}", n)
-        return fe.reshape(mm, mm_t, n.type, n, name)
-    t1, depth = taps[0], numel(taps[1:] + (chans,))
-    lhs_t, rhs_t, part_t = (TensorType(n.dtype, s) for s in ((t1, rows, depth), (t1, depth, f), (t1, rows, f)))
-    lhs = fe.reshape(col, col_t, lhs_t, n)
-    rhs = fe.reshape(fe.tensor(w.id), w.type, rhs_t, n)
-    init = fe.filled(n.dtype, part_t.shape, 0, n)
-    part = fe.fresh("part")
-    fe.emit(f"{part} = linalg.batch_matmul ins({lhs}, {rhs} : {tensor_type(lhs_t)}, {tensor_type(rhs_t)}) "
-            f"outs({init} : {tensor_type(part_t)}) -> {tensor_type(part_t)}", n)
-    full_t = TensorType(n.dtype, (t1,) + tuple(n.shape))
-    full = fe.reshape(part, part_t, full_t, n)
-    return _sum_leading(fe, n, full, full_t, name)
-
-
-def _by_tap_row(taps, chans, f) -> bool:
-    """Batch the matmul over the first tap axis: it has more than one entry, and the partial sums
-    [T1, rows, F] are no bigger than the copy [T1, rows, T2.. * C] they come from (always taken
-    for a symbolic C, a kernel gradient's batch: the partial sums stay the same size at any
-    batch while the copy grows with it)."""
-    rest = numel(taps[1:] + (chans,))
-    return (isinstance(taps[0], int) and taps[0] > 1 and isinstance(f, int)
-            and (not isinstance(rest, int) or f <= rest))
-
-
-def _sum_leading(fe, n: Node, full: str, full_t: TensorType, name: str) -> str:
-    """`name` = the sum of `full` [K, *n.shape] over its leading axis (a reduction generic)."""
-    r = n.type.rank
-    pmap = _map(r + 1, [f"d{r}"] + [f"d{k}" for k in range(r)])
-    ymap = _map(r + 1, [f"d{k}" for k in range(r)])
-    return _sum_into(fe, n, full, full_t, name, pmap, ymap)
-
-
-def _sum_into(fe, n: Node, full: str, full_t: TensorType, name: str, pmap: str, ymap: str) -> str:
-    """`name` [n.shape] = the sum of `full` over the one loop `ymap` leaves out (the last)."""
-    el = ELEM[n.dtype]
-    yinit = fe.filled(n.dtype, n.shape, 0, n)
-    acc, p_, s_ = fe.fresh("acc"), fe.fresh("p"), fe.fresh("s")
-    add = "arith.addf" if n.dtype in FLOATS else "arith.addi"
-    iters = ", ".join(['"parallel"'] * n.type.rank + ['"reduction"'])
-    fe.lines += [f"{fe.ind * 2}{name} = linalg.generic {{indexing_maps = [{pmap}, {ymap}], "
-                 f"iterator_types = [{iters}]}} ins({full} : {tensor_type(full_t)}) "
-                 f"outs({yinit} : {tensor_type(n.type)}) {{",
-                 f"{fe.ind * 2}^bb0({p_}: {el}, {acc}: {el}):",
-                 f"{fe.ind * 3}{s_} = {add} {acc}, {p_} : {el}",
-                 f"{fe.ind * 3}linalg.yield {s_} : {el}",
-                 f"{fe.ind * 2}}} -> {tensor_type(n.type)}{fe.loc(n)}"]
-    return name
-
-
-def _conv_by_channel(fe, n: Node) -> str:
-    """y[b, o.., f] = sum over c of (sum over taps t of x[b, o*stride + t*dilation, c] * w[t.., c, f]):
-    the inner sum is one matmul per channel c, so the contraction is T deep, not C*T.
-    In a kernel gradient c is the forward batch, x = x_fwd^T and w = g^T; both transposes
-    fold here (plan.py), so the copy col[c, t.., o.., b] reads x_fwd[c, .., b] in runs of b
-    (the forward input channels) and g needs no copy: w[t.., c, f] = g[c, t.., f].
-
-        col[c, t.., o.., b] = xpad[b, o*s + t*d, c]     (one generic: a static gather)
-        part[c, (o.., b), f] = sum_t col[c, t, (o.., b)] * w[c, t, f]    (linalg.batch_matmul)
-        y[b, o.., f] = sum_c part[c, o.., b, f]          (one reduction generic)
-
-    Case F (batch 64): the second conv's kernel gradient took 19 ms as one [288 x 16384] @
-    [16384 x 64] matmul and its im2col, 6 ms this way (one thread, with real data)."""
-    a, g, plan = n.attr, fe.g, fe.plan
-    sp = n.type.rank - 2
-    xi, wi = plan.inputs[n.id][:2]
-    xsrc, wsrc = g[xi], g[wi]
-    # x axis k is source axis px[k] (identity when no transpose folded)
-    px = plan.folded.get((n.id, 0)) or tuple(range(sp + 2))
-    pw = plan.folded.get((n.id, 1)) or tuple(range(sp + 2))
-    notes = [f"%{fe.printed[n.inputs[k]]} transpose" for k in (0, 1) if plan.folded.get((n.id, k))]
-    fe.comment(f"%{fe.printed[n.id]} conv (stride {list(a['stride'])}, dilation {list(a['dilation'])}) "
-               f"as a matmul per input channel" + (f", reading {' and '.join(notes)} through its maps"
-                                                     if notes else ""))
-    el = ELEM[n.dtype]
-    w_t = g[n.inputs[1]].type
-    batch, chans = g[n.inputs[0]].shape[0], g[n.inputs[0]].shape[-1]
-    outs, taps, f = tuple(n.shape[1:-1]), tuple(w_t.shape[:sp]), w_t.shape[-1]
-    # 1. pad the source on the axes that are x's spatial ones
-    xs, xt = fe.tensor(xi), xsrc.type
-    lo, hi = [0] * (sp + 2), [0] * (sp + 2)
-    for j, (l, h) in enumerate(a["padding"]):
-        lo[px[1 + j]], hi[px[1 + j]] = l, h
-    if any(lo) or any(hi):
-        shape = tuple(d + l + h if l or h else d for d, l, h in zip(xt.shape, lo, hi))
-        pt = TensorType(xt.dtype, shape)
-        xs, xt = fe.padded(fe.fresh("padded"), xs, xt, pt, lo, hi, 0, n), pt
-    # 2. col[c, t.., o.., b]: loops d0 = c, d1.. = t, d(1+sp).. = o, d(1+2sp) = b
-    loops = 2 * sp + 2
-    x_expr = ([f"d{loops - 1}"]
-              + [f"d{1 + sp + j} * {a['stride'][j]} + d{1 + j} * {a['dilation'][j]}" for j in range(sp)]
-              + ["d0"])
-    src_expr = [""] * (sp + 2)
-    for k, e in enumerate(x_expr):
-        src_expr[px[k]] = e
-    col_t = TensorType(n.dtype, (chans,) + taps + outs + (batch,))
-    empty = fe.empty(n.dtype, col_t.shape, n)
-    col = fe.fresh("im2col")
-    idmap = _map(loops, [f"d{k}" for k in range(loops)])
-    iters = ", ".join(['"parallel"'] * loops)
-    v, o = fe.fresh("v"), fe.fresh("o")
-    fe.lines += [f"{fe.ind * 2}{col} = linalg.generic {{indexing_maps = [{_map(loops, src_expr)}, {idmap}], "
-                 f"iterator_types = [{iters}]}} ins({xs} : {tensor_type(xt)}) "
-                 f"outs({empty} : {tensor_type(col_t)}) {{",
-                 f"{fe.ind * 2}^bb0({v}: {el}, {o}: {el}):",
-                 f"{fe.ind * 3}linalg.yield {v} : {el}",
-                 f"{fe.ind * 2}}} -> {tensor_type(col_t)}{fe.loc(n)}"]
-    depth, rows = numel(taps), numel(outs + (batch,))
-    lhs_t = TensorType(n.dtype, (chans, depth, rows))
-    lhs = fe.reshape(col, col_t, lhs_t, n)
-    # 3. w as [c, t, f]: the source itself when its axes already come in that order
-    order = (pw[sp],) + tuple(pw[:sp]) + (pw[sp + 1],)
-    ws, wt = fe.tensor(wi), wsrc.type
-    if order != tuple(range(sp + 2)):
-        ct = TensorType(wt.dtype, tuple(wt.shape[k] for k in order))
-        e = fe.empty(n.dtype, ct.shape, n)
-        name = fe.fresh("by_channel")
-        fe.emit(f"{name} = linalg.transpose ins({ws} : {tensor_type(wt)}) outs({e} : {tensor_type(ct)}) "
-                f"permutation = [{', '.join(map(str, order))}]", n)
-        ws, wt = name, ct
-    rhs_t = TensorType(n.dtype, (chans, depth, f))
-    rhs = fe.reshape(ws, wt, rhs_t, n)
-    part_t = TensorType(n.dtype, (chans, rows, f))
-    init = fe.filled(n.dtype, part_t.shape, 0, n)
-    part = fe.fresh("part")
-    maps = ", ".join(_map(4, e) for e in (["d0", "d3", "d1"], ["d0", "d3", "d2"], ["d0", "d1", "d2"]))
-    fe.emit(f"{part} = linalg.batch_matmul indexing_maps = [{maps}] ins({lhs}, {rhs} : {tensor_type(lhs_t)}, "
-            f"{tensor_type(rhs_t)}) outs({init} : {tensor_type(part_t)}) -> {tensor_type(part_t)}", n)
-    # 4. y[b, o.., f] = sum over c: loops d0.. = o, d(sp) = b, d(sp+1) = f, d(sp+2) = c
-    full_t = TensorType(n.dtype, (chans,) + outs + (batch, f))
-    full = fe.reshape(part, part_t, full_t, n)
-    L = sp + 3
-    pmap = _map(L, [f"d{sp + 2}"] + [f"d{j}" for j in range(sp)] + [f"d{sp}", f"d{sp + 1}"])
-    ymap = _map(L, [f"d{sp}"] + [f"d{j}" for j in range(sp)] + [f"d{sp + 1}"])
-    return _sum_into(fe, n, full, full_t, fe.node_name(n), pmap, ymap)
-
-
 def reduce_window(fe, n: Node) -> str:
     if n.id in fe.pool_taps_for:
         return _max_pool_with_taps(fe, n)
@@ -300,14 +47,14 @@ def reduce_window(fe, n: Node) -> str:
     sp = n.type.rank - 2
     kind = a["kind"]
     ident = 0 if kind == "sum" else lowest(n.dtype)
-    xs, xt = _padded(fe, n.inputs[0], a["padding"], ident, n)
+    xs, xt = pad_spatial(fe, n.inputs[0], a["padding"], ident, n)
     init = fe.filled(n.dtype, n.shape, ident, n)
     window = fe.fresh("window")
     wt = f"tensor<{'x'.join(map(str, a['window']))}x{ELEM[n.dtype]}>"
     fe.emit(f"{window} = tensor.empty() : {wt}", n)
     name = fe.node_name(n)
-    fe.emit(f"{name} = linalg.pooling_{_LAYOUT[sp][0]}_{kind} {{dilations = {_dense([1] * sp)}, "
-            f"strides = {_dense(a['stride'])}}} ins({xs}, {window} : {tensor_type(xt)}, {wt}) "
+    fe.emit(f"{name} = linalg.pooling_{LAYOUT[sp][0]}_{kind} {{dilations = {dense_i64([1] * sp)}, "
+            f"strides = {dense_i64(a['stride'])}}} ins({xs}, {window} : {tensor_type(xt)}, {wt}) "
             f"outs({init} : {tensor_type(n.type)}) -> {tensor_type(n.type)}", n)
     return name
 
@@ -346,8 +93,8 @@ def _chosen_taps(fe, n: Node, xs: str, xt: TensorType, xmap: str, gy) -> str:
     win = fe.fresh("window")
     fe.emit(f"{win} = tensor.empty() : {wt}", n)
     L = 2 * sp + 2          # n, o.., c, t..
-    wmap = _map(L, [f"d{sp + 2 + j}" for j in range(sp)])
-    omap = _map(L, [f"d{k}" for k in range(sp + 2)])
+    wmap = affine_map(L, [f"d{sp + 2 + j}" for j in range(sp)])
+    omap = affine_map(L, [f"d{k}" for k in range(sp + 2)])
     iters = ", ".join(['"parallel"'] * (sp + 2) + ['"reduction"'] * sp)
     r_val = fe.fresh("wmax")
     body: list[str] = []
@@ -485,7 +232,7 @@ def _max_pool_with_taps(fe, n: Node) -> str:
     narrow = fe.fresh("tap")
     body += [f"{pad}{narrow} = arith.trunci {chosen} : i32 to i8",
              f"{pad}linalg.yield {best}, {narrow} : {el}, i8"]
-    ident = _map(n.type.rank, [f"d{k}" for k in range(n.type.rank)])
+    ident = affine_map(n.type.rank, [f"d{k}" for k in range(n.type.rank)])
     out_v = fe.empty(n.dtype, n.shape, n)
     out_i = fe.fresh("empty")
     fe.emit(f"{out_i} = tensor.empty({', '.join(fe.dyn_dims(n.shape))}) : {_i8(n.type)}", n)
@@ -519,8 +266,8 @@ def _select_scatter_tiled(fe, n: Node, x, gy) -> str:
     fe.comment(f"%{fe.printed[n.id]} select_scatter over non-overlapping windows: "
                f"each window's gradient to its first maximal tap")
     L = 2 * sp + 2     # loops (n, o1, t1, o2, t2, .., c): the view's axes, all parallel
-    gmap = _map(L, ["d0"] + [f"d{1 + 2 * j}" for j in range(sp)] + [f"d{L - 1}"])
-    idmap = _map(L, [f"d{k}" for k in range(L)])
+    gmap = affine_map(L, ["d0"] + [f"d{1 + 2 * j}" for j in range(sp)] + [f"d{L - 1}"])
+    idmap = affine_map(L, [f"d{k}" for k in range(L)])
     pad = fe.ind * 3
     body: list[str] = []
     recorded = fe.pool_taps.get(n.id)
@@ -570,19 +317,19 @@ def select_scatter(fe, n: Node) -> str:
     pad = fe.ind * 3
     fe.comment(f"%{fe.printed[n.id]} select_scatter: each window's gradient to its first maximal tap")
     # 1. the chosen tap of every window: max value, and the lowest index among the maximal taps
-    xs, xt = _padded(fe, x.id, padding, lowest(n.dtype), n)
+    xs, xt = pad_spatial(fe, x.id, padding, lowest(n.dtype), n)
     L = 2 * sp + 2          # n, o.., c, t..
-    xmap = _map(L, ["d0"] + [f"d{1 + j} * {stride[j]} + d{sp + 2 + j}" for j in range(sp)] + [f"d{sp + 1}"])
+    xmap = affine_map(L, ["d0"] + [f"d{1 + j} * {stride[j]} + d{sp + 2 + j}" for j in range(sp)] + [f"d{sp + 1}"])
     r_idx = _chosen_taps(fe, n, xs, xt, xmap, gy)
     idx_t = TensorType("i32", gy.shape)
     win = fe.fresh("window")
     fe.emit(f"{win} = tensor.empty() : {wt}", n)
-    wmap = _map(L, [f"d{sp + 2 + j}" for j in range(sp)])
+    wmap = affine_map(L, [f"d{sp + 2 + j}" for j in range(sp)])
     iters = ", ".join(['"parallel"'] * (sp + 2) + ['"reduction"'] * sp)
     # 2. every input pixel h sums g over the windows o with o*stride + t == h + lo whose chosen tap is t
     init = fe.filled(n.dtype, n.shape, 0, n)
     gs = fe.tensor(gy.id)
-    omap2 = _map(L, [f"d{k}" for k in range(sp + 2)])
+    omap2 = affine_map(L, [f"d{k}" for k in range(sp + 2)])
     body = []
     acc, w_ = fe.fresh("acc"), fe.fresh("w")
     c0, zero = fe.index_const(0), fe.top_const(0, n.dtype)
@@ -631,4 +378,4 @@ def select_scatter(fe, n: Node) -> str:
     return name
 
 
-WINDOW_RULES = {"conv": conv, "reduce_window": reduce_window, "select_scatter": select_scatter}
+POOL_RULES = {"reduce_window": reduce_window, "select_scatter": select_scatter}
